@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod encoding;
+mod error;
+mod hash;
+mod keys;
+mod token;
+
+pub use error::Error;
+pub use hash::{api_key_hash, derive_pool_key, POOL_KEY_ITERATIONS, POOL_KEY_SALT};
+pub use keys::{DataKey, MasterKey, KEY_LEN};
+pub use token::{
+    decrypt, decrypt_bytes, decrypt_bytes_with_aad, encrypt, encrypt_bytes, encrypt_bytes_with_aad,
+    is_encrypted, ENCRYPTED_PREFIX,
+};
+
+cfg_if::cfg_if! {
+    if #[cfg(not(target_arch = "wasm32"))] {
+        mod env;
+        pub use env::{parse_master_key, resolve_master_key, MASTER_KEY_ENV};
+    }
+}
