@@ -103,23 +103,29 @@ impl SqliteBackend {
             writer: Mutex::new(Self::connect(path, busy_timeout)?),
             readers: Mutex::new(Vec::new()),
         };
-        {
-            let conn = lock(&backend.writer);
-            // Switching to WAL needs a moment of exclusive access: retry while others write.
-            backend.retry(|| {
-                let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-                if !mode.eq_ignore_ascii_case("wal") {
-                    return Err(TxError::App(Error::Storage {
-                        message: format!("cannot switch the database to WAL (journal mode {mode})"),
-                    }));
-                }
-                Ok(())
-            })?;
-            // Durable: every commit is fsynced before it returns.
-            conn.pragma_update(None, "synchronous", "FULL")
-                .map_err(|e| storage(&e))?;
-        }
+        // Durable: every commit is fsynced before it returns (per connection; the file is
+        // not changed until the master key has been verified).
+        lock(&backend.writer)
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| storage(&e))?;
         Ok(backend)
+    }
+
+    /// Switches the file to WAL (readers never wait for the writer). Done only after the
+    /// master key was verified, so a refused open leaves the file exactly as it was.
+    fn enable_wal(&self) -> Result<(), Error> {
+        let conn = lock(&self.writer);
+        // Switching needs a moment of exclusive access: retry while others write.
+        self.retry(|| {
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if mode.eq_ignore_ascii_case("wal") {
+                Ok(())
+            } else {
+                Err(TxError::App(Error::Storage {
+                    message: format!("cannot switch the database to WAL (journal mode {mode})"),
+                }))
+            }
+        })
     }
 
     fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, Error> {
@@ -199,7 +205,7 @@ impl Backend for SqliteBackend {
         &self,
         decide: &mut dyn FnMut(CheckState) -> Result<Option<Vec<u8>>, Error>,
     ) -> Result<Vec<u8>, Error> {
-        self.write(|tx| {
+        let check = self.write(|tx| {
             tx.execute_batch(&format!("{CREATE_KEYS};\n{CREATE_META};"))?;
             let state = match read_check(tx)? {
                 Some(check) => CheckState::Present(check),
@@ -230,7 +236,9 @@ impl Backend for SqliteBackend {
                     message: "the master key check value could not be stored".into(),
                 })
             })
-        })
+        })?;
+        self.enable_wal()?;
+        Ok(check)
     }
 
     fn load(&self, user_id: &str) -> Result<Option<Vec<u8>>, Error> {
