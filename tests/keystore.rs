@@ -22,7 +22,12 @@ fn copy_master(m: &MasterKey) -> MasterKey {
     MasterKey::from_bytes(m.expose_secret()).unwrap()
 }
 
-fn seed() -> (tempfile::TempDir, PathBuf, MasterKey, HashMap<String, String>) {
+fn seed() -> (
+    tempfile::TempDir,
+    PathBuf,
+    MasterKey,
+    HashMap<String, String>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("seed.sqlite");
     std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED_DB), &path).unwrap();
@@ -115,7 +120,10 @@ fn new_store_has_python_schema() {
     let created_at: String = raw(&path)
         .query_row("SELECT created_at FROM encryption_keys", [], |r| r.get(0))
         .unwrap();
-    assert!(created_at.ends_with("+00:00") && created_at.len() == 32, "{created_at}");
+    assert!(
+        created_at.ends_with("+00:00") && created_at.len() == 32,
+        "{created_at}"
+    );
     assert_eq!(blob_of(&path, "alice").len(), 60);
     let mode: String = raw(&path)
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -217,10 +225,16 @@ fn invalid_user_ids_are_typed_errors() {
     for bad in ["", "a\0b", &"x".repeat(1025)] {
         let err = store.get_or_create_user_key(bad).unwrap_err();
         assert_eq!(err.code(), "invalid_argument");
-        assert_eq!(store.get_user_key(bad).unwrap_err().code(), "invalid_argument");
+        assert_eq!(
+            store.get_user_key(bad).unwrap_err().code(),
+            "invalid_argument"
+        );
     }
     assert_eq!(
-        store.get_or_create_user_keys(&["ok", ""]).unwrap_err().code(),
+        store
+            .get_or_create_user_keys(&["ok", ""])
+            .unwrap_err()
+            .code(),
         "invalid_argument"
     );
     assert_eq!(store.user_count().unwrap(), 0, "nothing written");
@@ -242,10 +256,7 @@ fn rotation_keeps_data_keys_and_tokens() {
     let ids: Vec<String> = (0..1000).map(|i| format!("user-{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let keys = store.get_or_create_user_keys(&refs).unwrap();
-    let tokens: Vec<String> = keys
-        .iter()
-        .map(|k| encrypt("secret", k).unwrap())
-        .collect();
+    let tokens: Vec<String> = keys.iter().map(|k| encrypt("secret", k).unwrap()).collect();
     let blobs_before = blob_of(&path, "user-7");
     let report = store.rotate_master_key(copy_master(&new)).unwrap();
     assert_eq!(report.rewrapped, 1000);
@@ -316,7 +327,12 @@ fn rotation_failure_changes_nothing() {
     let err = store
         .rotate_master_key(MasterKey::generate().unwrap())
         .unwrap_err();
-    assert_eq!(err, Error::CorruptKey { user_id: "c".into() });
+    assert_eq!(
+        err,
+        Error::CorruptKey {
+            user_id: "c".into()
+        }
+    );
     assert_eq!(blob_of(&path, "a"), a_before);
     drop(store);
     let store = KeyStore::open(&path, master).unwrap();
@@ -462,7 +478,12 @@ fn async_variant_runs_off_thread_and_agrees() {
         .collect();
     let keys: Vec<DataKey> = futures.into_iter().map(|f| block_on(f).unwrap()).collect();
     for (i, key) in keys.iter().enumerate() {
-        assert_eq!(key, &store.get_or_create_user_key(&format!("u{}", i % 10)).unwrap());
+        assert_eq!(
+            key,
+            &store
+                .get_or_create_user_key(&format!("u{}", i % 10))
+                .unwrap()
+        );
     }
     assert_eq!(store.user_count().unwrap(), 10);
     assert_eq!(
@@ -471,7 +492,9 @@ fn async_variant_runs_off_thread_and_agrees() {
             .code(),
         "invalid_argument"
     );
-    assert!(block_on(store.get_user_key_async("nobody")).unwrap().is_none());
+    assert!(block_on(store.get_user_key_async("nobody"))
+        .unwrap()
+        .is_none());
     let report = block_on(store.rotate_master_key_async(MasterKey::generate().unwrap())).unwrap();
     assert_eq!(report.rewrapped, 10);
 }
