@@ -33,7 +33,7 @@ mod wrap;
 
 use std::mem;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use backend::{Backend, CheckState, NewRow};
@@ -135,6 +135,22 @@ struct Pending {
     done: Arc<OnceLock<Result<KeyBytes, Error>>>,
 }
 
+#[derive(Default)]
+struct Group {
+    queue: Vec<Pending>,
+    leader: bool,
+}
+
+/// Gives up group-commit leadership (even if the commit panicked) and wakes the waiters.
+struct Leadership<'a>(&'a Inner);
+
+impl Drop for Leadership<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.group).leader = false;
+        self.0.group_done.notify_all();
+    }
+}
+
 struct Inner {
     path: PathBuf,
     backend: Box<dyn Backend>,
@@ -142,9 +158,12 @@ struct Inner {
     /// The stored check value known to belong to `master`.
     check: Mutex<Vec<u8>>,
     cache: KeyCache,
-    /// Held by the one thread committing a batch (or rotating); others queue behind it.
+    /// Held while committing a batch or rotating.
     write_lock: Mutex<()>,
-    queue: Mutex<Vec<Pending>>,
+    /// Group commit: requests waiting for the next batch, and whether a leader is committing.
+    group: Mutex<Group>,
+    /// Signalled after each batch (results are in) and when leadership is free.
+    group_done: Condvar,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -240,14 +259,36 @@ impl Inner {
                     }
                 }
             }
-            lock(&self.queue).append(&mut pending);
-        }
-        {
-            // Whoever holds the write lock commits everything queued so far, ours included
-            // unless an earlier holder already did.
-            let _write = lock(&self.write_lock);
-            if waits.iter().flatten().any(|w| w.get().is_none()) {
-                self.commit_queue();
+            // Group commit: one waiting caller at a time leads, committing everything queued
+            // (its own requests and those that arrived during the previous commit) in one
+            // durable transaction; the others sleep until their results are in.
+            let mut group = lock(&self.group);
+            group.queue.append(&mut pending);
+            loop {
+                if waits.iter().flatten().all(|w| w.get().is_some()) {
+                    break;
+                }
+                if group.leader {
+                    group = self
+                        .group_done
+                        .wait(group)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    continue;
+                }
+                group.leader = true;
+                let batch = mem::take(&mut group.queue);
+                drop(group);
+                let lost = batch.is_empty();
+                {
+                    let _leadership = Leadership(self);
+                    let _write = lock(&self.write_lock);
+                    self.commit_batch(batch);
+                }
+                if lost {
+                    // Only after a panicking leader dropped our requests.
+                    break;
+                }
+                group = lock(&self.group);
             }
         }
         results
@@ -276,9 +317,9 @@ impl Inner {
             .collect()
     }
 
-    /// Commits every queued request in one durable transaction. Call with the write lock held.
-    fn commit_queue(&self) {
-        let batch = mem::take(&mut *lock(&self.queue));
+    /// Commits a batch of requests in one durable transaction and hands each its result.
+    /// Call with the write lock held.
+    fn commit_batch(&self, batch: Vec<Pending>) {
         if batch.is_empty() {
             return;
         }
@@ -438,7 +479,8 @@ impl KeyStore {
                 check: Mutex::new(check),
                 cache: KeyCache::new(options.cache_capacity),
                 write_lock: Mutex::new(()),
-                queue: Mutex::new(Vec::new()),
+                group: Mutex::new(Group::default()),
+                group_done: Condvar::new(),
             }),
         })
     }
@@ -695,9 +737,9 @@ impl KeyStore {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<RotationReport, Error> {
         let inner = &*self.inner;
+        // Batches commit under the write lock and wrap with the master key current then, so
+        // requests still queued are wrapped under the new key after the rotation.
         let _write = lock(&inner.write_lock);
-        // Requests queued before the rotation are committed under the old key first.
-        inner.commit_queue();
         let old = inner.master();
         let new_check = wrap::make_check(&new_master)?;
         let rewrapped = inner.backend.rewrap_all(
