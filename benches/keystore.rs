@@ -102,6 +102,26 @@ fn new_users(c: &mut Criterion) {
     let dir = temp_dir();
     let store = store_with_users(&dir, 0, &KeyStoreOptions::default());
     let counter = AtomicU64::new(0);
+    // Baseline: what this disk allows, one durable SQLite WAL commit of one row per iteration.
+    let raw_dir = temp_dir();
+    let raw = rusqlite::Connection::open(raw_dir.path().join("raw.db")).unwrap();
+    raw.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    raw.execute_batch(
+        "PRAGMA synchronous = FULL; CREATE TABLE t (k TEXT PRIMARY KEY, v BLOB NOT NULL)",
+    )
+    .unwrap();
+    let mut raw_n = 0u64;
+    g.bench_function("baseline_raw_sqlite_durable_commit", |b| {
+        b.iter(|| {
+            raw_n += 1;
+            raw.execute(
+                "INSERT INTO t (k, v) VALUES (?1, zeroblob(60))",
+                [format!("k{raw_n}")],
+            )
+            .unwrap();
+        });
+    });
     g.bench_function("create_1_thread", |b| {
         b.iter(|| {
             let n = counter.fetch_add(1, Ordering::Relaxed);

@@ -15,7 +15,11 @@ const SEED_DB: &str = "tests/vectors/python/seed-keystore.sqlite";
 const SEED_JSON: &str = "tests/vectors/python/seed-keystore.json";
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn copy_master(m: &MasterKey) -> MasterKey {

@@ -15,7 +15,11 @@ use keyseal::{Error, KeyStore, MasterKey};
 const USERS: usize = 1000;
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn spawn_child(mode: &str, db: &Path, master: &MasterKey, extra: &str) -> std::process::Child {
@@ -137,7 +141,7 @@ fn kill_9_during_rotation_leaves_the_old_master_key_working() {
         assert!(Instant::now() < deadline, "child never reached halfway");
     }
     let wal = db.with_file_name("keys.db-wal");
-    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
     eprintln!("killed mid-rotation; WAL was {wal_len} bytes");

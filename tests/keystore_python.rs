@@ -12,7 +12,11 @@ use std::process::Command;
 use keyseal::{decrypt, encrypt, KeyStore, MasterKey};
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn python_ready() -> bool {
