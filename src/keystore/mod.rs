@@ -44,7 +44,24 @@ pub use blocking::KeyStoreFuture;
 
 use crate::{derive_pool_key, DataKey, Error, MasterKey};
 
-/// Longest accepted user id, in bytes.
+/// Longest accepted user id, in bytes (UTF-8).
+///
+/// # Errors
+/// Longer ids are refused with [`Error::InvalidArgument`] by every [`KeyStore`] method, before
+/// anything is read or written; so are empty ids and ids containing NUL.
+///
+/// # Security
+/// Bounds the memory and row size an untrusted id can cost.
+///
+/// # Example
+/// ```
+/// use keyseal::{KeyStore, MasterKey, MAX_USER_ID_LEN};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = KeyStore::open(dir.path().join("keys.db"), MasterKey::generate()?)?;
+/// let too_long = "x".repeat(MAX_USER_ID_LEN + 1);
+/// assert_eq!(store.get_or_create_user_key(&too_long).unwrap_err().code(), "invalid_argument");
+/// # Ok::<(), keyseal::Error>(())
+/// ```
 pub const MAX_USER_ID_LEN: usize = 1024;
 
 /// Tuning for [`KeyStore::open_with`].
