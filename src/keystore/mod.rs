@@ -394,9 +394,23 @@ impl Inner {
 /// the store is [`Error::WrongMasterKey`], a damaged row is [`Error::CorruptKey`].
 ///
 /// # Security
-/// See the [module docs](self): a wrong master key is refused before anything is written, new
-/// keys are durable before they are returned, and nothing is ever overwritten except by
-/// [`KeyStore::rotate_master_key`], atomically.
+/// - Each data key is stored as `nonce[12] || AES-256-GCM(master, key) || tag[16]` with no
+///   associated data, exactly as the Python module stores it (CONTRACT §1), in
+///   `encryption_keys`.
+/// - A check value (a fixed public label sealed with AES-GCM under the master key, random
+///   nonce, its own AAD) in the extra table `keyseal_keystore_meta` records which master key
+///   wraps the rows. It does not weaken the wrap: AES-GCM is secure against known plaintexts,
+///   and the check costs one nonce of the 2^32 allowed per key. A wrong master key is refused
+///   at [`KeyStore::open`] before any row is read or written, and every write transaction
+///   checks it again, so a process still holding an old master key (after another process
+///   rotated) can never add rows under the wrong key. A file written by the Python module has
+///   no check value: the key is verified against its oldest row, then the check is added.
+/// - New keys are committed with `synchronous=FULL` (WAL) before they are returned.
+/// - Nothing is ever overwritten except by [`KeyStore::rotate_master_key`], atomically; an
+///   unreadable row is an error, never a reason to mint another key.
+/// - Unwrapped keys are cached in memory (each in its own heap box, zeroized on eviction and
+///   drop) so that lookups of existing users cost no database access and no AES-GCM; see
+///   [`KeyStoreOptions`]. Rotation never changes a data key, so the cache stays valid.
 ///
 /// # Example
 /// ```
