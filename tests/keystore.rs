@@ -151,6 +151,35 @@ fn wrong_master_on_python_file_names_the_row_and_changes_nothing() {
 }
 
 #[test]
+fn python_file_with_a_damaged_first_row_still_opens() {
+    let (_dir, path, master, users) = seed();
+    raw(&path)
+        .execute(
+            "UPDATE encryption_keys SET encrypted_key = x'0102' WHERE user_id = 'alice@example.com'",
+            [],
+        )
+        .unwrap();
+    // The master key is checked against the first intact row.
+    assert_eq!(
+        KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap_err(),
+        Error::WrongMasterKey {
+            user_id: Some("ユーザー".into())
+        }
+    );
+    let store = KeyStore::open(&path, master).unwrap();
+    assert_eq!(
+        store
+            .get_or_create_user_key("alice@example.com")
+            .unwrap_err(),
+        Error::CorruptKey {
+            user_id: "alice@example.com".into()
+        }
+    );
+    let key = store.get_user_key("ユーザー").unwrap().unwrap();
+    assert_eq!(hex(key.expose_secret()), users["ユーザー"]);
+}
+
+#[test]
 fn wrong_master_on_keyseal_file_is_refused_before_any_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");

@@ -16,6 +16,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
 use super::backend::{Backend, CheckState, Guard, NewRow, Rewrap};
+use super::wrap::WRAPPED_LEN;
 use crate::Error;
 
 /// The table, byte for byte as the Python module (seed 000) creates it, so that
@@ -200,6 +201,20 @@ fn read_check(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<Option<Vec<u8>
         .optional()
 }
 
+fn first_row(
+    tx: &rusqlite::Transaction<'_>,
+    filter: &str,
+) -> rusqlite::Result<Option<(String, Vec<u8>)>> {
+    tx.query_row(
+        &format!(
+            "SELECT user_id, encrypted_key FROM encryption_keys {filter} ORDER BY rowid LIMIT 1"
+        ),
+        [],
+        |r| Ok((r.get::<_, String>(0)?, blob_at(r, 1)?)),
+    )
+    .optional()
+}
+
 impl Backend for SqliteBackend {
     fn initialize(
         &self,
@@ -209,15 +224,16 @@ impl Backend for SqliteBackend {
             tx.execute_batch(&format!("{CREATE_KEYS};\n{CREATE_META};"))?;
             let state = match read_check(tx)? {
                 Some(check) => CheckState::Present(check),
+                // The oldest row of the right length (so that one damaged row does not lock
+                // the whole store out), else the oldest row (reported as corrupt).
                 None => CheckState::Absent {
-                    first_row: tx
-                        .query_row(
-                            "SELECT user_id, encrypted_key FROM encryption_keys \
-                             ORDER BY rowid LIMIT 1",
-                            [],
-                            |r| Ok((r.get::<_, String>(0)?, blob_at(r, 1)?)),
-                        )
-                        .optional()?,
+                    first_row: match first_row(
+                        tx,
+                        &format!("WHERE length(encrypted_key) = {WRAPPED_LEN}"),
+                    )? {
+                        Some(row) => Some(row),
+                        None => first_row(tx, "")?,
+                    },
                 },
             };
             if let Some(check) = decide(state)? {
