@@ -321,3 +321,27 @@ impl Backend for SqliteBackend {
         .map(|n| u64::try_from(n).unwrap_or(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_is_durable_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            SqliteBackend::open(&dir.path().join("k.db"), Duration::from_secs(1)).unwrap();
+        backend
+            .initialize(&mut |_| Ok(Some(vec![1, 2, 3])))
+            .unwrap();
+        let conn = lock(&backend.writer);
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}
