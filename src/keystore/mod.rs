@@ -33,7 +33,7 @@ mod wrap;
 
 use std::mem;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use backend::{Backend, CheckState, NewRow};
@@ -145,11 +145,14 @@ pub struct RotationReport {
     pub rewrapped: usize,
 }
 
+/// Where the group commit leader puts a request's result.
+type Slot = Arc<Mutex<Option<Result<KeyBytes, Error>>>>;
+
 /// A request waiting for the next group commit.
 struct Pending {
     user_id: String,
     key: KeyBytes,
-    done: Arc<OnceLock<Result<KeyBytes, Error>>>,
+    done: Slot,
 }
 
 #[derive(Default)]
@@ -253,83 +256,52 @@ impl Inner {
     }
 
     /// Creates (or, if another caller won, reads) the keys of `user_ids` through group commit.
-    fn create(&self, user_ids: &[&str]) -> Vec<Result<DataKey, Error>> {
-        let mut waits = Vec::with_capacity(user_ids.len());
-        let mut results: Vec<Option<Result<DataKey, Error>>> = Vec::with_capacity(user_ids.len());
-        {
-            let mut pending = Vec::with_capacity(user_ids.len());
-            for user_id in user_ids {
-                match wrap::random_key() {
-                    Ok(key) => {
-                        let done = Arc::new(OnceLock::new());
-                        waits.push(Some(Arc::clone(&done)));
-                        results.push(None);
-                        pending.push(Pending {
-                            user_id: (*user_id).to_owned(),
-                            key,
-                            done,
-                        });
-                    }
-                    Err(e) => {
-                        waits.push(None);
-                        results.push(Some(Err(e)));
-                    }
-                }
-            }
-            // Group commit: one waiting caller at a time leads, committing everything queued
-            // (its own requests and those that arrived during the previous commit) in one
-            // durable transaction; the others sleep until their results are in.
-            let mut group = lock(&self.group);
-            group.queue.append(&mut pending);
-            loop {
-                if waits.iter().flatten().all(|w| w.get().is_some()) {
-                    break;
-                }
-                if group.leader {
-                    group = self
-                        .group_done
-                        .wait(group)
-                        .unwrap_or_else(PoisonError::into_inner);
-                    continue;
-                }
-                group.leader = true;
-                let batch = mem::take(&mut group.queue);
-                drop(group);
-                let lost = batch.is_empty();
-                {
-                    let _leadership = Leadership(self);
-                    let _write = lock(&self.write_lock);
-                    self.commit_batch(batch);
-                }
-                if lost {
-                    // Only after a panicking leader dropped our requests.
-                    break;
-                }
-                group = lock(&self.group);
-            }
+    fn create(&self, user_ids: &[&str]) -> Result<Vec<DataKey>, Error> {
+        let mut slots: Vec<Slot> = Vec::with_capacity(user_ids.len());
+        let mut pending = Vec::with_capacity(user_ids.len());
+        for user_id in user_ids {
+            let slot: Slot = Arc::default();
+            pending.push(Pending {
+                user_id: (*user_id).to_owned(),
+                key: wrap::random_key()?,
+                done: Arc::clone(&slot),
+            });
+            slots.push(slot);
         }
-        results
-            .into_iter()
-            .zip(waits)
-            .zip(user_ids)
-            .map(|((result, wait), user_id)| match (result, wait) {
-                (Some(r), _) => r,
-                (None, Some(wait)) => match Arc::try_unwrap(wait) {
-                    Ok(cell) => cell.into_inner(),
-                    Err(shared) => shared.get().map(|r| match r {
-                        Ok(k) => Ok(Box::new(zeroize::Zeroizing::new(***k))),
-                        Err(e) => Err(e.clone()),
-                    }),
-                }
-                .unwrap_or_else(|| {
-                    Err(Error::Storage {
-                        message: "group commit lost a request".into(),
-                    })
-                })
-                .map(|key| self.cache.insert(user_id, key)),
-                (None, None) => Err(Error::Storage {
-                    message: "group commit lost a request".into(),
-                }),
+        // Group commit: one waiting caller at a time leads, committing everything queued (its
+        // own requests and those that arrived during the previous commit) in one durable
+        // transaction; the others sleep until their results are in.
+        let mut group = lock(&self.group);
+        group.queue.append(&mut pending);
+        while !slots.iter().all(|slot| lock(slot).is_some()) {
+            if group.leader {
+                group = self
+                    .group_done
+                    .wait(group)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            group.leader = true;
+            let batch = mem::take(&mut group.queue);
+            drop(group);
+            let lost = batch.is_empty();
+            {
+                let _leadership = Leadership(self);
+                let _write = lock(&self.write_lock);
+                self.commit_batch(batch);
+            }
+            if lost {
+                // Only after a panicking leader dropped our requests.
+                break;
+            }
+            group = lock(&self.group);
+        }
+        user_ids
+            .iter()
+            .zip(slots)
+            .map(|(user_id, slot)| {
+                let key = lock(&slot).take().ok_or_else(lost_request)??;
+                Ok(self.cache.insert(user_id, key))
             })
             .collect()
     }
@@ -353,7 +325,7 @@ impl Inner {
                 }),
                 Err(e) => {
                     for p in &batch {
-                        let _ = p.done.set(Err(e.clone()));
+                        *lock(&p.done) = Some(Err(e.clone()));
                     }
                     return;
                 }
@@ -372,12 +344,12 @@ impl Inner {
                         // Another caller (thread or process) created this user first.
                         wrap::unwrap(&master, &p.user_id, &stored)
                     };
-                    let _ = p.done.set(result);
+                    *lock(&p.done) = Some(result);
                 }
             }
             Err(e) => {
                 for p in batch {
-                    let _ = p.done.set(Err(e.clone()));
+                    *lock(&p.done) = Some(Err(e.clone()));
                 }
             }
         }
@@ -553,10 +525,8 @@ impl KeyStore {
         if let Some(key) = self.inner.load(user_id)? {
             return Ok(key);
         }
-        self.inner
-            .create(&[user_id])
-            .pop()
-            .unwrap_or_else(unreachable_storage)
+        let mut created = self.inner.create(&[user_id])?;
+        created.pop().ok_or_else(lost_request)
     }
 
     /// The keys of many users at once, in order, creating the missing ones in one durable
@@ -595,13 +565,10 @@ impl KeyStore {
             }
             found.push(key);
         }
-        let mut created = self.inner.create(&missing).into_iter();
+        let mut created = self.inner.create(&missing)?.into_iter();
         found
             .into_iter()
-            .map(|key| match key {
-                Some(key) => Ok(key),
-                None => created.next().unwrap_or_else(unreachable_storage),
-            })
+            .map(|key| key.or_else(|| created.next()).ok_or_else(lost_request))
             .collect()
     }
 
@@ -850,10 +817,10 @@ impl KeyStore {
     }
 }
 
-fn unreachable_storage<T>() -> Result<T, Error> {
-    Err(Error::Storage {
+fn lost_request() -> Error {
+    Error::Storage {
         message: "internal error: group commit lost a request".into(),
-    })
+    }
 }
 
 #[cfg(test)]
