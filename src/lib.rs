@@ -22,3 +22,8 @@ cfg_if::cfg_if! {
         pub use env::{parse_master_key, resolve_master_key, MASTER_KEY_ENV};
     }
 }
+
+#[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
+mod keystore;
+#[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
+pub use keystore::{KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MAX_USER_ID_LEN};

@@ -1,0 +1,190 @@
+//! Wrapping data keys under the master key, the master key check value, and timestamps.
+//!
+//! A wrapped key is `nonce[12] || AES-256-GCM(master, data key[32], no AAD) || tag[16]`,
+//! 60 bytes, exactly as the Python module writes `encryption_keys.encrypted_key`.
+//!
+//! The check value that records which master key wraps the rows is
+//! `nonce[12] || AES-256-GCM(master, CHECK_LABEL, aad = CHECK_AAD) || tag[16]`: a fixed, public
+//! label sealed like any other message. It does not weaken the wrap: AES-GCM with a fresh random
+//! nonce is secure against known and chosen plaintexts (IND-CPA and ciphertext integrity), so a
+//! sealed public label tells an attacker nothing about the key and costs one nonce out of the
+//! 2^32 that NIST SP 800-38D allows per key. Unlike an unsalted hash or a raw block encryption
+//! of a constant, it is not a fingerprint that links stores sharing a master key (the nonce is
+//! random), and it cannot be mistaken for a wrapped key: it is 57 bytes, not 60, and its AAD
+//! differs. Only the holder of the master key can verify it, which is all we need: a wrong key
+//! is diagnosed at open, before any row is read or written.
+
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Nonce, Tag};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::{Error, MasterKey, KEY_LEN};
+
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// Length of a wrapped 32-byte data key.
+pub(crate) const WRAPPED_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
+
+/// The public plaintext of the check value.
+const CHECK_LABEL: &[u8] = b"keyseal key store master check v1";
+/// Associated data of the check value: keeps it apart from wrapped keys (which have none).
+const CHECK_AAD: &[u8] = b"keyseal_keystore_meta";
+
+/// Raw key bytes at a fixed heap address, zeroized on drop; moves only move the pointer.
+pub(crate) type KeyBytes = Box<Zeroizing<[u8; KEY_LEN]>>;
+
+/// Fresh random key bytes.
+pub(crate) fn random_key() -> Result<KeyBytes, Error> {
+    let mut key: KeyBytes = Box::new(Zeroizing::new([0u8; KEY_LEN]));
+    getrandom::getrandom(&mut key[..]).map_err(|_| Error::Randomness)?;
+    Ok(key)
+}
+
+fn seal(master: &MasterKey, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::getrandom(&mut nonce).map_err(|_| Error::Randomness)?;
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    if let Ok(tag) = master.cipher().encrypt_in_place_detached(
+        Nonce::from_slice(&nonce),
+        aad,
+        &mut out[NONCE_LEN..],
+    ) {
+        out.extend_from_slice(&tag);
+        Ok(out)
+    } else {
+        // Unreachable for these lengths; never leave plaintext behind.
+        out.zeroize();
+        Err(Error::Malformed {
+            what: "message too long for AES-GCM",
+        })
+    }
+}
+
+/// Wraps a data key under the master key (Python's format: no AAD).
+pub(crate) fn wrap(master: &MasterKey, key: &[u8; KEY_LEN]) -> Result<Vec<u8>, Error> {
+    seal(master, key, b"")
+}
+
+/// Unwraps a stored blob. A wrong length is [`Error::CorruptKey`]; a failed tag is
+/// [`Error::WrongMasterKey`] naming the row.
+pub(crate) fn unwrap(master: &MasterKey, user_id: &str, blob: &[u8]) -> Result<KeyBytes, Error> {
+    if blob.len() != WRAPPED_LEN {
+        return Err(Error::CorruptKey {
+            user_id: user_id.to_owned(),
+        });
+    }
+    let (nonce, rest) = blob.split_at(NONCE_LEN);
+    let (ciphertext, tag) = rest.split_at(KEY_LEN);
+    let mut key: KeyBytes = Box::new(Zeroizing::new([0u8; KEY_LEN]));
+    key.copy_from_slice(ciphertext);
+    master
+        .cipher()
+        .decrypt_in_place_detached(
+            Nonce::from_slice(nonce),
+            b"",
+            &mut key[..],
+            Tag::from_slice(tag),
+        )
+        .map_err(|_| Error::WrongMasterKey {
+            user_id: Some(user_id.to_owned()),
+        })?;
+    Ok(key)
+}
+
+/// A new check value for `master`.
+pub(crate) fn make_check(master: &MasterKey) -> Result<Vec<u8>, Error> {
+    seal(master, CHECK_LABEL, CHECK_AAD)
+}
+
+/// Whether `blob` is a check value made with `master`.
+pub(crate) fn verify_check(master: &MasterKey, blob: &[u8]) -> bool {
+    if blob.len() != NONCE_LEN + CHECK_LABEL.len() + TAG_LEN {
+        return false;
+    }
+    let (nonce, rest) = blob.split_at(NONCE_LEN);
+    let (ciphertext, tag) = rest.split_at(CHECK_LABEL.len());
+    let mut buf = ciphertext.to_vec();
+    master
+        .cipher()
+        .decrypt_in_place_detached(
+            Nonce::from_slice(nonce),
+            CHECK_AAD,
+            &mut buf,
+            Tag::from_slice(tag),
+        )
+        .is_ok()
+        && buf == CHECK_LABEL
+}
+
+/// The current time as Python's `datetime.now(timezone.utc).isoformat()` writes it,
+/// e.g. `2024-05-01T12:34:56.123456+00:00`.
+pub(crate) fn now_iso8601() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = i64::try_from(now.as_secs()).unwrap_or(0);
+    let micros = now.subsec_micros();
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+00:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        let now = now_iso8601();
+        assert_eq!(now.len(), 32, "{now}");
+        assert!(now.ends_with("+00:00"));
+    }
+
+    #[test]
+    fn wrap_round_trip_and_check() {
+        let master = MasterKey::generate().unwrap();
+        let other = MasterKey::generate().unwrap();
+        let key = random_key().unwrap();
+        let blob = wrap(&master, &key).unwrap();
+        assert_eq!(blob.len(), WRAPPED_LEN);
+        assert_eq!(**unwrap(&master, "u", &blob).unwrap(), **key);
+        assert_eq!(
+            unwrap(&other, "u", &blob).unwrap_err().code(),
+            "wrong_master_key"
+        );
+        assert_eq!(
+            unwrap(&master, "u", &blob[..59]).unwrap_err().code(),
+            "corrupt_key"
+        );
+        let check = make_check(&master).unwrap();
+        assert!(verify_check(&master, &check));
+        assert!(!verify_check(&other, &check));
+        assert!(!verify_check(&master, &blob));
+        assert_ne!(check.len(), WRAPPED_LEN);
+    }
+}

@@ -1,0 +1,644 @@
+//! Key store: Python seed file, wrong and corrupt keys, rotation, threads, async, busy files,
+//! property tests.
+#![cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keyseal::{decrypt, encrypt, DataKey, Error, KeyStore, KeyStoreOptions, MasterKey};
+use proptest::prelude::*;
+use rusqlite::Connection;
+
+const SEED_DB: &str = "tests/vectors/python/seed-keystore.sqlite";
+const SEED_JSON: &str = "tests/vectors/python/seed-keystore.json";
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn copy_master(m: &MasterKey) -> MasterKey {
+    MasterKey::from_bytes(m.expose_secret()).unwrap()
+}
+
+fn seed() -> (
+    tempfile::TempDir,
+    PathBuf,
+    MasterKey,
+    HashMap<String, String>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seed.sqlite");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED_DB), &path).unwrap();
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&path, perms).unwrap();
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED_JSON)).unwrap(),
+    )
+    .unwrap();
+    let master = MasterKey::from_base64(json["master_key_b64"].as_str().unwrap()).unwrap();
+    let users = json["user_keys_hex"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    (dir, path, master, users)
+}
+
+fn raw(path: &Path) -> Connection {
+    Connection::open(path).unwrap()
+}
+
+fn blob_of(path: &Path, user: &str) -> Vec<u8> {
+    raw(path)
+        .query_row(
+            "SELECT encrypted_key FROM encryption_keys WHERE user_id = ?1",
+            [user],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+fn table_sql(path: &Path) -> Vec<(String, String)> {
+    let conn = raw(path);
+    let mut stmt = conn
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn python_seed_file_yields_its_keys() {
+    let (_dir, path, master, users) = seed();
+    let store = KeyStore::open(&path, master).unwrap();
+    assert_eq!(store.user_count().unwrap(), users.len() as u64);
+    for (user, expected) in &users {
+        let key = store.get_user_key(user).unwrap().expect(user);
+        assert_eq!(&hex(key.expose_secret()), expected, "{user}");
+        assert_eq!(
+            &hex(store.get_or_create_user_key(user).unwrap().expose_secret()),
+            expected
+        );
+    }
+    // Reopened (check value now present, cache cold): the same keys.
+    drop(store);
+    let (_, _, master, _) = seed();
+    let store = KeyStore::open(&path, master).unwrap();
+    for (user, expected) in &users {
+        let key = store.get_or_create_user_key(user).unwrap();
+        assert_eq!(&hex(key.expose_secret()), expected, "{user}");
+    }
+    assert_eq!(store.user_count().unwrap(), users.len() as u64);
+    // The Python table is untouched; keyseal added only its own table.
+    let tables = table_sql(&path);
+    assert_eq!(
+        tables[0],
+        (
+            "encryption_keys".to_owned(),
+            "CREATE TABLE encryption_keys (\nuser_id TEXT PRIMARY KEY,\nencrypted_key BLOB NOT NULL,\ncreated_at TEXT NOT NULL\n)".to_owned()
+        )
+    );
+    assert_eq!(tables[1].0, "keyseal_keystore_meta");
+    assert_eq!(tables.len(), 2);
+}
+
+#[test]
+fn new_store_has_python_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/keys.db");
+    let store = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap();
+    store.get_or_create_user_key("alice").unwrap();
+    let tables = table_sql(&path);
+    assert_eq!(tables[0].1, table_sql(&seed().1)[0].1);
+    let created_at: String = raw(&path)
+        .query_row("SELECT created_at FROM encryption_keys", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        created_at.ends_with("+00:00") && created_at.len() == 32,
+        "{created_at}"
+    );
+    assert_eq!(blob_of(&path, "alice").len(), 60);
+    let mode: String = raw(&path)
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn wrong_master_on_python_file_names_the_row_and_changes_nothing() {
+    let (_dir, path, _master, _) = seed();
+    let before = std::fs::read(&path).unwrap();
+    let err = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::WrongMasterKey {
+            user_id: Some("alice@example.com".into())
+        }
+    );
+    assert!(err.to_string().contains("alice@example.com"));
+    assert_eq!(std::fs::read(&path).unwrap(), before, "file changed");
+}
+
+#[test]
+fn python_file_with_a_damaged_first_row_still_opens() {
+    let (_dir, path, master, users) = seed();
+    raw(&path)
+        .execute(
+            "UPDATE encryption_keys SET encrypted_key = x'0102' WHERE user_id = 'alice@example.com'",
+            [],
+        )
+        .unwrap();
+    // The master key is checked against the first intact row.
+    assert_eq!(
+        KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap_err(),
+        Error::WrongMasterKey {
+            user_id: Some("ユーザー".into())
+        }
+    );
+    let store = KeyStore::open(&path, master).unwrap();
+    assert_eq!(
+        store
+            .get_or_create_user_key("alice@example.com")
+            .unwrap_err(),
+        Error::CorruptKey {
+            user_id: "alice@example.com".into()
+        }
+    );
+    let key = store.get_user_key("ユーザー").unwrap().unwrap();
+    assert_eq!(hex(key.expose_secret()), users["ユーザー"]);
+}
+
+#[test]
+fn wrong_master_on_keyseal_file_is_refused_before_any_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let master = MasterKey::generate().unwrap();
+    let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+    store.get_or_create_user_keys(&["a", "b"]).unwrap();
+    // Even an empty store records its master key.
+    let empty = dir.path().join("empty.db");
+    KeyStore::open(&empty, copy_master(&master)).unwrap();
+    for p in [&path, &empty] {
+        let err = KeyStore::open(p, MasterKey::generate().unwrap()).unwrap_err();
+        assert_eq!(err, Error::WrongMasterKey { user_id: None });
+        assert_eq!(err.code(), "wrong_master_key");
+    }
+    assert_eq!(store.user_count().unwrap(), 2);
+    KeyStore::open(&empty, master).unwrap();
+}
+
+#[test]
+fn corrupt_and_foreign_rows_are_errors_never_new_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let master = MasterKey::generate().unwrap();
+    let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+    store
+        .get_or_create_user_keys(&["first", "short", "flipped", "text"])
+        .unwrap();
+    drop(store);
+    let conn = raw(&path);
+    let mut flipped = blob_of(&path, "flipped");
+    flipped[20] ^= 1;
+    conn.execute(
+        "UPDATE encryption_keys SET encrypted_key = ?1 WHERE user_id = 'flipped'",
+        [&flipped],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE encryption_keys SET encrypted_key = substr(encrypted_key, 1, 27) WHERE user_id = 'short'",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE encryption_keys SET encrypted_key = 'not a key' WHERE user_id = 'text'",
+        [],
+    )
+    .unwrap();
+    let short_before = blob_of(&path, "short");
+    let store = KeyStore::open(&path, master).unwrap();
+    assert_eq!(
+        store.get_or_create_user_key("short").unwrap_err(),
+        Error::CorruptKey {
+            user_id: "short".into()
+        }
+    );
+    assert_eq!(
+        store.get_or_create_user_key("text").unwrap_err().code(),
+        "corrupt_key"
+    );
+    assert_eq!(
+        store.get_or_create_user_key("flipped").unwrap_err(),
+        Error::WrongMasterKey {
+            user_id: Some("flipped".into())
+        }
+    );
+    assert!(store.get_user_key("flipped").is_err());
+    assert!(store.get_or_create_user_keys(&["new", "short"]).is_err());
+    assert_eq!(blob_of(&path, "short"), short_before, "row overwritten");
+    assert_eq!(blob_of(&path, "flipped"), flipped, "row overwritten");
+    assert!(store.get_or_create_user_key("first").is_ok());
+}
+
+#[test]
+fn invalid_user_ids_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path().join("k.db"), MasterKey::generate().unwrap()).unwrap();
+    for bad in ["", "a\0b", &"x".repeat(1025)] {
+        let err = store.get_or_create_user_key(bad).unwrap_err();
+        assert_eq!(err.code(), "invalid_argument");
+        assert_eq!(
+            store.get_user_key(bad).unwrap_err().code(),
+            "invalid_argument"
+        );
+    }
+    assert_eq!(
+        store
+            .get_or_create_user_keys(&["ok", ""])
+            .unwrap_err()
+            .code(),
+        "invalid_argument"
+    );
+    assert_eq!(store.user_count().unwrap(), 0, "nothing written");
+    assert_eq!(
+        KeyStore::open(":memory:", MasterKey::generate().unwrap())
+            .unwrap_err()
+            .code(),
+        "invalid_argument"
+    );
+}
+
+#[test]
+fn rotation_keeps_data_keys_and_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let old = MasterKey::generate().unwrap();
+    let new = MasterKey::generate().unwrap();
+    let store = KeyStore::open(&path, copy_master(&old)).unwrap();
+    let ids: Vec<String> = (0..1000).map(|i| format!("user-{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let keys = store.get_or_create_user_keys(&refs).unwrap();
+    let tokens: Vec<String> = keys.iter().map(|k| encrypt("secret", k).unwrap()).collect();
+    let blobs_before = blob_of(&path, "user-7");
+    let report = store.rotate_master_key(copy_master(&new)).unwrap();
+    assert_eq!(report.rewrapped, 1000);
+    assert_ne!(blob_of(&path, "user-7"), blobs_before);
+    // This store (cache and new rows) and a fresh one with the new key agree.
+    store.get_or_create_user_key("after-rotation").unwrap();
+    let fresh = KeyStore::open(&path, copy_master(&new)).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let key = fresh.get_or_create_user_key(id).unwrap();
+        assert_eq!(key, keys[i]);
+        assert_eq!(decrypt(&tokens[i], &key).unwrap(), "secret");
+    }
+    assert_eq!(
+        fresh.get_user_key("after-rotation").unwrap(),
+        store.get_user_key("after-rotation").unwrap()
+    );
+    assert_eq!(store.pool_key(), keyseal::derive_pool_key(&new));
+    assert_eq!(
+        KeyStore::open(&path, old).unwrap_err(),
+        Error::WrongMasterKey { user_id: None }
+    );
+    // Rotating back and forth is fine.
+    let third = MasterKey::generate().unwrap();
+    assert_eq!(fresh.rotate_master_key(third).unwrap().rewrapped, 1001);
+}
+
+#[test]
+fn readers_and_creators_during_rotations_never_fail() {
+    // Cache off, so every read goes to the database while rows are being rewrapped.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = KeyStore::open_with(
+        &path,
+        MasterKey::generate().unwrap(),
+        &KeyStoreOptions::default().cache_capacity(0),
+    )
+    .unwrap();
+    let ids: Vec<String> = (0..2000).map(|i| format!("user-{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let keys = store.get_or_create_user_keys(&refs).unwrap();
+    let last = MasterKey::generate().unwrap();
+    let last_copy = copy_master(&last);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let created = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..2)
+            .map(|t| {
+                let (store, ids, keys, stop) = (&store, &ids, &keys, &stop);
+                s.spawn(move || {
+                    let mut i = t;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let key = store.get_or_create_user_key(&ids[i % ids.len()]).unwrap();
+                        assert_eq!(key, keys[i % ids.len()]);
+                        i += 7;
+                    }
+                })
+            })
+            .collect();
+        let creator = {
+            let (store, stop) = (&store, &stop);
+            s.spawn(move || {
+                let mut made = Vec::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let id = format!("new-{n}");
+                    made.push((id.clone(), store.get_or_create_user_key(&id).unwrap()));
+                    n += 1;
+                }
+                made
+            })
+        };
+        for _ in 0..3 {
+            store
+                .rotate_master_key(MasterKey::generate().unwrap())
+                .unwrap();
+        }
+        store.rotate_master_key(last).unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in readers {
+            r.join().unwrap();
+        }
+        creator.join().unwrap()
+    });
+    // Every row, including those created mid-rotation, opens with the final key.
+    let fresh = KeyStore::open(&path, last_copy).unwrap();
+    for (id, key) in &created {
+        assert_eq!(&fresh.get_user_key(id).unwrap().unwrap(), key);
+    }
+    assert_eq!(
+        fresh.user_count().unwrap(),
+        (ids.len() + created.len()) as u64
+    );
+}
+
+#[test]
+fn stale_master_in_another_store_never_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let old = MasterKey::generate().unwrap();
+    let a = KeyStore::open(&path, copy_master(&old)).unwrap();
+    let b = KeyStore::open(&path, old).unwrap();
+    let alice = a.get_or_create_user_key("alice").unwrap();
+    b.get_or_create_user_key("bob").unwrap();
+    b.rotate_master_key(MasterKey::generate().unwrap()).unwrap();
+    // `a` still holds the old key: cached keys stay right, reads of rows fail, writes refused.
+    assert_eq!(a.get_or_create_user_key("alice").unwrap(), alice);
+    assert_eq!(
+        a.get_or_create_user_key("bob").unwrap_err(),
+        Error::WrongMasterKey {
+            user_id: Some("bob".into())
+        }
+    );
+    assert_eq!(
+        a.get_or_create_user_key("carol").unwrap_err(),
+        Error::WrongMasterKey { user_id: None }
+    );
+    assert!(a.rotate_master_key(MasterKey::generate().unwrap()).is_err());
+    assert_eq!(b.user_count().unwrap(), 2);
+    assert!(b.get_user_key("carol").unwrap().is_none());
+}
+
+#[test]
+fn rotation_failure_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let master = MasterKey::generate().unwrap();
+    let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+    store.get_or_create_user_keys(&["a", "b", "c"]).unwrap();
+    raw(&path)
+        .execute(
+            "UPDATE encryption_keys SET encrypted_key = x'00' WHERE user_id = 'c'",
+            [],
+        )
+        .unwrap();
+    let a_before = blob_of(&path, "a");
+    let err = store
+        .rotate_master_key(MasterKey::generate().unwrap())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::CorruptKey {
+            user_id: "c".into()
+        }
+    );
+    assert_eq!(blob_of(&path, "a"), a_before);
+    drop(store);
+    let store = KeyStore::open(&path, master).unwrap();
+    assert!(store.get_or_create_user_key("a").is_ok());
+}
+
+#[test]
+fn eight_threads_same_thousand_users_one_row_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let master = MasterKey::generate().unwrap();
+    let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+    let results: Vec<Vec<[u8; 32]>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                s.spawn(move || {
+                    let mut out = vec![[0u8; 32]; 1000];
+                    // Each thread walks the users in a different order.
+                    for j in 0..1000 {
+                        let i = (j * 7 + t * 131) % 1000;
+                        let key = store.get_or_create_user_key(&format!("u{i}")).unwrap();
+                        out[i] = *key.expose_secret();
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &results[1..] {
+        assert!(r == &results[0]);
+    }
+    assert_eq!(store.user_count().unwrap(), 1000);
+    let fresh = KeyStore::open(&path, master).unwrap();
+    for (i, key) in results[0].iter().enumerate() {
+        assert_eq!(
+            fresh
+                .get_user_key(&format!("u{i}"))
+                .unwrap()
+                .unwrap()
+                .expose_secret(),
+            key
+        );
+    }
+}
+
+#[test]
+fn separate_stores_on_one_file_race_to_one_row() {
+    // Two independent stores (own connections, own caches) behave like two processes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("keys.db"));
+    let master = MasterKey::generate().unwrap();
+    let stores: Vec<KeyStore> = (0..4)
+        .map(|_| KeyStore::open(&*path, copy_master(&master)).unwrap())
+        .collect();
+    let keys: Vec<Vec<DataKey>> = std::thread::scope(|s| {
+        let handles: Vec<_> = stores
+            .iter()
+            .map(|store| {
+                s.spawn(move || {
+                    (0..200)
+                        .map(|i| store.get_or_create_user_key(&format!("u{i}")).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for k in &keys[1..] {
+        assert!(k == &keys[0]);
+    }
+    assert_eq!(stores[0].user_count().unwrap(), 200);
+}
+
+#[test]
+fn busy_database_fails_within_the_timeout_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = KeyStore::open_with(
+        &path,
+        MasterKey::generate().unwrap(),
+        &KeyStoreOptions::default()
+            .busy_timeout(Duration::from_millis(300))
+            .cache_capacity(0),
+    )
+    .unwrap();
+    store.get_or_create_user_key("existing").unwrap();
+    let blocker = raw(&path);
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let start = Instant::now();
+    let err = store.get_or_create_user_key("new").unwrap_err();
+    let waited = start.elapsed();
+    assert_eq!(err.code(), "storage");
+    assert!(err.to_string().contains("busy"), "{err}");
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    // Readers are not blocked by a writer (WAL).
+    assert!(store.get_user_key("existing").unwrap().is_some());
+    blocker.execute_batch("COMMIT").unwrap();
+    store.get_or_create_user_key("new").unwrap();
+}
+
+#[test]
+fn a_writer_holding_the_lock_briefly_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap();
+    let blocker = raw(&path);
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        blocker.execute_batch("COMMIT").unwrap();
+    });
+    store.get_or_create_user_key("patient").unwrap();
+    release.join().unwrap();
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn async_variant_runs_off_thread_and_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path().join("k.db"), MasterKey::generate().unwrap()).unwrap();
+    let futures: Vec<_> = (0..50)
+        .map(|i| store.get_or_create_user_key_async(&format!("u{}", i % 10)))
+        .collect();
+    let keys: Vec<DataKey> = futures.into_iter().map(|f| block_on(f).unwrap()).collect();
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(
+            key,
+            &store
+                .get_or_create_user_key(&format!("u{}", i % 10))
+                .unwrap()
+        );
+    }
+    assert_eq!(store.user_count().unwrap(), 10);
+    assert_eq!(
+        block_on(store.get_or_create_user_key_async(""))
+            .unwrap_err()
+            .code(),
+        "invalid_argument"
+    );
+    assert!(block_on(store.get_user_key_async("nobody"))
+        .unwrap()
+        .is_none());
+    let report = block_on(store.rotate_master_key_async(MasterKey::generate().unwrap())).unwrap();
+    assert_eq!(report.rewrapped, 10);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Any valid user ids: keys survive a reopen (cold cache) and a rotation, one row each.
+    #[test]
+    fn keys_survive_reopen_and_rotation(ids in proptest::collection::vec("[^\u{0}]{1,40}", 1..12)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let master = MasterKey::generate().unwrap();
+        let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+        let keys: Vec<DataKey> = ids.iter().map(|id| store.get_or_create_user_key(id).unwrap()).collect();
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        prop_assert_eq!(store.user_count().unwrap(), distinct.len() as u64);
+        let new = MasterKey::generate().unwrap();
+        store.rotate_master_key(copy_master(&new)).unwrap();
+        drop(store);
+        let store = KeyStore::open(&path, new).unwrap();
+        for (id, key) in ids.iter().zip(&keys) {
+            prop_assert_eq!(&store.get_user_key(id).unwrap().unwrap(), key);
+        }
+    }
+
+    /// Any damage to a stored blob is an error (corrupt or wrong key), never another key.
+    #[test]
+    fn damaged_blobs_are_errors(cut in 0usize..70, flip in 0usize..60, extra in proptest::collection::vec(any::<u8>(), 0..4)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let master = MasterKey::generate().unwrap();
+        let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+        store.get_or_create_user_key("anchor").unwrap();
+        store.get_or_create_user_key("victim").unwrap();
+        drop(store);
+        let mut blob = blob_of(&path, "victim");
+        blob[flip] ^= 0x80;
+        blob.truncate(cut);
+        blob.extend_from_slice(&extra);
+        raw(&path).execute("UPDATE encryption_keys SET encrypted_key = ?1 WHERE user_id = 'victim'", [&blob]).unwrap();
+        let store = KeyStore::open(&path, master).unwrap();
+        let err = store.get_or_create_user_key("victim").unwrap_err();
+        prop_assert!(matches!(err.code(), "corrupt_key" | "wrong_master_key"), "{err}");
+        prop_assert_eq!(blob_of(&path, "victim"), blob);
+    }
+}
