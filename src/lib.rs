@@ -27,3 +27,6 @@ cfg_if::cfg_if! {
 mod keystore;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::{KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MAX_USER_ID_LEN};
+
+#[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
+pub mod migrate;

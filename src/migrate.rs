@@ -345,58 +345,7 @@ pub fn migrate_column(
         };
         last = last_id.clone();
 
-        let users: Vec<&str> = rows
-            .iter()
-            .filter_map(|(_, u, _)| match u {
-                Value::Text(u) if !u.is_empty() => Some(u.as_str()),
-                _ => None,
-            })
-            .collect();
-        let user_keys = if keys.pool.is_some() {
-            HashMap::new()
-        } else {
-            keys.for_users(&users)?
-        };
-        {
-            let mut stmt = tx.prepare_cached(&update).map_err(|e| storage(&e))?;
-            for (row_id, row_user, value) in rows {
-                let key = match (&keys.pool, &row_user) {
-                    (Some(pool), _) => Some(pool),
-                    (None, Value::Text(u)) => user_keys.get(u.as_str()),
-                    (None, _) => None,
-                };
-                let Value::Text(mut plaintext) = value else {
-                    report.failed += 1;
-                    continue;
-                };
-                if options.dry_run {
-                    // No key is created in a dry run: a row with a user id would get one.
-                    let has_user = matches!(&row_user, Value::Text(u) if !u.is_empty());
-                    if keys.pool.is_some() || has_user {
-                        report.migrated += 1;
-                    } else {
-                        report.failed += 1;
-                    }
-                    plaintext.zeroize();
-                    continue;
-                }
-                let Some(key) = key else {
-                    report.failed += 1;
-                    plaintext.zeroize();
-                    continue;
-                };
-                let token = encrypt(&plaintext, key)?;
-                let changed = stmt
-                    .execute(params![token, row_id, plaintext])
-                    .map_err(|e| storage(&e))?;
-                plaintext.zeroize();
-                if changed == 1 {
-                    report.migrated += 1;
-                } else {
-                    report.failed += 1;
-                }
-            }
-        }
+        migrate_batch(&tx, &update, rows, &keys, options.dry_run, &mut report)?;
         let done = report.migrated + report.failed;
         if options.dry_run {
             tx.rollback().map_err(|e| storage(&e))?;
@@ -406,6 +355,70 @@ pub fn migrate_column(
         progress(Progress { done, total: todo });
     }
     Ok(report)
+}
+
+/// Encrypts one batch of selected rows inside `tx`, counting into `report`.
+fn migrate_batch(
+    tx: &rusqlite::Transaction<'_>,
+    update: &str,
+    rows: Vec<(Value, Value, Value)>,
+    keys: &Keys<'_>,
+    dry_run: bool,
+    report: &mut MigrateReport,
+) -> Result<(), Error> {
+    let users: Vec<&str> = rows
+        .iter()
+        .filter_map(|(_, u, _)| match u {
+            Value::Text(u) if !u.is_empty() => Some(u.as_str()),
+            _ => None,
+        })
+        .collect();
+    let user_keys = if keys.pool.is_some() {
+        HashMap::new()
+    } else {
+        keys.for_users(&users)?
+    };
+    {
+        let mut stmt = tx.prepare_cached(update).map_err(|e| storage(&e))?;
+        for (row_id, row_user, value) in rows {
+            let key = match (&keys.pool, &row_user) {
+                (Some(pool), _) => Some(pool),
+                (None, Value::Text(u)) => user_keys.get(u.as_str()),
+                (None, _) => None,
+            };
+            let Value::Text(mut plaintext) = value else {
+                report.failed += 1;
+                continue;
+            };
+            if dry_run {
+                // No key is created in a dry run: a row with a user id would get one.
+                let has_user = matches!(&row_user, Value::Text(u) if !u.is_empty());
+                if keys.pool.is_some() || has_user {
+                    report.migrated += 1;
+                } else {
+                    report.failed += 1;
+                }
+                plaintext.zeroize();
+                continue;
+            }
+            let Some(key) = key else {
+                report.failed += 1;
+                plaintext.zeroize();
+                continue;
+            };
+            let token = encrypt(&plaintext, key)?;
+            let changed = stmt
+                .execute(params![token, row_id, plaintext])
+                .map_err(|e| storage(&e))?;
+            plaintext.zeroize();
+            if changed == 1 {
+                report.migrated += 1;
+            } else {
+                report.failed += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decrypts every value of `options.column` with its key and counts what opens; changes
@@ -424,7 +437,9 @@ pub fn verify_column(
     let user = shape.user_expr();
     let (table, column) = (&shape.table, &shape.column);
     let total: u64 = conn
-        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
         .map_err(|e| storage(&e))?;
     let pool = matches!(options.keys, KeySource::Pool).then(|| store.pool_key());
     let mut user_keys: HashMap<String, Option<DataKey>> = HashMap::new();

@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 
 use keyseal::migrate::{migrate_column, verify_column, KeySource, MigrateOptions, Progress};
 use keyseal::{
-    api_key_hash, decrypt, encrypt, parse_master_key, ApiKeys, CreatedKey, DataKey, Error,
-    KeyInfo, KeyStore, MasterKey, NewKey, Verification, MASTER_KEY_ENV,
+    api_key_hash, decrypt, encrypt, parse_master_key, ApiKeys, CreatedKey, DataKey, Error, KeyInfo,
+    KeyStore, MasterKey, NewKey, Verification, MASTER_KEY_ENV,
 };
 
 /// Keeps API keys and other secrets safe: encrypt secrets with per-user keys, issue and verify
@@ -135,7 +135,12 @@ struct MigrateArgs {
     #[arg(long, value_name = "COLUMN")]
     id_column: String,
     /// The column with each row's user id (per-user keys).
-    #[arg(long, value_name = "COLUMN", conflicts_with = "pool", required_unless_present = "pool")]
+    #[arg(
+        long,
+        value_name = "COLUMN",
+        conflicts_with = "pool",
+        required_unless_present = "pool"
+    )]
     user_column: Option<String>,
     /// Encrypt every row with the pool key.
     #[arg(long)]
@@ -246,11 +251,13 @@ fn print(cli: &Cli, value: &Value, human: &str) -> Outcome {
 fn master_key(cli: &Cli) -> Result<MasterKey, Failure> {
     if let Some(path) = &cli.master_key_file {
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Failure(format!("cannot read master key file {}: {e}", path.display()))
+            Failure(format!(
+                "cannot read master key file {}: {e}",
+                path.display()
+            ))
         })?);
-        return parse_master_key(&text).map_err(|e| {
-            Failure(format!("master key file {}: {e}", path.display()))
-        });
+        return parse_master_key(&text)
+            .map_err(|e| Failure(format!("master key file {}: {e}", path.display())));
     }
     match std::env::var(MASTER_KEY_ENV) {
         Ok(text) => {
@@ -366,7 +373,11 @@ fn keys(cli: &Cli, command: &KeysCommand) -> Outcome {
                 new = new.expires_in(*life);
             }
             let created = api_keys.create(&new)?;
-            print(cli, &created_json(&created), &created_human(&created, "created"))
+            print(
+                cli,
+                &created_json(&created),
+                &created_human(&created, "created"),
+            )
         }
         KeysCommand::Verify => {
             let key = read_stdin_line()?;
@@ -445,8 +456,15 @@ fn keys(cli: &Cli, command: &KeysCommand) -> Outcome {
             grace,
         } => {
             let created = api_keys.rotate(user, key_id, *grace)?;
-            let what = format!("rotated {key_id} (old key valid for {}s more); new", grace.as_secs());
-            print(cli, &created_json(&created), &created_human(&created, &what))
+            let what = format!(
+                "rotated {key_id} (old key valid for {}s more); new",
+                grace.as_secs()
+            );
+            print(
+                cli,
+                &created_json(&created),
+                &created_human(&created, &what),
+            )
         }
     }
 }
@@ -501,9 +519,10 @@ impl Reporter {
 }
 
 fn rotate_master(cli: &Cli, new_file: &Path) -> Outcome {
-    let text = Zeroizing::new(std::fs::read_to_string(new_file).map_err(|e| {
-        Failure(format!("cannot read {}: {e}", new_file.display()))
-    })?);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(new_file)
+            .map_err(|e| Failure(format!("cannot read {}: {e}", new_file.display())))?,
+    );
     let new_master = parse_master_key(&text)
         .map_err(|e| Failure(format!("new master key file {}: {e}", new_file.display())))?;
     // Opening checks the current key against the store before anything is touched.
@@ -551,7 +570,11 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> Outcome {
     });
     let mut human = format!(
         "{}migrated {}, skipped {} (already encrypted or empty), failed {} in {seconds:.2}s",
-        if args.dry_run { "dry run: would have " } else { "" },
+        if args.dry_run {
+            "dry run: would have "
+        } else {
+            ""
+        },
         report.migrated,
         report.skipped,
         report.failed
