@@ -755,3 +755,32 @@ fn revocation_during_a_first_validation_is_not_lost() {
         );
     }
 }
+
+#[cfg(feature = "keystore")]
+#[test]
+fn works_next_to_the_real_key_store_in_one_file() {
+    use keyseal::{KeyStore, MasterKey};
+    let db = TempDb::new();
+    let master = MasterKey::generate().unwrap();
+    let store = KeyStore::open(
+        &db.0,
+        MasterKey::from_bytes(master.expose_secret()).unwrap(),
+    )
+    .unwrap();
+    let before = store.get_or_create_user_key("alice").unwrap();
+    let keys = open(&db);
+    let k = keys.create(&NewKey::new("alice", "a")).unwrap();
+    assert!(keys.verify(&k.key).unwrap().is_valid());
+    let again = store.get_or_create_user_key("alice").unwrap();
+    assert_eq!(before.expose_secret(), again.expose_secret());
+    drop((store, keys));
+    let store = KeyStore::open(&db.0, master).unwrap();
+    assert_eq!(
+        store
+            .get_or_create_user_key("alice")
+            .unwrap()
+            .expose_secret(),
+        before.expose_secret()
+    );
+    assert!(open(&db).verify(&k.key).unwrap().is_valid());
+}
