@@ -28,5 +28,13 @@ mod keystore;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::{KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MAX_USER_ID_LEN};
 
+#[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
+mod issuance;
+#[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
+pub use issuance::{
+    ApiKeys, ApiKeysConfig, CreatedKey, Environment, KeyFormat, KeyInfo, KeyStatus, LegacyKey,
+    NewKey, RateLimit, Refusal, Timestamp, Validated, Verification,
+};
+
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub mod migrate;

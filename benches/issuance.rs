@@ -1,0 +1,423 @@
+//! Benchmarks of API key issuance: `cargo bench --bench issuance` (figures in
+//! docs/bench-issuance.md). Criterion groups, then two plain measurements: a flood of wrong
+//! secrets against cached verifications, and revocation latency to a second process.
+#![allow(missing_docs, clippy::cast_precision_loss)]
+
+use std::hint::black_box;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
+use keyseal::{ApiKeys, ApiKeysConfig, NewKey, Verification};
+
+const CHILD_DB: &str = "KEYSEAL_BENCH_CHILD_DB";
+const CHILD_KEY: &str = "KEYSEAL_BENCH_CHILD_KEY";
+
+fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keyseal-bench-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("keys.db")
+}
+
+fn manager(db: &Path, cost: u32) -> ApiKeys {
+    ApiKeys::open_with(
+        db,
+        ApiKeysConfig::default()
+            .bcrypt_cost(cost)
+            .max_active_keys(None),
+    )
+    .unwrap()
+}
+
+/// Same key id, another secret, right checksum.
+fn wrong_secret(key: &str, n: u64) -> String {
+    const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut b = key.as_bytes()[..key.len() - 6].to_vec();
+    let secret_at = b.len() - 43;
+    let mut v = n;
+    for i in 0..8 {
+        b[secret_at + i] = BASE62[(v % 62) as usize];
+        v /= 62;
+    }
+    let mut c = !0u32;
+    for &x in &b {
+        c ^= u32::from(x);
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    let mut sum = !c;
+    let mut tail = [b'0'; 6];
+    for slot in tail.iter_mut().rev() {
+        *slot = BASE62[(sum % 62) as usize];
+        sum /= 62;
+    }
+    b.extend_from_slice(&tail);
+    String::from_utf8(b).unwrap()
+}
+
+fn verify_paths(c: &mut Criterion) {
+    let db = temp_db("paths");
+    let keys = Arc::new(manager(&db, 4));
+    let valid: Vec<String> = (0..2)
+        .map(|i| {
+            keys.create(&NewKey::new("bench", format!("k{i}")))
+                .unwrap()
+                .key
+                .clone()
+        })
+        .collect();
+    for k in &valid {
+        assert!(keys.verify(k).unwrap().is_valid());
+    }
+    let mut typo = valid[0].clone().into_bytes();
+    typo[30] = if typo[30] == b'A' { b'B' } else { b'A' };
+    let typo = String::from_utf8(typo).unwrap();
+    let garbage = "Bearer hello-world-this-is-not-a-key".to_string();
+    let unknown = {
+        // a well-formed key of another store: right checksum, unknown id
+        let other = temp_db("other");
+        manager(&other, 4)
+            .create(&NewKey::new("x", "y"))
+            .unwrap()
+            .key
+            .clone()
+    };
+    assert_eq!(
+        keys.verify(&unknown).unwrap().refusal().unwrap().reason(),
+        "unknown"
+    );
+    assert_eq!(
+        keys.verify(&typo).unwrap().refusal().unwrap().reason(),
+        "malformed"
+    );
+
+    let mut g = c.benchmark_group("issuance_verify");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("cached_valid_1_thread", |b| {
+        b.iter(|| keys.verify(black_box(&valid[0])).unwrap());
+    });
+    g.bench_function("malformed_garbage", |b| {
+        b.iter(|| keys.verify(black_box(&garbage)).unwrap());
+    });
+    g.bench_function("malformed_bad_checksum", |b| {
+        b.iter(|| keys.verify(black_box(&typo)).unwrap());
+    });
+    g.bench_function("unknown_well_formed", |b| {
+        b.iter(|| keys.verify(black_box(&unknown)).unwrap());
+    });
+    g.throughput(Throughput::Elements(2));
+    g.bench_function("cached_valid_2_threads", |b| {
+        b.iter_custom(|iters| {
+            let barrier = Arc::new(Barrier::new(2));
+            let handles: Vec<_> = (0..2)
+                .map(|t| {
+                    let keys = keys.clone();
+                    let key = valid[t].clone();
+                    let barrier = barrier.clone();
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            black_box(keys.verify(black_box(&key)).unwrap());
+                        }
+                        start.elapsed()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .max()
+                .unwrap()
+        });
+    });
+    g.finish();
+}
+
+fn first_validation(c: &mut Criterion) {
+    let mut g = c.benchmark_group("issuance_first_validation");
+    g.sample_size(10);
+    for cost in [4u32, 12] {
+        let db = temp_db(&format!("first{cost}"));
+        let key = manager(&db, cost)
+            .create(&NewKey::new("bench", "k"))
+            .unwrap()
+            .key
+            .clone();
+        if cost == 12 {
+            g.measurement_time(Duration::from_secs(8));
+        }
+        g.bench_function(format!("cost_{cost}"), |b| {
+            b.iter_batched(
+                || manager(&db, cost), // a fresh process-like instance: empty cache
+                |keys| {
+                    assert!(keys.verify(&key).unwrap().is_valid());
+                    keys
+                },
+                BatchSize::PerIteration,
+            );
+        });
+        // bcrypt alone, at the same cost, for comparison
+        let hash = bcrypt::hash("x".repeat(44), cost).unwrap();
+        g.bench_function(format!("bcrypt_verify_only_cost_{cost}"), |b| {
+            b.iter(|| bcrypt::verify(black_box("x".repeat(44)), &hash).unwrap());
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, verify_paths, first_validation);
+
+/// This thread's (CPU time, time spent waiting for a CPU), from the kernel's schedstat: on a
+/// shared machine, rates per CPU-second separate keyseal's cost from the other load.
+fn thread_sched() -> (Duration, Duration) {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut it = text
+        .split_whitespace()
+        .map(|v| v.parse::<u64>().unwrap_or(0));
+    (
+        Duration::from_nanos(it.next().unwrap_or(0)),
+        Duration::from_nanos(it.next().unwrap_or(0)),
+    )
+}
+
+struct Rate {
+    per_wall_second: f64,
+    per_cpu_second: f64,
+    cpu_share: f64,
+}
+
+/// Cached verifications on this thread for `for_how_long`.
+fn cached_rate(keys: &ApiKeys, key: &str, for_how_long: Duration) -> Rate {
+    let (cpu0, _) = thread_sched();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < for_how_long {
+        for _ in 0..1000 {
+            black_box(keys.verify(black_box(key)).unwrap());
+        }
+        n += 1000;
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = thread_sched()
+        .0
+        .saturating_sub(cpu0)
+        .as_secs_f64()
+        .max(1e-9);
+    Rate {
+        per_wall_second: n as f64 / wall,
+        per_cpu_second: n as f64 / cpu,
+        cpu_share: cpu / wall,
+    }
+}
+
+fn scaling() {
+    let db = temp_db("scaling");
+    let keys = Arc::new(manager(&db, 4));
+    let valid: Vec<String> = (0..2)
+        .map(|i| {
+            keys.create(&NewKey::new("bench", format!("k{i}")))
+                .unwrap()
+                .key
+                .clone()
+        })
+        .collect();
+    for threads in [1usize, 2] {
+        let barrier = Arc::new(Barrier::new(threads));
+        let rates: Vec<Rate> = (0..threads)
+            .map(|t| {
+                let (keys, key, barrier) = (keys.clone(), valid[t].clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    assert!(keys.verify(&key).unwrap().is_valid());
+                    barrier.wait();
+                    cached_rate(&keys, &key, Duration::from_secs(4))
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let wall: f64 = rates.iter().map(|r| r.per_wall_second).sum();
+        let cpu: f64 = rates.iter().map(|r| r.per_cpu_second).sum::<f64>() / threads as f64;
+        let share: f64 = rates.iter().map(|r| r.cpu_share).sum();
+        println!(
+            "scaling: {threads} thread(s): {wall:.0}/s wall-clock in total, {cpu:.0} per \
+             CPU-second per thread, using {share:.2} CPUs"
+        );
+    }
+}
+
+fn flood(max_failures_per_key: u32, label: &str) {
+    let db = temp_db("flood");
+    let keys = Arc::new(
+        ApiKeys::open_with(
+            &db,
+            ApiKeysConfig::default()
+                .bcrypt_cost(12)
+                .max_active_keys(None)
+                .max_failures_per_key(max_failures_per_key),
+        )
+        .unwrap(),
+    );
+    let good = keys.create(&NewKey::new("u", "good")).unwrap().key.clone();
+    let target = keys
+        .create(&NewKey::new("u", "target"))
+        .unwrap()
+        .key
+        .clone();
+    assert!(keys.verify(&good).unwrap().is_valid());
+    let quiet = cached_rate(&keys, &good, Duration::from_secs(3));
+    let stop = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(AtomicU64::new(0));
+    let bcrypts = Arc::new(AtomicU64::new(0));
+    let flooder = {
+        let (keys, stop, attempts, bcrypts) = (
+            keys.clone(),
+            stop.clone(),
+            attempts.clone(),
+            bcrypts.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let t = Instant::now();
+                let v = keys.verify(&wrong_secret(&target, n)).unwrap();
+                assert!(!v.is_valid());
+                if t.elapsed() > Duration::from_millis(50) {
+                    bcrypts.fetch_add(1, Ordering::Relaxed);
+                }
+                attempts.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let during = cached_rate(&keys, &good, Duration::from_secs(5));
+    // A sustained flood: once the key id has used up its failure budget, no more bcrypt.
+    let sustained = (max_failures_per_key < 1000).then(|| {
+        let t = Instant::now();
+        while bcrypts.load(Ordering::Relaxed) < u64::from(max_failures_per_key)
+            && t.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        cached_rate(&keys, &good, Duration::from_secs(5))
+    });
+    stop.store(true, Ordering::Relaxed);
+    flooder.join().unwrap();
+
+    println!(
+        "flood ({label}): cached valid {:.0}/s quiet, {:.0}/s during the flood ({:.0}%); per \
+         CPU-second {:.0} quiet, {:.0} during ({:.0}%); CPU share of the cached thread {:.2} \
+         quiet, {:.2} during; flood made {} attempts, {} of them ran bcrypt (cost 12)",
+        quiet.per_wall_second,
+        during.per_wall_second,
+        100.0 * during.per_wall_second / quiet.per_wall_second,
+        quiet.per_cpu_second,
+        during.per_cpu_second,
+        100.0 * during.per_cpu_second / quiet.per_cpu_second,
+        quiet.cpu_share,
+        during.cpu_share,
+        attempts.load(Ordering::Relaxed),
+        bcrypts.load(Ordering::Relaxed)
+    );
+    if let Some(r) = sustained {
+        println!(
+            "flood ({label}), sustained, after the key id's failure budget is spent: cached \
+             valid {:.0}/s ({:.0}% of quiet), {:.0} per CPU-second; the flood now costs no bcrypt, but its own loop still takes a CPU",
+            r.per_wall_second,
+            100.0 * r.per_wall_second / quiet.per_wall_second,
+            r.per_cpu_second
+        );
+    }
+}
+
+fn child() {
+    let db = std::env::var(CHILD_DB).unwrap();
+    let key = std::env::var(CHILD_KEY).unwrap();
+    let keys = manager(Path::new(&db), 4);
+    assert!(keys.verify(&key).unwrap().is_valid());
+    let mut out = std::io::stdout();
+    writeln!(out, "ready").unwrap();
+    out.flush().unwrap();
+    loop {
+        if let Verification::Refused(r) = keys.verify(&key).unwrap() {
+            writeln!(out, "refused {}", r.reason()).unwrap();
+            out.flush().unwrap();
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn revocation_latency(runs: usize) {
+    let db = temp_db("revocation");
+    let keys = manager(&db, 4);
+    let mut latencies = vec![];
+    for i in 0..runs {
+        let k = keys.create(&NewKey::new("u", format!("r{i}"))).unwrap();
+        let mut proc = Command::new(std::env::current_exe().unwrap())
+            .env(CHILD_DB, &db)
+            .env(CHILD_KEY, &k.key)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        // land at a random point of the other process's 250 ms check cycle
+        std::thread::sleep(Duration::from_millis(100 + (i as u64 * 37) % 250));
+        keys.revoke("u", &k.key_id).unwrap();
+        let t = Instant::now();
+        assert_eq!(lines.next().unwrap().unwrap(), "refused revoked");
+        latencies.push(t.elapsed());
+        proc.wait().unwrap();
+    }
+    latencies.sort();
+    println!(
+        "revocation seen by a second process ({runs} runs): min {:?}, median {:?}, max {:?}",
+        latencies[0],
+        latencies[runs / 2],
+        latencies[runs - 1]
+    );
+}
+
+fn main() {
+    if std::env::var_os(CHILD_DB).is_some() {
+        child();
+        return;
+    }
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    // Criterion takes one filter (a regex); the plain measurements run when it names them.
+    let wants = |name: &str| {
+        filter.is_empty()
+            || filter
+                .iter()
+                .any(|f| f.contains(name) || name.contains(f.as_str()))
+    };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if wants("scaling") {
+        scaling();
+    }
+    if wants("flood") {
+        flood(u32::MAX, "every wrong secret runs bcrypt: throttle off");
+        flood(20, "default: 20 failures per key id per minute");
+    }
+    if wants("revocation") {
+        revocation_latency(10);
+    }
+}
