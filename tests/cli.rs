@@ -36,9 +36,10 @@ impl Env {
 
     /// Runs keyseal with this store and master key file.
     fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let db = self.db();
         let mut full = vec![
             "--db",
-            self.db().to_str().unwrap(),
+            db.to_str().unwrap(),
             "--master-key-file",
             self.master_file.to_str().unwrap(),
         ];
@@ -544,9 +545,10 @@ fn migrate_100k_rows_killed_and_resumed() {
     let env = Env::new();
     let data = env.dir.path().join("app.db");
     make_table(&data, 100_000, 1_000);
+    let db = env.db();
     let args = [
         "--db",
-        env.db().to_str().unwrap(),
+        db.to_str().unwrap(),
         "--master-key-file",
         env.master_file.to_str().unwrap(),
         "migrate",

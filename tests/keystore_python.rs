@@ -1,5 +1,5 @@
 //! Interop in the other direction: a key store written by keyseal is read by the Python module
-//! (tests/python/api_key_encryption.py, seed 000 re-indented), which also adds a user that
+//! (`tests/python/api_key_encryption.py`, seed 000 re-indented), which also adds a user that
 //! keyseal then reads.
 //!
 //! Runs when `python3` with `cryptography` is available (`make test` installs it). Without it

@@ -3,6 +3,7 @@
 //! Secrets come on standard input, never as arguments. Exit 0 on success, 1 when refused or
 //! failed (one line on stderr), 2 on bad usage (clap's message).
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,7 +27,7 @@ struct Cli {
     /// The SQLite store (per-user data keys and API keys).
     #[arg(long, global = true, env = "KEYSEAL_DB", default_value = "keyseal.db")]
     db: PathBuf,
-    /// A file holding the master key (base64); otherwise API_KEY_MASTER_KEY is used.
+    /// A file holding the master key (base64); otherwise `API_KEY_MASTER_KEY` is used.
     #[arg(long, global = true, value_name = "PATH")]
     master_key_file: Option<PathBuf>,
     /// Print one JSON object instead of human output.
@@ -199,18 +200,18 @@ fn run(cli: &Cli) -> Outcome {
             let plaintext = read_stdin_line()?;
             let key = data_key(cli, target)?;
             let token = encrypt(&plaintext, &key)?;
-            print(cli, &json!({ "token": token }), &token)
+            Ok(print(cli, &json!({ "token": token }), &token))
         }
         Command::Decrypt(target) => {
             let token = read_stdin_line()?;
             let key = data_key(cli, target)?;
             let plaintext = Zeroizing::new(decrypt(token.trim(), &key)?);
-            print(cli, &json!({ "plaintext": *plaintext }), &plaintext)
+            Ok(print(cli, &json!({ "plaintext": *plaintext }), &plaintext))
         }
         Command::Hash => {
             let input = read_stdin_line()?;
             let hash = api_key_hash(&input);
-            print(cli, &json!({ "hash": hash }), &hash)
+            Ok(print(cli, &json!({ "hash": hash }), &hash))
         }
         Command::Keys(command) => keys(cli, command),
         Command::RotateMaster {
@@ -239,13 +240,14 @@ fn read_stdin_line() -> Result<Zeroizing<String>, Failure> {
     Ok(text)
 }
 
-fn print(cli: &Cli, value: &Value, human: &str) -> Outcome {
+/// Prints the JSON object with `--json`, else the human text; success.
+fn print(cli: &Cli, value: &Value, human: &str) -> ExitCode {
     if cli.json {
         println!("{value}");
     } else {
         println!("{human}");
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 fn master_key(cli: &Cli) -> Result<MasterKey, Failure> {
@@ -288,14 +290,14 @@ fn generate(cli: &Cli, out: Option<&Path>) -> Outcome {
     let key = MasterKey::generate()?;
     let text = Zeroizing::new(key.to_base64());
     let Some(path) = out else {
-        return print(cli, &json!({ "master_key": *text }), &text);
+        return Ok(print(cli, &json!({ "master_key": *text }), &text));
     };
     write_new_secret_file(path, &text)?;
-    print(
+    Ok(print(
         cli,
         &json!({ "path": path.display().to_string() }),
         &format!("wrote a new master key to {} (mode 0600)", path.display()),
-    )
+    ))
 }
 
 /// Creates `path` (refusing to overwrite) readable by its owner only, and writes `text`.
@@ -373,82 +375,21 @@ fn keys(cli: &Cli, command: &KeysCommand) -> Outcome {
                 new = new.expires_in(*life);
             }
             let created = api_keys.create(&new)?;
-            print(
+            Ok(print(
                 cli,
                 &created_json(&created),
                 &created_human(&created, "created"),
-            )
+            ))
         }
-        KeysCommand::Verify => {
-            let key = read_stdin_line()?;
-            let verdict = api_keys.verify(key.trim())?;
-            api_keys.flush()?;
-            match verdict {
-                Verification::Valid(ok) => {
-                    let expires = ok.expires_at.map(|t| t.to_string());
-                    print(
-                        cli,
-                        &json!({
-                            "valid": true,
-                            "key_id": &*ok.key_id,
-                            "user_id": &*ok.user_id,
-                            "scopes": &*ok.scopes,
-                            "expires_at": expires,
-                        }),
-                        &format!(
-                            "valid: key {} of user {}, scopes [{}], expires {}",
-                            ok.key_id,
-                            ok.user_id,
-                            ok.scopes.join(", "),
-                            expires.as_deref().unwrap_or("never")
-                        ),
-                    )
-                }
-                Verification::Refused(refusal) => {
-                    let reason = refusal.reason();
-                    if cli.json {
-                        println!("{}", json!({ "valid": false, "reason": reason }));
-                    } else {
-                        eprintln!("keyseal: refused: {reason}");
-                    }
-                    Ok(ExitCode::FAILURE)
-                }
-            }
-        }
-        KeysCommand::List { user } => {
-            let list = api_keys.list(user)?;
-            if cli.json {
-                let keys: Vec<Value> = list.iter().map(info_json).collect();
-                println!("{}", json!({ "user_id": user, "keys": keys }));
-            } else if list.is_empty() {
-                println!("user {user} has no keys");
-            } else {
-                println!(
-                    "{:<28} {:<20} {:<9} {:<24} {:<24} SCOPES",
-                    "KEY ID", "NAME", "STATUS", "CREATED", "EXPIRES"
-                );
-                for info in &list {
-                    println!(
-                        "{:<28} {:<20} {:<9} {:<24} {:<24} {}",
-                        info.key_id,
-                        info.name,
-                        format!("{:?}", info.status).to_lowercase(),
-                        info.created_at.to_string(),
-                        info.expires_at
-                            .map_or_else(|| "never".into(), |t| t.to_string()),
-                        info.scopes.join(",")
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        KeysCommand::Verify => verify_key(cli, &api_keys),
+        KeysCommand::List { user } => list_keys(cli, &api_keys, user),
         KeysCommand::Revoke { user, key_id } => {
             let info = api_keys.revoke(user, key_id)?;
-            print(
+            Ok(print(
                 cli,
                 &info_json(&info),
                 &format!("revoked key {} of user {}", info.key_id, info.user_id),
-            )
+            ))
         }
         KeysCommand::Rotate {
             user,
@@ -460,13 +401,78 @@ fn keys(cli: &Cli, command: &KeysCommand) -> Outcome {
                 "rotated {key_id} (old key valid for {}s more); new",
                 grace.as_secs()
             );
-            print(
+            Ok(print(
                 cli,
                 &created_json(&created),
                 &created_human(&created, &what),
-            )
+            ))
         }
     }
+}
+
+fn verify_key(cli: &Cli, api_keys: &ApiKeys) -> Outcome {
+    let key = read_stdin_line()?;
+    let verdict = api_keys.verify(key.trim())?;
+    api_keys.flush()?;
+    match verdict {
+        Verification::Valid(ok) => {
+            let expires = ok.expires_at.map(|t| t.to_string());
+            Ok(print(
+                cli,
+                &json!({
+                    "valid": true,
+                    "key_id": &*ok.key_id,
+                    "user_id": &*ok.user_id,
+                    "scopes": &*ok.scopes,
+                    "expires_at": expires,
+                }),
+                &format!(
+                    "valid: key {} of user {}, scopes [{}], expires {}",
+                    ok.key_id,
+                    ok.user_id,
+                    ok.scopes.join(", "),
+                    expires.as_deref().unwrap_or("never")
+                ),
+            ))
+        }
+        Verification::Refused(refusal) => {
+            let reason = refusal.reason();
+            if cli.json {
+                println!("{}", json!({ "valid": false, "reason": reason }));
+            } else {
+                eprintln!("keyseal: refused: {reason}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn list_keys(cli: &Cli, api_keys: &ApiKeys, user: &str) -> Outcome {
+    let list = api_keys.list(user)?;
+    if cli.json {
+        let keys: Vec<Value> = list.iter().map(info_json).collect();
+        println!("{}", json!({ "user_id": user, "keys": keys }));
+    } else if list.is_empty() {
+        println!("user {user} has no keys");
+    } else {
+        println!(
+            "{:<28} {:<20} {:<9} {:<24} {:<24} SCOPES",
+            "KEY ID", "NAME", "STATUS", "CREATED", "EXPIRES"
+        );
+        for info in &list {
+            println!(
+                "{:<28} {:<20} {:<9} {:<24} {:<24} {}",
+                info.key_id,
+                info.name,
+                format!("{:?}", info.status).to_lowercase(),
+                info.created_at.to_string(),
+                info.expires_at
+                    .map_or_else(|| "never".into(), |t| t.to_string()),
+                info.scopes.join(",")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Progress on stderr: a bar on a terminal, a plain line per step otherwise.
@@ -532,7 +538,7 @@ fn rotate_master(cli: &Cli, new_file: &Path) -> Outcome {
         reporter.update(done as u64, total as u64, cli.json);
     })?;
     reporter.finish();
-    print(
+    Ok(print(
         cli,
         &json!({ "rewrapped": report.rewrapped }),
         &format!(
@@ -540,7 +546,7 @@ fn rotate_master(cli: &Cli, new_file: &Path) -> Outcome {
             report.rewrapped,
             new_file.display()
         ),
-    )
+    ))
 }
 
 fn migrate(cli: &Cli, args: &MigrateArgs) -> Outcome {
@@ -591,16 +597,17 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> Outcome {
             "null": check.null,
             "failed": check.failed,
         });
-        human.push_str(&format!(
+        let _ = write!(
+            human,
             "\nverify: {} decrypt, {} still plaintext, {} empty, {} fail",
             check.ok, check.plaintext, check.null, check.failed
-        ));
+        );
         if check.failed > 0 {
-            print(cli, &out, &human)?;
+            print(cli, &out, &human);
             return Err(Failure(format!("{} values do not decrypt", check.failed)));
         }
     }
-    print(cli, &out, &human)?;
+    print(cli, &out, &human);
     Ok(if report.failed > 0 {
         ExitCode::FAILURE
     } else {
