@@ -71,7 +71,8 @@ row = db.execute("SELECT user_id, hex(encrypted_key), created_at FROM encryption
 print(f"encryption_keys: user_id={row[0]} encrypted_key={row[1][:48]}... ({len(row[1])//2} bytes: nonce, wrapped key, tag) created_at={row[2]}")
 cols = [c[1] for c in db.execute("PRAGMA table_info(api_keys)")]
 for r in db.execute("SELECT * FROM api_keys WHERE user_id='alice'"):
-    print("api_keys: " + ", ".join(f"{c}={str(v)[:40]}" for c, v in zip(cols, r)))
+    shown = {c: (v[:7] + "... (bcrypt, " + str(len(v)) + " chars)" if c == "hash" else v) for c, v in zip(cols, r)}
+    print("api_keys: " + ", ".join(f"{c}={shown[c]}" for c in ("key_id", "user_id", "name", "scopes", "hash", "revoked_at", "rotated_to")))
 PY
 echo
 echo "Done. The store is demo/keyseal.db and the master key demo/master.key; run again to reuse them."

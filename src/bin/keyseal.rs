@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use keyseal::migrate::{migrate_column, verify_column, KeySource, MigrateOptions, Progress};
 use keyseal::{
-    api_key_hash, decrypt, encrypt, parse_master_key, ApiKeys, CreatedKey, DataKey, Error, KeyInfo,
+    api_key_hash, decrypt, encrypt, parse_master_key, ApiKeys, ApiKeysConfig, CreatedKey, DataKey, Error, KeyInfo,
     KeyStore, MasterKey, NewKey, Verification, MASTER_KEY_ENV,
 };
 
@@ -33,6 +33,10 @@ struct Cli {
     /// Print one JSON object instead of human output.
     #[arg(long, global = true)]
     json: bool,
+    /// bcrypt cost for new API keys (4-31). Verifying uses each key's own cost.
+    #[arg(long, global = true, env = "KEYSEAL_BCRYPT_COST", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(4..=31))]
+    bcrypt_cost: u32,
     /// Log what happens to stderr (-v info, -vv debug); never secrets.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -316,7 +320,8 @@ fn write_new_secret_file(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 fn open_api_keys(cli: &Cli) -> Result<ApiKeys, Failure> {
-    ApiKeys::open(&cli.db).map_err(|e| Failure(format!("{}: {e}", cli.db.display())))
+    let config = ApiKeysConfig::default().bcrypt_cost(cli.bcrypt_cost);
+    ApiKeys::open_with(&cli.db, config).map_err(|e| Failure(format!("{}: {e}", cli.db.display())))
 }
 
 fn created_json(created: &CreatedKey) -> Value {
