@@ -15,8 +15,8 @@ use zeroize::Zeroizing;
 
 use keyseal::migrate::{migrate_column, verify_column, KeySource, MigrateOptions, Progress};
 use keyseal::{
-    api_key_hash, decrypt, encrypt, parse_master_key, ApiKeys, ApiKeysConfig, CreatedKey, DataKey, Error, KeyInfo,
-    KeyStore, MasterKey, NewKey, Verification, MASTER_KEY_ENV,
+    api_key_hash, decrypt, encrypt, parse_master_key, ApiKeys, ApiKeysConfig, CreatedKey, DataKey,
+    Error, KeyInfo, KeyStore, MasterKey, NewKey, Verification, MASTER_KEY_ENV,
 };
 
 /// Keeps API keys and other secrets safe: encrypt secrets with per-user keys, issue and verify
