@@ -223,6 +223,12 @@ fn secret_bytes_out(mut v: Vec<u8>) -> Uint8Array {
 }
 
 fn encrypt_str(plaintext: &JsValue, key: &DataKey) -> Result<String, Error> {
+    if let Some(s) = plaintext.dyn_ref::<JsString>() {
+        // Every UTF-16 unit takes at least one UTF-8 byte: refuse before copying what cannot fit.
+        if token_len(s.length() as usize) > MAX_JS_STRING {
+            return Err(TOKEN_TOO_LARGE);
+        }
+    }
     let mut text = string_in(plaintext, true)?;
     let out = check_encrypt_size(text.len()).and_then(|()| crate::encrypt(&text, key));
     text.zeroize();
