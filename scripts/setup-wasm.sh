@@ -78,11 +78,14 @@ fi
 if ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm
 fi
-stamp="bindings/node_modules/.package-lock.json"
-if [ -f "$stamp" ] && [ ! "bindings/package-lock.json" -nt "$stamp" ]; then
+# npm ci only when node_modules is missing or was installed from another package-lock.json.
+stamp="bindings/node_modules/.keyseal-lock.sha256"
+want="$(sha256sum bindings/package-lock.json | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   say "bindings/node_modules: up to date"
 else
-  say "npm ci in bindings/"
-  (cd bindings && npm ci --no-audit --no-fund)
+  say "npm ci in bindings/ (binaryen for wasm-opt)"
+  (cd bindings && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
 fi
 say "done"
