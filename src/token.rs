@@ -41,6 +41,16 @@ const TAG_LEN: usize = 16;
 /// Base64 characters that hold the nonce: 12 bytes are exactly 4 groups of 3.
 const NONCE_CHARS: usize = 16;
 
+// Nonces: in wasm from a pool of host randomness (src/wasm.rs; one crypto.getRandomValues
+// call costs more than a whole encryption), elsewhere straight from the OS (a pool in process
+// memory would be duplicated by fork()).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use crate::wasm::fill_nonce;
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+fn fill_nonce(nonce: &mut [u8; NONCE_LEN]) -> Result<(), Error> {
+    getrandom::getrandom(nonce).map_err(|_| Error::Randomness)
+}
+
 /// Encrypts UTF-8 text into a `v2:` token.
 ///
 /// # Errors
@@ -90,7 +100,7 @@ pub fn encrypt_bytes_with_aad(
     key: &DataKey,
 ) -> Result<String, Error> {
     let mut nonce = [0u8; NONCE_LEN];
-    getrandom::getrandom(&mut nonce).map_err(|_| Error::Randomness)?;
+    fill_nonce(&mut nonce)?;
 
     let mut buf = Vec::with_capacity(plaintext.len() + TAG_LEN);
     buf.extend_from_slice(plaintext);

@@ -1,5 +1,7 @@
 //! `resolve_master_key` reads the process environment; these cases run in one test (its own
 //! binary) so no other test races on the variable.
+// Native only (proptest; the process environment).
+#![cfg(not(target_arch = "wasm32"))]
 
 use keyseal::{resolve_master_key, MASTER_KEY_ENV};
 use proptest::prelude::*;

@@ -1,4 +1,6 @@
 //! Property tests: round trips for any input, and no input makes a parser panic.
+// Native only (proptest).
+#![cfg(not(target_arch = "wasm32"))]
 
 use keyseal::{decrypt, decrypt_bytes, encrypt, encrypt_bytes, DataKey, MasterKey};
 use proptest::prelude::*;

@@ -2,6 +2,10 @@
 
 mod common;
 
+// Under wasm32 the same tests run through wasm-bindgen-test (`make test-wasm`).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use common::python_vectors;
 use keyseal::{api_key_hash, decrypt, decrypt_bytes, derive_pool_key, DataKey, Error, MasterKey};
 

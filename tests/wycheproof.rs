@@ -4,6 +4,10 @@
 
 mod common;
 
+// Under wasm32 the same tests run through wasm-bindgen-test (`make test-wasm`).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use common::hex;
 use hmac::{Hmac, Mac};
 use keyseal::{decrypt_bytes_with_aad, DataKey, Error};
