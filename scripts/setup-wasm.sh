@@ -75,6 +75,7 @@ else
 fi
 
 # 3. npm dev tools (binaryen's wasm-opt; Debian's binaryen is too old, see WASM-TOOLCHAIN.md)
+# and the tools of mk/www.mk (playwright-core, workerd, typescript), all pinned in package-lock.json.
 if ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm
 fi
@@ -84,7 +85,7 @@ want="$(sha256sum bindings/package-lock.json | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   say "bindings/node_modules: up to date"
 else
-  say "npm ci in bindings/ (binaryen for wasm-opt)"
+  say "npm ci in bindings/ (pinned dev tools: binaryen for wasm-opt, playwright-core, workerd, typescript)"
   (cd bindings && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" >"$stamp"
 fi

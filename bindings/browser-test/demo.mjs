@@ -155,6 +155,19 @@ try {
   assert.equal((await status('#decrypt-status')).code, 'authentication');
   await page.screenshot({ path: SHOT, fullPage: true });
 
+  // Without its .wasm the page says so in the page, not only in the console.
+  const broken = await context.newPage();
+  const brokenErrors = [];
+  broken.on('pageerror', (e) => brokenErrors.push(e.message));
+  await broken.route('**/pkg/keyseal_bg.wasm', (route) => route.fulfill({ status: 404, body: 'gone' }));
+  await broken.goto(url);
+  await broken.waitForSelector('#page-error:not([hidden])', { timeout: 20_000 });
+  assert.match(await broken.textContent('#page-error'), /Could not load the keyseal package/);
+  assert.equal(await broken.textContent('#status'), 'not loaded');
+  assert.deepEqual(brokenErrors, []);
+  await broken.close();
+  say('a missing .wasm is reported in the page');
+
   assert.deepEqual(uncaught, [], 'no uncaught exceptions or console errors');
   assert.equal(await page.isHidden('#page-error'), true, 'no page error banner');
   assert.deepEqual(offsite, [], 'no request beyond localhost');
