@@ -6,6 +6,7 @@ mod encoding;
 mod error;
 mod hash;
 mod keys;
+mod nonce;
 mod token;
 
 pub use error::Error;

@@ -31,25 +31,15 @@ use aes_gcm::{Nonce, Tag};
 use zeroize::Zeroize;
 
 use crate::encoding;
+use crate::nonce::{fill_nonce, NONCE_LEN};
 use crate::{DataKey, Error};
 
 /// The prefix of every token; values without it are legacy plaintext.
 pub const ENCRYPTED_PREFIX: &str = "v2:";
 
-const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 /// Base64 characters that hold the nonce: 12 bytes are exactly 4 groups of 3.
 const NONCE_CHARS: usize = 16;
-
-// Nonces: in wasm from a pool of host randomness (src/wasm.rs; one crypto.getRandomValues
-// call costs more than a whole encryption), elsewhere straight from the OS (a pool in process
-// memory would be duplicated by fork()).
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use crate::wasm::fill_nonce;
-#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
-fn fill_nonce(nonce: &mut [u8; NONCE_LEN]) -> Result<(), Error> {
-    getrandom::getrandom(nonce).map_err(|_| Error::Randomness)
-}
 
 /// Encrypts UTF-8 text into a `v2:` token.
 ///

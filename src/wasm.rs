@@ -64,40 +64,6 @@ extern "C" {
     fn is_well_formed(this: &CheckedString) -> Result<bool, JsValue>;
 }
 
-/// Random bytes drawn from the host per `crypto.getRandomValues` call, handed out as nonces.
-const NONCE_POOL: usize = 4096;
-
-struct NoncePool {
-    bytes: [u8; NONCE_POOL],
-    used: usize,
-}
-
-std::thread_local! {
-    static NONCES: core::cell::RefCell<NoncePool> = const {
-        core::cell::RefCell::new(NoncePool { bytes: [0; NONCE_POOL], used: NONCE_POOL })
-    };
-}
-
-/// Fills a nonce from a pool of host randomness, refilled 4 KiB at a time: one call into
-/// `crypto.getRandomValues` costs more than encrypting a short secret. Every pool byte is used
-/// once and then overwritten with zeros; nonces are public, so the pool holds nothing secret,
-/// and wasm memory is never forked, so no two copies of it can hand out the same nonce.
-pub(crate) fn fill_nonce(nonce: &mut [u8; 12]) -> Result<(), Error> {
-    NONCES.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        if pool.used + nonce.len() > NONCE_POOL {
-            getrandom::getrandom(&mut pool.bytes).map_err(|_| Error::Randomness)?;
-            pool.used = 0;
-        }
-        let start = pool.used;
-        let taken = &mut pool.bytes[start..start + nonce.len()];
-        nonce.copy_from_slice(taken);
-        taken.fill(0);
-        pool.used = start + nonce.len();
-        Ok(())
-    })
-}
-
 /// A core error as a JS `Error` named `KeysealError`, with its `code`.
 fn js_error(err: &Error) -> JsValue {
     let e = js_sys::Error::new(&err.to_string());
