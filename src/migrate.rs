@@ -8,15 +8,18 @@
 //!   and the rest untouched; running again resumes, and never encrypts a value twice (only
 //!   values without the prefix are selected, and each update is a compare-and-set on the old
 //!   value, so a concurrent writer is not overwritten);
-//! - values that are not text, and rows without a user id, are counted as failed and left as
-//!   they are.
+//! - values that are not text, and rows without a usable user id (NULL, empty, over
+//!   [`MAX_USER_ID_LEN`](crate::MAX_USER_ID_LEN) bytes, holding NUL), are counted as failed and
+//!   left as they are; integer user ids are used in decimal;
+//! - user keys are fetched (and minted) before each batch's write transaction, so the table may
+//!   live in the key store's own file.
 //!
 //! [`verify_column`] decrypts every value and counts what opens.
 //!
 //! # Errors
 //! [`Error::InvalidArgument`] for a table or column name that is not a plain SQL identifier
-//! (letters, digits, `_`; this is what keeps SQL out of the names) or does not exist, or a
-//! batch size of 0; [`Error::Storage`] for SQLite failures; key store errors from
+//! (letters, digits, `_`; this is what keeps SQL out of the names) or does not exist, an id
+//! column with NULL or repeated values, or a batch size of 0; [`Error::Storage`] for SQLite failures; key store errors from
 //! [`KeyStore::get_or_create_user_keys`].
 //!
 //! # Security
@@ -52,7 +55,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, TransactionBehavior};
 use zeroize::Zeroize;
 
-use crate::{decrypt_bytes, encrypt, is_encrypted, DataKey, Error, KeyStore};
+use crate::{decrypt_bytes, encrypt, is_encrypted, DataKey, Error, KeyStore, MAX_USER_ID_LEN};
 
 /// Where the key of each row comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,12 +293,11 @@ pub fn migrate_column(
     let mut conn = open(db)?;
     let shape = Shape::new(&conn, options)?;
     let Shape {
-        table,
-        column,
-        id,
-        user: _,
+        table, column, id, ..
     } = &shape;
     let user = shape.user_expr();
+
+    check_ids(&conn, &shape, options)?;
 
     let mut report = MigrateReport::default();
     let (total, encrypted_or_null): (u64, u64) = conn
@@ -329,11 +331,11 @@ pub fn migrate_column(
     let batch = i64::try_from(options.batch).unwrap_or(i64::MAX);
     let mut last: Value = Value::Null;
     loop {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| storage(&e))?;
+        // Read the batch and get its users' keys before taking the write lock: the key store
+        // may live in the same file and needs its own write transaction to mint keys. The
+        // compare-and-set update below keeps this safe against concurrent writers.
         let rows: Vec<(Value, Value, Value)> = {
-            let mut stmt = tx.prepare_cached(&select).map_err(|e| storage(&e))?;
+            let mut stmt = conn.prepare_cached(&select).map_err(|e| storage(&e))?;
             stmt.query_map(params![last, batch], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })
@@ -344,8 +346,34 @@ pub fn migrate_column(
             break;
         };
         last = last_id.clone();
+        let rows: Vec<(Value, Option<String>, Value)> = rows
+            .into_iter()
+            .map(|(row_id, row_user, value)| (row_id, user_id(row_user), value))
+            .collect();
+        let user_keys = if keys.pool.is_some() {
+            HashMap::new()
+        } else {
+            let users: Vec<&str> = rows.iter().filter_map(|(_, u, _)| u.as_deref()).collect();
+            keys.for_users(&users)?
+        };
 
-        migrate_batch(&tx, &update, rows, &keys, options.dry_run, &mut report)?;
+        let behavior = if options.dry_run {
+            TransactionBehavior::Deferred
+        } else {
+            TransactionBehavior::Immediate
+        };
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(|e| storage(&e))?;
+        migrate_batch(
+            &tx,
+            &update,
+            rows,
+            &keys,
+            &user_keys,
+            options.dry_run,
+            &mut report,
+        )?;
         let done = report.migrated + report.failed;
         if options.dry_run {
             tx.rollback().map_err(|e| storage(&e))?;
@@ -357,65 +385,86 @@ pub fn migrate_column(
     Ok(report)
 }
 
+/// Rows are visited in id order and updated by id: the id must name one row each.
+fn check_ids(conn: &Connection, shape: &Shape, options: &MigrateOptions) -> Result<(), Error> {
+    let Shape { table, id, .. } = shape;
+    let (null_ids, repeated_ids): (u64, u64) = conn
+        .query_row(
+            &format!(
+                "SELECT count(*) FILTER (WHERE {id} IS NULL), count({id}) - count(DISTINCT {id}) \
+                 FROM {table}"
+            ),
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(|e| storage(&e))?;
+    if null_ids > 0 || repeated_ids > 0 {
+        return Err(Error::InvalidArgument {
+            what: format!(
+                "id column {:?} must be unique and never NULL ({null_ids} NULL, {repeated_ids} repeated)",
+                options.id_column
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A row's user id as text (integer ids in decimal), or `None` when it cannot name a user:
+/// NULL, empty, too long, or holding NUL. Such rows are counted as failed, not fatal.
+fn user_id(value: Value) -> Option<String> {
+    let text = match value {
+        Value::Text(text) => text,
+        Value::Integer(n) => n.to_string(),
+        _ => return None,
+    };
+    (!text.is_empty() && text.len() <= MAX_USER_ID_LEN && !text.contains('\0')).then_some(text)
+}
+
 /// Encrypts one batch of selected rows inside `tx`, counting into `report`.
 fn migrate_batch(
     tx: &rusqlite::Transaction<'_>,
     update: &str,
-    rows: Vec<(Value, Value, Value)>,
+    rows: Vec<(Value, Option<String>, Value)>,
     keys: &Keys<'_>,
+    user_keys: &HashMap<String, DataKey>,
     dry_run: bool,
     report: &mut MigrateReport,
 ) -> Result<(), Error> {
-    let users: Vec<&str> = rows
-        .iter()
-        .filter_map(|(_, u, _)| match u {
-            Value::Text(u) if !u.is_empty() => Some(u.as_str()),
-            _ => None,
-        })
-        .collect();
-    let user_keys = if keys.pool.is_some() {
-        HashMap::new()
-    } else {
-        keys.for_users(&users)?
-    };
-    {
-        let mut stmt = tx.prepare_cached(update).map_err(|e| storage(&e))?;
-        for (row_id, row_user, value) in rows {
-            let key = match (&keys.pool, &row_user) {
-                (Some(pool), _) => Some(pool),
-                (None, Value::Text(u)) => user_keys.get(u.as_str()),
-                (None, _) => None,
-            };
-            let Value::Text(mut plaintext) = value else {
-                report.failed += 1;
-                continue;
-            };
-            if dry_run {
-                // No key is created in a dry run: a row with a user id would get one.
-                let has_user = matches!(&row_user, Value::Text(u) if !u.is_empty());
-                if keys.pool.is_some() || has_user {
-                    report.migrated += 1;
-                } else {
-                    report.failed += 1;
-                }
-                plaintext.zeroize();
-                continue;
-            }
-            let Some(key) = key else {
-                report.failed += 1;
-                plaintext.zeroize();
-                continue;
-            };
-            let token = encrypt(&plaintext, key)?;
-            let changed = stmt
-                .execute(params![token, row_id, plaintext])
-                .map_err(|e| storage(&e))?;
-            plaintext.zeroize();
-            if changed == 1 {
+    let mut stmt = tx.prepare_cached(update).map_err(|e| storage(&e))?;
+    for (row_id, row_user, value) in rows {
+        let key = match (&keys.pool, &row_user) {
+            (Some(pool), _) => Some(pool),
+            (None, Some(u)) => user_keys.get(u.as_str()),
+            (None, None) => None,
+        };
+        let Value::Text(mut plaintext) = value else {
+            report.failed += 1;
+            continue;
+        };
+        if dry_run {
+            // No key is created in a dry run: a row with a user id would get one.
+            if keys.pool.is_some() || row_user.is_some() {
                 report.migrated += 1;
             } else {
                 report.failed += 1;
             }
+            plaintext.zeroize();
+            continue;
+        }
+        let Some(key) = key else {
+            report.failed += 1;
+            plaintext.zeroize();
+            continue;
+        };
+        let token = encrypt(&plaintext, key)?;
+        let changed = stmt
+            .execute(params![token, row_id, plaintext])
+            .map_err(|e| storage(&e))?;
+        plaintext.zeroize();
+        if changed == 1 {
+            report.migrated += 1;
+        } else {
+            report.failed += 1;
         }
     }
     Ok(())
@@ -450,7 +499,7 @@ pub fn verify_column(
     let mut rows = stmt.query([]).map_err(|e| storage(&e))?;
     let mut done = 0u64;
     while let Some(row) = rows.next().map_err(|e| storage(&e))? {
-        let row_user: Option<String> = row.get(0).ok().flatten();
+        let row_user = user_id(row.get(0).map_err(|e| storage(&e))?);
         let value: Value = row.get(1).map_err(|e| storage(&e))?;
         match value {
             Value::Null => report.null += 1,

@@ -138,6 +138,7 @@ fn encrypt_and_decrypt_per_user_and_pool() {
     }
     // Another user's key does not open alice's token.
     let token = stdout(&env.run(&["encrypt", "--user", "alice"], "x"));
+    env.run(&["encrypt", "--user", "bob"], "y");
     let out = env.run(&["decrypt", "--user", "bob"], &token);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -639,4 +640,106 @@ fn migrate_100k_rows_killed_and_resumed() {
     }
     assert_eq!(n, 100_000);
     assert_eq!(store.user_count().unwrap(), 1_000);
+}
+
+/// Review findings: the table may live in the store's own file (keys are minted outside the
+/// batch's write lock), integer user ids work, ids must be unique, bad user ids only fail rows.
+#[test]
+fn migrate_in_the_store_file_with_integer_users() {
+    let env = Env::new();
+    {
+        let conn = rusqlite::Connection::open(env.db()).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE creds(id INTEGER PRIMARY KEY, owner, secret TEXT);
+             INSERT INTO creds(owner, secret) VALUES (1, 'a'), (2, 'b'), ('carol', 'c'), (NULL, 'd'), ('', 'e');
+             CREATE TABLE dup(k TEXT, owner TEXT, secret TEXT);
+             INSERT INTO dup VALUES ('x', 'u', 's1'), ('x', 'u', 's2');",
+        )
+        .unwrap();
+    }
+    let args = [
+        "migrate",
+        "--table",
+        "creds",
+        "--column",
+        "secret",
+        "--id-column",
+        "id",
+        "--user-column",
+        "owner",
+    ];
+    let (code, report) = env.json(&args, "");
+    assert_eq!(code, 1, "two rows have no usable user id");
+    assert_eq!(
+        (report["migrated"].as_u64(), report["failed"].as_u64()),
+        (Some(3), Some(2))
+    );
+    let out = env.run(&["decrypt", "--user", "1"], "");
+    assert_eq!(out.status.code(), Some(1), "empty token");
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
+    let token: String = conn
+        .query_row("SELECT secret FROM creds WHERE owner = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stdout(&env.run(&["decrypt", "--user", "1"], &token)), "a");
+
+    let dup = [
+        "migrate",
+        "--table",
+        "dup",
+        "--column",
+        "secret",
+        "--id-column",
+        "k",
+        "--pool",
+    ];
+    let out = env.run(&dup, "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("must be unique"), "{}", stderr(&out));
+}
+
+#[test]
+fn decrypt_for_an_unknown_user_writes_nothing() {
+    let env = Env::new();
+    let token = stdout(&env.run(&["encrypt", "--user", "alice"], "x"));
+    let out = env.run(&["decrypt", "--user", "alcie"], &token);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("has no key"), "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
+    let users: u32 = conn
+        .query_row("SELECT count(*) FROM encryption_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 1);
+}
+
+#[test]
+fn an_expired_key_cannot_be_rotated_past_the_quota() {
+    let env = Env::new();
+    let (_, created) = env.json(
+        &[
+            "--bcrypt-cost",
+            "4",
+            "keys",
+            "create",
+            "--user",
+            "u",
+            "--name",
+            "n",
+            "--expires-in",
+            "1s",
+        ],
+        "",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = env.run(
+        &[
+            "keys",
+            "rotate",
+            "--user",
+            "u",
+            created["key_id"].as_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
 }

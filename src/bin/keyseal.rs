@@ -208,7 +208,7 @@ fn run(cli: &Cli) -> Outcome {
         }
         Command::Decrypt(target) => {
             let token = read_stdin_line()?;
-            let key = data_key(cli, target)?;
+            let key = existing_data_key(cli, target)?;
             let plaintext = Zeroizing::new(decrypt(token.trim(), &key)?);
             Ok(print(cli, &json!({ "plaintext": *plaintext }), &plaintext))
         }
@@ -230,7 +230,8 @@ fn read_stdin_line() -> Result<Zeroizing<String>, Failure> {
     if std::io::stdin().is_terminal() {
         eprintln!("keyseal: reading the secret from standard input (end with Ctrl-D)");
     }
-    let mut text = Zeroizing::new(String::new());
+    // Room up front so that a usual secret is never reallocated (which would leave copies).
+    let mut text = Zeroizing::new(String::with_capacity(64 * 1024));
     std::io::stdin()
         .read_to_string(&mut text)
         .map_err(|e| Failure(format!("cannot read standard input as UTF-8 text: {e}")))?;
@@ -286,6 +287,21 @@ fn data_key(cli: &Cli, target: &Target) -> Result<DataKey, Failure> {
     let store = open_store(cli)?;
     match &target.user {
         Some(user) => Ok(store.get_or_create_user_key(user)?),
+        None => Ok(store.pool_key()),
+    }
+}
+
+/// Like [`data_key`], but never creates a user's key: decrypting for an unknown user (a typo)
+/// is refused without writing to the store.
+fn existing_data_key(cli: &Cli, target: &Target) -> Result<DataKey, Failure> {
+    let store = open_store(cli)?;
+    match &target.user {
+        Some(user) => store.get_user_key(user)?.ok_or_else(|| {
+            Failure(format!(
+                "user {user:?} has no key in {}: nothing was ever encrypted for them here",
+                cli.db.display()
+            ))
+        }),
         None => Ok(store.pool_key()),
     }
 }
@@ -418,7 +434,11 @@ fn keys(cli: &Cli, command: &KeysCommand) -> Outcome {
 fn verify_key(cli: &Cli, api_keys: &ApiKeys) -> Outcome {
     let key = read_stdin_line()?;
     let verdict = api_keys.verify(key.trim())?;
-    api_keys.flush()?;
+    // Recording the last use is best effort: a busy or read-only store must not turn a valid
+    // key into a failure.
+    if let Err(err) = api_keys.flush() {
+        tracing::warn!("could not record the key's last use: {err}");
+    }
     match verdict {
         Verification::Valid(ok) => {
             let expires = ok.expires_at.map(|t| t.to_string());
@@ -543,6 +563,12 @@ fn rotate_master(cli: &Cli, new_file: &Path) -> Outcome {
         reporter.update(done as u64, total as u64, cli.json);
     })?;
     reporter.finish();
+    // The pool key is derived from the master key: values encrypted with --pool under the old
+    // key no longer decrypt with the new one.
+    eprintln!(
+        "keyseal: note: the pool key changed with the master key; re-encrypt any values that \
+         were encrypted with --pool (decrypt with the old key file, encrypt with the new one)"
+    );
     Ok(print(
         cli,
         &json!({ "rewrapped": report.rewrapped }),
@@ -613,11 +639,13 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> Outcome {
         }
     }
     print(cli, &out, &human);
-    Ok(if report.failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    if report.failed > 0 {
+        return Err(Failure(format!(
+            "{} values were left as they were (not text, no usable user id, or changed meanwhile)",
+            report.failed
+        )));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `30d`, `12h`, `90m`, `45s` or `0`.

@@ -273,18 +273,23 @@ impl Gate {
 
     /// A permit, waiting at most `wait`; `None` when the gate stayed full.
     pub(crate) fn enter(&self, wait: Duration) -> Option<Permit<'_>> {
-        let deadline = Instant::now() + wait;
+        // A wait too long for an Instant (e.g. Duration::MAX) means no deadline.
+        let deadline = Instant::now().checked_add(wait);
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         while *free == 0 {
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            free = self
-                .cv
-                .wait_timeout(free, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            free = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return None;
+                    }
+                    self.cv
+                        .wait_timeout(free, deadline - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self.cv.wait(free).unwrap_or_else(PoisonError::into_inner),
+            };
         }
         *free -= 1;
         Some(Permit(self))

@@ -530,7 +530,7 @@ impl Serialize for Verification {
 /// A key from a seed-004-style store, for [`ApiKeys::import_legacy`]: the key was
 /// `prefix + random url-safe text`, its first `lookup.len()` characters after the prefix are
 /// stored in clear, and the hash is bcrypt of the whole key as it is.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LegacyKey {
     /// The literal prefix of such keys, e.g. `mhu_`.
     pub prefix: String,
@@ -550,6 +550,23 @@ pub struct LegacyKey {
     pub created_at: Option<Timestamp>,
     /// Expiry, if any.
     pub expires_at: Option<Timestamp>,
+}
+
+impl core::fmt::Debug for LegacyKey {
+    /// Everything but the bcrypt hash, which is shown as `..`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LegacyKey")
+            .field("prefix", &self.prefix)
+            .field("lookup", &self.lookup)
+            .field("key_id", &self.key_id)
+            .field("user_id", &self.user_id)
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .field("bcrypt_hash", &"..")
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// The API key manager over one `SQLite` file. `Send + Sync`: share one per process (in an

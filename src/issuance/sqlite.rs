@@ -65,11 +65,12 @@ impl SqliteStorage {
         let conn = Connection::open(path).map_err(|e| storage(&e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| storage(&e))?;
-        // WAL lets readers in other processes run while one writes; NORMAL sync is durable
-        // across application crashes (not power loss of the last commit), as is usual for WAL.
+        // WAL lets readers in other processes run while one writes. FULL sync: a created key
+        // (shown to its user once) or a revocation that was reported done must survive a power
+        // loss; writes are rare (last-use updates are batched), so the fsync costs little.
         conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
             .map_err(|e| storage(&e))?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL;")
+        conn.execute_batch("PRAGMA synchronous=FULL;")
             .map_err(|e| storage(&e))?;
         conn.execute_batch(SCHEMA).map_err(|e| storage(&e))?;
         conn.set_prepared_statement_cache_capacity(32);
@@ -309,6 +310,13 @@ impl Storage for SqliteStorage {
         if old.rotated_to.is_some() {
             return Err(Error::InvalidArgument {
                 what: format!("api key {old_key_id} was already rotated"),
+            });
+        }
+        // Rotation is not counted against the quota; an expired key would otherwise turn into
+        // a new active one past it. Create a new key instead.
+        if old.expires_at.is_some_and(|at| at <= new.created_at) {
+            return Err(Error::InvalidArgument {
+                what: format!("api key {old_key_id} has expired; create a new key instead"),
             });
         }
         let seq = next_seq(&tx).map_err(|e| storage(&e))?;

@@ -88,12 +88,15 @@ pub const MAX_USER_ID_LEN: usize = 1024;
 #[non_exhaustive]
 pub struct KeyStoreOptions {
     /// How long to wait for another connection or process that holds the write lock before
-    /// failing with [`Error::Storage`]. Default 5 s.
+    /// failing with [`Error::Storage`]. Default 5 s; longer than one day counts as one day.
     pub busy_timeout: Duration,
     /// How many unwrapped data keys to keep in memory (about; 0 disables the cache).
     /// Default 100 000.
     pub cache_capacity: usize,
 }
+
+/// The longest busy timeout used; longer ones are cut to this.
+const MAX_BUSY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for KeyStoreOptions {
     fn default() -> Self {
@@ -458,7 +461,9 @@ impl KeyStore {
         options: &KeyStoreOptions,
     ) -> Result<KeyStore, Error> {
         let path = path.as_ref();
-        let backend = sqlite::SqliteBackend::open(path, options.busy_timeout)?;
+        // SQLite takes the timeout in milliseconds as an i32: cap it at one day.
+        let busy_timeout = options.busy_timeout.min(MAX_BUSY_TIMEOUT);
+        let backend = sqlite::SqliteBackend::open(path, busy_timeout)?;
         let check = backend.initialize(&mut |state| match state {
             CheckState::Present(check) => {
                 if wrap::verify_check(&master, &check) {
