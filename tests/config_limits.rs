@@ -1,6 +1,10 @@
 //! Extreme but legal option values never panic (review finding): a `Duration::MAX` busy
 //! timeout or bcrypt wait means "wait as long as it takes", not an overflow.
-#![cfg(all(feature = "keystore", feature = "issuance", not(target_arch = "wasm32")))]
+#![cfg(all(
+    feature = "keystore",
+    feature = "issuance",
+    not(target_arch = "wasm32")
+))]
 
 use std::time::Duration;
 
