@@ -34,17 +34,30 @@ impl Env {
         self.dir.path().join("store.db")
     }
 
-    /// Runs keyseal with this store and master key file.
-    fn run(&self, args: &[&str], stdin: &str) -> Output {
+    /// A new master key file in the test folder.
+    fn new_key_file(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let args = ["master-key", "generate", "--out", path.to_str().unwrap()];
+        assert_eq!(run_in(self.dir.path(), &args, "").status.code(), Some(0));
+        path
+    }
+
+    /// Runs keyseal with this store and the given master key file.
+    fn run_with_key(&self, key_file: &Path, args: &[&str], stdin: &str) -> Output {
         let db = self.db();
         let mut full = vec![
             "--db",
             db.to_str().unwrap(),
             "--master-key-file",
-            self.master_file.to_str().unwrap(),
+            key_file.to_str().unwrap(),
         ];
         full.extend_from_slice(args);
         run_in(self.dir.path(), &full, stdin)
+    }
+
+    /// Runs keyseal with this store and master key file.
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        self.run_with_key(&self.master_file, args, stdin)
     }
 
     fn json(&self, args: &[&str], stdin: &str) -> (i32, Value) {
@@ -174,25 +187,8 @@ fn refusals_exit_1_with_one_line() {
     assert!(stderr(&out).contains("no master key"), "{}", stderr(&out));
     // A wrong master key for an existing store.
     env.run(&["encrypt", "--user", "alice"], "x");
-    let other = env.dir.path().join("other.key");
-    run_in(
-        env.dir.path(),
-        &["master-key", "generate", "--out", other.to_str().unwrap()],
-        "",
-    );
-    let out = run_in(
-        env.dir.path(),
-        &[
-            "--db",
-            env.db().to_str().unwrap(),
-            "--master-key-file",
-            other.to_str().unwrap(),
-            "encrypt",
-            "--user",
-            "alice",
-        ],
-        "x",
-    );
+    let other = env.new_key_file("other.key");
+    let out = env.run_with_key(&other, &["encrypt", "--user", "alice"], "x");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("wrong master key"),
@@ -381,33 +377,16 @@ fn api_keys_lifecycle() {
 fn rotate_master_rewraps_and_refuses_the_wrong_key() {
     let env = Env::new();
     let token = stdout(&env.run(&["encrypt", "--user", "alice"], "kept"));
-    let new_key = env.dir.path().join("new.key");
-    run_in(
-        env.dir.path(),
-        &["master-key", "generate", "--out", new_key.to_str().unwrap()],
-        "",
-    );
+    let new_key = env.new_key_file("new.key");
 
     // A wrong current key is refused before anything is touched.
-    let wrong = env.dir.path().join("wrong.key");
-    run_in(
-        env.dir.path(),
-        &["master-key", "generate", "--out", wrong.to_str().unwrap()],
-        "",
-    );
-    let out = run_in(
-        env.dir.path(),
-        &[
-            "--db",
-            env.db().to_str().unwrap(),
-            "--master-key-file",
-            wrong.to_str().unwrap(),
-            "rotate-master",
-            "--new-master-key-file",
-            new_key.to_str().unwrap(),
-        ],
-        "",
-    );
+    let wrong = env.new_key_file("wrong.key");
+    let new_arg = [
+        "rotate-master",
+        "--new-master-key-file",
+        new_key.to_str().unwrap(),
+    ];
+    let out = env.run_with_key(&wrong, &new_arg, "");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("wrong master key"));
     assert_eq!(
@@ -415,14 +394,7 @@ fn rotate_master_rewraps_and_refuses_the_wrong_key() {
         "kept"
     );
 
-    let (code, report) = env.json(
-        &[
-            "rotate-master",
-            "--new-master-key-file",
-            new_key.to_str().unwrap(),
-        ],
-        "",
-    );
+    let (code, report) = env.json(&new_arg, "");
     assert_eq!((code, report["rewrapped"].as_u64()), (0, Some(1)));
     // The old key no longer opens the store; the new one yields the same data key.
     assert_eq!(
@@ -431,19 +403,7 @@ fn rotate_master_rewraps_and_refuses_the_wrong_key() {
             .code(),
         Some(1)
     );
-    let out = run_in(
-        env.dir.path(),
-        &[
-            "--db",
-            env.db().to_str().unwrap(),
-            "--master-key-file",
-            new_key.to_str().unwrap(),
-            "decrypt",
-            "--user",
-            "alice",
-        ],
-        &token,
-    );
+    let out = env.run_with_key(&new_key, &["decrypt", "--user", "alice"], &token);
     assert_eq!(stdout(&out), "kept");
 }
 

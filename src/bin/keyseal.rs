@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use keyseal::migrate::{migrate_column, verify_column, KeySource, MigrateOptions, Progress};
 use keyseal::{
     api_key_hash, decrypt, encrypt, parse_master_key, ApiKeys, ApiKeysConfig, CreatedKey, DataKey,
-    Error, KeyInfo, KeyStore, MasterKey, NewKey, Verification, MASTER_KEY_ENV,
+    Error, KeyStore, MasterKey, NewKey, Verification, MASTER_KEY_ENV,
 };
 
 /// Keeps API keys and other secrets safe: encrypt secrets with per-user keys, issue and verify
@@ -340,16 +340,9 @@ fn open_api_keys(cli: &Cli) -> Result<ApiKeys, Failure> {
     ApiKeys::open_with(&cli.db, config).map_err(|e| Failure(format!("{}: {e}", cli.db.display())))
 }
 
-fn created_json(created: &CreatedKey) -> Value {
-    json!({
-        "key": created.key,
-        "key_id": created.key_id,
-        "user_id": created.user_id,
-        "name": created.name,
-        "scopes": created.scopes,
-        "created_at": created.created_at.to_string(),
-        "expires_at": created.expires_at.map(|t| t.to_string()),
-    })
+/// The library's own JSON form of a value (the CONTRACT §5 fields).
+fn to_json(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 fn created_human(created: &CreatedKey, what: &str) -> String {
@@ -368,20 +361,6 @@ fn created_human(created: &CreatedKey, what: &str) -> String {
     )
 }
 
-fn info_json(info: &KeyInfo) -> Value {
-    json!({
-        "key_id": info.key_id,
-        "user_id": info.user_id,
-        "name": info.name,
-        "scopes": info.scopes,
-        "status": format!("{:?}", info.status).to_lowercase(),
-        "created_at": info.created_at.to_string(),
-        "expires_at": info.expires_at.map(|t| t.to_string()),
-        "revoked_at": info.revoked_at.map(|t| t.to_string()),
-        "last_used_at": info.last_used_at.map(|t| t.to_string()),
-    })
-}
-
 fn keys(cli: &Cli, command: &KeysCommand) -> Outcome {
     let api_keys = open_api_keys(cli)?;
     match command {
@@ -398,7 +377,7 @@ fn keys(cli: &Cli, command: &KeysCommand) -> Outcome {
             let created = api_keys.create(&new)?;
             Ok(print(
                 cli,
-                &created_json(&created),
+                &to_json(&created),
                 &created_human(&created, "created"),
             ))
         }
@@ -408,7 +387,7 @@ fn keys(cli: &Cli, command: &KeysCommand) -> Outcome {
             let info = api_keys.revoke(user, key_id)?;
             Ok(print(
                 cli,
-                &info_json(&info),
+                &to_json(&info),
                 &format!("revoked key {} of user {}", info.key_id, info.user_id),
             ))
         }
@@ -424,7 +403,7 @@ fn keys(cli: &Cli, command: &KeysCommand) -> Outcome {
             );
             Ok(print(
                 cli,
-                &created_json(&created),
+                &to_json(&created),
                 &created_human(&created, &what),
             ))
         }
@@ -439,33 +418,25 @@ fn verify_key(cli: &Cli, api_keys: &ApiKeys) -> Outcome {
     if let Err(err) = api_keys.flush() {
         tracing::warn!("could not record the key's last use: {err}");
     }
-    match verdict {
-        Verification::Valid(ok) => {
-            let expires = ok.expires_at.map(|t| t.to_string());
-            Ok(print(
-                cli,
-                &json!({
-                    "valid": true,
-                    "key_id": &*ok.key_id,
-                    "user_id": &*ok.user_id,
-                    "scopes": &*ok.scopes,
-                    "expires_at": expires,
-                }),
-                &format!(
-                    "valid: key {} of user {}, scopes [{}], expires {}",
-                    ok.key_id,
-                    ok.user_id,
-                    ok.scopes.join(", "),
-                    expires.as_deref().unwrap_or("never")
-                ),
-            ))
-        }
+    let json = to_json(&verdict);
+    match &verdict {
+        Verification::Valid(ok) => Ok(print(
+            cli,
+            &json,
+            &format!(
+                "valid: key {} of user {}, scopes [{}], expires {}",
+                ok.key_id,
+                ok.user_id,
+                ok.scopes.join(", "),
+                ok.expires_at
+                    .map_or_else(|| "never".into(), |t| t.to_string())
+            ),
+        )),
         Verification::Refused(refusal) => {
-            let reason = refusal.reason();
             if cli.json {
-                println!("{}", json!({ "valid": false, "reason": reason }));
+                println!("{json}");
             } else {
-                eprintln!("keyseal: refused: {reason}");
+                eprintln!("keyseal: refused: {}", refusal.reason());
             }
             Ok(ExitCode::FAILURE)
         }
@@ -475,7 +446,7 @@ fn verify_key(cli: &Cli, api_keys: &ApiKeys) -> Outcome {
 fn list_keys(cli: &Cli, api_keys: &ApiKeys, user: &str) -> Outcome {
     let list = api_keys.list(user)?;
     if cli.json {
-        let keys: Vec<Value> = list.iter().map(info_json).collect();
+        let keys: Vec<Value> = list.iter().map(to_json).collect();
         println!("{}", json!({ "user_id": user, "keys": keys }));
     } else if list.is_empty() {
         println!("user {user} has no keys");
