@@ -24,6 +24,11 @@ cfg_if::cfg_if! {
     }
 }
 
+#[cfg(all(
+    any(feature = "keystore", feature = "issuance"),
+    not(target_arch = "wasm32")
+))]
+mod civil;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 mod keystore;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]

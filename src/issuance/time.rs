@@ -1,5 +1,6 @@
 //! A UTC instant with millisecond precision, written as RFC 3339 (`2025-01-31T12:00:00Z`).
 
+use crate::civil::{civil_from_days, days_from_civil};
 use core::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -105,30 +106,6 @@ impl Timestamp {
         let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60;
         Some(Timestamp(secs * 1000 + millis))
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 impl fmt::Display for Timestamp {

@@ -14,6 +14,7 @@
 //! differs. Only the holder of the master key can verify it, which is all we need: a wrong key
 //! is diagnosed at open, before any row is read or written.
 
+use crate::civil::civil_from_days;
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Nonce, Tag};
 use zeroize::{Zeroize, Zeroizing};
@@ -136,30 +137,12 @@ pub(crate) fn now_iso8601() -> String {
     )
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
         let now = now_iso8601();
         assert_eq!(now.len(), 32, "{now}");
         assert!(now.ends_with("+00:00"));
