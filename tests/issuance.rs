@@ -382,11 +382,16 @@ fn quota_of_active_keys() {
     );
     // other users are not affected
     keys.create(&NewKey::new("v", "one")).unwrap();
-    // rotation at the quota is fine
+    // rotation at the quota is fine; the old key counts while in its grace
     keys.rotate("u", &made[0].key_id, Duration::from_secs(60))
         .unwrap();
-    // revoking frees a slot
     keys.revoke("u", &made[1].key_id).unwrap();
+    assert_eq!(
+        keys.create(&NewKey::new("u", "six")).unwrap_err(),
+        Error::QuotaExceeded { limit: 5 }
+    );
+    // revoking the key in its grace frees a slot
+    keys.revoke("u", &made[0].key_id).unwrap();
     keys.create(&NewKey::new("u", "six")).unwrap();
     // configurable
     let db2 = TempDb::new();

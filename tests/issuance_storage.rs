@@ -9,9 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use keyseal::{
-    ApiKeys, ApiKeysConfig, Error, LegacyKey, NewKey, RateLimit, Refusal, Verification,
-};
+use keyseal::{ApiKeys, ApiKeysConfig, Error, LegacyKey, NewKey, RateLimit, Refusal, Verification};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -115,7 +113,10 @@ fn revocation_seen_while_connection_busy_with_a_write(b: &Backend) {
     blocked.join().unwrap().unwrap();
     assert_eq!(answer, "revoked", "after {after:?}");
     assert!(after < interval + Duration::from_millis(700), "{after:?}");
-    assert!(slowest < Duration::from_millis(200), "a verify took {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(200),
+        "a verify took {slowest:?}"
+    );
 }
 
 /// Same while a local `flush` waits for the write lock another client holds: `verify` never
@@ -161,7 +162,10 @@ fn revocation_seen_and_verify_not_blocked_while_a_flush_waits(b: &Backend) {
     assert_eq!(answer, "revoked", "after {after:?}");
     assert!(after < interval + Duration::from_millis(700), "{after:?}");
     let slowest = slowest.max(slowest_after);
-    assert!(slowest < Duration::from_millis(40), "a verify took {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(40),
+        "a verify took {slowest:?}"
+    );
 }
 
 // --- an unreadable row ------------------------------------------------------------------------
@@ -212,10 +216,7 @@ fn rate_limited(v: &Verification) -> bool {
 /// The bucket belongs to the key: evicting its cache entry does not refill it.
 fn rate_limit_survives_cache_eviction(b: &Backend) {
     let db = TempDb::new();
-    let keys = (b.open)(
-        &db.0,
-        config().cache_capacity(1).max_active_keys(None),
-    );
+    let keys = (b.open)(&db.0, config().cache_capacity(1).max_active_keys(None));
     let k = keys
         .create(&NewKey::new("u", "limited").rate_limit(RateLimit::per_minute(3)))
         .unwrap();

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -92,10 +92,21 @@ impl Bucket {
             Err(Duration::from_secs_f64(wait.clamp(0.001, 1e9)))
         }
     }
+
+    /// Whether the bucket is full by `now`: forgetting it then changes nothing.
+    fn is_full(&self, now: Instant) -> bool {
+        let rate = f64::from(self.limit.requests()) / self.limit.period().as_secs_f64().max(1e-9);
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * rate >= f64::from(self.limit.requests())
+    }
 }
 
-/// What this process knows of one verified key. Shared between the cache and the by-row
-/// index so a revocation or rotation flips it in place.
+/// A key's token bucket, shared by every cache entry of the key.
+pub(crate) type SharedBucket = Arc<Mutex<Bucket>>;
+
+/// What this process knows of one verified key. One per row, shared by every cache entry of
+/// the row (a legacy key has several: bcrypt ignores what follows byte 72) and found through
+/// the by-row index, so a revocation or rotation flips them all in place.
 #[derive(Debug)]
 pub(crate) struct Live {
     pub row_id: i64,
@@ -106,9 +117,11 @@ pub(crate) struct Live {
     /// Unix ms; `i64::MAX` for never.
     pub expires_at: AtomicI64,
     pub revoked: AtomicBool,
+    /// The row could not be read by the last change check: refused with an error.
+    pub unreadable: AtomicBool,
     /// Unix ms of the last use queued for writing.
     pub last_use_queued: AtomicI64,
-    pub bucket: Option<Mutex<Bucket>>,
+    pub bucket: Option<SharedBucket>,
 }
 
 const SHARDS: usize = 16;
@@ -117,8 +130,12 @@ const SHARDS: usize = 16;
 pub(crate) struct Cache {
     shards: Vec<RwLock<FastMap<Tag, Arc<Live>>>>,
     per_shard: usize,
-    /// Row id → tag, to find a key's cache entry on revocation / rotation.
-    by_row: Mutex<HashMap<i64, Tag>>,
+    capacity: usize,
+    /// Row id → its entry while any tag refers to it, for revocation / rotation.
+    by_row: Mutex<HashMap<i64, Weak<Live>>>,
+    /// Row id → token bucket: the bucket belongs to the key, not to a cache entry, so an
+    /// eviction or two first verifications at once cannot hand out a fresh one.
+    buckets: Mutex<HashMap<i64, SharedBucket>>,
 }
 
 fn shard_of(tag: &Tag) -> usize {
@@ -130,7 +147,9 @@ impl Cache {
         Cache {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
+            capacity: capacity.max(SHARDS),
             by_row: Mutex::default(),
+            buckets: Mutex::default(),
         }
     }
 
@@ -143,35 +162,56 @@ impl Cache {
             .cloned()
     }
 
-    pub(crate) fn insert(&self, tag: Tag, live: Arc<Live>) {
-        let row = live.row_id;
-        let mut evicted = None;
-        {
-            let mut shard = self.shards[shard_of(&tag)]
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            if shard.len() >= self.per_shard && !shard.contains_key(&tag) {
-                if let Some(victim) = shard.keys().next().copied() {
-                    evicted = shard.remove(&victim).map(|l| l.row_id);
-                }
-            }
-            shard.insert(tag, live);
-        }
+    /// The row's entry if one is live, else `fresh`, which becomes the row's entry.
+    pub(crate) fn entry_for(&self, fresh: Arc<Live>) -> Arc<Live> {
         let mut by_row = self.by_row.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(r) = evicted {
-            by_row.remove(&r);
+        if let Some(live) = by_row.get(&fresh.row_id).and_then(Weak::upgrade) {
+            return live;
         }
-        by_row.insert(row, tag);
+        if by_row.len() >= 2 * self.capacity {
+            by_row.retain(|_, w| w.strong_count() > 0);
+        }
+        by_row.insert(fresh.row_id, Arc::downgrade(&fresh));
+        fresh
+    }
+
+    pub(crate) fn insert(&self, tag: Tag, live: Arc<Live>) {
+        let mut shard = self.shards[shard_of(&tag)]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if shard.len() >= self.per_shard && !shard.contains_key(&tag) {
+            if let Some(victim) = shard.keys().next().copied() {
+                shard.remove(&victim);
+            }
+        }
+        shard.insert(tag, live);
     }
 
     /// The cached entry of a row, if any.
     pub(crate) fn by_row(&self, row_id: i64) -> Option<Arc<Live>> {
-        let tag = *self
-            .by_row
+        self.by_row
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&row_id)?;
-        self.get(&tag)
+            .get(&row_id)
+            .and_then(Weak::upgrade)
+    }
+
+    /// The row's token bucket, made on first use.
+    pub(crate) fn bucket(&self, row_id: i64, limit: RateLimit) -> SharedBucket {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= self.capacity {
+            // Only full buckets are dropped: a key that comes back gets a full one anyway.
+            let now = Instant::now();
+            buckets.retain(|_, b| {
+                !b.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_full(now)
+            });
+        }
+        buckets
+            .entry(row_id)
+            .or_insert_with(|| Arc::new(Mutex::new(Bucket::new(limit))))
+            .clone()
     }
 }
 

@@ -77,7 +77,9 @@
 //! ```
 
 mod cache;
+mod changes;
 mod format;
+mod last_use;
 mod sqlite;
 mod store;
 mod time;
@@ -94,7 +96,7 @@ use serde::Serialize;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use cache::{Bucket, Cache, Failures, Gate, Live, Tag, TagHasher, Tagger};
+use cache::{Cache, Failures, Gate, Live, Tag, TagHasher, Tagger};
 use format::{random_base62, LegacyFormat, KEY_ID_LEN, SECRET_LEN};
 use store::{Inserted, Row, Scheme, Storage};
 
@@ -104,6 +106,9 @@ pub use time::Timestamp;
 use crate::Error;
 
 const PREHASH_KEY: &[u8] = b"keyseal/api-key/bcrypt-prehash/v1";
+/// Highest bcrypt cost accepted from an imported hash: each step doubles the work, and one
+/// row at cost 31 would hold a bcrypt slot for days.
+const MAX_IMPORTED_COST: u32 = 16;
 const NEVER: i64 = i64::MAX;
 
 /// A per-key rate limit: at most `requests` per `period`, as a token bucket (bursts up to
@@ -589,6 +594,10 @@ pub struct ApiKeys {
     catch_up_pending: AtomicBool,
     epoch: Instant,
     last_tick_ms: AtomicU64,
+    /// When (see `clock_ms`) the last successful change check started.
+    checked_ms: AtomicU64,
+    /// One change check at a time.
+    check_lock: Mutex<()>,
     pending_uses: Mutex<Vec<(i64, Timestamp)>>,
 }
 
@@ -633,15 +642,17 @@ fn bcrypt_ok(scheme: Scheme, key: &str, hash: &str) -> bool {
     }
 }
 
+/// The cost of a bcrypt hash (`$2?$NN$...`), if it has that shape there.
+fn bcrypt_cost(h: &str) -> Option<u32> {
+    h.get(4..6)?.parse().ok()
+}
+
 fn valid_bcrypt_hash(h: &str) -> bool {
     let b = h.as_bytes();
     b.len() == 60
         && matches!(&b[..4], b"$2a$" | b"$2b$" | b"$2y$")
         && b[6] == b'$'
-        && std::str::from_utf8(&b[4..6])
-            .ok()
-            .and_then(|c| c.parse::<u32>().ok())
-            .is_some_and(|c| (4..=31).contains(&c))
+        && bcrypt_cost(h).is_some_and(|c| (4..=31).contains(&c))
         && b[7..]
             .iter()
             .all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'/')
@@ -684,7 +695,7 @@ impl ApiKeys {
             .into_iter()
             .map(|(prefix, lookup_len)| LegacyFormat { prefix, lookup_len })
             .collect();
-        Ok(ApiKeys {
+        let keys = ApiKeys {
             tagger: Tagger::new()?,
             cache: Cache::new(config.cache_capacity),
             failures: Failures::new(100_000, config.max_failures_per_key),
@@ -697,10 +708,15 @@ impl ApiKeys {
             catch_up_pending: AtomicBool::new(false),
             epoch: Instant::now(),
             last_tick_ms: AtomicU64::new(0),
+            checked_ms: AtomicU64::new(0),
+            check_lock: Mutex::default(),
             pending_uses: Mutex::default(),
             store,
             config,
-        })
+        };
+        // Everything was just read: as good as a change check.
+        keys.checked_ms.store(keys.clock_ms(), Ordering::Release);
+        Ok(keys)
     }
 
     /// The key format in use.
@@ -827,12 +843,17 @@ impl ApiKeys {
     /// Rotates a user's key: a new key with the same name, scopes, rate limit and lifetime
     /// (an old key that expired 30 days after creation gives a new one that expires 30 days
     /// from now). The old key keeps working for `grace`, then is refused as `expired` (or
-    /// `revoked` if revoked first). `Duration::ZERO` ends it at once. Not counted against
-    /// the quota.
+    /// `revoked` if revoked first). `Duration::ZERO` ends it at once.
+    ///
+    /// Quota: the old key counts while in its grace, and a rotation may take the user one
+    /// key over [`ApiKeysConfig::max_active_keys`], no further. So a user at the limit can
+    /// rotate one key with a grace period; the next rotation with a grace waits until that
+    /// grace ends (or the old key is revoked). A rotation with `Duration::ZERO` is always
+    /// within the quota.
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::InvalidArgument`] if the key is revoked or was already
-    /// rotated; [`Error::Storage`].
+    /// rotated; [`Error::QuotaExceeded`] as above; [`Error::Storage`].
     pub fn rotate(
         &self,
         user_id: &str,
@@ -856,7 +877,10 @@ impl ApiKeys {
         let old_ends = row.created_at.plus(grace);
         for _ in 0..8 {
             let key = self.fill_secret(&mut row)?;
-            match self.store.rotate(user_id, key_id, &row, old_ends)? {
+            match self
+                .store
+                .rotate(user_id, key_id, &row, old_ends, self.config.max_active_keys)?
+            {
                 None => return Err(Error::NotFound { what: "api key" }),
                 Some((_, Inserted::IdTaken)) => {}
                 Some((old, Inserted::Ok(_))) => {
@@ -881,7 +905,7 @@ impl ApiKeys {
     /// [`Error::Storage`].
     pub fn list(&self, user_id: &str) -> Result<Vec<KeyInfo>, Error> {
         // Best effort: queued last uses, so the listing is current; never a reason to fail.
-        let _ = self.flush();
+        let _ = self.flush_within(Duration::from_millis(50));
         let now = Timestamp::now();
         Ok(self
             .store
@@ -897,7 +921,7 @@ impl ApiKeys {
     /// [`Error::NotFound`]; [`Error::Storage`].
     pub fn info(&self, user_id: &str, key_id: &str) -> Result<KeyInfo, Error> {
         // Best effort: queued last uses, so the listing is current; never a reason to fail.
-        let _ = self.flush();
+        let _ = self.flush_within(Duration::from_millis(50));
         let row = self
             .store
             .get_user_key(user_id, key_id)?
@@ -906,11 +930,14 @@ impl ApiKeys {
     }
 
     /// Imports a key from a seed-004-style store; it keeps validating unchanged (plain
-    /// bcrypt of the key, as the old store made it). Not counted against the quota.
+    /// bcrypt of the key, as the old store made it). Not counted against the quota. One
+    /// prefix may have several lookup lengths.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a hash that is not `$2a$`/`$2b$`/`$2y$` bcrypt, an
-    /// unusable prefix or lookup, or a key id already in use; [`Error::Storage`].
+    /// [`Error::InvalidArgument`] for a hash that is not `$2a$`/`$2b$`/`$2y$` bcrypt or has a
+    /// cost above 16, an unusable prefix or lookup, a lookup that 16 imported keys already
+    /// share (a wrong key costs one bcrypt per key under its lookup), or a key id already in
+    /// use; [`Error::Storage`].
     pub fn import_legacy(&self, key: &LegacyKey) -> Result<KeyInfo, Error> {
         check_text("user id", &key.user_id, 256, false)?;
         check_text("name", &key.name, 256, true)?;
@@ -931,6 +958,13 @@ impl ApiKeys {
         if !valid_bcrypt_hash(&key.bcrypt_hash) {
             return Err(Error::InvalidArgument {
                 what: "legacy hash: not a $2a$/$2b$/$2y$ bcrypt hash".into(),
+            });
+        }
+        if bcrypt_cost(&key.bcrypt_hash).is_some_and(|c| c > MAX_IMPORTED_COST) {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "legacy hash: bcrypt cost above {MAX_IMPORTED_COST}, the most accepted"
+                ),
             });
         }
         let key_id = match &key.key_id {
@@ -971,116 +1005,16 @@ impl ApiKeys {
         }
     }
 
-    /// Writes queued last-use times now (they are otherwise written in batches, at most once
-    /// a minute per key). Also done on drop.
-    ///
-    /// # Errors
-    /// [`Error::Storage`].
-    pub fn flush(&self) -> Result<(), Error> {
-        let uses = std::mem::take(
-            &mut *self
-                .pending_uses
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        if uses.is_empty() {
-            return Ok(());
-        }
-        let result = self.store.touch(&uses);
-        if result.is_err() {
-            // Keep them for the next flush (the write lock was busy, most likely), within
-            // reason: at most one entry per key per minute arrives, and old ones can go.
-            let mut pending = self
-                .pending_uses
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if pending.len() < 100_000 {
-                pending.extend(uses);
-            }
-        }
-        result
-    }
-
-    /// Looks for other processes' writes if `min_gap` has passed since the last look.
-    fn tick(&self, min_gap_ms: u64) {
-        // Offset so that the first look, right after opening, is never "too soon".
-        let now = u64::try_from(self.epoch.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .saturating_add(1 << 32);
-        let last = self.last_tick_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < min_gap_ms
-            || self
-                .last_tick_ms
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        // Errors here must not fail a verification; the catch-up is retried next time.
-        if let Err(e) = self.catch_up() {
-            tracing::warn!(error = %e, "keyseal api keys: could not read other processes' changes; retrying");
-            self.catch_up_pending.store(true, Ordering::SeqCst);
-        }
-        if !self
-            .pending_uses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
-        {
-            let _ = self.flush();
-        }
-    }
-
-    fn catch_up(&self) -> Result<(), Error> {
-        let Some(elsewhere) = self.store.changed_elsewhere()? else {
-            // The connection is busy: let the very next call look again.
-            self.last_tick_ms.store(0, Ordering::Relaxed);
-            return Ok(());
-        };
-        if !elsewhere && !self.catch_up_pending.swap(false, Ordering::SeqCst) {
-            return Ok(());
-        }
-        self.catch_up_pending.store(true, Ordering::SeqCst);
-        let (changes, new_seq) = self.store.changes_since(self.seq.load(Ordering::SeqCst))?;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        if !changes.is_empty() {
-            let mut ids = self.ids.write().unwrap_or_else(PoisonError::into_inner);
-            for c in &changes {
-                ids.insert(self.id_hasher.hash_one(c.lookup.as_str()));
-            }
-        }
-        for c in &changes {
-            if let Some(live) = self.cache.by_row(c.row_id) {
-                if c.revoked {
-                    live.revoked.store(true, Ordering::SeqCst);
-                }
-                live.expires_at.store(
-                    c.expires_at.map_or(NEVER, Timestamp::unix_millis),
-                    Ordering::SeqCst,
-                );
-            }
-        }
-        self.seq.fetch_max(new_seq, Ordering::SeqCst);
-        let formats = self.store.legacy_formats()?;
-        {
-            let mut legacy = self.legacy.write().unwrap_or_else(PoisonError::into_inner);
-            for (prefix, lookup_len) in formats {
-                let f = LegacyFormat { prefix, lookup_len };
-                if !legacy.contains(&f) {
-                    legacy.push(f);
-                }
-            }
-        }
-        self.catch_up_pending.store(false, Ordering::SeqCst);
-        Ok(())
-    }
-
     /// Verifies a presented key. Never logs or keeps the key; cached keys are checked
-    /// against revocation and expiry on every call.
+    /// against revocation and expiry on every call, and never wait for a write.
     ///
     /// # Errors
-    /// [`Error::Storage`] only when the database is needed (a key not in the cache) and
-    /// fails. Every refusal is an `Ok(Verification::Refused(..))`.
+    /// [`Error::Storage`] when the database is needed (a key not in the cache) and fails;
+    /// when no change check could read the store for longer than
+    /// [`ApiKeysConfig::change_check_interval`] plus one second (cached keys then fail
+    /// closed rather than outlive a revocation made elsewhere); or for a key whose stored
+    /// row cannot be read (the message names the row). Every refusal is an
+    /// `Ok(Verification::Refused(..))`.
     pub fn verify(&self, key: &str) -> Result<Verification, Error> {
         if let Some(p) = self.config.format.parse(key) {
             self.tick(self.check_interval_ms());
@@ -1092,29 +1026,68 @@ impl ApiKeys {
                 if live.environment != p.environment {
                     return Ok(Verification::Refused(Refusal::Unknown));
                 }
-                return Ok(self.check_live(&live));
+                return self.answer_cached(&live);
             }
-            return self.verify_slow(key, tag, p.key_id, Scheme::Prehashed, Some(p.environment));
+            return self.verify_slow(
+                key,
+                tag,
+                &[p.key_id],
+                Scheme::Prehashed,
+                Some(p.environment),
+            );
         }
-        let lookup = {
-            let legacy = self.legacy.read().unwrap_or_else(PoisonError::into_inner);
-            legacy.iter().find_map(|f| f.lookup(key))
-        };
-        match lookup {
-            Some(lookup) => {
-                self.tick(self.check_interval_ms());
-                let tag = self.tagger.tag(key);
-                if let Some(live) = self.cache.get(&tag) {
-                    return Ok(self.check_live(&live));
-                }
-                self.verify_slow(key, tag, lookup, Scheme::Plain, None)
-            }
-            None => Ok(Verification::Refused(Refusal::Malformed)),
-        }
+        self.verify_legacy(key)
     }
 
-    fn check_interval_ms(&self) -> u64 {
-        u64::try_from(self.config.change_check_interval.as_millis()).unwrap_or(u64::MAX)
+    /// The lookup values `key` has under every registered legacy format (several formats
+    /// may share a prefix).
+    fn legacy_lookups<'k>(&self, key: &'k str) -> Vec<&'k str> {
+        let legacy = self.legacy.read().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<&str> = Vec::new();
+        for l in legacy.iter().filter_map(|f| f.lookup(key)) {
+            if !out.contains(&l) {
+                out.push(l);
+            }
+        }
+        out
+    }
+
+    fn verify_legacy(&self, key: &str) -> Result<Verification, Error> {
+        let mut lookups = self.legacy_lookups(key);
+        if lookups.is_empty() {
+            if key.len() > 200 || key.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Ok(Verification::Refused(Refusal::Malformed));
+            }
+            // Perhaps a format another process registered a moment ago: look now (at most
+            // once a millisecond, as for unknown key ids).
+            self.tick(1);
+            lookups = self.legacy_lookups(key);
+            if lookups.is_empty() {
+                return Ok(Verification::Refused(Refusal::Malformed));
+            }
+        } else {
+            self.tick(self.check_interval_ms());
+        }
+        let tag = self.tagger.tag(key);
+        if let Some(live) = self.cache.get(&tag) {
+            return self.answer_cached(&live);
+        }
+        self.verify_slow(key, tag, &lookups, Scheme::Plain, None)
+    }
+
+    /// A cached key's answer, if the change check is recent enough to trust it.
+    #[inline]
+    fn answer_cached(&self, live: &Live) -> Result<Verification, Error> {
+        self.fresh_enough()?;
+        if live.unreadable.load(Ordering::Acquire) {
+            return Err(Error::Storage {
+                message: format!(
+                    "api_keys row {} (key id {}) cannot be read; refused until it is repaired",
+                    live.row_id, live.key_id
+                ),
+            });
+        }
+        Ok(self.check_live(live))
     }
 
     #[inline]
@@ -1171,20 +1144,33 @@ impl ApiKeys {
             .contains(&h)
     }
 
+    /// Not in the cache: read the rows under `lookups` and bcrypt. A keyseal key has one
+    /// lookup and one row; a legacy key may have one lookup per registered format and up to
+    /// `store::MAX_LEGACY_PER_LOOKUP` rows under each.
     fn verify_slow(
         &self,
         key: &str,
         tag: Tag,
-        lookup: &str,
+        lookups: &[&str],
         scheme: Scheme,
         env: Option<Environment>,
     ) -> Result<Verification, Error> {
         const UNKNOWN: Verification = Verification::Refused(Refusal::Unknown);
-        if !self.known_lookup(lookup) {
+        let mut known: Vec<&str> = lookups
+            .iter()
+            .copied()
+            .filter(|l| self.known_lookup(l))
+            .collect();
+        if known.is_empty() {
             // Perhaps made by another process a moment ago: look now (at most once a
             // millisecond, so a flood of unknown ids costs at most 1000 cheap PRAGMAs/s).
             self.tick(1);
-            if !self.known_lookup(lookup) {
+            known = lookups
+                .iter()
+                .copied()
+                .filter(|l| self.known_lookup(l))
+                .collect();
+            if known.is_empty() {
                 return Ok(UNKNOWN);
             }
         }
@@ -1194,11 +1180,14 @@ impl ApiKeys {
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let now = Timestamp::now();
-        let rows = self.store.find(lookup)?;
+        let mut rows = Vec::new();
+        for l in known {
+            rows.extend(self.store.find(l)?);
+        }
         let mut refusal = None;
         let mut tried = None;
         for row in rows {
-            if row.scheme != scheme || (scheme == Scheme::Prehashed && row.key_id != lookup) {
+            if row.scheme != scheme || (scheme == Scheme::Prehashed && row.key_id != row.lookup) {
                 continue;
             }
             if env.is_some_and(|e| e != row.environment) {
@@ -1212,6 +1201,13 @@ impl ApiKeys {
             }
             if row.expires_at.is_some_and(|e| e <= now) {
                 refusal.get_or_insert(Refusal::Expired);
+                continue;
+            }
+            if bcrypt_cost(&row.hash)
+                .is_some_and(|c| c > MAX_IMPORTED_COST.max(self.config.bcrypt_cost))
+            {
+                // Imported before costs were bounded: never worth a bcrypt slot for hours.
+                tracing::warn!(key_id = %row.key_id, "keyseal api keys: bcrypt cost above the maximum; key refused");
                 continue;
             }
             if let Err(retry_after) = self.failures.row_allowed(row.row_id, start) {
@@ -1242,13 +1238,15 @@ impl ApiKeys {
         })
     }
 
-    /// Caches a key that passed bcrypt and answers for it.
+    /// Caches a key that passed bcrypt and answers for it. Every cache entry of a row shares
+    /// one [`Live`] (legacy keys that differ past bcrypt's 72 bytes are one key) and the
+    /// row's one token bucket.
     ///
     /// Revocations and rotations bump `generation` *before* they look for a cached entry to
     /// flip, so re-reading the row whenever the generation moved, both before and after the
     /// entry is inserted, leaves no window in which a stale entry could stay valid.
     fn admit(&self, tag: Tag, row: Row, mut seen: u64) -> Verification {
-        let live = Arc::new(Live {
+        let live = self.cache.entry_for(Arc::new(Live {
             row_id: row.row_id,
             key_id: row.key_id.into(),
             user_id: row.user_id.into(),
@@ -1256,9 +1254,10 @@ impl ApiKeys {
             environment: row.environment,
             expires_at: AtomicI64::new(row.expires_at.map_or(NEVER, Timestamp::unix_millis)),
             revoked: AtomicBool::new(row.revoked_at.is_some()),
+            unreadable: AtomicBool::new(false),
             last_use_queued: AtomicI64::new(row.last_used_at.map_or(0, Timestamp::unix_millis)),
-            bucket: row.rate_limit.map(|l| Mutex::new(Bucket::new(l))),
-        });
+            bucket: row.rate_limit.map(|l| self.cache.bucket(row.row_id, l)),
+        }));
         let mut inserted = false;
         loop {
             let current = self.generation.load(Ordering::SeqCst);
@@ -1289,7 +1288,7 @@ impl ApiKeys {
 
 impl Drop for ApiKeys {
     fn drop(&mut self) {
-        let _ = self.flush();
+        self.flush_on_drop();
     }
 }
 

@@ -2,13 +2,13 @@
 //! store (whose tables it never touches), WAL journal, busy timeout.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
 use super::format::Environment;
-use super::store::{Change, Inserted, Row, Scheme, Storage};
+use super::store::{Change, Inserted, Row, Scheme, Storage, MAX_LEGACY_PER_LOOKUP};
 use super::time::Timestamp;
 use super::RateLimit;
 use crate::Error;
@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS api_key_meta (
 );
 ";
 
+/// How long a change check may wait for a read to be allowed.
+const READ_WAIT: Duration = Duration::from_millis(200);
+/// The usual wait for the write lock.
+const WRITE_WAIT: Duration = Duration::from_secs(5);
+
 const COLUMNS: &str = "row_id, key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
      created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at";
 
@@ -57,14 +62,17 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 
 pub(crate) struct SqliteStorage {
     conn: Mutex<Connection>,
+    /// A second connection used only to look for other processes' changes: in WAL mode it
+    /// reads while `conn` waits for (or holds) the write lock, so a busy write never delays
+    /// the revocation check. `None` for an in-memory database, which no one else can see.
+    reader: Option<Mutex<Connection>>,
     data_version: Mutex<Option<i64>>,
 }
 
 impl SqliteStorage {
     pub(crate) fn open(path: &Path) -> Result<Self, Error> {
         let conn = Connection::open(path).map_err(|e| storage(&e))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(|e| storage(&e))?;
+        conn.busy_timeout(WRITE_WAIT).map_err(|e| storage(&e))?;
         // WAL lets readers in other processes run while one writes. FULL sync: a created key
         // (shown to its user once) or a revocation that was reported done must survive a power
         // loss; writes are rare (last-use updates are batched), so the fsync costs little.
@@ -74,16 +82,35 @@ impl SqliteStorage {
             .map_err(|e| storage(&e))?;
         conn.execute_batch(SCHEMA).map_err(|e| storage(&e))?;
         conn.set_prepared_statement_cache_capacity(32);
+        let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:";
+        let reader = if in_memory {
+            None
+        } else {
+            let r = Connection::open(path).map_err(|e| storage(&e))?;
+            // Readers never wait for writers in WAL mode; the short timeout only covers the
+            // rare moments (recovery, a checkpoint restart) when a read can be refused.
+            r.busy_timeout(READ_WAIT).map_err(|e| storage(&e))?;
+            r.execute_batch("PRAGMA query_only=1;")
+                .map_err(|e| storage(&e))?;
+            Some(Mutex::new(r))
+        };
         Ok(SqliteStorage {
             conn: Mutex::new(conn),
+            reader,
             data_version: Mutex::new(None),
         })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection for change checks: the reader, or the only connection in memory.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        match &self.reader {
+            Some(r) => r.lock().unwrap_or_else(PoisonError::into_inner),
+            None => self.conn(),
+        }
     }
 }
 
@@ -91,7 +118,26 @@ fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp::from_unix_millis)
 }
 
+/// Reads a row; an unreadable one gives an error naming it (row id and key id), so a bad
+/// row written by some other tool can be found and repaired.
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    read_row_fields(r).map_err(|e| {
+        let row_id: Option<i64> = r.get(0).ok();
+        let key_id: Option<String> = r.get(1).ok();
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Null,
+            format!(
+                "api_keys row {} (key id {}) cannot be read: {e}",
+                row_id.map_or_else(|| "?".into(), |v| v.to_string()),
+                key_id.as_deref().unwrap_or("?")
+            )
+            .into(),
+        )
+    })
+}
+
+fn read_row_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let scheme: String = r.get(3)?;
     let scopes: String = r.get(7)?;
     let env: String = r.get(8)?;
@@ -129,9 +175,11 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 fn next_seq(tx: &Connection) -> rusqlite::Result<i64> {
-    tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM api_keys", [], |r| {
-        r.get(0)
-    })
+    tx.query_row(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM api_keys WHERE typeof(seq) = 'integer'",
+        [],
+        |r| r.get(0),
+    )
 }
 
 fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Result<i64> {
@@ -168,10 +216,11 @@ fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-fn active_count(tx: &Connection, user_id: &str, now: Timestamp) -> rusqlite::Result<i64> {
+/// Keys of a user that validate now: active ones and rotated ones still in their grace.
+fn valid_count(tx: &Connection, user_id: &str, now: Timestamp) -> rusqlite::Result<i64> {
     tx.prepare_cached(
         "SELECT COUNT(*) FROM api_keys WHERE user_id = ?1 AND revoked_at IS NULL \
-         AND rotated_to IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
+         AND (expires_at IS NULL OR expires_at > ?2)",
     )?
     .query_row(params![user_id, now.unix_millis()], |r| r.get(0))
 }
@@ -210,8 +259,26 @@ impl Storage for SqliteStorage {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| storage(&e))?;
         if let Some(limit) = quota {
-            if active_count(&tx, &row.user_id, now).map_err(|e| storage(&e))? >= i64::from(limit) {
+            if valid_count(&tx, &row.user_id, now).map_err(|e| storage(&e))? >= i64::from(limit) {
                 return Err(Error::QuotaExceeded { limit });
+            }
+        }
+        if row.scheme == Scheme::Plain {
+            // Every row under a lookup costs a bcrypt when a wrong key presents it: bounded.
+            let shared: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM api_keys WHERE lookup = ?1 AND scheme = 'bcrypt'",
+                )
+                .and_then(|mut s| s.query_row([&row.lookup], |r| r.get(0)))
+                .map_err(|e| storage(&e))?;
+            if shared >= i64::from(MAX_LEGACY_PER_LOOKUP) {
+                return Err(Error::InvalidArgument {
+                    what: format!(
+                        "legacy lookup {:?}: already {MAX_LEGACY_PER_LOOKUP} keys share it, \
+                         the most one lookup may have",
+                        row.lookup
+                    ),
+                });
             }
         }
         let seq = next_seq(&tx).map_err(|e| storage(&e))?;
@@ -229,7 +296,7 @@ impl Storage for SqliteStorage {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM api_keys WHERE lookup = ?1 LIMIT 16"
+                "SELECT {COLUMNS} FROM api_keys WHERE lookup = ?1 ORDER BY row_id"
             ))
             .map_err(|e| storage(&e))?;
         let rows = stmt
@@ -294,6 +361,7 @@ impl Storage for SqliteStorage {
         old_key_id: &str,
         new: &Row,
         old_expires_at: Timestamp,
+        quota: Option<u32>,
     ) -> Result<Option<(Row, Inserted)>, Error> {
         let mut conn = self.conn();
         let tx = conn
@@ -319,6 +387,15 @@ impl Storage for SqliteStorage {
                 what: format!("api key {old_key_id} has expired; create a new key instead"),
             });
         }
+        if let Some(limit) = quota {
+            // The old key stays valid through its grace: the rotation may take the user one
+            // key over the quota, never more (a chain of rotations cannot pile keys up).
+            let valid = valid_count(&tx, user_id, new.created_at).map_err(|e| storage(&e))?;
+            let in_grace = i64::from(old_expires_at > new.created_at);
+            if valid + in_grace > i64::from(limit) + 1 {
+                return Err(Error::QuotaExceeded { limit });
+            }
+        }
         let seq = next_seq(&tx).map_err(|e| storage(&e))?;
         let new_id = match insert_row(&tx, new, seq) {
             Ok(id) => id,
@@ -337,15 +414,23 @@ impl Storage for SqliteStorage {
         Ok(Some((old, Inserted::Ok(new_id))))
     }
 
-    fn touch(&self, uses: &[(i64, Timestamp)]) -> Result<(), Error> {
-        let mut conn = self.conn();
-        // Last use is bookkeeping done from a verification: never wait long for the write
-        // lock another process holds; the caller keeps the batch for next time.
-        conn.busy_timeout(Duration::from_millis(50))
-            .map_err(|e| storage(&e))?;
+    fn touch(&self, uses: &[(i64, Timestamp)], wait: Duration) -> Result<(), Error> {
+        let mut conn = if wait.is_zero() {
+            match self.conn.try_lock() {
+                Ok(c) => c,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::Storage {
+                        message: "the connection is busy".into(),
+                    })
+                }
+            }
+        } else {
+            self.conn()
+        };
+        conn.busy_timeout(wait).map_err(|e| storage(&e))?;
         let result = touch_in(&mut conn, uses);
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(|e| storage(&e))?;
+        conn.busy_timeout(WRITE_WAIT).map_err(|e| storage(&e))?;
         result
     }
 
@@ -355,75 +440,96 @@ impl Storage for SqliteStorage {
         let lookups = tx
             .prepare("SELECT lookup FROM api_keys")
             .and_then(|mut s| {
-                s.query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()
+                // A lookup that is not text matches no presented key: leave it out.
+                Ok(s.query_map([], |r| r.get::<_, String>(0))?
+                    .filter_map(Result::ok)
+                    .collect::<Vec<String>>())
             })
             .map_err(|e| storage(&e))?;
         let seq = tx
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM api_keys", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM api_keys WHERE typeof(seq) = 'integer'",
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| storage(&e))?;
         Ok((lookups, seq))
     }
 
     fn changes_since(&self, seq: i64) -> Result<(Vec<Change>, i64), Error> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT row_id, lookup, expires_at, revoked_at, seq FROM api_keys WHERE seq > ?1",
+                "SELECT row_id, lookup, expires_at, revoked_at, seq, key_id FROM api_keys \
+                 WHERE seq > ?1",
             )
             .map_err(|e| storage(&e))?;
         let mut max = seq;
-        let changes = stmt
-            .query_map([seq], |r| {
-                let s: i64 = r.get(4)?;
-                Ok((
+        let mut changes = Vec::new();
+        let mut rows = stmt.query([seq]).map_err(|e| storage(&e))?;
+        while let Some(r) = rows.next().map_err(|e| storage(&e))? {
+            // One unreadable row must not hide the others: it is reported on its own.
+            let row_id: i64 = r.get(0).map_err(|e| storage(&e))?;
+            if let Ok(s) = r.get::<_, i64>(4) {
+                max = max.max(s);
+            }
+            let lookup = r.get::<_, String>(1);
+            let fields = (|| {
+                Ok::<_, rusqlite::Error>((opt_ts(r.get(2)?), r.get::<_, Option<i64>>(3)?.is_some()))
+            })();
+            changes.push(match (lookup, fields) {
+                (Ok(lookup), Ok((expires_at, revoked))) => Change {
+                    row_id,
+                    lookup: Some(lookup),
+                    expires_at,
+                    revoked,
+                    unreadable: None,
+                },
+                (lookup, fields) => {
+                    let why = match (lookup.as_ref(), fields) {
+                        (_, Err(e)) => e.to_string(),
+                        (Err(e), Ok(_)) => e.to_string(),
+                        (Ok(_), Ok(_)) => String::new(),
+                    };
+                    let key_id: Option<String> = r.get(5).ok();
                     Change {
-                        row_id: r.get(0)?,
-                        lookup: r.get(1)?,
-                        expires_at: opt_ts(r.get(2)?),
-                        revoked: r.get::<_, Option<i64>>(3)?.is_some(),
-                    },
-                    s,
-                ))
-            })
-            .map_err(|e| storage(&e))?
-            .map(|c| {
-                c.map(|(c, s)| {
-                    max = max.max(s);
-                    c
-                })
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| storage(&e))?;
+                        row_id,
+                        lookup: lookup.ok(),
+                        expires_at: None,
+                        revoked: true,
+                        unreadable: Some(format!(
+                            "api_keys row {row_id} (key id {}) cannot be read: {why}",
+                            key_id.as_deref().unwrap_or("?"),
+                        )),
+                    }
+                }
+            });
+        }
         Ok((changes, max))
     }
 
-    fn changed_elsewhere(&self) -> Result<Option<bool>, Error> {
-        let conn = match self.conn.try_lock() {
-            Ok(c) => c,
-            Err(TryLockError::WouldBlock) => return Ok(None),
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-        };
-        let v: i64 = conn
+    fn changed_elsewhere(&self) -> Result<bool, Error> {
+        if self.reader.is_none() {
+            return Ok(false); // in memory: no one else can write
+        }
+        let v: i64 = self
+            .reader()
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(|e| storage(&e))?;
-        drop(conn);
         let mut last = self
             .data_version
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner);
         let changed = last.is_some_and(|l| l != v);
         *last = Some(v);
-        Ok(Some(changed))
+        Ok(changed)
     }
 
     fn legacy_formats(&self) -> Result<Vec<(String, usize)>, Error> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn
-            .prepare_cached("SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy:%'")
+            .prepare_cached("SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'")
             .map_err(|e| storage(&e))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -432,7 +538,7 @@ impl Storage for SqliteStorage {
             .map_err(|e| storage(&e))?;
         Ok(rows
             .into_iter()
-            .filter_map(|(n, v)| Some((n.strip_prefix("legacy:")?.to_owned(), v.parse().ok()?)))
+            .filter_map(|(n, v)| parse_format(&n, &v))
             .collect())
     }
 
@@ -440,9 +546,28 @@ impl Storage for SqliteStorage {
         let conn = self.conn();
         conn.execute(
             "INSERT OR REPLACE INTO api_key_meta (name, value) VALUES (?1, ?2)",
-            params![format!("legacy:{prefix}"), lookup_len.to_string()],
+            params![
+                format!("{FORMAT_NAME}{lookup_len}:{prefix}"),
+                lookup_len.to_string()
+            ],
         )
         .map_err(|e| storage(&e))?;
         Ok(())
     }
+}
+
+/// One meta row per (prefix, lookup length), so that one prefix can have several formats.
+const FORMAT_NAME: &str = "legacy-format:";
+
+/// A legacy format from `api_key_meta`: `legacy-format:{len}:{prefix}`, or the older
+/// `legacy:{prefix}` = `{len}` (one format per prefix), still read.
+fn parse_format(name: &str, value: &str) -> Option<(String, usize)> {
+    if let Some(rest) = name.strip_prefix(FORMAT_NAME) {
+        let (len, prefix) = rest.split_once(':')?;
+        return Some((prefix.to_owned(), len.parse().ok()?));
+    }
+    Some((
+        name.strip_prefix("legacy:")?.to_owned(),
+        value.parse().ok()?,
+    ))
 }

@@ -52,13 +52,20 @@ pub(crate) struct Row {
     pub last_used_at: Option<Timestamp>,
 }
 
+/// Most legacy keys one lookup value may have: a wrong key presenting that lookup costs one
+/// bcrypt per key under it.
+pub(crate) const MAX_LEGACY_PER_LOOKUP: u32 = 16;
+
 /// What changed since a sequence number: enough to update in-memory state.
 #[derive(Debug, Clone)]
 pub(crate) struct Change {
     pub row_id: i64,
-    pub lookup: String,
+    /// `None` when it could not be read.
+    pub lookup: Option<String>,
     pub expires_at: Option<Timestamp>,
     pub revoked: bool,
+    /// Why the row could not be read (it then fails closed), naming it.
+    pub unreadable: Option<String>,
 }
 
 /// Outcome of an insert.
@@ -71,8 +78,9 @@ pub(crate) enum Inserted {
 /// The storage a backend provides. Every write bumps a store-wide sequence number so other
 /// processes can catch up with [`Storage::changes_since`].
 pub(crate) trait Storage: Send + Sync {
-    /// Inserts `row` if the user has fewer than `quota` active keys (`None`: no check).
-    /// `row.row_id` is ignored.
+    /// Inserts `row` if the user has fewer than `quota` valid keys, those in a rotation's
+    /// grace included (`None`: no check). A legacy row is refused with `InvalidArgument`
+    /// when [`MAX_LEGACY_PER_LOOKUP`] rows already share its lookup. `row.row_id` is ignored.
     fn insert(&self, row: &Row, quota: Option<u32>, now: Timestamp) -> Result<Inserted, Error>;
     /// All rows with this lookup value (one for keyseal keys; rarely more for legacy prefixes).
     fn find(&self, lookup: &str) -> Result<Vec<Row>, Error>;
@@ -86,23 +94,29 @@ pub(crate) trait Storage: Send + Sync {
     fn revoke(&self, user_id: &str, key_id: &str, now: Timestamp) -> Result<Option<Row>, Error>;
     /// Atomically inserts `new` (the successor) and ends `old_key_id` at `old_expires_at`.
     /// Returns the old row as it was, and the new row id; `None` if the old key is not the
-    /// user's, `Err(InvalidArgument)` if it was revoked or already rotated.
+    /// user's, `Err(InvalidArgument)` if it was revoked or already rotated,
+    /// `Err(QuotaExceeded)` if the user would hold more than `quota + 1` valid keys.
     fn rotate(
         &self,
         user_id: &str,
         old_key_id: &str,
         new: &Row,
         old_expires_at: Timestamp,
+        quota: Option<u32>,
     ) -> Result<Option<(Row, Inserted)>, Error>;
-    /// Records last use, one write transaction for the batch.
-    fn touch(&self, uses: &[(i64, Timestamp)]) -> Result<(), Error>;
+    /// Records last use, one write transaction for the batch, waiting at most `wait` for the
+    /// write lock (`ZERO`: not at all, not even for this process's own connection).
+    fn touch(&self, uses: &[(i64, Timestamp)], wait: std::time::Duration) -> Result<(), Error>;
     /// Every lookup value, for the in-memory filter, and the current sequence number.
     fn all_lookups(&self) -> Result<(Vec<String>, i64), Error>;
-    /// Rows written after `seq`, and the new sequence number.
+    /// Rows written after `seq`, and the new sequence number. A row that cannot be read is
+    /// reported as such, never an error for the whole batch.
+    ///
+    /// This, [`Storage::changed_elsewhere`] and [`Storage::legacy_formats`] are the change
+    /// check: they must not wait for any write, this process's own included.
     fn changes_since(&self, seq: i64) -> Result<(Vec<Change>, i64), Error>;
-    /// Whether another connection committed anything since the last call. Must be cheap.
-    /// `Ok(None)` when the store is busy (try again later).
-    fn changed_elsewhere(&self) -> Result<Option<bool>, Error>;
+    /// Whether anything was committed since the last call. Must be cheap.
+    fn changed_elsewhere(&self) -> Result<bool, Error>;
     /// Legacy formats recorded by imports: (prefix, lookup length).
     fn legacy_formats(&self) -> Result<Vec<(String, usize)>, Error>;
     /// Records a legacy format.

@@ -1,0 +1,142 @@
+//! Seeing other processes' writes: the change check, and the bound it gives cached answers.
+//!
+//! The check runs on the storage's read path, which never waits for a write (this process's
+//! own included), at most every [`super::ApiKeysConfig::change_check_interval`]. A cached
+//! key is answered only while the last successful check started less than that interval
+//! plus [`STALE_SLACK`] ago; past it (the store cannot be read), cached keys fail closed with
+//! an error rather than outlive a revocation.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::Ordering;
+use std::sync::PoisonError;
+use std::time::Duration;
+
+use super::format::LegacyFormat;
+use super::time::Timestamp;
+use super::{ApiKeys, NEVER};
+use crate::Error;
+
+/// How much later than the interval a check may succeed before cached answers stop.
+pub(crate) const STALE_SLACK: Duration = Duration::from_secs(1);
+
+impl ApiKeys {
+    /// Milliseconds since this manager was opened, offset so that 0 means "never".
+    pub(crate) fn clock_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1 << 32)
+    }
+
+    pub(crate) fn check_interval_ms(&self) -> u64 {
+        u64::try_from(self.config.change_check_interval.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Looks for other processes' writes if `min_gap_ms` has passed since the last look, and
+    /// writes queued last uses if that needs no waiting.
+    pub(crate) fn tick(&self, min_gap_ms: u64) {
+        let now = self.clock_ms();
+        let last = self.last_tick_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < min_gap_ms
+            || self
+                .last_tick_ms
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        self.check_now(now);
+        self.flush_if_free();
+    }
+
+    /// Runs the change check unless one that started at or after `wanted` already succeeded.
+    /// Only one runs at a time; the others wait for it (a read, never a write).
+    fn check_now(&self, wanted: u64) -> bool {
+        let _one = self
+            .check_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.checked_ms.load(Ordering::Acquire) >= wanted {
+            return true;
+        }
+        let started = self.clock_ms();
+        match self.catch_up() {
+            Ok(()) => {
+                self.checked_ms.fetch_max(started, Ordering::AcqRel);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "keyseal api keys: could not read other processes' changes; cached keys are refused until it works");
+                self.catch_up_pending.store(true, Ordering::SeqCst);
+                // Let the very next call try again.
+                self.last_tick_ms.store(0, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// `Ok` when a cached answer may be given: a change check succeeded recently enough, or
+    /// one does now.
+    #[inline]
+    pub(crate) fn fresh_enough(&self) -> Result<(), Error> {
+        let now = self.clock_ms();
+        let bound = self
+            .check_interval_ms()
+            .saturating_add(u64::try_from(STALE_SLACK.as_millis()).unwrap_or(u64::MAX));
+        if now.saturating_sub(self.checked_ms.load(Ordering::Acquire)) <= bound
+            || self.check_now(now)
+        {
+            return Ok(());
+        }
+        Err(Error::Storage {
+            message: "api keys: the store could not be read to look for revocations; cached \
+                      keys are refused until it can"
+                .into(),
+        })
+    }
+
+    pub(crate) fn catch_up(&self) -> Result<(), Error> {
+        let elsewhere = self.store.changed_elsewhere()?;
+        if !elsewhere && !self.catch_up_pending.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.catch_up_pending.store(true, Ordering::SeqCst);
+        let (changes, new_seq) = self.store.changes_since(self.seq.load(Ordering::SeqCst))?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if changes.iter().any(|c| c.lookup.is_some()) {
+            let mut ids = self.ids.write().unwrap_or_else(PoisonError::into_inner);
+            for lookup in changes.iter().filter_map(|c| c.lookup.as_deref()) {
+                ids.insert(self.id_hasher.hash_one(lookup));
+            }
+        }
+        for c in &changes {
+            if let Some(why) = &c.unreadable {
+                // Fail closed for what cannot be checked; the others still get through.
+                tracing::warn!(problem = %why, "keyseal api keys: unreadable row refused");
+            }
+            if let Some(live) = self.cache.by_row(c.row_id) {
+                live.unreadable
+                    .store(c.unreadable.is_some(), Ordering::SeqCst);
+                if c.revoked {
+                    live.revoked.store(true, Ordering::SeqCst);
+                }
+                live.expires_at.store(
+                    c.expires_at.map_or(NEVER, Timestamp::unix_millis),
+                    Ordering::SeqCst,
+                );
+            }
+        }
+        self.seq.fetch_max(new_seq, Ordering::SeqCst);
+        let formats = self.store.legacy_formats()?;
+        {
+            let mut legacy = self.legacy.write().unwrap_or_else(PoisonError::into_inner);
+            for (prefix, lookup_len) in formats {
+                let f = LegacyFormat { prefix, lookup_len };
+                if !legacy.contains(&f) {
+                    legacy.push(f);
+                }
+            }
+        }
+        self.catch_up_pending.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+}

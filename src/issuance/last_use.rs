@@ -1,0 +1,86 @@
+//! Last-use times: queued by verifications, written in batches.
+
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
+use super::ApiKeys;
+use crate::Error;
+
+/// How long [`ApiKeys::flush`] waits for the write lock.
+pub(crate) const FLUSH_WAIT: Duration = Duration::from_secs(2);
+/// How long dropping an [`ApiKeys`] keeps trying to write queued last uses.
+const DROP_WAIT: Duration = Duration::from_secs(5);
+/// Queued uses kept across failed writes (one per key per interval arrive; beyond this the
+/// oldest news is the least missed).
+const MAX_PENDING: usize = 100_000;
+
+impl ApiKeys {
+    /// Writes queued last-use times now, waiting up to 2 s for the write lock. They are
+    /// otherwise written in batches, at most once per
+    /// [`ApiKeysConfig::last_use_interval`](super::ApiKeysConfig::last_use_interval) per key;
+    /// dropping the manager flushes too (trying for up to 5 s).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when they could not be written (e.g. another process held the
+    /// write lock throughout); they stay queued for the next flush.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.flush_within(FLUSH_WAIT)
+    }
+
+    /// Writes queued uses, waiting at most `wait` (`ZERO`: only if nothing is in the way).
+    pub(crate) fn flush_within(&self, wait: Duration) -> Result<(), Error> {
+        let uses = std::mem::take(
+            &mut *self
+                .pending_uses
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let result = self.store.touch(&uses, wait);
+        if result.is_err() {
+            let mut pending = self
+                .pending_uses
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if pending.len() < MAX_PENDING {
+                pending.extend(uses);
+            }
+        }
+        result
+    }
+
+    /// From a verification: write queued uses only if that needs no waiting at all.
+    pub(crate) fn flush_if_free(&self) {
+        let queued = !self
+            .pending_uses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
+        if queued {
+            let _ = self.flush_within(Duration::ZERO);
+        }
+    }
+
+    /// On drop: retry until written or [`DROP_WAIT`] has passed; say what was lost.
+    pub(crate) fn flush_on_drop(&self) {
+        let deadline = Instant::now() + DROP_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.flush_within(left.min(FLUSH_WAIT)) {
+                Ok(()) => return,
+                Err(e) if left.is_zero() => {
+                    let lost = self
+                        .pending_uses
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .len();
+                    tracing::warn!(error = %e, lost, "keyseal api keys: last-use times not written");
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+}
