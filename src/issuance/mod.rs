@@ -27,8 +27,17 @@
 //! bcrypt computations running at once bounded.
 //!
 //! Other processes' writes are noticed through `PRAGMA data_version`, read at most every
-//! [`ApiKeysConfig::change_check_interval`] (default 250 ms) by whichever call comes first:
-//! a revocation elsewhere is seen in well under a second, with no query per request.
+//! [`ApiKeysConfig::change_check_interval`] (default 250 ms) by whichever call comes first,
+//! on a read connection of its own that never waits for a write (in WAL mode, not even for
+//! another process's write lock or this process's own busy connection): a revocation
+//! elsewhere is seen in well under a second, with no query per request. If that check cannot
+//! read the store for longer than the interval plus one second, cached keys fail closed
+//! ([`Error::Storage`]) until it can. A row that cannot be read (say a hand-edited
+//! `expires_at`) does not stop the others being seen; its key fails closed with an error
+//! naming the row.
+//!
+//! Legacy keys: a wrong key costs one bcrypt per imported key under its lookup prefix (at
+//! most 16: an import beyond that is refused), for each legacy format of its prefix.
 //!
 //! # Floods, rate limits, quota
 //! - At most [`ApiKeysConfig::bcrypt_concurrency`] bcrypt verifications run at once (default
@@ -40,10 +49,12 @@
 //!   for the rest of that minute; its owner's already verified key keeps working.
 //! - Verified keys are answered from memory (no lock shared across keys, no write), so they
 //!   keep their speed during a flood.
-//! - A key created with [`NewKey::rate_limit`] gets a token bucket in this process; over the
-//!   limit the refusal carries `retry_after`.
-//! - A user holds at most [`ApiKeysConfig::max_active_keys`] active keys (default 5, as
-//!   seed 003); rotation and import do not count against it.
+//! - A key created with [`NewKey::rate_limit`] gets one token bucket in this process (not
+//!   reset when its cache entry is evicted); over the limit the refusal carries
+//!   `retry_after`.
+//! - A user holds at most [`ApiKeysConfig::max_active_keys`] valid keys (default 5, as
+//!   seed 003), keys in a rotation's grace included; a rotation may go one over (see
+//!   [`ApiKeys::rotate`]). Imports do not count.
 //!
 //! # Storage
 //! Table `api_keys` (one row per key: public `key_id`, indexed `lookup`, `scheme`, bcrypt
@@ -195,8 +206,9 @@ impl ApiKeysConfig {
         self.bcrypt_cost = cost;
         self
     }
-    /// Most active keys a user may hold (`None`: no limit); default 5. Active: not revoked,
-    /// not expired, not replaced by a rotation.
+    /// Most valid keys a user may hold (`None`: no limit); default 5. Valid: not revoked,
+    /// not expired; a rotated key counts until its grace period ends. A rotation may take
+    /// the user one over (see [`ApiKeys::rotate`]).
     #[must_use]
     pub fn max_active_keys(mut self, limit: Option<u32>) -> Self {
         self.max_active_keys = limit;
@@ -208,7 +220,8 @@ impl ApiKeysConfig {
         self.cache_capacity = n;
         self
     }
-    /// How often, at most, other processes' writes are looked for; default 250 ms.
+    /// How often, at most, other processes' writes are looked for; default 250 ms. Cached
+    /// keys fail closed when no look succeeded for this long plus one second.
     #[must_use]
     pub fn change_check_interval(mut self, d: Duration) -> Self {
         self.change_check_interval = d;
@@ -789,7 +802,8 @@ impl ApiKeys {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an empty or over-long user id, name or scope;
-    /// [`Error::QuotaExceeded`] when the user already has the maximum of active keys;
+    /// [`Error::QuotaExceeded`] when the user already has the maximum of valid keys (keys
+    /// in a rotation's grace included);
     /// [`Error::Storage`]; [`Error::Randomness`].
     pub fn create(&self, new: &NewKey) -> Result<CreatedKey, Error> {
         check_text("user id", &new.user_id, 256, false)?;
@@ -1203,8 +1217,8 @@ impl ApiKeys {
                 refusal.get_or_insert(Refusal::Expired);
                 continue;
             }
-            if bcrypt_cost(&row.hash)
-                .is_some_and(|c| c > MAX_IMPORTED_COST.max(self.config.bcrypt_cost))
+            if row.scheme == Scheme::Plain
+                && bcrypt_cost(&row.hash).is_some_and(|c| c > MAX_IMPORTED_COST)
             {
                 // Imported before costs were bounded: never worth a bcrypt slot for hours.
                 tracing::warn!(key_id = %row.key_id, "keyseal api keys: bcrypt cost above the maximum; key refused");
