@@ -125,3 +125,19 @@ fn imported_bcrypt_cost_above_16_is_refused() {
     keys.import_legacy(&legacy_key(h.replace("$04$", "$16$")))
         .unwrap();
 }
+
+#[test]
+fn an_old_single_format_row_is_still_read() {
+    let db = TempDb::new();
+    let key = "mhu_wZ4dBpC_LiIYg_nuq_EiC9QVF2A5FryiwRKe2U6uiVg";
+    let mut l = legacy_key("$2b$04$veJQMyqjjdomJgmcHmJoIOenKdyYRvxHOQsT0IZRcS8e1vRvtUpLC".into());
+    l.lookup = "wZ4dBpC_".into();
+    open(&db).import_legacy(&l).unwrap();
+    // As an earlier version wrote it: one row per prefix.
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    conn.execute_batch(
+        "DELETE FROM api_key_meta; INSERT INTO api_key_meta VALUES ('legacy:mhu_', '8');",
+    )
+    .unwrap();
+    assert!(open(&db).verify(key).unwrap().is_valid());
+}

@@ -32,8 +32,8 @@ impl ApiKeys {
     }
 
     /// Looks for other processes' writes if `min_gap_ms` has passed since the last look, and
-    /// writes queued last uses if that needs no waiting.
-    pub(crate) fn tick(&self, min_gap_ms: u64) {
+    /// writes queued last uses if that needs no waiting. Returns the clock it read.
+    pub(crate) fn tick(&self, min_gap_ms: u64) -> u64 {
         let now = self.clock_ms();
         let last = self.last_tick_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) < min_gap_ms
@@ -42,10 +42,11 @@ impl ApiKeys {
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
         {
-            return;
+            return now;
         }
         self.check_now(now);
         self.flush_if_free();
+        now
     }
 
     /// Runs the change check unless one that started at or after `wanted` already succeeded.
@@ -74,11 +75,10 @@ impl ApiKeys {
         }
     }
 
-    /// `Ok` when a cached answer may be given: a change check succeeded recently enough, or
-    /// one does now.
+    /// `Ok` when a cached answer may be given at `now` (from [`Self::tick`]): a change check
+    /// succeeded recently enough, or one does now.
     #[inline]
-    pub(crate) fn fresh_enough(&self) -> Result<(), Error> {
-        let now = self.clock_ms();
+    pub(crate) fn fresh_enough(&self, now: u64) -> Result<(), Error> {
         let bound = self
             .check_interval_ms()
             .saturating_add(u64::try_from(STALE_SLACK.as_millis()).unwrap_or(u64::MAX));

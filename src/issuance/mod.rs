@@ -1031,7 +1031,7 @@ impl ApiKeys {
     /// `Ok(Verification::Refused(..))`.
     pub fn verify(&self, key: &str) -> Result<Verification, Error> {
         if let Some(p) = self.config.format.parse(key) {
-            self.tick(self.check_interval_ms());
+            let now = self.tick(self.check_interval_ms());
             // Tag and checksum are fixed by the format and `live`/`test` is checked against
             // the row, so id and secret identify the key; 55 bytes fit one SHA-256 block.
             // (Legacy keys are tagged whole; they contain `_`, never in base62: no overlap.)
@@ -1040,7 +1040,7 @@ impl ApiKeys {
                 if live.environment != p.environment {
                     return Ok(Verification::Refused(Refusal::Unknown));
                 }
-                return self.answer_cached(&live);
+                return self.answer_cached(&live, now);
             }
             return self.verify_slow(
                 key,
@@ -1079,20 +1079,19 @@ impl ApiKeys {
             if lookups.is_empty() {
                 return Ok(Verification::Refused(Refusal::Malformed));
             }
-        } else {
-            self.tick(self.check_interval_ms());
         }
+        let now = self.tick(self.check_interval_ms());
         let tag = self.tagger.tag(key);
         if let Some(live) = self.cache.get(&tag) {
-            return self.answer_cached(&live);
+            return self.answer_cached(&live, now);
         }
         self.verify_slow(key, tag, &lookups, Scheme::Plain, None)
     }
 
     /// A cached key's answer, if the change check is recent enough to trust it.
     #[inline]
-    fn answer_cached(&self, live: &Live) -> Result<Verification, Error> {
-        self.fresh_enough()?;
+    fn answer_cached(&self, live: &Live, now: u64) -> Result<Verification, Error> {
+        self.fresh_enough(now)?;
         if live.unreadable.load(Ordering::Acquire) {
             return Err(Error::Storage {
                 message: format!(

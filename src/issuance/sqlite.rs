@@ -571,3 +571,36 @@ fn parse_format(name: &str, value: &str) -> Option<(String, usize)> {
         value.parse().ok()?,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_format_rows_old_and_new() {
+        assert_eq!(parse_format("legacy:mhu_", "8"), Some(("mhu_".into(), 8)));
+        assert_eq!(
+            parse_format("legacy-format:12:mhu_", "12"),
+            Some(("mhu_".into(), 12))
+        );
+        assert_eq!(
+            parse_format("legacy-format:8:a:b_", "8"),
+            Some(("a:b_".into(), 8))
+        );
+        assert_eq!(parse_format("legacy-format:x:mhu_", "8"), None);
+        assert_eq!(parse_format("legacy:mhu_", "eight"), None);
+        assert_eq!(parse_format("other", "8"), None);
+    }
+
+    #[test]
+    fn in_memory_store_has_no_reader_and_sees_its_own_writes() {
+        let s = SqliteStorage::open(Path::new(":memory:")).unwrap();
+        assert!(s.reader.is_none());
+        assert!(!s.changed_elsewhere().unwrap());
+        s.add_legacy_format("mhu_", 8).unwrap();
+        s.add_legacy_format("mhu_", 12).unwrap();
+        let mut formats = s.legacy_formats().unwrap();
+        formats.sort();
+        assert_eq!(formats, [("mhu_".into(), 8), ("mhu_".into(), 12)]);
+    }
+}
