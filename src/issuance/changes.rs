@@ -109,13 +109,16 @@ impl ApiKeys {
             }
         }
         for c in &changes {
+            let live = self.cache.by_row(c.row_id);
             if let Some(why) = &c.unreadable {
-                // Fail closed for what cannot be checked; the others still get through.
+                // Fail closed for what cannot be checked; the other rows still get through.
                 tracing::warn!(problem = %why, "keyseal api keys: unreadable row refused");
+                if let Some(live) = live {
+                    live.unreadable.store(true, Ordering::SeqCst);
+                }
+                continue;
             }
-            if let Some(live) = self.cache.by_row(c.row_id) {
-                live.unreadable
-                    .store(c.unreadable.is_some(), Ordering::SeqCst);
+            if let Some(live) = live {
                 if c.revoked {
                     live.revoked.store(true, Ordering::SeqCst);
                 }
@@ -123,6 +126,8 @@ impl ApiKeys {
                     c.expires_at.map_or(NEVER, Timestamp::unix_millis),
                     Ordering::SeqCst,
                 );
+                // Repaired (written again, readable): answered again.
+                live.unreadable.store(false, Ordering::SeqCst);
             }
         }
         self.seq.fetch_max(new_seq, Ordering::SeqCst);

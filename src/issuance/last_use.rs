@@ -1,7 +1,7 @@
 //! Last-use times: queued by verifications, written in batches.
 
 use std::sync::PoisonError;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::ApiKeys;
 use crate::Error;
@@ -18,7 +18,7 @@ impl ApiKeys {
     /// Writes queued last-use times now, waiting up to 2 s for the write lock. They are
     /// otherwise written in batches, at most once per
     /// [`ApiKeysConfig::last_use_interval`](super::ApiKeysConfig::last_use_interval) per key;
-    /// dropping the manager flushes too (trying for up to 5 s).
+    /// dropping the manager flushes too (waiting up to 5 s).
     ///
     /// # Errors
     /// [`Error::Storage`] when they could not be written (e.g. another process held the
@@ -63,24 +63,17 @@ impl ApiKeys {
         }
     }
 
-    /// On drop: retry until written or [`DROP_WAIT`] has passed; say what was lost.
+    /// On drop: one write that waits up to [`DROP_WAIT`] for the write lock (no other thread
+    /// can hold this connection any more, so only another process can be in the way); says
+    /// what was lost, if anything.
     pub(crate) fn flush_on_drop(&self) {
-        let deadline = Instant::now() + DROP_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.flush_within(left.min(FLUSH_WAIT)) {
-                Ok(()) => return,
-                Err(e) if left.is_zero() => {
-                    let lost = self
-                        .pending_uses
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .len();
-                    tracing::warn!(error = %e, lost, "keyseal api keys: last-use times not written");
-                    return;
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
+        if let Err(e) = self.flush_within(DROP_WAIT) {
+            let lost = self
+                .pending_uses
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len();
+            tracing::warn!(error = %e, lost, "keyseal api keys: last-use times not written");
         }
     }
 }

@@ -64,7 +64,8 @@ pub(crate) struct Change {
     pub lookup: Option<String>,
     pub expires_at: Option<Timestamp>,
     pub revoked: bool,
-    /// Why the row could not be read (it then fails closed), naming it.
+    /// Why the row could not be read, naming it; the other fields are then meaningless and
+    /// the row's key fails closed.
     pub unreadable: Option<String>,
 }
 
