@@ -175,8 +175,10 @@ fn read_row_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 fn next_seq(tx: &Connection) -> rusqlite::Result<i64> {
+    // Text sorts above every number in SQLite: the bound skips a hand-written text `seq`
+    // (that row is reported as unreadable instead) and keeps the index's max lookup.
     tx.query_row(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM api_keys WHERE typeof(seq) = 'integer'",
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM api_keys WHERE seq <= 9223372036854775807",
         [],
         |r| r.get(0),
     )
@@ -448,7 +450,7 @@ impl Storage for SqliteStorage {
             .map_err(|e| storage(&e))?;
         let seq = tx
             .query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM api_keys WHERE typeof(seq) = 'integer'",
+                "SELECT COALESCE(MAX(seq), 0) FROM api_keys WHERE seq <= 9223372036854775807",
                 [],
                 |r| r.get(0),
             )
