@@ -417,6 +417,103 @@ const SQLITE: Backend = Backend {
     },
 };
 
+/// The same client in another process: a copy of this test binary that runs the commands
+/// it reads on standard input (`raw_sql_child`), so the write lock is held by a process.
+struct ChildRaw {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+const RAW_CHILD_DB: &str = "KEYSEAL_RAW_CHILD_DB";
+
+impl ChildRaw {
+    fn spawn(path: &Path) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "raw_sql_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(RAW_CHILD_DB, path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut raw = ChildRaw {
+            child,
+            stdin,
+            stdout,
+        };
+        raw.send("ping");
+        raw
+    }
+
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        loop {
+            let got = self.stdout.next().expect("child output").unwrap();
+            if got.contains("RAW ok") {
+                return;
+            }
+            assert!(!got.contains("RAW error"), "{got}");
+        }
+    }
+}
+
+impl Raw for ChildRaw {
+    fn lock(&mut self) {
+        self.send("BEGIN IMMEDIATE");
+    }
+    fn execute(&mut self, sql: &str) {
+        self.send(sql);
+    }
+    fn commit(&mut self) {
+        self.send("COMMIT");
+    }
+}
+
+impl Drop for ChildRaw {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run by [`ChildRaw`] in a child process: one SQL statement per line; a no-op otherwise.
+#[test]
+fn raw_sql_child() {
+    use std::io::BufRead;
+    let Ok(db) = std::env::var(RAW_CHILD_DB) else {
+        return;
+    };
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.unwrap();
+        let result = if line == "ping" {
+            Ok(())
+        } else {
+            conn.execute_batch(&line)
+        };
+        match result {
+            Ok(()) => println!("RAW ok"),
+            Err(e) => println!("RAW error {e}"),
+        }
+    }
+}
+
+const SQLITE_OTHER_PROCESS: Backend = Backend {
+    open: SQLITE.open,
+    raw: |path| Box::new(ChildRaw::spawn(path)),
+};
+
 macro_rules! suite {
     ($backend:expr, $($name:ident),* $(,)?) => {
         $(
@@ -440,6 +537,18 @@ mod sqlite {
         legacy_lookup_shared_by_many_keys,
         two_legacy_formats_under_one_prefix,
         legacy_format_imported_elsewhere_is_known_at_once,
+        last_use_lands_when_dropped_while_the_store_is_busy,
+    );
+}
+
+/// The tests where the write lock is held: with it held by another process.
+mod sqlite_other_process {
+    use super::SQLITE_OTHER_PROCESS;
+    suite!(
+        SQLITE_OTHER_PROCESS,
+        revocation_seen_while_connection_busy_with_a_write,
+        revocation_seen_and_verify_not_blocked_while_a_flush_waits,
+        unreadable_row_fails_closed_and_does_not_stop_the_catch_up,
         last_use_lands_when_dropped_while_the_store_is_busy,
     );
 }
