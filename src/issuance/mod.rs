@@ -1072,9 +1072,9 @@ impl ApiKeys {
             if key.len() > 200 || key.chars().any(|c| c.is_control() || c.is_whitespace()) {
                 return Ok(Verification::Refused(Refusal::Malformed));
             }
-            // Perhaps a format another process registered a moment ago: look now (at most
-            // once a millisecond, as for unknown key ids).
-            self.tick(1);
+            // Perhaps a format another process registered since the last change check: the
+            // same bound as a revocation made elsewhere, and no extra read per malformed key.
+            self.tick(self.check_interval_ms());
             lookups = self.legacy_lookups(key);
             if lookups.is_empty() {
                 return Ok(Verification::Refused(Refusal::Malformed));
