@@ -1,9 +1,10 @@
-# The npm package where its users run it (issue 4): the demo page (www/), an edge worker in
-# workerd (bindings/worker/), and the shipped TypeScript types. Included by the Makefile.
+# The npm package where its users run it: the demo page (www/), an edge worker in
+# workerd (bindings/worker/), the shipped TypeScript types, and the package in bundlers and other
+# runtimes (bindings/consumers/). Included by the Makefile.
 # Each target builds pkg/ first (`npm`, mk/wasm.mk), which also installs the pinned npm dev
 # tools (playwright-core, workerd, typescript) with `npm ci` when bindings/package-lock.json changed.
 
-.PHONY: www test-www test-www-browser test-www-worker test-www-types
+.PHONY: www test-www test-www-browser test-www-worker test-www-types test-consumers
 
 WWW_PORT ?= 8000
 
@@ -26,4 +27,9 @@ test-www-types: npm
 	@echo "==> tsc --noEmit --strict over a TypeScript consumer of the shipped types"
 	@bash scripts/test-www-types.sh
 
-test: test-www
+## test-consumers: the package bundled by esbuild/webpack, run by Node, Chromium, Bun, Deno; tsc `using`
+test-consumers: npm
+	@echo "==> the npm package in esbuild/webpack bundles, Node, Chromium, Bun, Deno and tsc"
+	@bash scripts/test-consumers.sh
+
+test: test-www test-consumers

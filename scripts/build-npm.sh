@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the npm package `keyseal` into pkg/ (run scripts/setup-wasm.sh first; `make npm` does).
 #   cargo (wasm32, release) -> wasm-bindgen twice (nodejs glue for require(), web glue for
-#   browsers/workers/ESM; both emit the same .wasm) -> wasm-opt -O3 -> pkg/ with the files kept
-#   in bindings/npm/ and a package.json carrying the crate's version.
+#   browsers/workers/ESM; both emit the same .wasm) -> wasm-opt -O3 -> pkg/ with the entry files
+#   written by bindings/npm/entries.mjs (one export list; the Node entry embeds the .wasm bytes),
+#   the files kept in bindings/npm/ and a package.json carrying the crate's version.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -28,7 +29,8 @@ RAW="$(cargo metadata --format-version 1 --no-deps |
 rm -rf "$WORK" && mkdir -p "$WORK"
 say "wasm-bindgen $(wasm-bindgen --version | cut -d' ' -f2): nodejs and web glue"
 wasm-bindgen --target nodejs --no-typescript --out-dir "$WORK/node" "$RAW"
-wasm-bindgen --target web --no-typescript --out-dir "$WORK/web" "$RAW"
+# No default .wasm URL in the web glue: browser.mjs passes its own, so bundlers see one asset.
+wasm-bindgen --target web --no-typescript --omit-default-module-path --out-dir "$WORK/web" "$RAW"
 if ! cmp -s "$WORK/node/keyseal_bg.wasm" "$WORK/web/keyseal_bg.wasm"; then
   say "ERROR: the nodejs and web targets produced different .wasm files" >&2
   exit 1
@@ -39,9 +41,10 @@ say "wasm-opt ${WASM_OPT_FLAGS[*]}"
 
 rm -rf "$OUT" && mkdir -p "$OUT"
 cp "$WORK/keyseal_bg.wasm" "$OUT/"
-cp "$WORK/node/keyseal.js" "$OUT/keyseal_node.cjs"
 cp "$WORK/web/keyseal.js" "$OUT/keyseal_web.js"
-for f in index.cjs index.mjs browser.mjs workerd.mjs index.d.ts README.md; do
+# index.cjs, index.mjs, browser.mjs, workerd.mjs, keyseal_node.cjs, keyseal_wasm.cjs
+say "$(node bindings/npm/entries.mjs "$WORK" "$OUT")"
+for f in index.d.ts README.md; do
   cp "bindings/npm/$f" "$OUT/"
 done
 cp bindings/npm/index.d.ts "$OUT/index.d.cts"

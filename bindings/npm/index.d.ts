@@ -137,4 +137,18 @@ export class KeysealKey {
    * `Symbol.dispose`, `using k = new KeysealKey(...)` calls it too.
    */
   free(): void;
+  /**
+   * The same as {@link KeysealKey.free}: what `using k = new KeysealKey(...)` calls when the
+   * block ends. Defined where the engine has `Symbol.dispose` (Node 20+, Bun, Deno, current
+   * Chromium).
+   */
+  [Symbol.dispose](): void;
+}
+
+declare global {
+  // `Symbol.dispose` for projects whose `lib` predates explicit resource management (it
+  // merges with TypeScript's own declaration in `esnext.disposable`).
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
 }
