@@ -13,6 +13,11 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
+// The same reading of `--db` as the library's (in-memory and `file:` URI forms).
+#[allow(dead_code)]
+#[path = "../db_path.rs"]
+mod db_path;
+
 use keyseal::migrate::{migrate_column, verify_column, KeySource, MigrateOptions, Progress};
 use keyseal::{
     api_key_hash, decrypt, encrypt, parse_master_key, ApiKeys, ApiKeysConfig, CreatedKey, DataKey,
@@ -177,17 +182,19 @@ type Outcome = Result<ExitCode, Failure>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.verbose > 0 {
-        let level = if cli.verbose > 1 {
-            tracing::Level::DEBUG
-        } else {
-            tracing::Level::INFO
-        };
-        tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    // Warnings (say, a store file that others can read) always show; -v adds more.
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .init();
     match run(&cli) {
         Ok(code) => code,
         Err(Failure(message)) => {
@@ -278,9 +285,23 @@ fn master_key(cli: &Cli) -> Result<MasterKey, Failure> {
     }
 }
 
+/// The `--db` store, refused when SQLite would keep it in memory only: a key created there
+/// (shown once) would be lost when keyseal exits.
+fn store_path(cli: &Cli) -> Result<&Path, Failure> {
+    if db_path::is_temporary(&cli.db) {
+        return Err(Failure(format!(
+            "--db {:?} is not a file: SQLite would keep that database in memory (or in a \
+             temporary file) and nothing would be kept after keyseal exits; give a file path",
+            cli.db.display().to_string()
+        )));
+    }
+    Ok(&cli.db)
+}
+
 fn open_store(cli: &Cli) -> Result<KeyStore, Failure> {
+    let path = store_path(cli)?;
     let master = master_key(cli)?;
-    KeyStore::open(&cli.db, master).map_err(|e| Failure(format!("{}: {e}", cli.db.display())))
+    KeyStore::open(path, master).map_err(|e| Failure(format!("{}: {e}", path.display())))
 }
 
 fn data_key(cli: &Cli, target: &Target) -> Result<DataKey, Failure> {
@@ -336,8 +357,9 @@ fn write_new_secret_file(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 fn open_api_keys(cli: &Cli) -> Result<ApiKeys, Failure> {
+    let path = store_path(cli)?;
     let config = ApiKeysConfig::default().bcrypt_cost(cli.bcrypt_cost);
-    ApiKeys::open_with(&cli.db, config).map_err(|e| Failure(format!("{}: {e}", cli.db.display())))
+    ApiKeys::open_with(path, config).map_err(|e| Failure(format!("{}: {e}", path.display())))
 }
 
 /// The library's own JSON form of a value (the CONTRACT §5 fields).

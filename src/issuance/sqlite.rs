@@ -62,6 +62,7 @@ pub(crate) struct SqliteStorage {
 
 impl SqliteStorage {
     pub(crate) fn open(path: &Path) -> Result<Self, Error> {
+        crate::file_mode::prepare_private_db(path)?;
         let conn = Connection::open(path).map_err(|e| storage(&e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| storage(&e))?;

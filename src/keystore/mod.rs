@@ -420,11 +420,14 @@ impl KeyStore {
     ///   when the check value refused it, or names the row it was tried on for a file written
     ///   by the Python module); nothing is written then;
     /// - [`Error::CorruptKey`] when that row's blob has the wrong length;
-    /// - [`Error::InvalidArgument`] for an empty path or `:memory:`;
+    /// - [`Error::InvalidArgument`] for a database that would live only in memory: an empty
+    ///   path, `:memory:`, or a `file:` URI naming `:memory:` or nothing or with `mode=memory`;
     /// - [`Error::Storage`] when the file cannot be created, opened or locked in time.
     ///
     /// # Security
-    /// The master key is kept (zeroized on drop) for the life of the store.
+    /// The master key is kept (zeroized on drop) for the life of the store. A new file is
+    /// created with mode 0600 (owner only; SQLite's `-wal` and `-shm` files follow it); an
+    /// existing file that others can read is opened with a warning (through `tracing`).
     ///
     /// # Example
     /// ```

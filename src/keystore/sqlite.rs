@@ -86,18 +86,25 @@ pub(crate) struct SqliteBackend {
 impl SqliteBackend {
     /// Opens (creating if needed) the file and its folder.
     pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<Self, Error> {
-        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        if crate::db_path::is_temporary(path) {
             return Err(Error::InvalidArgument {
-                what: "the key store needs a file path (not empty, not :memory:)".into(),
+                what: "the key store needs a file (not empty, not :memory:, not an in-memory \
+                       file: URI): keys kept only in memory would be lost"
+                    .into(),
             });
         }
-        if let Some(parent) = path.parent() {
+        if let Some(parent) = crate::db_path::file_of(path)
+            .as_deref()
+            .and_then(Path::parent)
+        {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(|e| Error::Storage {
                     message: format!("cannot create folder {}: {e}", parent.display()),
                 })?;
             }
         }
+        // Created 0600 before SQLite would create it 0644 (its -wal and -shm follow).
+        crate::file_mode::prepare_private_db(path)?;
         let backend = SqliteBackend {
             path: path.to_path_buf(),
             busy_timeout,
