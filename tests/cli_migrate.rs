@@ -259,3 +259,259 @@ fn migrate_in_the_store_file_with_integer_users() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("must be unique"), "{}", stderr(&out));
 }
+
+fn migrate_args<'a>(data: &'a str, user: Option<&'a str>) -> Vec<&'a str> {
+    let mut args = vec![
+        "migrate",
+        "--data-db",
+        data,
+        "--table",
+        "t",
+        "--column",
+        "secret",
+        "--id-column",
+        "id",
+    ];
+    match user {
+        Some(column) => args.extend(["--user-column", column]),
+        None => args.push("--pool"),
+    }
+    args
+}
+
+/// Rows whose TEXT is not UTF-8 (in the value, the user id or the id) made `migrate` panic
+/// (exit 101) on every run. Such rows, and values or user ids of any other odd type, are now
+/// left as they are, counted and named by id, and the run ends with exit 1; good rows are
+/// migrated, even one whose id is not UTF-8.
+#[test]
+fn migrate_reports_non_utf8_and_odd_typed_rows_by_id() {
+    let env = Env::new();
+    let data = env.dir.path().join("app.db");
+    rusqlite::Connection::open(&data)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t(id PRIMARY KEY, owner, secret);
+             INSERT INTO t VALUES
+               (1, 'alice', 'sk-ok'),
+               (2, 'bob', CAST(X'FFFE' AS TEXT)),
+               (3, CAST(X'C328' AS TEXT), 'sk-3'),
+               (4, 'carol', X'0102'),
+               (5, 'dan', 1.5),
+               (6, 'erin', 42),
+               (7, 2.5, 'sk-7'),
+               (8, X'00', 'sk-8'),
+               (9, 'frank', NULL),
+               (CAST(X'FF61' AS TEXT), 'gina', 'sk-bad-id'),
+               (CAST(X'FF62' AS TEXT), 'hana', CAST(X'80' AS TEXT));",
+        )
+        .unwrap();
+    let data = data.to_str().unwrap();
+    for run in 0..2 {
+        let (code, report) = env.json(&migrate_args(data, Some("owner")), "");
+        assert_eq!(code, 1, "run {run}: {report}");
+        let migrated = if run == 0 { 2 } else { 0 };
+        assert_eq!(report["migrated"].as_u64(), Some(migrated), "run {run}");
+        assert_eq!(report["failed"].as_u64(), Some(8), "run {run}");
+        let rows: Vec<(String, String)> = report["failed_rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().into(),
+                    r["reason"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        let want = [
+            ("2", "value is not UTF-8 text"),
+            ("3", "user id is not UTF-8 text"),
+            ("4", "value is not text"),
+            ("5", "value is not text"),
+            ("6", "value is not text"),
+            ("7", "no usable user id"),
+            ("8", "no usable user id"),
+            ("\"\u{fffd}b\"", "value is not UTF-8 text"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(i, r)| ((*i).into(), (*r).into()))
+            .collect();
+        assert_eq!(rows, want, "run {run}");
+    }
+    // The human form says the same on one stderr line.
+    let out = env.run(&migrate_args(data, Some("owner")), "");
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("keyseal:")).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let line = lines[0];
+    assert!(
+        line.contains("8 values were left as they were: id 2 (value is not UTF-8 text)"),
+        "{line}"
+    );
+    // The good rows decrypt; the odd ones are byte for byte as they were.
+    let conn = rusqlite::Connection::open(data).unwrap();
+    let odd: Vec<u8> = conn
+        .query_row("SELECT CAST(secret AS BLOB) FROM t WHERE id = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(odd, [0xff, 0xfe]);
+    let token: String = conn
+        .query_row("SELECT secret FROM t WHERE owner = 'gina'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        stdout(&env.run(&["decrypt", "--user", "gina"], &token)),
+        "sk-bad-id"
+    );
+    // With the pool key only the values matter.
+    let (code, report) = env.json(&migrate_args(data, None), "");
+    assert_eq!(code, 1);
+    assert_eq!(
+        report["migrated"].as_u64(),
+        Some(3),
+        "rows 3, 7 and 8: {report}"
+    );
+    assert_eq!(report["failed"].as_u64(), Some(5));
+}
+
+/// `--user-column` equal to `--column` turned every secret into the user id of its own key (so
+/// the secrets ended up in plaintext in the key store). It is refused, in any letter case,
+/// before anything is opened or created; so is `--id-column` equal to `--column`.
+#[test]
+fn migrate_refuses_the_secret_column_as_user_or_id_column() {
+    let env = Env::new();
+    let data = env.dir.path().join("app.db");
+    make_table(&data, 5, 2);
+    let before = std::fs::read(&data).unwrap();
+    let data = data.to_str().unwrap();
+    let cases: [&[&str]; 3] = [
+        &["--id-column", "id", "--user-column", "api_key"],
+        &["--id-column", "id", "--user-column", "API_Key"],
+        &["--id-column", "api_key", "--pool"],
+    ];
+    for extra in cases {
+        let mut args = vec![
+            "migrate",
+            "--data-db",
+            data,
+            "--table",
+            "credentials",
+            "--column",
+            "api_key",
+        ];
+        args.extend_from_slice(extra);
+        let out = env.run(&args, "");
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        assert!(
+            stderr(&out).contains("is the column to encrypt"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!env.db().exists(), "the store was not even created");
+    }
+    assert_eq!(std::fs::read(data).unwrap(), before);
+}
+
+/// Every file in `dir` with its bytes and modification time.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+                meta.modified().unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `migrate --dry-run` created the `--db` store (or added keyseal's tables and WAL mode to it,
+/// when the table lives there). A dry run now changes nothing on disk: every file keeps its
+/// bytes and modification time, and no file appears, whether `--db` exists or not, and
+/// whether the data file is in WAL mode or not.
+#[test]
+fn migrate_dry_run_changes_nothing_on_disk() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    let data = dir.join("app.db");
+    make_table(&data, 20, 3);
+    let wal = dir.join("wal.db");
+    make_table(&wal, 20, 3);
+    rusqlite::Connection::open(&wal)
+        .unwrap()
+        .query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    // An existing store, for the case where it must not be touched either.
+    let existing = dir.join("existing.db");
+    let key = env.master_file.to_str().unwrap();
+    let out = env.run_with_key(&env.master_file, &["encrypt", "--pool"], "x");
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::rename(env.db(), &existing).unwrap();
+    // Every file's mtime must be in the past, so that a write would show.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+
+    let missing = dir.join("missing.db");
+    let table = [
+        "--table",
+        "credentials",
+        "--column",
+        "api_key",
+        "--id-column",
+        "id",
+    ];
+    let cases: [(&Path, Option<&Path>); 5] = [
+        (&missing, Some(&data)), // a missing --db, the table elsewhere
+        (&existing, Some(&wal)), // an existing --db, a WAL data file
+        (&data, None),           // the table in the --db file
+        (&wal, None),            // the same, in WAL mode
+        (&missing, None),        // nothing there at all: refused
+    ];
+    for (db, data_db) in cases {
+        let before = snapshot(dir);
+        let mut args = vec![
+            "--db",
+            db.to_str().unwrap(),
+            "--master-key-file",
+            key,
+            "migrate",
+        ];
+        if let Some(data_db) = data_db {
+            args.extend(["--data-db", data_db.to_str().unwrap()]);
+        }
+        args.extend(table);
+        args.extend(["--user-column", "owner", "--dry-run", "--json"]);
+        let out = run_in(dir, &args, "");
+        if db == missing && data_db.is_none() {
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        } else {
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{db:?} {data_db:?}: {}",
+                stderr(&out)
+            );
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(report["migrated"].as_u64(), Some(20));
+            assert_eq!(report["dry_run"].as_bool(), Some(true));
+        }
+        assert_eq!(
+            snapshot(dir),
+            before,
+            "{db:?} {data_db:?}: a file changed or appeared"
+        );
+    }
+    // --verify needs the store: it does not combine with --dry-run.
+    let data_db = data.to_str().unwrap();
+    let mut args = migrate_args(data_db, Some("owner"));
+    args.extend(["--dry-run", "--verify"]);
+    assert_eq!(env.run(&args, "").status.code(), Some(2));
+}

@@ -18,7 +18,9 @@ use zeroize::Zeroizing;
 #[path = "../db_path.rs"]
 mod db_path;
 
-use keyseal::migrate::{migrate_column, verify_column, KeySource, MigrateOptions, Progress};
+use keyseal::migrate::{
+    count_column, migrate_column, verify_column, KeySource, MigrateOptions, MigrateReport, Progress,
+};
 use keyseal::{
     api_key_hash, decrypt, encrypt, parse_master_key, ApiKeys, ApiKeysConfig, CreatedKey, DataKey,
     Error, KeyStore, MasterKey, NewKey, Verification, MASTER_KEY_ENV,
@@ -158,8 +160,8 @@ struct MigrateArgs {
     /// Rows per transaction.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     batch: u32,
-    /// Count what would be done; change nothing.
-    #[arg(long)]
+    /// Count what would be done; change nothing on disk (the key store is not opened).
+    #[arg(long, conflicts_with = "verify")]
     dry_run: bool,
     /// After migrating, decrypt every value and count.
     #[arg(long)]
@@ -582,20 +584,35 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> Outcome {
         .batch(args.batch as usize)
         .dry_run(args.dry_run);
     let data_db = args.data_db.as_deref().unwrap_or(&cli.db);
-    let store = open_store(cli)?;
+    // Refused before the store is opened (and so before it could be created).
+    options.validate()?;
 
     let mut reporter = Reporter::new("migrate", cli.json);
     let started = Instant::now();
-    let report = migrate_column(data_db, &store, &options, |p: Progress| {
-        reporter.update(p.done, p.total, cli.json);
-    })?;
+    let on_progress = |p: Progress| reporter.update(p.done, p.total, cli.json);
+    // A dry run only reads the table: opening the key store would create or change --db.
+    let (report, store) = if args.dry_run {
+        store_path(cli)?;
+        master_key(cli)?;
+        (count_column(data_db, &options, on_progress)?, None)
+    } else {
+        let store = open_store(cli)?;
+        let report = migrate_column(data_db, &store, &options, on_progress)?;
+        (report, Some(store))
+    };
     reporter.finish();
     let seconds = started.elapsed().as_secs_f64();
+    let failed_rows: Vec<Value> = report
+        .failed_rows
+        .iter()
+        .map(|row| json!({ "id": row.id, "reason": row.reason.to_string() }))
+        .collect();
     let mut out = json!({
         "dry_run": args.dry_run,
         "migrated": report.migrated,
         "skipped": report.skipped,
         "failed": report.failed,
+        "failed_rows": failed_rows,
         "seconds": (seconds * 1000.0).round() / 1000.0,
     });
     let mut human = format!(
@@ -609,9 +626,9 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> Outcome {
         report.skipped,
         report.failed
     );
-    if args.verify {
+    if let (true, Some(store)) = (args.verify, &store) {
         let mut reporter = Reporter::new("verify", cli.json);
-        let check = verify_column(data_db, &store, &options, |p: Progress| {
+        let check = verify_column(data_db, store, &options, |p: Progress| {
             reporter.update(p.done, p.total, cli.json);
         })?;
         reporter.finish();
@@ -633,12 +650,33 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> Outcome {
     }
     print(cli, &out, &human);
     if report.failed > 0 {
-        return Err(Failure(format!(
-            "{} values were left as they were (not text, no usable user id, or changed meanwhile)",
-            report.failed
-        )));
+        return Err(Failure(failed_rows_line(&report, args.dry_run)));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line naming the rows left as they were (the first few), and why.
+fn failed_rows_line(report: &MigrateReport, dry_run: bool) -> String {
+    const SHOWN: usize = 10;
+    let mut line = format!(
+        "{} values {} left as they were:",
+        report.failed,
+        if dry_run { "would be" } else { "were" }
+    );
+    for (i, row) in report.failed_rows.iter().take(SHOWN).enumerate() {
+        let _ = write!(
+            line,
+            "{} id {} ({})",
+            if i == 0 { "" } else { "," },
+            row.id,
+            row.reason
+        );
+    }
+    let shown = report.failed_rows.len().min(SHOWN) as u64;
+    if report.failed > shown {
+        let _ = write!(line, ", and {} more", report.failed - shown);
+    }
+    line
 }
 
 /// `30d`, `12h`, `90m`, `45s` or `0`.
