@@ -1,6 +1,8 @@
 //! The `keyseal` binary as a user runs it: every command, both output modes, every exit code.
 #![cfg(feature = "cli")]
 
+#[path = "common/base64_cases.rs"]
+mod b64_cases;
 #[path = "common/cli_env.rs"]
 mod cli_env;
 
@@ -556,4 +558,45 @@ fn a_store_readable_by_others_is_warned_about() {
         "{warning}"
     );
     assert_eq!(mode(&env.db()), 0o644, "only warned about, not changed");
+}
+
+/// A key file is read as the Python module reads `API_KEY_MASTER_KEY`: a file Python would
+/// accept (an extra `=`, data after the padding, the other alphabet, white space) was refused;
+/// now exactly the forms Python accepts work, as the same key.
+#[test]
+fn master_key_files_are_read_as_python_reads_the_variable() {
+    if !b64_cases::python_ready() {
+        return;
+    }
+    let env = Env::new();
+    let text = std::fs::read_to_string(&env.master_file).unwrap();
+    let key = text.trim();
+    let forms = [
+        format!("{key}=\n"),
+        format!("{key}==junk\n"),
+        format!("{key}\r\n\r\n"),
+        format!("\t{key} trailing words"),
+        key.replace('-', "+").replace('_', "/"),
+        key.trim_end_matches('=').to_owned(),
+        format!("{}\u{e9}", key),
+        format!("{key}AAAA"),
+    ];
+    let cases: Vec<b64_cases::Case> = forms.iter().cloned().map(b64_cases::Case::master).collect();
+    let answers = b64_cases::python_answers(&cases);
+    let mut accepted = 0;
+    for (form, python) in forms.iter().zip(&answers) {
+        let file = env.dir.path().join("variant.key");
+        std::fs::write(&file, form).unwrap();
+        let out = env.run_with_key(&file, &["encrypt", "--pool"], "secret");
+        if python["key"].is_null() {
+            assert_eq!(out.status.code(), Some(1), "{form:?}: Python refuses it");
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{form:?}: {}", stderr(&out));
+            // The same key: what it encrypted decrypts with the original file.
+            let back = env.run(&["decrypt", "--pool"], &stdout(&out));
+            assert_eq!(stdout(&back), "secret", "{form:?}");
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 6, "{answers:?}");
 }
