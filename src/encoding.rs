@@ -2,19 +2,18 @@
 //!
 //! Python writes url-safe, padded base64 (`base64.urlsafe_b64encode`). It reads with
 //! `base64.urlsafe_b64decode`: `-` and `_` are mapped to `+` and `/`, then `binascii.a2b_base64`
-//! decodes without strict mode. [`decode`] reads exactly what that accepts (as CPython 3.11
+//! decodes without strict mode. [`decode`] reads exactly what that accepts (as Python 3.11
 //! does), with the same bytes:
 //! - the text must be ASCII (Python refuses any other `str` before decoding);
 //! - both alphabets, even mixed in one text;
 //! - any other ASCII character (white space, punctuation, control characters) is skipped;
-//! - `=` ends the data once it completes a quantum (`xx==` or `xxx=`): whatever follows is
-//!   ignored; an `=` earlier in a quantum (before its second character, or a lone `=` after two
-//!   characters that the next character does not follow up) is skipped;
+//! - padding that completes a quantum (`xx==` or `xxx=`, counting only `=` since its last
+//!   character) ends the data: whatever follows is ignored; any other `=` is skipped;
 //! - an incomplete final quantum (the padding missing) is an error;
 //! - non-zero trailing bits before the padding are ignored.
 //!
 //! Canonical text (what every encoder writes) takes a fast path through the `base64` crate;
-//! anything else is read by a byte-by-byte port of CPython's loop.
+//! anything else is read by a byte-by-byte port of Python's loop.
 
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -103,14 +102,14 @@ fn sextet(c: u8) -> Option<u8> {
     }
 }
 
-/// CPython 3.11's `binascii.a2b_base64(strict_mode=False)` loop, after `urlsafe_b64decode`'s
+/// Python 3.11's `binascii.a2b_base64(strict_mode=False)` loop, after `urlsafe_b64decode`'s
 /// ASCII check and alphabet mapping.
 fn decode_python_into(text: &str, out: &mut Vec<u8>) -> bool {
     if !text.is_ascii() {
         return false;
     }
     // Position in the current quantum, bits carried to the next byte, `=` seen since the last
-    // data character (counted only from the third character of a quantum on, as CPython does).
+    // data character (counted only from the third character of a quantum on, as Python does).
     let (mut quad, mut left, mut pads) = (0u8, 0u8, 0u8);
     for &c in text.as_bytes() {
         if c == b'=' {
@@ -189,7 +188,7 @@ mod tests {
         assert_eq!(decode("-_9=").unwrap(), vec![0xfb, 0xff]);
     }
 
-    /// Each answer is what CPython 3.11's `base64.urlsafe_b64decode` gives.
+    /// Each answer is what Python 3.11's `base64.urlsafe_b64decode` gives.
     #[test]
     fn python_leniency_junk_extra_padding_and_data_after_padding() {
         let cases: &[(&str, Option<&[u8]>)] = &[

@@ -578,7 +578,7 @@ fn master_key_files_are_read_as_python_reads_the_variable() {
         format!("\t{key} trailing words"),
         key.replace('-', "+").replace('_', "/"),
         key.trim_end_matches('=').to_owned(),
-        format!("{}\u{e9}", key),
+        format!("{key}\u{e9}"),
         format!("{key}AAAA"),
     ];
     let cases: Vec<b64_cases::Case> = forms.iter().cloned().map(b64_cases::Case::master).collect();

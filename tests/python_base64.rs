@@ -101,7 +101,7 @@ fn known_lenient_forms_match_python() {
     let key = DataKey::from_bytes(&[7u8; 32]).unwrap();
     // 38 bytes: the token ends in one `=`.
     let token = keyseal::encrypt("sk-live-12", &key).unwrap();
-    assert!(token.ends_with("=") && !token.ends_with("=="));
+    assert!(token.ends_with('=') && !token.ends_with("=="));
     let body = &token[3..];
     let key_text = key.to_base64();
     let mut cases = Vec::new();
@@ -123,7 +123,7 @@ fn known_lenient_forms_match_python() {
         format!("{key_text}=="),
         format!("\t{key_text}\r\n"),
         key_text.trim_end_matches('=').to_owned(),
-        format!("{}\u{a0}", key_text),
+        format!("{key_text}\u{a0}"),
     ] {
         cases.push(Case::master(text));
     }

@@ -286,6 +286,9 @@ pub fn count_column(
     run(db, options, None, progress)
 }
 
+/// A selected row's user id (`None` with the pool key) and plaintext, or why it is left.
+type Prepared = Result<(Option<String>, String), FailReason>;
+
 /// Where a selected value stands before it is encrypted.
 fn plaintext_of(value: Raw) -> Result<String, FailReason> {
     match value {
@@ -358,7 +361,7 @@ fn run(
         };
         last = last_id.clone();
         // Each row with its user id and plaintext, or why it is left as it is.
-        let rows: Vec<(Raw, Result<(Option<String>, String), FailReason>)> = rows
+        let rows: Vec<(Raw, Prepared)> = rows
             .into_iter()
             .map(|(row_id, row_user, value)| {
                 let user = match options.keys {
@@ -412,7 +415,7 @@ fn run(
 fn migrate_batch(
     tx: &rusqlite::Transaction<'_>,
     update: &str,
-    rows: Vec<(Raw, Result<(Option<String>, String), FailReason>)>,
+    rows: Vec<(Raw, Prepared)>,
     keys: &Keys<'_>,
     user_keys: &HashMap<String, DataKey>,
     report: &mut MigrateReport,

@@ -1,6 +1,7 @@
 //! The SQL side of a migration: checked names, values exactly as stored, and connections that
 //! change nothing in a dry run.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -270,7 +271,7 @@ fn uri_path(db: &Path) -> Result<String, Error> {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     Ok(out)
