@@ -509,6 +509,24 @@ fn migrate_dry_run_changes_nothing_on_disk() {
             "{db:?} {data_db:?}: a file changed or appeared"
         );
     }
+    // A wrong master key is refused as the real run would refuse it, still without a trace.
+    let before = snapshot(dir);
+    let other = env.new_key_file("other.key");
+    let mut args = vec!["--db", existing.to_str().unwrap(), "--master-key-file"];
+    args.push(other.to_str().unwrap());
+    args.extend(["migrate", "--data-db", data.to_str().unwrap()]);
+    args.extend(table);
+    args.extend(["--pool", "--dry-run"]);
+    let out = run_in(dir, &args, "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("wrong master key"),
+        "{}",
+        stderr(&out)
+    );
+    let mut after = snapshot(dir);
+    after.retain(|(name, _, _)| name != "other.key");
+    assert_eq!(after, before);
     // --verify needs the store: it does not combine with --dry-run.
     let data_db = data.to_str().unwrap();
     let mut args = migrate_args(data_db, Some("owner"));

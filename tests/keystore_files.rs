@@ -64,3 +64,62 @@ fn new_store_file_and_side_files_are_0600() {
         assert_eq!(mode(&file), 0o600, "keys.db{side}");
     }
 }
+
+/// Every file in `dir` with its bytes and modification time.
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let modified = e.metadata().unwrap().modified().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+                modified,
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `check_master_key` (what a dry run uses) answers as `open` would, on a keyseal store in WAL
+/// mode and on a file written by the Python module, and leaves every file as it was.
+#[test]
+fn check_master_key_answers_like_open_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let master = MasterKey::generate().unwrap();
+    let copy = MasterKey::from_bytes(master.expose_secret()).unwrap();
+    drop(
+        KeyStore::open(&path, master)
+            .unwrap()
+            .get_or_create_user_key("alice"),
+    );
+    let python = dir.path().join("python.sqlite");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("tests/vectors/python/seed-keystore.sqlite"),
+        &python,
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/vectors/python/seed-keystore.json")).unwrap(),
+    )
+    .unwrap();
+    let python_master = MasterKey::from_base64(json["master_key_b64"].as_str().unwrap()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+
+    let before = snapshot(dir.path());
+    KeyStore::check_master_key(&path, &copy).unwrap();
+    KeyStore::check_master_key(&python, &python_master).unwrap();
+    let wrong = MasterKey::generate().unwrap();
+    for file in [&path, &python] {
+        let err = KeyStore::check_master_key(file, &wrong).unwrap_err();
+        assert_eq!(err.code(), "wrong_master_key", "{file:?}");
+    }
+    KeyStore::check_master_key(dir.path().join("missing.db"), &wrong).unwrap();
+    let err = KeyStore::check_master_key(":memory:", &wrong).unwrap_err();
+    assert_eq!(err.code(), "invalid_argument");
+    assert_eq!(snapshot(dir.path()), before, "a file changed or appeared");
+}

@@ -590,10 +590,12 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> Outcome {
     let mut reporter = Reporter::new("migrate", cli.json);
     let started = Instant::now();
     let on_progress = |p: Progress| reporter.update(p.done, p.total, cli.json);
-    // A dry run only reads the table: opening the key store would create or change --db.
+    // A dry run only reads: opening the key store would create or change --db, so the
+    // master key is checked against it read-only.
     let (report, store) = if args.dry_run {
-        store_path(cli)?;
-        master_key(cli)?;
+        let path = store_path(cli)?;
+        KeyStore::check_master_key(path, &master_key(cli)?)
+            .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
         (count_column(data_db, &options, on_progress)?, None)
     } else {
         let store = open_store(cli)?;
