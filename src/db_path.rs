@@ -32,13 +32,14 @@ pub(crate) fn is_temporary(path: &Path) -> bool {
 }
 
 /// The file SQLite creates for `path`: the path itself, or the file a `file:` URI names
-/// (authority and query dropped, percent escapes decoded). `None` for temporary databases.
+/// (authority and query dropped, percent escapes decoded). `None` for temporary databases
+/// (and for a URI whose decoded name is not UTF-8).
 pub(crate) fn file_of(path: &Path) -> Option<PathBuf> {
     if is_temporary(path) {
         return None;
     }
-    let text = path.to_str()?;
-    let Some(uri) = text.strip_prefix("file:") else {
+    // A plain path may be any bytes; only a UTF-8 `file:` name is read as a URI.
+    let Some(uri) = path.to_str().and_then(|text| text.strip_prefix("file:")) else {
         return Some(path.to_path_buf());
     };
     let (name, _) = split_uri(uri);

@@ -81,6 +81,7 @@ fn warn_if_shared(_file: &Path) {}
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -97,6 +98,13 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o644, "an existing file is only warned about");
         prepare_private_db(Path::new(":memory:")).unwrap();
+        // A path that is not UTF-8 is still a file to create privately.
+        let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"k\xff.db"));
+        prepare_private_db(&odd).unwrap();
+        assert_eq!(
+            std::fs::metadata(&odd).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(prepare_private_db(&dir.path().join("no/such/folder/k.db")).is_err());
     }
 }
