@@ -290,12 +290,13 @@ pub fn count_column(
 type Prepared = Result<(Option<String>, String), FailReason>;
 
 /// Where a selected value stands before it is encrypted.
-fn plaintext_of(value: Raw) -> Result<String, FailReason> {
-    match value {
-        Raw::Text(bytes) => String::from_utf8(bytes).map_err(|e| {
+fn plaintext_of(mut value: Raw) -> Result<String, FailReason> {
+    match &mut value {
+        Raw::Text(bytes) => String::from_utf8(std::mem::take(bytes)).map_err(|e| {
             e.into_bytes().zeroize();
             FailReason::ValueNotUtf8
         }),
+        // Dropping `value` wipes it.
         _ => Err(FailReason::ValueNotText),
     }
 }
@@ -364,11 +365,17 @@ fn run(
         let rows: Vec<(Raw, Prepared)> = rows
             .into_iter()
             .map(|(row_id, row_user, value)| {
-                let user = match options.keys {
-                    KeySource::Pool => Ok(None),
-                    _ => user_id(row_user).map(Some),
-                };
-                let row = user.and_then(|u| plaintext_of(value).map(|p| (u, p)));
+                // The value first, so that it is wiped whatever is wrong with the row.
+                let row = plaintext_of(value).and_then(|mut plaintext| {
+                    let user = match options.keys {
+                        KeySource::Pool => Ok(None),
+                        _ => user_id(row_user).map(Some),
+                    };
+                    if user.is_err() {
+                        plaintext.zeroize();
+                    }
+                    user.map(|u| (u, plaintext))
+                });
                 (row_id, row)
             })
             .collect();
@@ -484,7 +491,7 @@ pub fn verify_column(
     while let Some(row) = rows.next().map_err(|e| storage(&e))? {
         let row_user = user_id(row.get(0).map_err(|e| storage(&e))?).ok();
         let value: Raw = row.get(1).map_err(|e| storage(&e))?;
-        match value {
+        match &value {
             Raw::Null => report.null += 1,
             Raw::Text(bytes) if bytes.starts_with(ENCRYPTED_PREFIX.as_bytes()) => {
                 let key = match (&pool, row_user) {
@@ -499,7 +506,7 @@ pub fn verify_column(
                     (None, None) => None,
                 };
                 // A token is ASCII: bytes that are not UTF-8 are a damaged token.
-                let token = std::str::from_utf8(&bytes).ok();
+                let token = std::str::from_utf8(bytes).ok();
                 match key.zip(token).map(|(k, t)| decrypt_bytes(t, k)) {
                     Some(Ok(mut plaintext)) => {
                         plaintext.zeroize();
@@ -508,10 +515,8 @@ pub fn verify_column(
                     _ => report.failed += 1,
                 }
             }
-            Raw::Text(mut bytes) => {
-                bytes.zeroize();
-                report.plaintext += 1;
-            }
+            // Wiped when `value` is dropped.
+            Raw::Text(_) => report.plaintext += 1,
             _ => report.failed += 1,
         }
         done += 1;

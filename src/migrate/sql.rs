@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
+use zeroize::Zeroize;
 
 use super::{FailReason, KeySource, MigrateOptions};
 use crate::{Error, MAX_USER_ID_LEN};
@@ -19,6 +20,16 @@ pub(super) enum Raw {
     Real(f64),
     Text(Vec<u8>),
     Blob(Vec<u8>),
+}
+
+impl Drop for Raw {
+    /// Values may be plaintext secrets: wiped when dropped (ids are wiped too; they cost
+    /// little).
+    fn drop(&mut self) {
+        if let Raw::Text(bytes) | Raw::Blob(bytes) = self {
+            bytes.zeroize();
+        }
+    }
 }
 
 impl FromSql for Raw {
@@ -65,9 +76,11 @@ impl Raw {
 }
 
 /// A row's user id as text (integer ids in decimal), or why it cannot name a user.
-pub(super) fn user_id(value: Raw) -> Result<String, FailReason> {
-    let text = match value {
-        Raw::Text(bytes) => String::from_utf8(bytes).map_err(|_| FailReason::UserIdNotUtf8)?,
+pub(super) fn user_id(mut value: Raw) -> Result<String, FailReason> {
+    let text = match &mut value {
+        Raw::Text(bytes) => {
+            String::from_utf8(std::mem::take(bytes)).map_err(|_| FailReason::UserIdNotUtf8)?
+        }
         Raw::Integer(n) => n.to_string(),
         _ => return Err(FailReason::NoUserId),
     };
