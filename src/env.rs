@@ -1,8 +1,8 @@
 //! The master key from the environment (`API_KEY_MASTER_KEY`), native only.
 //!
 //! # Errors
-//! [`parse_master_key`] returns [`Error::BadKey`] for blank text, text that is not padded
-//! base64, or base64 that is not 32 bytes. [`resolve_master_key`] turns those into `None` with
+//! [`parse_master_key`] returns [`Error::BadKey`] for blank text, text that Python's
+//! `urlsafe_b64decode` refuses, or base64 that is not 32 bytes. [`resolve_master_key`] turns those into `None` with
 //! a warning (through `tracing`) that names the problem and never the value.
 //!
 //! # Example
@@ -18,11 +18,13 @@ use crate::{Error, MasterKey};
 pub const MASTER_KEY_ENV: &str = "API_KEY_MASTER_KEY";
 
 /// Parses a master key as the Python module reads `API_KEY_MASTER_KEY`: surrounding white
-/// space trimmed, then padded base64 (url-safe, or standard with `+` and `/`) of 32 bytes.
-/// Use it for key files too.
+/// space trimmed, then base64 of 32 bytes read as `urlsafe_b64decode` reads it (either
+/// alphabet, other ASCII characters skipped, anything after a complete padding ignored; see
+/// [`MasterKey::from_base64`]). Use it for key files too.
 ///
 /// # Errors
-/// [`Error::BadKey`] when the text is blank, is not padded base64, or is not 32 bytes.
+/// [`Error::BadKey`] when the text is blank, Python would refuse it (not ASCII, or the padding
+/// missing), or it does not decode to 32 bytes.
 pub fn parse_master_key(text: &str) -> Result<MasterKey, Error> {
     let trimmed = text.trim();
     if trimmed.is_empty() {

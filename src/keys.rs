@@ -8,7 +8,8 @@
 //! [`DataKey::from_bytes`] and [`DataKey::expose_secret`], whose name says what it does.
 //!
 //! # Errors
-//! [`Error::BadKey`] for a slice that is not 32 bytes or base64 that is not a 32-byte key;
+//! [`Error::BadKey`] for a slice that is not 32 bytes, or text that Python's `urlsafe_b64decode`
+//! refuses or that does not decode to 32 bytes;
 //! [`Error::Randomness`] when `generate` finds no randomness.
 //!
 //! # Example
@@ -60,7 +61,7 @@ impl KeyMaterial {
 
     fn from_base64(text: &str) -> Result<Self, Error> {
         let bytes = Zeroizing::new(encoding::decode(text).ok_or(Error::BadKey {
-            reason: "not padded base64 (url-safe or standard alphabet)",
+            reason: "not base64 (as Python's urlsafe_b64decode reads it)",
         })?);
         if bytes.len() != KEY_LEN {
             return Err(Error::BadKey {
@@ -98,12 +99,13 @@ macro_rules! key_type {
                 KeyMaterial::from_slice(bytes).map($name)
             }
 
-            /// A key from padded base64, url-safe or standard alphabet (as the Python module
-            /// accepts). Surrounding white space is not trimmed.
+            /// A key from base64, read exactly as the Python module's `urlsafe_b64decode`
+            /// reads it: either alphabet, other ASCII characters skipped, anything after a
+            /// complete padding ignored.
             ///
             /// # Errors
-            /// [`Error::BadKey`] when the text is not padded base64 or does not decode to
-            /// exactly 32 bytes.
+            /// [`Error::BadKey`] when Python would refuse the text (not ASCII, or the padding
+            /// missing) or it does not decode to exactly 32 bytes.
             pub fn from_base64(text: &str) -> Result<Self, Error> {
                 KeyMaterial::from_base64(text).map($name)
             }

@@ -29,6 +29,16 @@ cfg_if::cfg_if! {
     not(target_arch = "wasm32")
 ))]
 mod civil;
+#[cfg(all(
+    any(feature = "keystore", feature = "issuance"),
+    not(target_arch = "wasm32")
+))]
+mod db_path;
+#[cfg(all(
+    any(feature = "keystore", feature = "issuance"),
+    not(target_arch = "wasm32")
+))]
+mod file_mode;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 mod keystore;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]

@@ -1,12 +1,15 @@
 //! `v2:` tokens: AES-256-GCM with a fresh random nonce, as the Python module writes them.
 //!
 //! A token is `"v2:" + base64url_padded(nonce[12] || ciphertext || tag[16])`. The nonce is 12
-//! bytes, so it is always exactly the first 16 base64 characters: we decode it on its own and
-//! the rest straight into the buffer that is decrypted in place and returned, so the payload is
-//! copied once (from base64) and never moved again.
+//! bytes, so in a token as encoders write it, it is exactly the first 16 base64 characters: we
+//! decode it on its own and the rest straight into the buffer that is decrypted in place and
+//! returned, so the payload is copied once (from base64) and never moved again. Tokens that
+//! Python also reads but no encoder writes (white space or other characters inside, extra
+//! padding, anything after the padding, mixed alphabets) are read as Python reads them.
 //!
 //! # Errors
-//! - [`Error::Malformed`]: not base64, or fewer than 28 bytes (nonce plus tag) once decoded;
+//! - [`Error::Malformed`]: not base64 as Python's `urlsafe_b64decode` reads it (not ASCII, or
+//!   the padding missing), or fewer than 28 bytes (nonce plus tag) once decoded;
 //! - [`Error::Authentication`]: wrong key, or any bit of the token altered;
 //! - [`Error::NotUtf8`]: [`decrypt`] of bytes that are not UTF-8 ([`decrypt_bytes`] succeeds);
 //! - [`Error::Randomness`]: no nonce could be drawn.
@@ -124,24 +127,36 @@ pub fn decrypt_bytes_with_aad(token: &str, aad: &[u8], key: &DataKey) -> Result<
         what: "token too short: fewer than 28 bytes (nonce and tag) after base64",
     };
     let not_base64 = Error::Malformed {
-        what: "token is not padded url-safe base64",
+        what: "token is not base64 (as Python's urlsafe_b64decode reads it)",
     };
-    if body.len() < NONCE_CHARS {
-        // Tell garbage from a short but well-formed token, as Python's errors do.
-        return Err(match encoding::decode(body) {
-            Some(_) => too_short,
-            None => not_base64,
-        });
-    }
-    let (nonce_text, rest) = body
+    // Fast path, for every token an encoder wrote: the nonce is the first 16 characters, and
+    // the rest is decoded straight into the buffer that is decrypted in place.
+    let mut buf = Vec::with_capacity(body.len() / 4 * 3);
+    let fast = body
         .split_at_checked(NONCE_CHARS)
-        .ok_or(not_base64.clone())?;
-    let nonce = encoding::decode_12(nonce_text).ok_or(not_base64.clone())?;
-
-    let mut buf = Vec::with_capacity(rest.len() / 4 * 3);
-    if !encoding::decode_into(rest, &mut buf) {
-        return Err(not_base64);
-    }
+        .and_then(|(nonce_text, rest)| {
+            let nonce = encoding::decode_12(nonce_text)?;
+            encoding::decode_canonical_into(rest, &mut buf).then_some(nonce)
+        });
+    let nonce = if let Some(nonce) = fast {
+        nonce
+    } else {
+        // Anything else Python accepts (junk, extra padding, data after the padding): decode
+        // the whole body, then move the ciphertext down over the nonce (before decryption, so
+        // no plaintext is left behind in the spare capacity).
+        buf.clear();
+        if !encoding::decode_into(body, &mut buf) {
+            return Err(not_base64);
+        }
+        if buf.len() < NONCE_LEN + TAG_LEN {
+            return Err(too_short);
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&buf[..NONCE_LEN]);
+        buf.copy_within(NONCE_LEN.., 0);
+        buf.truncate(buf.len() - NONCE_LEN);
+        nonce
+    };
     if buf.len() < TAG_LEN {
         return Err(too_short);
     }

@@ -1,103 +1,16 @@
 //! The `keyseal` binary as a user runs it: every command, both output modes, every exit code.
 #![cfg(feature = "cli")]
 
+#[path = "common/base64_cases.rs"]
+mod b64_cases;
+#[path = "common/cli_env.rs"]
+mod cli_env;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use serde_json::Value;
-
-struct Env {
-    dir: tempfile::TempDir,
-    master_file: PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let master_file = dir.path().join("master.key");
-        let out = run_in(
-            dir.path(),
-            &[
-                "master-key",
-                "generate",
-                "--out",
-                master_file.to_str().unwrap(),
-            ],
-            "",
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        Env { dir, master_file }
-    }
-
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("store.db")
-    }
-
-    /// A new master key file in the test folder.
-    fn new_key_file(&self, name: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        let args = ["master-key", "generate", "--out", path.to_str().unwrap()];
-        assert_eq!(run_in(self.dir.path(), &args, "").status.code(), Some(0));
-        path
-    }
-
-    /// Runs keyseal with this store and the given master key file.
-    fn run_with_key(&self, key_file: &Path, args: &[&str], stdin: &str) -> Output {
-        let db = self.db();
-        let mut full = vec![
-            "--db",
-            db.to_str().unwrap(),
-            "--master-key-file",
-            key_file.to_str().unwrap(),
-        ];
-        full.extend_from_slice(args);
-        run_in(self.dir.path(), &full, stdin)
-    }
-
-    /// Runs keyseal with this store and master key file.
-    fn run(&self, args: &[&str], stdin: &str) -> Output {
-        self.run_with_key(&self.master_file, args, stdin)
-    }
-
-    fn json(&self, args: &[&str], stdin: &str) -> (i32, Value) {
-        let mut full = args.to_vec();
-        full.push("--json");
-        let out = self.run(&full, stdin);
-        let text = String::from_utf8(out.stdout.clone()).unwrap();
-        let value = serde_json::from_str(text.trim())
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}; stderr {:?}", stderr(&out)));
-        (out.status.code().unwrap(), value)
-    }
-}
-
-fn run_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyseal"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("API_KEY_MASTER_KEY")
-        .env_remove("KEYSEAL_DB")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_string()
-}
+use cli_env::{run_in, stderr, stdout, Env};
 
 #[test]
 fn master_key_generate_writes_a_private_file_once() {
@@ -407,256 +320,6 @@ fn rotate_master_rewraps_and_refuses_the_wrong_key() {
     assert_eq!(stdout(&out), "kept");
 }
 
-fn make_table(db: &Path, rows: u32, users: u32) {
-    let mut conn = rusqlite::Connection::open(db).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE credentials(id INTEGER PRIMARY KEY, owner TEXT, api_key TEXT);",
-    )
-    .unwrap();
-    let tx = conn.transaction().unwrap();
-    {
-        let mut stmt = tx
-            .prepare("INSERT INTO credentials(id, owner, api_key) VALUES (?1, ?2, ?3)")
-            .unwrap();
-        for id in 1..=rows {
-            stmt.execute(rusqlite::params![
-                id,
-                format!("user-{}", id % users),
-                original(id)
-            ])
-            .unwrap();
-        }
-    }
-    tx.commit().unwrap();
-}
-
-/// The 64-byte plaintext of row `id`.
-fn original(id: u32) -> String {
-    format!("sk-live-{id:010}-{}", "x".repeat(64 - 19))
-}
-
-#[test]
-fn migrate_validates_names_and_supports_dry_run() {
-    let env = Env::new();
-    let data = env.dir.path().join("app.db");
-    make_table(&data, 50, 5);
-    let base = ["migrate", "--data-db", data.to_str().unwrap()];
-    for (table, column) in [
-        ("credentials; DROP TABLE x", "api_key"),
-        ("credentials", "api_key\""),
-        ("nope", "api_key"),
-    ] {
-        let mut args = base.to_vec();
-        args.extend([
-            "--table",
-            table,
-            "--column",
-            column,
-            "--id-column",
-            "id",
-            "--pool",
-        ]);
-        let out = env.run(&args, "");
-        assert_eq!(out.status.code(), Some(1), "{table} {column}");
-        assert!(
-            stderr(&out).contains("invalid argument"),
-            "{}",
-            stderr(&out)
-        );
-    }
-    let mut args = base.to_vec();
-    args.extend([
-        "--table",
-        "credentials",
-        "--column",
-        "api_key",
-        "--id-column",
-        "id",
-        "--user-column",
-        "owner",
-    ]);
-    let mut dry = args.clone();
-    dry.push("--dry-run");
-    let (code, report) = env.json(&dry, "");
-    assert_eq!((code, report["migrated"].as_u64()), (0, Some(50)));
-    let conn = rusqlite::Connection::open(&data).unwrap();
-    let plain: u32 = conn
-        .query_row(
-            "SELECT count(*) FROM credentials WHERE api_key NOT LIKE 'v2:%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(plain, 50, "a dry run changes nothing");
-    args.push("--verify");
-    let out = env.run(&args, "");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("migrated 50"), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains("verify: 50 decrypt"),
-        "{}",
-        stdout(&out)
-    );
-}
-
-/// 100 000 rows, 1 000 users: killed half way, resumed, and every value decrypts to exactly
-/// its original (so nothing was lost and nothing encrypted twice).
-#[test]
-fn migrate_100k_rows_killed_and_resumed() {
-    let env = Env::new();
-    let data = env.dir.path().join("app.db");
-    make_table(&data, 100_000, 1_000);
-    let db = env.db();
-    let args = [
-        "--db",
-        db.to_str().unwrap(),
-        "--master-key-file",
-        env.master_file.to_str().unwrap(),
-        "migrate",
-        "--data-db",
-        data.to_str().unwrap(),
-        "--table",
-        "credentials",
-        "--column",
-        "api_key",
-        "--id-column",
-        "id",
-        "--user-column",
-        "owner",
-        "--batch",
-        "500",
-    ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyseal"))
-        .args(args)
-        .env_remove("API_KEY_MASTER_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let conn = rusqlite::Connection::open(&data).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .unwrap();
-    let count_encrypted = || -> u32 {
-        conn.query_row(
-            "SELECT count(*) FROM credentials WHERE api_key LIKE 'v2:%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while count_encrypted() < 20_000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "migration made no progress"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it could be killed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let halfway = count_encrypted();
-    assert!(halfway < 100_000, "killed before the end ({halfway})");
-    assert_eq!(halfway % 500, 0, "whole batches only: {halfway}");
-
-    let mut full: Vec<&str> = args.to_vec();
-    full.extend(["--verify", "--json"]);
-    let out = run_in(env.dir.path(), &full, "");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        report["migrated"].as_u64(),
-        Some(100_000 - u64::from(halfway))
-    );
-    assert_eq!(report["skipped"].as_u64(), Some(u64::from(halfway)));
-    assert_eq!(report["failed"].as_u64(), Some(0));
-    assert_eq!(report["verify"]["ok"].as_u64(), Some(100_000));
-
-    // Every value decrypts, once, to its original.
-    let master =
-        keyseal::parse_master_key(&std::fs::read_to_string(&env.master_file).unwrap()).unwrap();
-    let store = keyseal::KeyStore::open(env.db(), master).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT id, owner, api_key FROM credentials")
-        .unwrap();
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .unwrap();
-    let mut n = 0;
-    for row in rows {
-        let (id, owner, token) = row.unwrap();
-        let key = store.get_user_key(&owner).unwrap().unwrap();
-        assert_eq!(keyseal::decrypt(&token, &key).unwrap(), original(id));
-        n += 1;
-    }
-    assert_eq!(n, 100_000);
-    assert_eq!(store.user_count().unwrap(), 1_000);
-}
-
-/// Review findings: the table may live in the store's own file (keys are minted outside the
-/// batch's write lock), integer user ids work, ids must be unique, bad user ids only fail rows.
-#[test]
-fn migrate_in_the_store_file_with_integer_users() {
-    let env = Env::new();
-    {
-        let conn = rusqlite::Connection::open(env.db()).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE creds(id INTEGER PRIMARY KEY, owner, secret TEXT);
-             INSERT INTO creds(owner, secret) VALUES (1, 'a'), (2, 'b'), ('carol', 'c'), (NULL, 'd'), ('', 'e');
-             CREATE TABLE dup(k TEXT, owner TEXT, secret TEXT);
-             INSERT INTO dup VALUES ('x', 'u', 's1'), ('x', 'u', 's2');",
-        )
-        .unwrap();
-    }
-    let args = [
-        "migrate",
-        "--table",
-        "creds",
-        "--column",
-        "secret",
-        "--id-column",
-        "id",
-        "--user-column",
-        "owner",
-    ];
-    let (code, report) = env.json(&args, "");
-    assert_eq!(code, 1, "two rows have no usable user id");
-    assert_eq!(
-        (report["migrated"].as_u64(), report["failed"].as_u64()),
-        (Some(3), Some(2))
-    );
-    let out = env.run(&["decrypt", "--user", "1"], "");
-    assert_eq!(out.status.code(), Some(1), "empty token");
-    let conn = rusqlite::Connection::open(env.db()).unwrap();
-    let token: String = conn
-        .query_row("SELECT secret FROM creds WHERE owner = 1", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(stdout(&env.run(&["decrypt", "--user", "1"], &token)), "a");
-
-    let dup = [
-        "migrate",
-        "--table",
-        "dup",
-        "--column",
-        "secret",
-        "--id-column",
-        "k",
-        "--pool",
-    ];
-    let out = env.run(&dup, "");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("must be unique"), "{}", stderr(&out));
-}
-
 #[test]
 fn decrypt_for_an_unknown_user_writes_nothing() {
     let env = Env::new();
@@ -702,4 +365,238 @@ fn an_expired_key_cannot_be_rotated_past_the_quota() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+}
+
+/// `--db :memory:` (or any form SQLite keeps in memory) let `keys create` print a key that was
+/// never stored: every command that uses the store now refuses it, before doing anything.
+#[test]
+fn in_memory_stores_are_refused() {
+    let env = Env::new();
+    let key_file = env.master_file.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["keys", "create", "--user", "u", "--name", "n"],
+        &["keys", "list", "--user", "u"],
+        &["keys", "verify"],
+        &["encrypt", "--user", "u"],
+        &["decrypt", "--pool"],
+    ];
+    for db in [
+        ":memory:",
+        "file::memory:",
+        "file:keys.db?mode=memory",
+        "file:keys.db?cache=shared&mode=memory",
+        "",
+    ] {
+        for command in commands {
+            let mut args = vec!["--db", db, "--master-key-file", key_file];
+            args.extend_from_slice(command);
+            let out = run_in(env.dir.path(), &args, "x");
+            assert!(
+                stdout(&out).is_empty(),
+                "{db:?} {command:?}: {}",
+                stdout(&out)
+            );
+            if db.is_empty() {
+                // clap already refuses an empty value as bad usage.
+                assert_eq!(out.status.code(), Some(2), "{command:?}");
+                continue;
+            }
+            assert_eq!(out.status.code(), Some(1), "{db:?} {command:?}");
+            assert!(stderr(&out).contains("not a file"), "{}", stderr(&out));
+        }
+    }
+    // The same through KEYSEAL_DB.
+    let out = Command::new(env!("CARGO_BIN_EXE_keyseal"))
+        .args([
+            "--bcrypt-cost",
+            "4",
+            "keys",
+            "create",
+            "--user",
+            "u",
+            "--name",
+            "n",
+        ])
+        .current_dir(env.dir.path())
+        .env("KEYSEAL_DB", ":memory:")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    // Nothing was created either.
+    let names: Vec<String> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["master.key"]);
+}
+
+/// Runs keyseal under `umask 022` (what most shells have), so the file modes below are what
+/// keyseal chooses, not what the test runner's umask allows.
+#[cfg(unix)]
+fn run_umask_022(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_keyseal"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("API_KEY_MASTER_KEY")
+        .env_remove("KEYSEAL_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A command refused before it reads its input closes the pipe early: not an error here.
+    let written = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    if let Err(e) = written {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The store was created 0644: readable by every user of the machine, though it holds wrapped
+/// keys, API key hashes and user ids. Whichever command creates it (the key store, the API
+/// keys, migrate), it is now 0600, and so are SQLite's `-wal` and `-shm` beside it.
+#[cfg(unix)]
+#[test]
+fn store_files_are_created_0600_under_umask_022() {
+    let env = Env::new();
+    let data = env.dir.path().join("app.db");
+    rusqlite::Connection::open(&data)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('s');",
+        )
+        .unwrap();
+    let key = env.master_file.to_str().unwrap();
+    let data = data.to_str().unwrap();
+    let firsts: [(&str, Vec<&str>); 3] = [
+        ("encrypt.db", vec!["encrypt", "--user", "alice"]),
+        (
+            "keys.db",
+            vec![
+                "--bcrypt-cost",
+                "4",
+                "keys",
+                "create",
+                "--user",
+                "u",
+                "--name",
+                "n",
+            ],
+        ),
+        (
+            "migrate.db",
+            vec![
+                "migrate",
+                "--data-db",
+                data,
+                "--table",
+                "t",
+                "--column",
+                "v",
+                "--id-column",
+                "id",
+                "--pool",
+            ],
+        ),
+    ];
+    for (name, command) in firsts {
+        let db = env.dir.path().join(name);
+        let mut args = vec!["--db", db.to_str().unwrap(), "--master-key-file", key];
+        args.extend(command);
+        let out = run_umask_022(env.dir.path(), &args, "secret");
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        assert_eq!(mode(&db), 0o600, "{name}");
+        // While a connection writes, SQLite's side files exist: they follow the database.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS probe(x); INSERT INTO probe VALUES (1);")
+            .unwrap();
+        for side in ["-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{side}", db.display()));
+            assert_eq!(mode(&file), 0o600, "{name}{side}");
+        }
+    }
+    // The master key file stays 0600 under the same umask.
+    let out = run_umask_022(
+        env.dir.path(),
+        &["master-key", "generate", "--out", "m2.key"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(mode(&env.dir.path().join("m2.key")), 0o600);
+}
+
+/// An existing store that others can read is used, with a warning that names the file and its
+/// mode (never its content).
+#[cfg(unix)]
+#[test]
+fn a_store_readable_by_others_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let token = stdout(&env.run(&["encrypt", "--user", "alice"], "x"));
+    std::fs::set_permissions(env.db(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.run(&["decrypt", "--user", "alice"], &token);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "x");
+    let warning = stderr(&out);
+    assert!(
+        warning.contains("WARN") && warning.contains("0644"),
+        "{warning}"
+    );
+    assert!(warning.contains("chmod 600"), "{warning}");
+    assert!(
+        warning.contains(&env.db().display().to_string()),
+        "{warning}"
+    );
+    assert_eq!(mode(&env.db()), 0o644, "only warned about, not changed");
+}
+
+/// A key file is read as the Python module reads `API_KEY_MASTER_KEY`: a file Python would
+/// accept (an extra `=`, data after the padding, the other alphabet, white space) was refused;
+/// now exactly the forms Python accepts work, as the same key.
+#[test]
+fn master_key_files_are_read_as_python_reads_the_variable() {
+    if !b64_cases::python_ready() {
+        return;
+    }
+    let env = Env::new();
+    let text = std::fs::read_to_string(&env.master_file).unwrap();
+    let key = text.trim();
+    let forms = [
+        format!("{key}=\n"),
+        format!("{key}==junk\n"),
+        format!("{key}\r\n\r\n"),
+        format!("\t{key} trailing words"),
+        key.replace('-', "+").replace('_', "/"),
+        key.trim_end_matches('=').to_owned(),
+        format!("{key}\u{e9}"),
+        format!("{key}AAAA"),
+    ];
+    let cases: Vec<b64_cases::Case> = forms.iter().cloned().map(b64_cases::Case::master).collect();
+    let answers = b64_cases::python_answers(&cases);
+    let mut accepted = 0;
+    for (form, python) in forms.iter().zip(&answers) {
+        let file = env.dir.path().join("variant.key");
+        std::fs::write(&file, form).unwrap();
+        let out = env.run_with_key(&file, &["encrypt", "--pool"], "secret");
+        if python["key"].is_null() {
+            assert_eq!(out.status.code(), Some(1), "{form:?}: Python refuses it");
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{form:?}: {}", stderr(&out));
+            // The same key: what it encrypted decrypts with the original file.
+            let back = env.run(&["decrypt", "--pool"], &stdout(&out));
+            assert_eq!(stdout(&back), "secret", "{form:?}");
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 6, "{answers:?}");
 }

@@ -3,8 +3,13 @@
 // Native only (proptest; the process environment).
 #![cfg(not(target_arch = "wasm32"))]
 
+#[path = "common/base64_cases.rs"]
+mod b64_cases;
+
+use b64_cases::{case_strategy, python_answers, python_ready, std_b64, Case, Kind};
 use keyseal::{resolve_master_key, MASTER_KEY_ENV};
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 
 #[test]
@@ -44,5 +49,31 @@ fn resolve_master_key_follows_the_python_rules() {
             Ok(())
         })
         .unwrap();
+    std::env::remove_var(MASTER_KEY_ENV);
+
+    // The variable is read as the Python module reads it, over generated values (keys with
+    // extra or missing padding, junk, data after the padding, white space around): before the
+    // fix, values Python accepted (say `KEY=` or `KEY==\n`) were ignored here.
+    if python_ready() {
+        let mut runner = TestRunner::new(Config::default());
+        let strategy = proptest::collection::vec(case_strategy(), 3000);
+        let cases: Vec<Case> = strategy
+            .new_tree(&mut runner)
+            .unwrap()
+            .current()
+            .into_iter()
+            .filter(|c| c.kind == Kind::Master && !c.text.contains('\0'))
+            .collect();
+        assert!(cases.len() > 500);
+        let answers = python_answers(&cases);
+        let mut accepted = 0;
+        for (case, python) in cases.iter().zip(&answers) {
+            std::env::set_var(MASTER_KEY_ENV, &case.text);
+            let got = resolve_master_key().map(|k| std_b64(k.expose_secret()));
+            assert_eq!(got.as_deref(), python["key"].as_str(), "{:?}", case.text);
+            accepted += usize::from(got.is_some());
+        }
+        assert!(accepted > 100, "only {accepted} accepted");
+    }
     std::env::remove_var(MASTER_KEY_ENV);
 }

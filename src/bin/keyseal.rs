@@ -13,7 +13,14 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use keyseal::migrate::{migrate_column, verify_column, KeySource, MigrateOptions, Progress};
+// The same reading of `--db` as the library's (in-memory and `file:` URI forms).
+#[allow(dead_code)]
+#[path = "../db_path.rs"]
+mod db_path;
+
+use keyseal::migrate::{
+    count_column, migrate_column, verify_column, KeySource, MigrateOptions, MigrateReport, Progress,
+};
 use keyseal::{
     api_key_hash, decrypt, encrypt, parse_master_key, ApiKeys, ApiKeysConfig, CreatedKey, DataKey,
     Error, KeyStore, MasterKey, NewKey, Verification, MASTER_KEY_ENV,
@@ -153,8 +160,8 @@ struct MigrateArgs {
     /// Rows per transaction.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     batch: u32,
-    /// Count what would be done; change nothing.
-    #[arg(long)]
+    /// Count what would be done; change nothing on disk (the key store is not opened).
+    #[arg(long, conflicts_with = "verify")]
     dry_run: bool,
     /// After migrating, decrypt every value and count.
     #[arg(long)]
@@ -177,17 +184,19 @@ type Outcome = Result<ExitCode, Failure>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.verbose > 0 {
-        let level = if cli.verbose > 1 {
-            tracing::Level::DEBUG
-        } else {
-            tracing::Level::INFO
-        };
-        tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    // Warnings (say, a store file that others can read) always show; -v adds more.
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .init();
     match run(&cli) {
         Ok(code) => code,
         Err(Failure(message)) => {
@@ -278,9 +287,23 @@ fn master_key(cli: &Cli) -> Result<MasterKey, Failure> {
     }
 }
 
+/// The `--db` store, refused when SQLite would keep it in memory only: a key created there
+/// (shown once) would be lost when keyseal exits.
+fn store_path(cli: &Cli) -> Result<&Path, Failure> {
+    if db_path::is_temporary(&cli.db) {
+        return Err(Failure(format!(
+            "--db {:?} is not a file: SQLite would keep that database in memory (or in a \
+             temporary file) and nothing would be kept after keyseal exits; give a file path",
+            cli.db.display().to_string()
+        )));
+    }
+    Ok(&cli.db)
+}
+
 fn open_store(cli: &Cli) -> Result<KeyStore, Failure> {
+    let path = store_path(cli)?;
     let master = master_key(cli)?;
-    KeyStore::open(&cli.db, master).map_err(|e| Failure(format!("{}: {e}", cli.db.display())))
+    KeyStore::open(path, master).map_err(|e| Failure(format!("{}: {e}", path.display())))
 }
 
 fn data_key(cli: &Cli, target: &Target) -> Result<DataKey, Failure> {
@@ -336,8 +359,9 @@ fn write_new_secret_file(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 fn open_api_keys(cli: &Cli) -> Result<ApiKeys, Failure> {
+    let path = store_path(cli)?;
     let config = ApiKeysConfig::default().bcrypt_cost(cli.bcrypt_cost);
-    ApiKeys::open_with(&cli.db, config).map_err(|e| Failure(format!("{}: {e}", cli.db.display())))
+    ApiKeys::open_with(path, config).map_err(|e| Failure(format!("{}: {e}", path.display())))
 }
 
 /// The library's own JSON form of a value (the CONTRACT §5 fields).
@@ -560,20 +584,37 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> Outcome {
         .batch(args.batch as usize)
         .dry_run(args.dry_run);
     let data_db = args.data_db.as_deref().unwrap_or(&cli.db);
-    let store = open_store(cli)?;
+    // Refused before the store is opened (and so before it could be created).
+    options.validate()?;
 
     let mut reporter = Reporter::new("migrate", cli.json);
     let started = Instant::now();
-    let report = migrate_column(data_db, &store, &options, |p: Progress| {
-        reporter.update(p.done, p.total, cli.json);
-    })?;
+    let on_progress = |p: Progress| reporter.update(p.done, p.total, cli.json);
+    // A dry run only reads: opening the key store would create or change --db, so the
+    // master key is checked against it read-only.
+    let (report, store) = if args.dry_run {
+        let path = store_path(cli)?;
+        KeyStore::check_master_key(path, &master_key(cli)?)
+            .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+        (count_column(data_db, &options, on_progress)?, None)
+    } else {
+        let store = open_store(cli)?;
+        let report = migrate_column(data_db, &store, &options, on_progress)?;
+        (report, Some(store))
+    };
     reporter.finish();
     let seconds = started.elapsed().as_secs_f64();
+    let failed_rows: Vec<Value> = report
+        .failed_rows
+        .iter()
+        .map(|row| json!({ "id": row.id, "reason": row.reason.to_string() }))
+        .collect();
     let mut out = json!({
         "dry_run": args.dry_run,
         "migrated": report.migrated,
         "skipped": report.skipped,
         "failed": report.failed,
+        "failed_rows": failed_rows,
         "seconds": (seconds * 1000.0).round() / 1000.0,
     });
     let mut human = format!(
@@ -587,9 +628,9 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> Outcome {
         report.skipped,
         report.failed
     );
-    if args.verify {
+    if let (true, Some(store)) = (args.verify, &store) {
         let mut reporter = Reporter::new("verify", cli.json);
-        let check = verify_column(data_db, &store, &options, |p: Progress| {
+        let check = verify_column(data_db, store, &options, |p: Progress| {
             reporter.update(p.done, p.total, cli.json);
         })?;
         reporter.finish();
@@ -611,12 +652,33 @@ fn migrate(cli: &Cli, args: &MigrateArgs) -> Outcome {
     }
     print(cli, &out, &human);
     if report.failed > 0 {
-        return Err(Failure(format!(
-            "{} values were left as they were (not text, no usable user id, or changed meanwhile)",
-            report.failed
-        )));
+        return Err(Failure(failed_rows_line(&report, args.dry_run)));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line naming the rows left as they were (the first few), and why.
+fn failed_rows_line(report: &MigrateReport, dry_run: bool) -> String {
+    const SHOWN: usize = 10;
+    let mut line = format!(
+        "{} values {} left as they were:",
+        report.failed,
+        if dry_run { "would be" } else { "were" }
+    );
+    for (i, row) in report.failed_rows.iter().take(SHOWN).enumerate() {
+        let _ = write!(
+            line,
+            "{} id {} ({})",
+            if i == 0 { "" } else { "," },
+            row.id,
+            row.reason
+        );
+    }
+    let shown = report.failed_rows.len().min(SHOWN) as u64;
+    if report.failed > shown {
+        let _ = write!(line, ", and {} more", report.failed - shown);
+    }
+    line
 }
 
 /// `30d`, `12h`, `90m`, `45s` or `0`.

@@ -71,6 +71,7 @@ pub(crate) struct SqliteStorage {
 
 impl SqliteStorage {
     pub(crate) fn open(path: &Path) -> Result<Self, Error> {
+        crate::file_mode::prepare_private_db(path)?;
         let conn = Connection::open(path).map_err(|e| storage(&e))?;
         conn.busy_timeout(WRITE_WAIT).map_err(|e| storage(&e))?;
         // WAL lets readers in other processes run while one writes. FULL sync: a created key

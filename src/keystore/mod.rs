@@ -28,6 +28,7 @@
 mod backend;
 mod blocking;
 mod cache;
+mod peek;
 mod sqlite;
 mod wrap;
 
@@ -36,11 +37,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use backend::{Backend, CheckState, NewRow};
+use backend::{Backend, NewRow};
 use cache::KeyCache;
 use wrap::KeyBytes;
 
 pub use blocking::KeyStoreFuture;
+// The migration reads its table through the same trace-free connection in dry runs.
+pub(crate) use sqlite::open_read_only;
 
 use crate::{derive_pool_key, DataKey, Error, MasterKey};
 
@@ -420,11 +423,14 @@ impl KeyStore {
     ///   when the check value refused it, or names the row it was tried on for a file written
     ///   by the Python module); nothing is written then;
     /// - [`Error::CorruptKey`] when that row's blob has the wrong length;
-    /// - [`Error::InvalidArgument`] for an empty path or `:memory:`;
+    /// - [`Error::InvalidArgument`] for a database that would live only in memory: an empty
+    ///   path, `:memory:`, or a `file:` URI naming `:memory:` or nothing or with `mode=memory`;
     /// - [`Error::Storage`] when the file cannot be created, opened or locked in time.
     ///
     /// # Security
-    /// The master key is kept (zeroized on drop) for the life of the store.
+    /// The master key is kept (zeroized on drop) for the life of the store. A new file is
+    /// created with mode 0600 (owner only; SQLite's `-wal` and `-shm` files follow it); an
+    /// existing file that others can read is opened with a warning (through `tracing`).
     ///
     /// # Example
     /// ```
@@ -464,21 +470,7 @@ impl KeyStore {
         // SQLite takes the timeout in milliseconds as an i32: cap it at one day.
         let busy_timeout = options.busy_timeout.min(MAX_BUSY_TIMEOUT);
         let backend = sqlite::SqliteBackend::open(path, busy_timeout)?;
-        let check = backend.initialize(&mut |state| match state {
-            CheckState::Present(check) => {
-                if wrap::verify_check(&master, &check) {
-                    Ok(None)
-                } else {
-                    Err(Error::WrongMasterKey { user_id: None })
-                }
-            }
-            CheckState::Absent { first_row } => {
-                if let Some((user_id, blob)) = first_row {
-                    wrap::unwrap(&master, &user_id, &blob)?;
-                }
-                wrap::make_check(&master).map(Some)
-            }
-        })?;
+        let check = backend.initialize(&mut |state| peek::decide(&master, state))?;
         Ok(KeyStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),

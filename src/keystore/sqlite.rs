@@ -13,7 +13,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::backend::{Backend, CheckState, Guard, NewRow, Rewrap};
 use super::wrap::WRAPPED_LEN;
@@ -86,18 +86,25 @@ pub(crate) struct SqliteBackend {
 impl SqliteBackend {
     /// Opens (creating if needed) the file and its folder.
     pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<Self, Error> {
-        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        if crate::db_path::is_temporary(path) {
             return Err(Error::InvalidArgument {
-                what: "the key store needs a file path (not empty, not :memory:)".into(),
+                what: "the key store needs a file (not empty, not :memory:, not an in-memory \
+                       file: URI): keys kept only in memory would be lost"
+                    .into(),
             });
         }
-        if let Some(parent) = path.parent() {
+        if let Some(parent) = crate::db_path::file_of(path)
+            .as_deref()
+            .and_then(Path::parent)
+        {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(|e| Error::Storage {
                     message: format!("cannot create folder {}: {e}", parent.display()),
                 })?;
             }
         }
+        // Created 0600 before SQLite would create it 0644 (its -wal and -shm follow).
+        crate::file_mode::prepare_private_db(path)?;
         let backend = SqliteBackend {
             path: path.to_path_buf(),
             busy_timeout,
@@ -195,17 +202,14 @@ impl SqliteBackend {
     }
 }
 
-fn read_check(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<Option<Vec<u8>>> {
-    tx.prepare_cached(SELECT_CHECK)?
+fn read_check(conn: &Connection) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached(SELECT_CHECK)?
         .query_row([], |r| blob_at(r, 0))
         .optional()
 }
 
-fn first_row(
-    tx: &rusqlite::Transaction<'_>,
-    filter: &str,
-) -> rusqlite::Result<Option<(String, Vec<u8>)>> {
-    tx.query_row(
+fn first_row(conn: &Connection, filter: &str) -> rusqlite::Result<Option<(String, Vec<u8>)>> {
+    conn.query_row(
         &format!(
             "SELECT user_id, encrypted_key FROM encryption_keys {filter} ORDER BY rowid LIMIT 1"
         ),
@@ -215,6 +219,111 @@ fn first_row(
     .optional()
 }
 
+/// The check state: the stored check value, else the oldest row of the right length (so that
+/// one damaged row does not lock the whole store out), else the oldest row (reported as
+/// corrupt).
+fn check_state(conn: &Connection) -> rusqlite::Result<CheckState> {
+    match read_check(conn)? {
+        Some(check) => Ok(CheckState::Present(check)),
+        None => oldest_row(conn),
+    }
+}
+
+fn oldest_row(conn: &Connection) -> rusqlite::Result<CheckState> {
+    let right_length = format!("WHERE length(encrypted_key) = {WRAPPED_LEN}");
+    let first_row = match first_row(conn, &right_length)? {
+        Some(row) => Some(row),
+        None => first_row(conn, "")?,
+    };
+    Ok(CheckState::Absent { first_row })
+}
+
+/// The check state of the store at `path`, read without changing anything on disk (no file,
+/// table, journal mode or side file created); `None` when there is no store there yet.
+pub(crate) fn peek_check_state(path: &Path) -> Result<Option<CheckState>, Error> {
+    let Some(file) = crate::db_path::file_of(path) else {
+        return Ok(None);
+    };
+    if !file.exists() {
+        return Ok(None);
+    }
+    let conn = open_read_only(&file)?;
+    let has = |table: &str| {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    let read = || -> rusqlite::Result<Option<CheckState>> {
+        let (keys, meta) = (has("encryption_keys")?, has("keyseal_keystore_meta")?);
+        if meta {
+            if let Some(check) = read_check(&conn)? {
+                return Ok(Some(CheckState::Present(check)));
+            }
+        }
+        // A file written by the Python module has only its table: its oldest row decides.
+        if keys {
+            return oldest_row(&conn).map(Some);
+        }
+        Ok(meta.then_some(CheckState::Absent { first_row: None }))
+    };
+    read().map_err(|e| storage(&e))
+}
+
+/// A read-only connection that leaves no trace. A read-only connection to a WAL database
+/// still creates `-wal` and `-shm` beside it (and cannot remove them): when they do not exist,
+/// no other connection is open and every row is in the main file, so it is opened immutable
+/// (no locks, no side files). Otherwise the side files are already there.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a path that is not UTF-8; [`Error::Storage`] when SQLite
+/// cannot open the file.
+pub(crate) fn open_read_only(db: &Path) -> Result<Connection, Error> {
+    let side = |suffix: &str| {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let quiet = is_wal(db) && !side("-wal").exists() && !side("-shm").exists();
+    let uri = format!(
+        "file:{}?mode=ro{}",
+        uri_path(db)?,
+        if quiet { "&immutable=1" } else { "" }
+    );
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(uri, flags).map_err(|e| storage(&e))
+}
+
+/// Whether the file's header says WAL (read and write versions 2).
+fn is_wal(db: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    std::fs::File::open(db)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| header.starts_with(b"SQLite format 3\0") && header[18] == 2)
+}
+
+/// `db` as the path of a `file:` URI: every byte outside the unreserved set and `/` escaped.
+fn uri_path(db: &Path) -> Result<String, Error> {
+    use std::fmt::Write as _;
+    let text = db.to_str().ok_or_else(|| Error::InvalidArgument {
+        what: format!("database path {} is not UTF-8", db.display()),
+    })?;
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    Ok(out)
+}
+
 impl Backend for SqliteBackend {
     fn initialize(
         &self,
@@ -222,20 +331,7 @@ impl Backend for SqliteBackend {
     ) -> Result<Vec<u8>, Error> {
         let check = self.write(|tx| {
             tx.execute_batch(&format!("{CREATE_KEYS};\n{CREATE_META};"))?;
-            let state = match read_check(tx)? {
-                Some(check) => CheckState::Present(check),
-                // The oldest row of the right length (so that one damaged row does not lock
-                // the whole store out), else the oldest row (reported as corrupt).
-                None => CheckState::Absent {
-                    first_row: match first_row(
-                        tx,
-                        &format!("WHERE length(encrypted_key) = {WRAPPED_LEN}"),
-                    )? {
-                        Some(row) => Some(row),
-                        None => first_row(tx, "")?,
-                    },
-                },
-            };
+            let state = check_state(tx)?;
             if let Some(check) = decide(state)? {
                 tx.execute(
                     "INSERT OR IGNORE INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",

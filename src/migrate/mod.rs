@@ -8,18 +8,25 @@
 //!   and the rest untouched; running again resumes, and never encrypts a value twice (only
 //!   values without the prefix are selected, and each update is a compare-and-set on the old
 //!   value, so a concurrent writer is not overwritten);
-//! - values that are not text, and rows without a usable user id (NULL, empty, over
-//!   [`MAX_USER_ID_LEN`](crate::MAX_USER_ID_LEN) bytes, holding NUL), are counted as failed and
-//!   left as they are; integer user ids are used in decimal;
+//! - odd rows never stop the run: values that are not text (INTEGER, REAL, BLOB) or are TEXT
+//!   that is not UTF-8, and rows without a usable user id (NULL, REAL, BLOB, empty, not UTF-8,
+//!   over [`MAX_USER_ID_LEN`](crate::MAX_USER_ID_LEN) bytes, holding NUL), are left as they
+//!   are, counted as failed and listed with their ids ([`MigrateReport::failed_rows`]);
+//!   integer user ids are used in decimal;
 //! - user keys are fetched (and minted) before each batch's write transaction, so the table may
-//!   live in the key store's own file.
+//!   live in the key store's own file;
+//! - a dry run ([`MigrateOptions::dry_run`], or [`count_column`] without a key store) reads
+//!   through a read-only connection and changes nothing on disk: no row, no key, no journal
+//!   mode, no `-wal` or `-shm` file left behind.
 //!
 //! [`verify_column`] decrypts every value and counts what opens.
 //!
 //! # Errors
 //! [`Error::InvalidArgument`] for a table or column name that is not a plain SQL identifier
-//! (letters, digits, `_`; this is what keeps SQL out of the names) or does not exist, an id
-//! column with NULL or repeated values, or a batch size of 0; [`Error::Storage`] for SQLite failures; key store errors from
+//! (letters, digits, `_`; this is what keeps SQL out of the names) or does not exist, one column
+//! given two roles (the user column or the id column is the column to encrypt), a database
+//! file that does not exist, an id column with NULL or repeated values, or a batch size of 0;
+//! [`Error::Storage`] for SQLite failures; key store errors from
 //! [`KeyStore::get_or_create_user_keys`].
 //!
 //! # Security
@@ -47,15 +54,16 @@
 //! # Ok::<(), keyseal::Error>(())
 //! ```
 
+mod sql;
+
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
-use rusqlite::types::Value;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, TransactionBehavior};
 use zeroize::Zeroize;
 
-use crate::{decrypt_bytes, encrypt, is_encrypted, DataKey, Error, KeyStore, MAX_USER_ID_LEN};
+use crate::{decrypt_bytes, encrypt, DataKey, Error, KeyStore, ENCRYPTED_PREFIX};
+use sql::{check_ids, check_roles, open, storage, user_id, Raw, Shape};
 
 /// Where the key of each row comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +119,17 @@ impl MigrateOptions {
         self
     }
 
+    /// Checks the options on their own, before any file is opened (every function here does
+    /// it first).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a batch of 0, or one column given two roles: the user
+    /// column or the id column is the column to encrypt (compared as SQL does, ignoring ASCII
+    /// case). The names themselves are checked against the table later.
+    pub fn validate(&self) -> Result<(), Error> {
+        check_roles(self)
+    }
+
     /// Sets dry-run mode.
     #[must_use]
     pub fn dry_run(mut self, dry_run: bool) -> Self {
@@ -120,15 +139,71 @@ impl MigrateOptions {
 }
 
 /// Counts at the end of [`migrate_column`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MigrateReport {
     /// Values encrypted by this run (in a dry run: that would be).
     pub migrated: u64,
     /// Values already encrypted, or NULL.
     pub skipped: u64,
-    /// Values left as they were: not text, no user id, or changed by someone else meanwhile.
+    /// Values left as they were: see [`FailReason`].
     pub failed: u64,
+    /// The first [`MAX_FAILED_ROWS`] failed rows, in id order, with why.
+    pub failed_rows: Vec<FailedRow>,
+}
+
+/// How many failed rows a [`MigrateReport`] lists (all are counted).
+pub const MAX_FAILED_ROWS: usize = 100;
+
+/// Why a row was left as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailReason {
+    /// The value is INTEGER, REAL or BLOB, not text.
+    ValueNotText,
+    /// The value is TEXT whose bytes are not UTF-8.
+    ValueNotUtf8,
+    /// The user id is NULL, REAL, BLOB, empty, too long or holds NUL.
+    NoUserId,
+    /// The user id is TEXT whose bytes are not UTF-8.
+    UserIdNotUtf8,
+    /// Another writer changed the value between reading and writing it.
+    Changed,
+}
+
+impl core::fmt::Display for FailReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            FailReason::ValueNotText => "value is not text",
+            FailReason::ValueNotUtf8 => "value is not UTF-8 text",
+            FailReason::NoUserId => "no usable user id",
+            FailReason::UserIdNotUtf8 => "user id is not UTF-8 text",
+            FailReason::Changed => "changed by another writer meanwhile",
+        })
+    }
+}
+
+/// A row [`migrate_column`] left as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FailedRow {
+    /// The row's id as shown to people: numbers as they are, text quoted (with U+FFFD for bytes
+    /// that are not UTF-8), blobs as `X'hex'`.
+    pub id: String,
+    /// Why it was left.
+    pub reason: FailReason,
+}
+
+impl MigrateReport {
+    fn fail(&mut self, id: &Raw, reason: FailReason) {
+        self.failed += 1;
+        if self.failed_rows.len() < MAX_FAILED_ROWS {
+            self.failed_rows.push(FailedRow {
+                id: id.describe(),
+                reason,
+            });
+        }
+    }
 }
 
 /// Progress of a running migration or verification.
@@ -147,137 +222,34 @@ pub struct Progress {
 pub struct VerifyReport {
     /// Tokens that decrypt with their key.
     pub ok: u64,
-    /// Values still in plaintext (no `v2:` prefix).
+    /// Values still in plaintext: TEXT without the `v2:` prefix (UTF-8 or not).
     pub plaintext: u64,
     /// NULL values.
     pub null: u64,
-    /// Tokens that do not decrypt (wrong key, altered), or rows without a user id.
+    /// Tokens that do not decrypt (wrong key, altered, not UTF-8), tokens of rows without a
+    /// user id, and values that are not text.
     pub failed: u64,
-}
-
-/// Checks that `name` is a plain SQL identifier and returns it quoted.
-fn identifier(name: &str, what: &str) -> Result<String, Error> {
-    let mut chars = name.chars();
-    let plain = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= 128;
-    if plain {
-        Ok(format!("\"{name}\""))
-    } else {
-        Err(Error::InvalidArgument {
-            what: format!(
-                "{what} {name:?} is not a plain identifier (letters, digits and _, not starting with a digit)"
-            ),
-        })
-    }
-}
-
-fn storage(err: &rusqlite::Error) -> Error {
-    Error::Storage {
-        message: err.to_string(),
-    }
-}
-
-/// The parts of the statements, checked against the table's real columns.
-struct Shape {
-    table: String,
-    column: String,
-    id: String,
-    user: Option<String>,
-}
-
-impl Shape {
-    fn new(conn: &Connection, options: &MigrateOptions) -> Result<Shape, Error> {
-        if options.batch == 0 {
-            return Err(Error::InvalidArgument {
-                what: "batch must be at least 1".into(),
-            });
-        }
-        let table = identifier(&options.table, "table")?;
-        let column = identifier(&options.column, "column")?;
-        let id = identifier(&options.id_column, "id column")?;
-        let user = match &options.keys {
-            KeySource::UserColumn(name) => Some(identifier(name, "user column")?),
-            KeySource::Pool => None,
-        };
-        let mut stmt = conn
-            .prepare("SELECT name FROM pragma_table_info(?1)")
-            .map_err(|e| storage(&e))?;
-        let columns: Vec<String> = stmt
-            .query_map([&options.table], |row| row.get(0))
-            .and_then(Iterator::collect)
-            .map_err(|e| storage(&e))?;
-        if columns.is_empty() {
-            return Err(Error::InvalidArgument {
-                what: format!("no table {:?} in the database", options.table),
-            });
-        }
-        let mut wanted = vec![&options.column, &options.id_column];
-        if let KeySource::UserColumn(name) = &options.keys {
-            wanted.push(name);
-        }
-        for name in wanted {
-            if !columns.iter().any(|c| c.eq_ignore_ascii_case(name)) {
-                return Err(Error::InvalidArgument {
-                    what: format!("table {:?} has no column {name:?}", options.table),
-                });
-            }
-        }
-        Ok(Shape {
-            table,
-            column,
-            id,
-            user,
-        })
-    }
-
-    fn user_expr(&self) -> &str {
-        self.user.as_deref().unwrap_or("NULL")
-    }
-}
-
-fn open(db: &Path) -> Result<Connection, Error> {
-    if !db.exists() {
-        return Err(Error::InvalidArgument {
-            what: format!("database {} does not exist", db.display()),
-        });
-    }
-    let conn = Connection::open(db).map_err(|e| storage(&e))?;
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(|e| storage(&e))?;
-    Ok(conn)
 }
 
 /// Keys for the users of one batch, from the store (created if new) or the pool key.
 struct Keys<'a> {
     store: &'a KeyStore,
     pool: Option<DataKey>,
-    create: bool,
 }
 
 impl Keys<'_> {
-    /// One key per distinct user of `users`, in a map; users without a row are absent when
-    /// keys are not created.
+    /// One key per distinct user of `users` (created if new), in a map.
     fn for_users(&self, users: &[&str]) -> Result<HashMap<String, DataKey>, Error> {
         let mut distinct: Vec<&str> = users.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
-        let mut map = HashMap::with_capacity(distinct.len());
-        if self.create {
-            let keys = self.store.get_or_create_user_keys(&distinct)?;
-            map.extend(distinct.iter().map(|u| (*u).to_owned()).zip(keys));
-        } else {
-            for user in distinct {
-                if let Some(key) = self.store.get_user_key(user)? {
-                    map.insert(user.to_owned(), key);
-                }
-            }
-        }
-        Ok(map)
+        let keys = self.store.get_or_create_user_keys(&distinct)?;
+        Ok(distinct.iter().map(|u| (*u).to_owned()).zip(keys).collect())
     }
 }
 
-/// Encrypts the plaintext values of `options.column` in place; see the module docs.
+/// Encrypts the plaintext values of `options.column` in place; see the module docs. With
+/// `options.dry_run`, only counts, as [`count_column`] does (the store is not used).
 ///
 /// `progress` is called after each batch.
 ///
@@ -288,9 +260,57 @@ pub fn migrate_column(
     db: &Path,
     store: &KeyStore,
     options: &MigrateOptions,
+    progress: impl FnMut(Progress),
+) -> Result<MigrateReport, Error> {
+    if options.dry_run {
+        return count_column(db, options, progress);
+    }
+    let keys = Keys {
+        store,
+        pool: matches!(options.keys, KeySource::Pool).then(|| store.pool_key()),
+    };
+    run(db, options, Some(&keys), progress)
+}
+
+/// What [`migrate_column`] would do, without a key store: counts the values it would encrypt,
+/// skip and leave (with their ids), through a read-only connection. Nothing on disk changes.
+/// `options.dry_run` is not consulted: this is always a dry run.
+///
+/// # Errors
+/// As [`migrate_column`], without the key store's.
+pub fn count_column(
+    db: &Path,
+    options: &MigrateOptions,
+    progress: impl FnMut(Progress),
+) -> Result<MigrateReport, Error> {
+    run(db, options, None, progress)
+}
+
+/// A selected row's user id (`None` with the pool key) and plaintext, or why it is left.
+type Prepared = Result<(Option<String>, String), FailReason>;
+
+/// Where a selected value stands before it is encrypted.
+fn plaintext_of(mut value: Raw) -> Result<String, FailReason> {
+    match &mut value {
+        Raw::Text(bytes) => String::from_utf8(std::mem::take(bytes)).map_err(|e| {
+            e.into_bytes().zeroize();
+            FailReason::ValueNotUtf8
+        }),
+        // Dropping `value` wipes it.
+        _ => Err(FailReason::ValueNotText),
+    }
+}
+
+/// A migration (`keys` given) or a dry run (`keys` is `None`: read only, nothing written).
+fn run(
+    db: &Path,
+    options: &MigrateOptions,
+    keys: Option<&Keys<'_>>,
     mut progress: impl FnMut(Progress),
 ) -> Result<MigrateReport, Error> {
-    let mut conn = open(db)?;
+    check_roles(options)?;
+    let dry_run = keys.is_none();
+    let mut conn = open(db, dry_run)?;
     let shape = Shape::new(&conn, options)?;
     let Shape {
         table, column, id, ..
@@ -317,11 +337,6 @@ pub fn migrate_column(
         total: todo,
     });
 
-    let keys = Keys {
-        store,
-        pool: matches!(options.keys, KeySource::Pool).then(|| store.pool_key()),
-        create: !options.dry_run,
-    };
     let select = format!(
         "SELECT {id}, {user}, {column} FROM {table} \
          WHERE {column} IS NOT NULL AND NOT (typeof({column}) = 'text' AND substr({column}, 1, 3) = 'v2:') \
@@ -329,12 +344,12 @@ pub fn migrate_column(
     );
     let update = format!("UPDATE {table} SET {column} = ?1 WHERE {id} = ?2 AND {column} = ?3");
     let batch = i64::try_from(options.batch).unwrap_or(i64::MAX);
-    let mut last: Value = Value::Null;
+    let mut last = Raw::Null;
     loop {
         // Read the batch and get its users' keys before taking the write lock: the key store
         // may live in the same file and needs its own write transaction to mint keys. The
         // compare-and-set update below keeps this safe against concurrent writers.
-        let rows: Vec<(Value, Value, Value)> = {
+        let rows: Vec<(Raw, Raw, Raw)> = {
             let mut stmt = conn.prepare_cached(&select).map_err(|e| storage(&e))?;
             stmt.query_map(params![last, batch], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))
@@ -346,113 +361,88 @@ pub fn migrate_column(
             break;
         };
         last = last_id.clone();
-        let rows: Vec<(Value, Option<String>, Value)> = rows
+        // Each row with its user id and plaintext, or why it is left as it is.
+        let rows: Vec<(Raw, Prepared)> = rows
             .into_iter()
-            .map(|(row_id, row_user, value)| (row_id, user_id(row_user), value))
+            .map(|(row_id, row_user, value)| {
+                // The value first, so that it is wiped whatever is wrong with the row.
+                let row = plaintext_of(value).and_then(|mut plaintext| {
+                    let user = match options.keys {
+                        KeySource::Pool => Ok(None),
+                        _ => user_id(row_user).map(Some),
+                    };
+                    if user.is_err() {
+                        plaintext.zeroize();
+                    }
+                    user.map(|u| (u, plaintext))
+                });
+                (row_id, row)
+            })
             .collect();
+        let Some(keys) = keys else {
+            // A dry run: no key is created, no transaction taken.
+            for (row_id, row) in rows {
+                match row {
+                    Ok((_, mut plaintext)) => {
+                        plaintext.zeroize();
+                        report.migrated += 1;
+                    }
+                    Err(reason) => report.fail(&row_id, reason),
+                }
+            }
+            progress(Progress {
+                done: report.migrated + report.failed,
+                total: todo,
+            });
+            continue;
+        };
         let user_keys = if keys.pool.is_some() {
             HashMap::new()
         } else {
-            let users: Vec<&str> = rows.iter().filter_map(|(_, u, _)| u.as_deref()).collect();
+            let users: Vec<&str> = rows
+                .iter()
+                .filter_map(|(_, row)| row.as_ref().ok()?.0.as_deref())
+                .collect();
             keys.for_users(&users)?
         };
-
-        let behavior = if options.dry_run {
-            TransactionBehavior::Deferred
-        } else {
-            TransactionBehavior::Immediate
-        };
         let tx = conn
-            .transaction_with_behavior(behavior)
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| storage(&e))?;
-        migrate_batch(
-            &tx,
-            &update,
-            rows,
-            &keys,
-            &user_keys,
-            options.dry_run,
-            &mut report,
-        )?;
-        let done = report.migrated + report.failed;
-        if options.dry_run {
-            tx.rollback().map_err(|e| storage(&e))?;
-        } else {
-            tx.commit().map_err(|e| storage(&e))?;
-        }
-        progress(Progress { done, total: todo });
-    }
-    Ok(report)
-}
-
-/// Rows are visited in id order and updated by id: the id must name one row each.
-fn check_ids(conn: &Connection, shape: &Shape, options: &MigrateOptions) -> Result<(), Error> {
-    let Shape { table, id, .. } = shape;
-    let (null_ids, repeated_ids): (u64, u64) = conn
-        .query_row(
-            &format!(
-                "SELECT count(*) FILTER (WHERE {id} IS NULL), count({id}) - count(DISTINCT {id}) \
-                 FROM {table}"
-            ),
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .map_err(|e| storage(&e))?;
-    if null_ids > 0 || repeated_ids > 0 {
-        return Err(Error::InvalidArgument {
-            what: format!(
-                "id column {:?} must be unique and never NULL ({null_ids} NULL, {repeated_ids} repeated)",
-                options.id_column
-            ),
+        migrate_batch(&tx, &update, rows, keys, &user_keys, &mut report)?;
+        tx.commit().map_err(|e| storage(&e))?;
+        progress(Progress {
+            done: report.migrated + report.failed,
+            total: todo,
         });
     }
-    Ok(())
-}
-
-/// A row's user id as text (integer ids in decimal), or `None` when it cannot name a user:
-/// NULL, empty, too long, or holding NUL. Such rows are counted as failed, not fatal.
-fn user_id(value: Value) -> Option<String> {
-    let text = match value {
-        Value::Text(text) => text,
-        Value::Integer(n) => n.to_string(),
-        _ => return None,
-    };
-    (!text.is_empty() && text.len() <= MAX_USER_ID_LEN && !text.contains('\0')).then_some(text)
+    Ok(report)
 }
 
 /// Encrypts one batch of selected rows inside `tx`, counting into `report`.
 fn migrate_batch(
     tx: &rusqlite::Transaction<'_>,
     update: &str,
-    rows: Vec<(Value, Option<String>, Value)>,
+    rows: Vec<(Raw, Prepared)>,
     keys: &Keys<'_>,
     user_keys: &HashMap<String, DataKey>,
-    dry_run: bool,
     report: &mut MigrateReport,
 ) -> Result<(), Error> {
     let mut stmt = tx.prepare_cached(update).map_err(|e| storage(&e))?;
-    for (row_id, row_user, value) in rows {
+    for (row_id, row) in rows {
+        let (row_user, mut plaintext) = match row {
+            Ok(row) => row,
+            Err(reason) => {
+                report.fail(&row_id, reason);
+                continue;
+            }
+        };
         let key = match (&keys.pool, &row_user) {
             (Some(pool), _) => Some(pool),
             (None, Some(u)) => user_keys.get(u.as_str()),
             (None, None) => None,
         };
-        let Value::Text(mut plaintext) = value else {
-            report.failed += 1;
-            continue;
-        };
-        if dry_run {
-            // No key is created in a dry run: a row with a user id would get one.
-            if keys.pool.is_some() || row_user.is_some() {
-                report.migrated += 1;
-            } else {
-                report.failed += 1;
-            }
-            plaintext.zeroize();
-            continue;
-        }
         let Some(key) = key else {
-            report.failed += 1;
+            report.fail(&row_id, FailReason::NoUserId);
             plaintext.zeroize();
             continue;
         };
@@ -464,7 +454,7 @@ fn migrate_batch(
         if changed == 1 {
             report.migrated += 1;
         } else {
-            report.failed += 1;
+            report.fail(&row_id, FailReason::Changed);
         }
     }
     Ok(())
@@ -481,7 +471,7 @@ pub fn verify_column(
     options: &MigrateOptions,
     mut progress: impl FnMut(Progress),
 ) -> Result<VerifyReport, Error> {
-    let conn = open(db)?;
+    let conn = open(db, false)?;
     let shape = Shape::new(&conn, options)?;
     let user = shape.user_expr();
     let (table, column) = (&shape.table, &shape.column);
@@ -499,11 +489,11 @@ pub fn verify_column(
     let mut rows = stmt.query([]).map_err(|e| storage(&e))?;
     let mut done = 0u64;
     while let Some(row) = rows.next().map_err(|e| storage(&e))? {
-        let row_user = user_id(row.get(0).map_err(|e| storage(&e))?);
-        let value: Value = row.get(1).map_err(|e| storage(&e))?;
-        match value {
-            Value::Null => report.null += 1,
-            Value::Text(text) if is_encrypted(&text) => {
+        let row_user = user_id(row.get(0).map_err(|e| storage(&e))?).ok();
+        let value: Raw = row.get(1).map_err(|e| storage(&e))?;
+        match &value {
+            Raw::Null => report.null += 1,
+            Raw::Text(bytes) if bytes.starts_with(ENCRYPTED_PREFIX.as_bytes()) => {
                 let key = match (&pool, row_user) {
                     (Some(pool), _) => Some(pool),
                     (None, Some(u)) => {
@@ -515,18 +505,18 @@ pub fn verify_column(
                     }
                     (None, None) => None,
                 };
-                match key.map(|k| decrypt_bytes(&text, k)) {
-                    Some(Ok(mut bytes)) => {
-                        bytes.zeroize();
+                // A token is ASCII: bytes that are not UTF-8 are a damaged token.
+                let token = std::str::from_utf8(bytes).ok();
+                match key.zip(token).map(|(k, t)| decrypt_bytes(t, k)) {
+                    Some(Ok(mut plaintext)) => {
+                        plaintext.zeroize();
                         report.ok += 1;
                     }
                     _ => report.failed += 1,
                 }
             }
-            Value::Text(mut text) => {
-                text.zeroize();
-                report.plaintext += 1;
-            }
+            // Wiped when `value` is dropped.
+            Raw::Text(_) => report.plaintext += 1,
             _ => report.failed += 1,
         }
         done += 1;

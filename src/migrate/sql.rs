@@ -1,0 +1,243 @@
+//! The SQL side of a migration: checked names, values exactly as stored, and connections that
+//! change nothing in a dry run.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ToSql};
+use zeroize::Zeroize;
+
+use super::{FailReason, KeySource, MigrateOptions};
+use crate::{Error, MAX_USER_ID_LEN};
+
+/// A value as SQLite stores it. TEXT is kept as bytes: SQLite does not check that it is UTF-8,
+/// and such a value must be reported (and bound back as the id it is), never a panic.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Raw {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+impl Drop for Raw {
+    /// Values may be plaintext secrets: wiped when dropped (ids are wiped too; they cost
+    /// little).
+    fn drop(&mut self) {
+        if let Raw::Text(bytes) | Raw::Blob(bytes) = self {
+            bytes.zeroize();
+        }
+    }
+}
+
+impl FromSql for Raw {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Ok(match value {
+            ValueRef::Null => Raw::Null,
+            ValueRef::Integer(n) => Raw::Integer(n),
+            ValueRef::Real(x) => Raw::Real(x),
+            ValueRef::Text(bytes) => Raw::Text(bytes.to_vec()),
+            ValueRef::Blob(bytes) => Raw::Blob(bytes.to_vec()),
+        })
+    }
+}
+
+impl ToSql for Raw {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        // Borrowed text is bound byte for byte, so a non-UTF-8 id still names its row.
+        Ok(ToSqlOutput::Borrowed(match self {
+            Raw::Null => ValueRef::Null,
+            Raw::Integer(n) => ValueRef::Integer(*n),
+            Raw::Real(x) => ValueRef::Real(*x),
+            Raw::Text(bytes) => ValueRef::Text(bytes),
+            Raw::Blob(bytes) => ValueRef::Blob(bytes),
+        }))
+    }
+}
+
+impl Raw {
+    /// How a row id is shown in reports: numbers as they are, text quoted (escaped, with
+    /// U+FFFD for bytes that are not UTF-8), blobs in hex; at most about 80 characters.
+    pub(super) fn describe(&self) -> String {
+        let text = match self {
+            Raw::Null => "NULL".to_owned(),
+            Raw::Integer(n) => n.to_string(),
+            Raw::Real(x) => x.to_string(),
+            Raw::Text(bytes) => format!("{:?}", String::from_utf8_lossy(bytes)),
+            Raw::Blob(bytes) => format!("X'{}'", crate::encoding::hex_lower(bytes)),
+        };
+        match text.char_indices().nth(80) {
+            Some((cut, _)) => format!("{}...", &text[..cut]),
+            None => text,
+        }
+    }
+}
+
+/// A row's user id as text (integer ids in decimal), or why it cannot name a user.
+pub(super) fn user_id(mut value: Raw) -> Result<String, FailReason> {
+    let text = match &mut value {
+        Raw::Text(bytes) => {
+            String::from_utf8(std::mem::take(bytes)).map_err(|_| FailReason::UserIdNotUtf8)?
+        }
+        Raw::Integer(n) => n.to_string(),
+        _ => return Err(FailReason::NoUserId),
+    };
+    if text.is_empty() || text.len() > MAX_USER_ID_LEN || text.contains('\0') {
+        return Err(FailReason::NoUserId);
+    }
+    Ok(text)
+}
+
+/// Checks that `name` is a plain SQL identifier and returns it quoted.
+fn identifier(name: &str, what: &str) -> Result<String, Error> {
+    let mut chars = name.chars();
+    let plain = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 128;
+    if plain {
+        Ok(format!("\"{name}\""))
+    } else {
+        Err(Error::InvalidArgument {
+            what: format!(
+                "{what} {name:?} is not a plain identifier (letters, digits and _, not starting with a digit)"
+            ),
+        })
+    }
+}
+
+pub(super) fn storage(err: &rusqlite::Error) -> Error {
+    Error::Storage {
+        message: err.to_string(),
+    }
+}
+
+/// The parts of the statements, checked against the table's real columns.
+pub(super) struct Shape {
+    pub(super) table: String,
+    pub(super) column: String,
+    pub(super) id: String,
+    user: Option<String>,
+}
+
+/// Refuses options that name one column for two jobs; checked before any file is opened.
+pub(super) fn check_roles(options: &MigrateOptions) -> Result<(), Error> {
+    if options.batch == 0 {
+        return Err(Error::InvalidArgument {
+            what: "batch must be at least 1".into(),
+        });
+    }
+    // SQL names are case-insensitive: `Secret` and `secret` are one column.
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    if let KeySource::UserColumn(user) = &options.keys {
+        if same(user, &options.column) {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "the user column {user:?} is the column to encrypt: each secret would \
+                     become the user id of its own key"
+                ),
+            });
+        }
+    }
+    if same(&options.id_column, &options.column) {
+        return Err(Error::InvalidArgument {
+            what: format!(
+                "the id column {:?} is the column to encrypt: rows would lose their ids",
+                options.id_column
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl Shape {
+    pub(super) fn new(conn: &Connection, options: &MigrateOptions) -> Result<Shape, Error> {
+        check_roles(options)?;
+        let table = identifier(&options.table, "table")?;
+        let column = identifier(&options.column, "column")?;
+        let id = identifier(&options.id_column, "id column")?;
+        let user = match &options.keys {
+            KeySource::UserColumn(name) => Some(identifier(name, "user column")?),
+            KeySource::Pool => None,
+        };
+        let mut stmt = conn
+            .prepare("SELECT name FROM pragma_table_info(?1)")
+            .map_err(|e| storage(&e))?;
+        let columns: Vec<String> = stmt
+            .query_map([&options.table], |row| row.get(0))
+            .and_then(Iterator::collect)
+            .map_err(|e| storage(&e))?;
+        if columns.is_empty() {
+            return Err(Error::InvalidArgument {
+                what: format!("no table {:?} in the database", options.table),
+            });
+        }
+        let mut wanted = vec![&options.column, &options.id_column];
+        if let KeySource::UserColumn(name) = &options.keys {
+            wanted.push(name);
+        }
+        for name in wanted {
+            if !columns.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+                return Err(Error::InvalidArgument {
+                    what: format!("table {:?} has no column {name:?}", options.table),
+                });
+            }
+        }
+        Ok(Shape {
+            table,
+            column,
+            id,
+            user,
+        })
+    }
+
+    pub(super) fn user_expr(&self) -> &str {
+        self.user.as_deref().unwrap_or("NULL")
+    }
+}
+
+/// Rows are visited in id order and updated by id: the id must name one row each.
+pub(super) fn check_ids(
+    conn: &Connection,
+    shape: &Shape,
+    options: &MigrateOptions,
+) -> Result<(), Error> {
+    let Shape { table, id, .. } = shape;
+    let (null_ids, repeated_ids): (u64, u64) = conn
+        .query_row(
+            &format!(
+                "SELECT count(*) FILTER (WHERE {id} IS NULL), count({id}) - count(DISTINCT {id}) \
+                 FROM {table}"
+            ),
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(|e| storage(&e))?;
+    if null_ids > 0 || repeated_ids > 0 {
+        return Err(Error::InvalidArgument {
+            what: format!(
+                "id column {:?} must be unique and never NULL ({null_ids} NULL, {repeated_ids} repeated)",
+                options.id_column
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Opens the existing database `db`; with `read_only`, so that nothing on disk changes.
+pub(super) fn open(db: &Path, read_only: bool) -> Result<Connection, Error> {
+    if !db.exists() {
+        return Err(Error::InvalidArgument {
+            what: format!("database {} does not exist", db.display()),
+        });
+    }
+    let conn = if read_only {
+        crate::keystore::open_read_only(db)?
+    } else {
+        Connection::open(db).map_err(|e| storage(&e))?
+    };
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(|e| storage(&e))?;
+    Ok(conn)
+}

@@ -1,0 +1,125 @@
+//! The key store's file on disk: never a database SQLite keeps only in memory, created readable
+//! by its owner only.
+#![cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
+
+use keyseal::{KeyStore, MasterKey};
+
+/// A key store in memory hands out keys it never keeps: every form SQLite reads as an
+/// in-memory (or temporary) database is refused, not only the literal `:memory:`.
+#[test]
+fn in_memory_uri_forms_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let named = format!("file:{}?mode=memory", dir.path().join("k.db").display());
+    for path in [
+        "",
+        ":memory:",
+        "file::memory:",
+        "file::memory:?cache=shared",
+        "file:k.db?mode=memory&cache=shared",
+        named.as_str(),
+    ] {
+        let err = KeyStore::open(path, MasterKey::generate().unwrap()).unwrap_err();
+        assert_eq!(err.code(), "invalid_argument", "{path:?}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing created"
+    );
+}
+
+/// A `file:` URI naming a file on disk is a file: it opens and is created private.
+#[cfg(unix)]
+#[test]
+fn a_file_uri_store_is_created_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("uri keys.db");
+    let uri = format!(
+        "file:{}?cache=private",
+        dir.path().join("uri%20keys.db").display()
+    );
+    let store = KeyStore::open(&uri, MasterKey::generate().unwrap()).unwrap();
+    store.get_or_create_user_key("alice").unwrap();
+    assert_eq!(mode(&file), 0o600);
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The store file (and its `-wal` and `-shm`) used to be created 0644 under the usual umask:
+/// readable by every user of the machine. They are 0600 now, and the umask cannot widen that.
+#[cfg(unix)]
+#[test]
+fn new_store_file_and_side_files_are_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/keys.db");
+    let store = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap();
+    store.get_or_create_user_key("alice").unwrap();
+    // The store holds its connections open: the WAL files exist now.
+    for side in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{side}", path.display()));
+        assert_eq!(mode(&file), 0o600, "keys.db{side}");
+    }
+}
+
+/// Every file in `dir` with its bytes and modification time.
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let modified = e.metadata().unwrap().modified().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+                modified,
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `check_master_key` (what a dry run uses) answers as `open` would, on a keyseal store in WAL
+/// mode and on a file written by the Python module, and leaves every file as it was.
+#[test]
+fn check_master_key_answers_like_open_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let master = MasterKey::generate().unwrap();
+    let copy = MasterKey::from_bytes(master.expose_secret()).unwrap();
+    drop(
+        KeyStore::open(&path, master)
+            .unwrap()
+            .get_or_create_user_key("alice"),
+    );
+    let python = dir.path().join("python.sqlite");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("tests/vectors/python/seed-keystore.sqlite"),
+        &python,
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/vectors/python/seed-keystore.json")).unwrap(),
+    )
+    .unwrap();
+    let python_master = MasterKey::from_base64(json["master_key_b64"].as_str().unwrap()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+
+    let before = snapshot(dir.path());
+    KeyStore::check_master_key(&path, &copy).unwrap();
+    KeyStore::check_master_key(&python, &python_master).unwrap();
+    let wrong = MasterKey::generate().unwrap();
+    for file in [&path, &python] {
+        let err = KeyStore::check_master_key(file, &wrong).unwrap_err();
+        assert_eq!(err.code(), "wrong_master_key", "{file:?}");
+    }
+    KeyStore::check_master_key(dir.path().join("missing.db"), &wrong).unwrap();
+    let err = KeyStore::check_master_key(":memory:", &wrong).unwrap_err();
+    assert_eq!(err.code(), "invalid_argument");
+    assert_eq!(snapshot(dir.path()), before, "a file changed or appeared");
+}
