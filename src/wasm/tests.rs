@@ -1,0 +1,69 @@
+//! The bindings themselves, with JS values, in Chromium (`make test-wasm`); the npm package's
+//! own tests (bindings/test/) cover them in Node.
+
+use super::*;
+use js_sys::Reflect;
+use wasm_bindgen_test::{wasm_bindgen_test as test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn code_of(err: &JsValue) -> (String, String) {
+    let get = |name: &str| {
+        Reflect::get(err, &JsValue::from_str(name))
+            .unwrap()
+            .as_string()
+            .unwrap()
+    };
+    (get("name"), get("code"))
+}
+
+fn key(fill: u8) -> JsValue {
+    Uint8Array::from(&[fill; 32][..]).into()
+}
+
+#[test]
+fn round_trips_through_js_values() {
+    let k = key(1);
+    let token = encrypt(&JsValue::from_str("héllo 🔑"), &k).unwrap();
+    assert!(token.starts_with("v2:"));
+    assert!(is_encrypted(&JsValue::from_str(&token)));
+    let back = decrypt(&JsValue::from_str(&token), &k).unwrap();
+    assert_eq!(String::from(back), "héllo 🔑");
+    let bytes: JsValue = Uint8Array::from(&[0u8, 255, 7][..]).into();
+    let token = encrypt_bytes(&bytes, &k).unwrap();
+    let back = decrypt_bytes(&JsValue::from_str(&token), &k).unwrap();
+    assert_eq!(back.to_vec(), vec![0, 255, 7]);
+    let handle = KeysealKey::new(&k).unwrap();
+    let back = handle.decrypt(&JsValue::from_str(&token));
+    assert_eq!(
+        code_of(&back.unwrap_err()),
+        ("KeysealError".into(), "not_utf8".into())
+    );
+}
+
+#[test]
+fn errors_are_keyseal_errors_with_codes() {
+    let short: JsValue = Uint8Array::new_with_length(31).into();
+    let err = encrypt(&JsValue::from_str("x"), &short).unwrap_err();
+    assert!(err.is_instance_of::<js_sys::Error>());
+    assert_eq!(code_of(&err), ("KeysealError".into(), "bad_key".into()));
+    let err = decrypt(&JsValue::from_str("v2:@@@"), &key(1)).unwrap_err();
+    assert_eq!(code_of(&err).1, "malformed");
+    let other = encrypt(&JsValue::from_str("x"), &key(2)).unwrap();
+    let err = decrypt(&JsValue::from_str(&other), &key(1)).unwrap_err();
+    assert_eq!(code_of(&err).1, "authentication");
+    let err = derive_pool_key(&JsValue::from_f64(32.0)).unwrap_err();
+    assert_eq!(code_of(&err).1, "bad_key");
+    let lone = JsString::from_char_code1(0xD800);
+    let err = hash(&lone.into()).unwrap_err();
+    assert_eq!(code_of(&err).1, "malformed");
+}
+
+#[test]
+fn generated_keys_differ() {
+    let a = generate_key().unwrap().to_vec();
+    let b = generate_key().unwrap().to_vec();
+    assert_eq!(a.len(), 32);
+    assert_ne!(a, b);
+    assert_eq!(encrypted_prefix(), "v2:");
+}
