@@ -120,12 +120,12 @@ fn u8_length(i: &Intrinsics, v: &JsValue) -> Option<usize> {
     }
     let len = i.length.call0(v).ok()?.as_f64()?;
     // Typed array lengths are integers below 2^53; this also refuses NaN.
-    if len >= 0.0 && len <= 9_007_199_254_740_991.0 && len.fract() == 0.0 {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        usize::try_from(len as u64).ok()
-    } else {
-        None
+    if !(0.0..=9_007_199_254_740_991.0).contains(&len) || len.fract() != 0.0 {
+        return None;
     }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let len = len as u64;
+    usize::try_from(len).ok()
 }
 
 /// Reads a 32-byte key from a `Uint8Array` into a buffer zeroized on drop.

@@ -1,6 +1,7 @@
 //! The bindings themselves, with JS values, in Chromium (`make test-wasm`); the npm package's
 //! own tests (bindings/test/) cover them in Node.
 
+use super::handle::KeysealKey;
 use super::*;
 use js_sys::Reflect;
 use wasm_bindgen_test::{wasm_bindgen_test as test, wasm_bindgen_test_configure};
@@ -66,4 +67,40 @@ fn generated_keys_differ() {
     assert_eq!(a.len(), 32);
     assert_ne!(a, b);
     assert_eq!(encrypted_prefix(), "v2:");
+}
+
+#[test]
+fn proxies_and_lying_lengths_are_read_safely() {
+    // A Proxy of a key is not a Uint8Array: bad_key, not a TypeError thrown through wasm.
+    let proxy: JsValue = js_sys::Proxy::new(&key(1), &js_sys::Object::new()).into();
+    let err = encrypt(&JsValue::from_str("x"), &proxy).unwrap_err();
+    assert_eq!(code_of(&err), ("KeysealError".into(), "bad_key".into()));
+    let err = encrypt_bytes(&proxy, &key(1)).unwrap_err();
+    assert_eq!(code_of(&err).1, "malformed");
+    // An own `length` getter that changes on every read once tripped an assertion (a trap);
+    // the real length is what counts.
+    let lying = key(3);
+    let getter = js_sys::Function::new_no_args("return this.__n = (this.__n | 0) + 1;");
+    let desc = js_sys::Object::new();
+    Reflect::set(&desc, &"get".into(), &getter).unwrap();
+    Reflect::define_property(
+        lying.unchecked_ref(),
+        &"length".into(),
+        desc.unchecked_ref(),
+    )
+    .unwrap();
+    let token = encrypt(&JsValue::from_str("lying"), &lying).unwrap();
+    let back = decrypt(&JsValue::from_str(&token), &key(3)).unwrap();
+    assert_eq!(String::from(back), "lying");
+}
+
+#[test]
+fn a_freed_handle_is_bad_key() {
+    let handle = KeysealKey::new(&key(4)).unwrap();
+    let token = handle.encrypt(&JsValue::from_str("x")).unwrap();
+    handle.free();
+    handle.free();
+    let err = handle.decrypt(&JsValue::from_str(&token)).unwrap_err();
+    assert_eq!(code_of(&err), ("KeysealError".into(), "bad_key".into()));
+    assert_eq!(code_of(&handle.export_key().unwrap_err()).1, "bad_key");
 }
