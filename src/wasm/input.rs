@@ -178,6 +178,37 @@ pub(super) fn text_units(s: &JsValue) -> Result<usize, Error> {
     Ok(checked_string(s)?.length() as usize)
 }
 
+/// A zeroed buffer of `len` bytes, zeroized on drop; `malformed` if memory runs out.
+fn zeroed(len: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let mut buf = Zeroizing::new(Vec::new());
+    buf.try_reserve_exact(len).map_err(|_| TOO_LARGE)?;
+    buf.resize(len, 0);
+    Ok(buf)
+}
+
+/// `encoder.encodeInto(s, dst)`: (UTF-16 units read, bytes written), checked.
+fn encode_into(i: &Intrinsics, s: &JsString, dst: &mut [u8]) -> Result<(usize, usize), Error> {
+    let result = i
+        .encoder
+        .encode_into(s, dst)
+        .map_err(|_| super::TEXT_UNREADABLE)?;
+    let field = |name: &JsValue, max: usize| {
+        #[allow(clippy::cast_precision_loss)]
+        let max = max as f64;
+        let v = Reflect::get(&result, name)
+            .ok()
+            .and_then(|v| v.as_f64())
+            .filter(|v| (0.0..=max).contains(v) && v.fract() == 0.0)
+            .ok_or(super::TEXT_UNREADABLE)?;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Ok::<usize, Error>(v as usize)
+    };
+    Ok((
+        field(&i.read, s.length() as usize)?,
+        field(&i.written, dst.len())?,
+    ))
+}
+
 /// Copies a string argument into wasm memory as UTF-8, into a buffer zeroized on drop. A lone
 /// surrogate is refused (as Python's `str.encode` refuses it) rather than replaced by U+FFFD.
 pub(super) fn text_in(s: &JsValue) -> Result<Zeroizing<Vec<u8>>, Error> {
@@ -187,31 +218,31 @@ pub(super) fn text_in(s: &JsValue) -> Result<Zeroizing<Vec<u8>>, Error> {
         return Err(LONE_SURROGATE);
     }
     with_intrinsics(NOT_A_STRING, |i| {
-        // UTF-8 takes at most 3 bytes per UTF-16 unit.
-        let cap = units.checked_mul(3).ok_or(TOO_LARGE)?;
-        let mut buf = Zeroizing::new(Vec::new());
-        buf.try_reserve_exact(cap).map_err(|_| TOO_LARGE)?;
-        buf.resize(cap, 0);
-        let result = i
-            .encoder
-            .encode_into(js, &mut buf)
-            .map_err(|_| super::TEXT_UNREADABLE)?;
-        let field = |name: &JsValue| {
-            Reflect::get(&result, name)
-                .ok()
-                .and_then(|v| v.as_f64())
-                .ok_or(super::TEXT_UNREADABLE)
-        };
-        let (read, written) = (field(&i.read)?, field(&i.written)?);
-        #[allow(clippy::cast_precision_loss)]
-        let whole = read == units as f64;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let written = written as usize;
-        if !whole || written > cap {
+        // One byte per unit first (exact for ASCII); if the text did not fit, a buffer with
+        // room for the rest at 3 bytes per unit (the most UTF-8 needs) takes over. It is a new
+        // buffer, not a grown one: growing would free the first copy without zeroizing it.
+        let mut buf = zeroed(units)?;
+        let (read, written) = encode_into(i, js, &mut buf)?;
+        if read == units {
+            buf.truncate(written);
+            return Ok(buf);
+        }
+        let rest = units - read;
+        let mut full = zeroed(
+            rest.checked_mul(3)
+                .and_then(|r| r.checked_add(written))
+                .ok_or(TOO_LARGE)?,
+        )?;
+        full[..written].copy_from_slice(&buf[..written]);
+        drop(buf);
+        #[allow(clippy::cast_possible_truncation)] // both at most a JS string's length
+        let tail = js.slice(read as u32, units as u32);
+        let (read2, written2) = encode_into(i, &tail, &mut full[written..])?;
+        if read2 != rest {
             return Err(super::TEXT_UNREADABLE);
         }
-        buf.truncate(written);
-        Ok(buf)
+        full.truncate(written + written2);
+        Ok(full)
     })
 }
 

@@ -104,3 +104,38 @@ fn a_freed_handle_is_bad_key() {
     assert_eq!(code_of(&err), ("KeysealError".into(), "bad_key".into()));
     assert_eq!(code_of(&handle.export_key().unwrap_err()).1, "bad_key");
 }
+
+#[test]
+fn nonce_pool_survives_failing_silent_and_reentering_sources() {
+    use crate::nonce::{fill_nonce, set_random_source};
+    fn failing(_: &mut [u8]) -> Result<(), Error> {
+        Err(Error::Randomness)
+    }
+    fn silent(_: &mut [u8]) -> Result<(), Error> {
+        Ok(())
+    }
+    fn reentering(buf: &mut [u8]) -> Result<(), Error> {
+        // A nonce asked for while the pool refills: refused, not a RefCell panic (a trap).
+        let mut inner = [0u8; 12];
+        assert_eq!(fill_nonce(&mut inner), Err(Error::Randomness));
+        host::random(buf)
+    }
+    let mut nonce = [0u8; 12];
+    set_random_source(failing);
+    // Use up what the pool holds; then every refill fails, cleanly.
+    let mut drained = 0;
+    while fill_nonce(&mut nonce).is_ok() {
+        drained += 1;
+        assert!(drained <= 4096 / 12, "the failing source was never asked");
+    }
+    assert_eq!(fill_nonce(&mut nonce), Err(Error::Randomness));
+    set_random_source(silent);
+    assert_eq!(fill_nonce(&mut nonce), Err(Error::Randomness));
+    set_random_source(reentering);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        fill_nonce(&mut nonce).unwrap();
+        assert!(seen.insert(nonce), "a nonce handed out twice");
+    }
+    set_random_source(host::random);
+}
