@@ -245,3 +245,15 @@ test('encrypt re-entered from getRandomValues: randomness inside, no trap, nonce
   assert.equal(seen.size, 800 + inner.filter((c, i) => i % 2 === 0 && c === undefined).length);
   stillWorks();
 });
+
+// wasm-bindgen's class methods pass `this.__wbg_ptr` to Rust, which rejects a null one by
+// throwing a plain Error through wasm (leaking a slot) before any keyseal code runs: only a
+// guard in the package's JS entry files can turn this into a KeysealError.
+test('KeysealKey methods called on another object: KeysealError, and the module keeps working', {
+  todo: 'needs a `this` check in the JS entry files (bindings/npm/index.cjs, browser.mjs)',
+}, () => {
+  for (let i = 0; i < 2000; i++) {
+    throwsCode(() => k.KeysealKey.prototype.encrypt.call({}, 'x'), 'bad_key');
+  }
+  stillWorks();
+});

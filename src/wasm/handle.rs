@@ -63,9 +63,11 @@ impl KeysealKey {
     }
 
     /// Zeroizes the key and its AES schedule now. Later calls throw `KeysealError` `bad_key`;
-    /// calling `free()` again does nothing. (This replaces wasm-bindgen's own `free`, after
-    /// which a call reached Rust with a null pointer and threw a plain `Error`; the few bytes of
-    /// the handle itself are released when JS collects the object.)
+    /// calling `free()` again does nothing. The handle's own few bytes are released when the
+    /// object is garbage-collected.
+    // Replaces wasm-bindgen's generated `free()` (the later definition in the JS class wins):
+    // that one nulled the pointer, so a later call threw a plain Error from Rust's null check,
+    // through wasm, leaking a slot each time.
     pub fn free(&self) {
         // Only the handle's own reference: a call in progress keeps the key until it returns.
         drop(self.key.take());

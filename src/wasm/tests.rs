@@ -84,7 +84,7 @@ fn proxies_and_lying_lengths_are_read_safely() {
     let desc = js_sys::Object::new();
     Reflect::set(&desc, &"get".into(), &getter).unwrap();
     Reflect::define_property(
-        lying.unchecked_ref(),
+        lying.unchecked_ref::<js_sys::Object>(),
         &"length".into(),
         desc.unchecked_ref(),
     )
