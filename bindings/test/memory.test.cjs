@@ -82,12 +82,13 @@ test('new KeysealKey(k): used, then free(), leaves no copy of k', () => {
   assertGone(key, 'KeysealKey after free()');
 });
 
-test('the input of hash() is not left in wasm memory (ASCII and not)', () => {
+test('the input and output of hash() are not left in wasm memory (ASCII and not)', () => {
   for (const label of ['sk_live', 'clé-ключ-🔑']) {
     const apiKey = randomText(label);
     const digest = k.hash(apiKey);
     assert.equal(digest, nodeCrypto.createHash('sha256').update(apiKey, 'utf8').digest('hex'));
     assertGone(apiKey, `hash(${label}…)`);
+    assertGone(digest, `the lookup hash of ${label}…`);
   }
 });
 

@@ -230,12 +230,13 @@ pub fn decrypt_bytes(token: &JsValue, key: &JsValue) -> Result<Uint8Array, JsVal
 ///
 /// Throws `KeysealError` with `code` `malformed` (not a string, or a lone surrogate).
 #[wasm_bindgen]
-pub fn hash(api_key: &JsValue) -> Result<String, JsValue> {
+pub fn hash(api_key: &JsValue) -> Result<JsString, JsValue> {
     guarded(|| {
         let bytes = input::text_in(api_key)?;
         // TextEncoder's output is UTF-8; checked anyway rather than trusted.
         let text = core::str::from_utf8(&bytes).map_err(|_| TEXT_UNREADABLE)?;
-        Ok(crate::api_key_hash(text))
+        // The lookup hash is what a database stores to find the key: not left behind either.
+        Ok(secret_string_out(crate::api_key_hash(text)))
     })
 }
 
