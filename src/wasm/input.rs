@@ -51,7 +51,7 @@ extern "C" {
     fn is_well_formed(this: &CheckedString) -> Result<bool, JsValue>;
 }
 
-/// The built-ins argument checks rely on, taken once (before any caller can swap them).
+/// The built-ins argument checks rely on, looked up once, at first use.
 struct Intrinsics {
     /// `%TypedArray%.prototype[Symbol.toStringTag]`'s getter.
     tag: Function,
