@@ -18,5 +18,8 @@ printf '{ "name": "keyseal-consumer", "private": true }\n' >"$APP/package.json"
 cp bindings/test/*.cjs bindings/test/*.mjs "$APP/test/"
 say "node --test ($(node --version))"
 cd "$APP"
-KEYSEAL_VECTORS="$ROOT/tests/vectors/python/python-interop.json" \
+# The tests' own dev dependencies (fast-check) come from bindings/node_modules (npm ci by
+# scripts/setup-wasm.sh), not from the package, which has none.
+NODE_PATH="$ROOT/bindings/node_modules" \
+  KEYSEAL_VECTORS="$ROOT/tests/vectors/python/python-interop.json" \
   node --test --test-reporter=spec test/*.test.cjs test/*.test.mjs

@@ -1,0 +1,141 @@
+//! The bindings themselves, with JS values, in Chromium (`make test-wasm`); the npm package's
+//! own tests (bindings/test/) cover them in Node.
+
+use super::handle::KeysealKey;
+use super::*;
+use js_sys::Reflect;
+use wasm_bindgen_test::{wasm_bindgen_test as test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn code_of(err: &JsValue) -> (String, String) {
+    let get = |name: &str| {
+        Reflect::get(err, &JsValue::from_str(name))
+            .unwrap()
+            .as_string()
+            .unwrap()
+    };
+    (get("name"), get("code"))
+}
+
+fn key(fill: u8) -> JsValue {
+    Uint8Array::from(&[fill; 32][..]).into()
+}
+
+#[test]
+fn round_trips_through_js_values() {
+    let k = key(1);
+    let token = encrypt(&JsValue::from_str("héllo 🔑"), &k).unwrap();
+    assert!(token.starts_with("v2:"));
+    assert!(is_encrypted(&JsValue::from_str(&token)));
+    let back = decrypt(&JsValue::from_str(&token), &k).unwrap();
+    assert_eq!(String::from(back), "héllo 🔑");
+    let bytes: JsValue = Uint8Array::from(&[0u8, 255, 7][..]).into();
+    let token = encrypt_bytes(&bytes, &k).unwrap();
+    let back = decrypt_bytes(&JsValue::from_str(&token), &k).unwrap();
+    assert_eq!(back.to_vec(), vec![0, 255, 7]);
+    let handle = KeysealKey::new(&k).unwrap();
+    let back = handle.decrypt(&JsValue::from_str(&token));
+    assert_eq!(
+        code_of(&back.unwrap_err()),
+        ("KeysealError".into(), "not_utf8".into())
+    );
+}
+
+#[test]
+fn errors_are_keyseal_errors_with_codes() {
+    let short: JsValue = Uint8Array::new_with_length(31).into();
+    let err = encrypt(&JsValue::from_str("x"), &short).unwrap_err();
+    assert!(err.is_instance_of::<js_sys::Error>());
+    assert_eq!(code_of(&err), ("KeysealError".into(), "bad_key".into()));
+    let err = decrypt(&JsValue::from_str("v2:@@@"), &key(1)).unwrap_err();
+    assert_eq!(code_of(&err).1, "malformed");
+    let other = encrypt(&JsValue::from_str("x"), &key(2)).unwrap();
+    let err = decrypt(&JsValue::from_str(&other), &key(1)).unwrap_err();
+    assert_eq!(code_of(&err).1, "authentication");
+    let err = derive_pool_key(&JsValue::from_f64(32.0)).unwrap_err();
+    assert_eq!(code_of(&err).1, "bad_key");
+    let lone = JsString::from_char_code1(0xD800);
+    let err = hash(&lone.into()).unwrap_err();
+    assert_eq!(code_of(&err).1, "malformed");
+}
+
+#[test]
+fn generated_keys_differ() {
+    let a = generate_key().unwrap().to_vec();
+    let b = generate_key().unwrap().to_vec();
+    assert_eq!(a.len(), 32);
+    assert_ne!(a, b);
+    assert_eq!(encrypted_prefix(), "v2:");
+}
+
+#[test]
+fn proxies_and_lying_lengths_are_read_safely() {
+    // A Proxy of a key is not a Uint8Array: bad_key, not a TypeError thrown through wasm.
+    let proxy: JsValue = js_sys::Proxy::new(&key(1), &js_sys::Object::new()).into();
+    let err = encrypt(&JsValue::from_str("x"), &proxy).unwrap_err();
+    assert_eq!(code_of(&err), ("KeysealError".into(), "bad_key".into()));
+    let err = encrypt_bytes(&proxy, &key(1)).unwrap_err();
+    assert_eq!(code_of(&err).1, "malformed");
+    // An own `length` getter that changes on every read once tripped an assertion (a trap);
+    // the real length is what counts.
+    let lying = key(3);
+    let getter = js_sys::Function::new_no_args("return this.__n = (this.__n | 0) + 1;");
+    let desc = js_sys::Object::new();
+    Reflect::set(&desc, &"get".into(), &getter).unwrap();
+    Reflect::define_property(
+        lying.unchecked_ref::<js_sys::Object>(),
+        &"length".into(),
+        desc.unchecked_ref(),
+    )
+    .unwrap();
+    let token = encrypt(&JsValue::from_str("lying"), &lying).unwrap();
+    let back = decrypt(&JsValue::from_str(&token), &key(3)).unwrap();
+    assert_eq!(String::from(back), "lying");
+}
+
+#[test]
+fn a_freed_handle_is_bad_key() {
+    let handle = KeysealKey::new(&key(4)).unwrap();
+    let token = handle.encrypt(&JsValue::from_str("x")).unwrap();
+    handle.free();
+    handle.free();
+    let err = handle.decrypt(&JsValue::from_str(&token)).unwrap_err();
+    assert_eq!(code_of(&err), ("KeysealError".into(), "bad_key".into()));
+    assert_eq!(code_of(&handle.export_key().unwrap_err()).1, "bad_key");
+}
+
+#[test]
+fn nonce_pool_survives_failing_silent_and_reentering_sources() {
+    use crate::nonce::{fill_nonce, set_random_source};
+    fn failing(_: &mut [u8]) -> Result<(), Error> {
+        Err(Error::Randomness)
+    }
+    fn silent(_: &mut [u8]) -> Result<(), Error> {
+        Ok(())
+    }
+    fn reentering(buf: &mut [u8]) -> Result<(), Error> {
+        // A nonce asked for while the pool refills: refused, not a RefCell panic (a trap).
+        let mut inner = [0u8; 12];
+        assert_eq!(fill_nonce(&mut inner), Err(Error::Randomness));
+        host::random(buf)
+    }
+    let mut nonce = [0u8; 12];
+    set_random_source(failing);
+    // Use up what the pool holds; then every refill fails, cleanly.
+    let mut drained = 0;
+    while fill_nonce(&mut nonce).is_ok() {
+        drained += 1;
+        assert!(drained <= 4096 / 12, "the failing source was never asked");
+    }
+    assert_eq!(fill_nonce(&mut nonce), Err(Error::Randomness));
+    set_random_source(silent);
+    assert_eq!(fill_nonce(&mut nonce), Err(Error::Randomness));
+    set_random_source(reentering);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        fill_nonce(&mut nonce).unwrap();
+        assert!(seen.insert(nonce), "a nonce handed out twice");
+    }
+    set_random_source(host::random);
+}
