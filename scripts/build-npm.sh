@@ -43,7 +43,9 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 cp "$WORK/keyseal_bg.wasm" "$OUT/"
 cp "$WORK/web/keyseal.js" "$OUT/keyseal_web.js"
 # index.cjs, index.mjs, browser.mjs, workerd.mjs, keyseal_node.cjs, keyseal_wasm.cjs
-say "$(node bindings/npm/entries.mjs "$WORK" "$OUT")"
+# (Not inside `say "$(...)"`: set -e must see it fail.)
+entries_out="$(node bindings/npm/entries.mjs "$WORK" "$OUT")"
+say "$entries_out"
 for f in index.d.ts README.md; do
   cp "bindings/npm/$f" "$OUT/"
 done
