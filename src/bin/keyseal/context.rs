@@ -150,8 +150,10 @@ mod tests {
 
     #[test]
     fn input_longer_than_the_first_buffer_is_read_whole() {
-        let long: String = (0..3 * FIRST_CAPACITY + 5)
-            .map(|i| char::from(b'a' + (i % 26) as u8))
+        let long: String = (b'a'..=b'z')
+            .cycle()
+            .take(3 * FIRST_CAPACITY + 5)
+            .map(char::from)
             .collect();
         let text = read_line(format!("{long}\n").as_bytes()).unwrap();
         assert_eq!(*text, long);
