@@ -9,7 +9,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::args::Cli;
 use crate::db_path;
-use crate::output::{error_line, Failure};
+use crate::output::{error_line, unbuffered, Failure};
 
 /// Room up front, so that a usual secret is read without ever moving.
 const FIRST_CAPACITY: usize = 64 * 1024;
@@ -20,24 +20,13 @@ pub fn read_stdin_line() -> Result<Zeroizing<String>, Failure> {
     if stdin.is_terminal() {
         error_line("reading the secret from standard input (end with Ctrl-D)");
     }
-    read_line(unbuffered(stdin))
-        .map_err(|e| Failure(format!("cannot read standard input as UTF-8 text: {e}")))
-}
-
-/// Standard input read straight from its descriptor: `Stdin`'s own buffer is never wiped, so
-/// a secret read through it would stay in memory until keyseal exits.
-#[cfg(unix)]
-fn unbuffered(stdin: std::io::Stdin) -> Box<dyn Read> {
-    use std::os::fd::AsFd;
-    match stdin.as_fd().try_clone_to_owned() {
-        Ok(fd) => Box::new(std::fs::File::from(fd)),
-        Err(_) => Box::new(stdin),
+    // Straight from the descriptor: `Stdin`'s own buffer is never wiped, so a secret read
+    // through it would stay in memory until keyseal exits.
+    match unbuffered(&stdin) {
+        Some(file) => read_line(file),
+        None => read_line(stdin),
     }
-}
-
-#[cfg(not(unix))]
-fn unbuffered(stdin: std::io::Stdin) -> Box<dyn Read> {
-    Box::new(stdin)
+    .map_err(|e| Failure(format!("cannot read standard input as UTF-8 text: {e}")))
 }
 
 /// All of `input` as UTF-8 text, one trailing `\n` or `\r\n` dropped. Every byte read is wiped

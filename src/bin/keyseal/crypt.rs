@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use crate::args::{Cli, Target};
 use crate::context::{open_store, read_stdin_line};
-use crate::output::{print, Failure, Outcome};
+use crate::output::{print, print_secret, Failure, Outcome};
 
 pub fn encrypt_stdin(cli: &Cli, target: &Target) -> Outcome {
     let plaintext = read_stdin_line()?;
@@ -19,7 +19,7 @@ pub fn decrypt_stdin(cli: &Cli, target: &Target) -> Outcome {
     let token = read_stdin_line()?;
     let key = existing_data_key(cli, target)?;
     let plaintext = Zeroizing::new(decrypt(token.trim(), &key)?);
-    Ok(print(cli, &json!({ "plaintext": *plaintext }), &plaintext))
+    print_secret(cli, json!({ "plaintext": *plaintext }), &plaintext)
 }
 
 pub fn hash_stdin(cli: &Cli) -> Outcome {

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use keyseal::{ApiKeys, CreatedKey, NewKey, Verification};
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use crate::args::{Cli, KeysCommand};
 use crate::context::{open_api_keys, read_stdin_line};
-use crate::output::{error_line, expiry, print, to_json, Outcome};
+use crate::output::{error_line, expiry, format_secret, print, print_secret, to_json, Outcome};
 
 pub fn run(cli: &Cli, command: &KeysCommand) -> Outcome {
     let api_keys = open_api_keys(cli)?;
@@ -39,11 +40,7 @@ pub fn run(cli: &Cli, command: &KeysCommand) -> Outcome {
                 "rotated {key_id} (old key valid for {}s more); new",
                 grace.as_secs()
             );
-            Ok(print(
-                cli,
-                &to_json(&created),
-                &created_human(&created, &what),
-            ))
+            print_secret(cli, to_json(&created), &created_human(&created, &what))
         }
     }
 }
@@ -61,16 +58,12 @@ fn create(
         new = new.expires_in(life);
     }
     let created = api_keys.create(&new)?;
-    Ok(print(
-        cli,
-        &to_json(&created),
-        &created_human(&created, "created"),
-    ))
+    print_secret(cli, to_json(&created), &created_human(&created, "created"))
 }
 
 /// The new key, shown once, with what it is for.
-fn created_human(created: &CreatedKey, what: &str) -> String {
-    format!(
+fn created_human(created: &CreatedKey, what: &str) -> Zeroizing<String> {
+    format_secret(format_args!(
         "{what} key {} for user {} ({}), scopes [{}], expires {}\n\
          {}\n\
          This key is shown once and is not stored; keep it now.",
@@ -80,7 +73,7 @@ fn created_human(created: &CreatedKey, what: &str) -> String {
         created.scopes.join(", "),
         expiry(created.expires_at),
         created.key,
-    )
+    ))
 }
 
 fn verify(cli: &Cli, api_keys: &ApiKeys) -> Outcome {

@@ -8,13 +8,13 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::args::Cli;
-use crate::output::{print, Failure, Outcome};
+use crate::output::{print, print_secret, Failure, Outcome};
 
 pub fn generate(cli: &Cli, out: Option<&Path>) -> Outcome {
     let key = MasterKey::generate()?;
     let text = Zeroizing::new(key.to_base64());
     let Some(path) = out else {
-        return Ok(print(cli, &json!({ "master_key": *text }), &text));
+        return print_secret(cli, json!({ "master_key": *text }), &text);
     };
     write_new_secret_file(path, &text)?;
     Ok(print(

@@ -2,9 +2,12 @@
 //! `keyseal: ...` line on stderr when a command fails, and the exit codes (0 success, 1 refused
 //! or failed; clap exits 2 on bad usage before any of this runs).
 
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use serde_json::Value;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::args::Cli;
 
@@ -61,6 +64,67 @@ pub fn print(cli: &Cli, value: &Value, human: &str) -> ExitCode {
         println!("{human}");
     }
     ExitCode::SUCCESS
+}
+
+/// Like [`print`], for output that holds a secret (a key, a plaintext): rendered into a buffer
+/// of the exact size, written straight to the stdout descriptor (std's stdout buffer is never
+/// wiped), then every copy is wiped, the strings inside `value` too.
+pub fn print_secret(cli: &Cli, mut value: Value, human: &str) -> Outcome {
+    let line = if cli.json {
+        format_secret(format_args!("{value}\n"))
+    } else {
+        format_secret(format_args!("{human}\n"))
+    };
+    wipe(&mut value);
+    let written = match unbuffered(&std::io::stdout()) {
+        Some(mut out) => out.write_all(line.as_bytes()),
+        None => std::io::stdout().lock().write_all(line.as_bytes()),
+    };
+    written.map_err(|e| Failure(format!("cannot write to standard output: {e}")))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `args` formatted into a string allocated once at its exact size: a `String` grown while
+/// formatting would free its smaller buffers with parts of the secret still in them.
+pub fn format_secret(args: fmt::Arguments<'_>) -> Zeroizing<String> {
+    struct Count(usize);
+    impl fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = count.write_fmt(args);
+    let mut text = Zeroizing::new(String::with_capacity(count.0));
+    let _ = text.write_fmt(args);
+    text
+}
+
+/// Wipes every string in `value` (object keys are field names, not secrets).
+fn wipe(value: &mut Value) {
+    match value {
+        Value::String(text) => text.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe),
+        Value::Object(fields) => fields.values_mut().for_each(wipe),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// `handle`'s descriptor as an unbuffered file, so that what passes through it is not copied
+/// into std's buffers, which are never wiped; `None` where that is not available.
+#[cfg(unix)]
+pub fn unbuffered(handle: &impl std::os::fd::AsFd) -> Option<std::fs::File> {
+    handle
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(std::fs::File::from)
+}
+
+#[cfg(not(unix))]
+pub fn unbuffered<T>(_handle: &T) -> Option<std::fs::File> {
+    None
 }
 
 /// The library's own JSON form of a value (the fields the JSON output documents).
