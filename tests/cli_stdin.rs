@@ -7,24 +7,18 @@
 mod cli_env;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use cli_env::{stderr, stdout, Env};
+use cli_env::{keyseal_in, stderr, stdout, Env};
 
 /// Runs keyseal in `env` with raw bytes on standard input, written in small pieces so that the
 /// binary sees many short reads.
 fn run_bytes(env: &Env, args: &[&str], input: &[u8]) -> Output {
     let db = env.db();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyseal"))
+    let mut child = keyseal_in(env.dir.path())
         .args(["--db", db.to_str().unwrap()])
         .args(["--master-key-file", env.master_file.to_str().unwrap()])
         .args(args)
-        .current_dir(env.dir.path())
-        .env_remove("API_KEY_MASTER_KEY")
-        .env_remove("KEYSEAL_DB")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
