@@ -136,3 +136,29 @@ pub fn to_json(value: &impl serde::Serialize) -> Value {
 pub fn expiry(at: Option<impl ToString>) -> String {
     at.map_or_else(|| "never".into(), |t| t.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn secrets_are_formatted_into_one_allocation_of_the_exact_size() {
+        let key = "ks_".repeat(300);
+        let text = format_secret(format_args!("created {}\n{key}\nkeep it", 42));
+        assert_eq!(*text, format!("created 42\n{key}\nkeep it"));
+        assert_eq!(text.capacity(), text.len());
+    }
+
+    #[test]
+    fn wiping_a_value_empties_every_string_in_it() {
+        let mut value =
+            json!({ "key": "ks_1", "scopes": ["a", "b"], "n": 1, "inner": { "p": "x" } });
+        wipe(&mut value);
+        assert_eq!(
+            value,
+            json!({ "key": "", "scopes": ["", ""], "n": 1, "inner": { "p": "" } })
+        );
+    }
+}
