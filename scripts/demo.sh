@@ -12,6 +12,7 @@ show() { printf '$ %s\n' "$*"; }
 step "Build the keyseal command line (cargo build --release --features cli)"
 cargo build --quiet --release --features cli --bin keyseal
 KS="$PWD/target/release/keyseal"
+SCRIPTS="$PWD/scripts"
 
 mkdir -p demo
 cd demo
@@ -30,8 +31,8 @@ step "Issue an API key for alice (shown once, stored only as a bcrypt hash)"
 show "keyseal keys create --user alice --name ci-deploy --scope read --scope write --expires-in 30d --json"
 created=$("$KS" keys create --user alice --name ci-deploy --scope read --scope write --expires-in 30d --json)
 echo "$created"
-KEY=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' <<<"$created")
-KEY_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["key_id"])' <<<"$created")
+KEY=$(python3 "$SCRIPTS/json-field.py" key <<<"$created")
+KEY_ID=$(python3 "$SCRIPTS/json-field.py" key_id <<<"$created")
 
 step "Verify it (the key goes on stdin, never in argv)"
 show "keyseal keys verify --json <<< \"\$KEY\""
@@ -41,7 +42,7 @@ step "Rotate it with a one-hour grace period: both keys verify"
 show "keyseal keys rotate --user alice $KEY_ID --grace 1h --json"
 rotated=$("$KS" keys rotate --user alice "$KEY_ID" --grace 1h --json)
 echo "$rotated"
-NEW_KEY=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' <<<"$rotated")
+NEW_KEY=$(python3 "$SCRIPTS/json-field.py" key <<<"$rotated")
 show "keyseal keys verify <<< old key";  "$KS" keys verify <<<"$KEY"
 show "keyseal keys verify <<< new key";  "$KS" keys verify <<<"$NEW_KEY"
 
@@ -64,15 +65,6 @@ show "keyseal decrypt --user alice <<< \"\$TOKEN\""
 "$KS" "${M[@]}" decrypt --user alice <<<"$TOKEN"
 
 step "What is at rest in demo/keyseal.db: ciphertext and hashes only"
-python3 - "$KEYSEAL_DB" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-row = db.execute("SELECT user_id, hex(encrypted_key), created_at FROM encryption_keys WHERE user_id='alice'").fetchone()
-print(f"encryption_keys: user_id={row[0]} encrypted_key={row[1][:48]}... ({len(row[1])//2} bytes: nonce, wrapped key, tag) created_at={row[2]}")
-cols = [c[1] for c in db.execute("PRAGMA table_info(api_keys)")]
-for r in db.execute("SELECT * FROM api_keys WHERE user_id='alice'"):
-    shown = {c: (v[:7] + "... (bcrypt, " + str(len(v)) + " chars)" if c == "hash" else v) for c, v in zip(cols, r)}
-    print("api_keys: " + ", ".join(f"{c}={shown[c]}" for c in ("key_id", "user_id", "name", "scopes", "hash", "revoked_at", "rotated_to")))
-PY
+python3 "$SCRIPTS/demo-at-rest.py" "$KEYSEAL_DB" alice
 echo
 echo "Done. The store is demo/keyseal.db and the master key demo/master.key; run again to reuse them."

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the wasm32 toolchain keyseal's npm package needs, idempotently.
-# See docs in ../shared/WASM-TOOLCHAIN.md (copied into README's "WebAssembly" section).
+# Installs the wasm32 toolchain keyseal's npm package needs, idempotently: each step says what
+# it found and installs only what is missing.
+#  - Node and npm (they also read the pinned wasm-bindgen version, from `cargo metadata`).
 #  - rustup with wasm32-unknown-unknown present: use it.
 #  - otherwise: Debian's Rust 1.96 (rustc-web & co) + std source, built with build-std.
 #  - wasm-bindgen-cli (exact version pinned in Cargo.toml) and wasm-pack via cargo install.
@@ -10,9 +11,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# The exact wasm-bindgen version pinned (with "=") in Cargo.toml; the CLI must match it.
-WASM_BINDGEN_VERSION="$(sed -n 's/^wasm-bindgen *=.*"=\([0-9][0-9.]*\)".*/\1/p' Cargo.toml 2>/dev/null | head -n1 || true)"
-WASM_BINDGEN_VERSION="${WASM_BINDGEN_VERSION:-0.2.130}"
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 
 say() { printf 'setup-wasm: %s\n' "$*"; }
@@ -45,6 +43,14 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 }
 
+# 0. Node and npm: they read Cargo.toml's pins here and run the npm dev tools (step 3).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm
+fi
+# The exact wasm-bindgen version pinned (with "=") in Cargo.toml; the CLI must match it.
+WASM_BINDGEN_VERSION="$(node scripts/cargo-manifest.mjs pinned-version wasm-bindgen)"
+say "wasm-bindgen pinned in Cargo.toml: $WASM_BINDGEN_VERSION"
+
 # 1. Rust for wasm32
 if command -v rustup >/dev/null 2>&1 &&
   rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
@@ -63,7 +69,7 @@ have_bindgen="$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null || true)"
 if [ "$have_bindgen" = "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
   say "wasm-bindgen $WASM_BINDGEN_VERSION: present"
 else
-  # Not --locked: the registry mirror lacks one of its lock entries (WASM-TOOLCHAIN.md).
+  # Not --locked: its lock file names an entry the registry mirror lacks, and then it fails.
   say "cargo install wasm-bindgen-cli --version $WASM_BINDGEN_VERSION (about 4 minutes)"
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
@@ -74,11 +80,9 @@ else
   cargo install --locked wasm-pack
 fi
 
-# 3. npm dev tools (binaryen's wasm-opt; Debian's binaryen is too old, see WASM-TOOLCHAIN.md)
-# and the tools of mk/www.mk (playwright-core, workerd, typescript), all pinned in package-lock.json.
-if ! command -v npm >/dev/null 2>&1; then
-  apt_install nodejs npm
-fi
+# 3. npm dev tools (binaryen's wasm-opt: Debian's wasm-opt 108 breaks wasm-bindgen's externref
+# table) and the tools of mk/www.mk (playwright-core, workerd, typescript), all pinned in
+# package-lock.json.
 # npm ci only when node_modules is missing or was installed from another package-lock.json.
 stamp="bindings/node_modules/.keyseal-lock.sha256"
 want="$(sha256sum bindings/package-lock.json | cut -d' ' -f1)"

@@ -72,17 +72,22 @@ impl Env {
     }
 }
 
-pub fn run_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyseal"))
-        .args(args)
+/// The keyseal binary, to run in `dir`: no master key or store from the environment, every
+/// stream piped.
+pub fn keyseal_in(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyseal"));
+    command
         .current_dir(dir)
         .env_remove("API_KEY_MASTER_KEY")
         .env_remove("KEYSEAL_DB")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    command
+}
+
+pub fn run_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = keyseal_in(dir).args(args).spawn().unwrap();
     // A command refused before it reads its input closes the pipe early: not an error here.
     let written = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     if let Err(e) = written {

@@ -1,0 +1,178 @@
+//! The command line's shape: global options, commands and their flags (clap derive types).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Keeps API keys and other secrets safe: encrypt secrets with per-user keys, issue and verify
+/// API keys. Secrets are read from standard input, never from arguments.
+#[derive(Parser)]
+#[command(name = "keyseal", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The SQLite store (per-user data keys and API keys).
+    #[arg(long, global = true, env = "KEYSEAL_DB", default_value = "keyseal.db")]
+    pub db: PathBuf,
+    /// A file holding the master key (base64); otherwise `API_KEY_MASTER_KEY` is used.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub master_key_file: Option<PathBuf>,
+    /// Print one JSON object instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// bcrypt cost for new API keys (4-31). Verifying uses each key's own cost.
+    #[arg(long, global = true, env = "KEYSEAL_BCRYPT_COST", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
+    /// Log what happens to stderr (-v info, -vv debug); never secrets.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Master key commands.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
+    /// Encrypt standard input into a v2: token (one trailing newline is dropped).
+    Encrypt(Target),
+    /// Decrypt a v2: token read from standard input.
+    Decrypt(Target),
+    /// The lookup hash (hex SHA-256) of standard input (one trailing newline is dropped).
+    Hash,
+    /// API keys: create, verify, list, revoke, rotate.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Rewrap every user's data key under a new master key (all or nothing).
+    RotateMaster {
+        /// A file holding the new master key (base64).
+        #[arg(long, value_name = "PATH")]
+        new_master_key_file: PathBuf,
+    },
+    /// Encrypt the legacy plaintext values of one column of one SQLite table in place.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Subcommand)]
+pub enum MasterKeyCommand {
+    /// Generate a new master key; writes it to --out (mode 0600) or prints it.
+    Generate {
+        /// Write the key to this new file (mode 0600) instead of standard output.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Whose data key encrypts or decrypts: one user's, or the shared pool key.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct Target {
+    /// Use this user's data key (created on first use).
+    #[arg(long, value_name = "ID")]
+    pub user: Option<String>,
+    /// Use the shared pool key derived from the master key.
+    #[arg(long)]
+    pub pool: bool,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Issue a new API key; it is shown once and never stored.
+    Create {
+        #[arg(long, value_name = "ID")]
+        user: String,
+        #[arg(long)]
+        name: String,
+        /// A scope (repeat for several).
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. 30d, 12h, 90m.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// Verify an API key read from standard input: exit 0 if valid, 1 if refused.
+    Verify,
+    /// List a user's keys (never secrets or hashes).
+    List {
+        #[arg(long, value_name = "ID")]
+        user: String,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        #[arg(long, value_name = "ID")]
+        user: String,
+        key_id: String,
+    },
+    /// Replace a key by a new one; the old one keeps working during --grace.
+    Rotate {
+        #[arg(long, value_name = "ID")]
+        user: String,
+        key_id: String,
+        /// How long the old key keeps working, e.g. 24h; 0 ends it at once.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "24h")]
+        grace: Duration,
+    },
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// The table holding the values.
+    #[arg(long)]
+    pub table: String,
+    /// The column to encrypt.
+    #[arg(long)]
+    pub column: String,
+    /// The column that identifies rows (primary key).
+    #[arg(long, value_name = "COLUMN")]
+    pub id_column: String,
+    /// The column with each row's user id (per-user keys).
+    #[arg(
+        long,
+        value_name = "COLUMN",
+        conflicts_with = "pool",
+        required_unless_present = "pool"
+    )]
+    pub user_column: Option<String>,
+    /// Encrypt every row with the pool key.
+    #[arg(long)]
+    pub pool: bool,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Count what would be done; change nothing on disk (the key store is not opened).
+    #[arg(long, conflicts_with = "verify")]
+    pub dry_run: bool,
+    /// After migrating, decrypt every value and count.
+    #[arg(long)]
+    pub verify: bool,
+    /// The database holding the table, when it is not the --db store.
+    #[arg(long, value_name = "PATH")]
+    pub data_db: Option<PathBuf>,
+}
+
+/// `30d`, `12h`, `90m`, `45s` or `0`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?}: add a unit: s, m, h or d (e.g. 30d)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number then s, m, h or d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(seconds)
+        .filter(|s| *s <= 100 * 365 * 86_400)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?}: too long (at most 100 years)"))
+}

@@ -1,0 +1,52 @@
+//! `keyseal`: the command line, a thin layer over the library.
+//!
+//! Secrets come on standard input, never as arguments. Exit 0 on success, 1 when refused or
+//! failed (one line on stderr), 2 on bad usage (clap's message).
+//!
+//! Layout: `args` is the command line's shape, `output` what is printed and the exit codes,
+//! `context` what commands share (standard input, master key, store), then one module per
+//! command group.
+
+mod args;
+mod context;
+mod crypt;
+mod keys;
+mod master_key;
+mod migrate;
+mod output;
+mod progress;
+mod rotate_master;
+
+// The same reading of `--db` as the library's (in-memory and `file:` URI forms).
+#[allow(dead_code)]
+#[path = "../../db_path.rs"]
+mod db_path;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command, MasterKeyCommand};
+use output::Outcome;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging(cli.verbose);
+    output::exit_code(run(&cli))
+}
+
+fn run(cli: &Cli) -> Outcome {
+    match &cli.command {
+        Command::MasterKey(MasterKeyCommand::Generate { out }) => {
+            master_key::generate(cli, out.as_deref())
+        }
+        Command::Encrypt(target) => crypt::encrypt_stdin(cli, target),
+        Command::Decrypt(target) => crypt::decrypt_stdin(cli, target),
+        Command::Hash => crypt::hash_stdin(cli),
+        Command::Keys(command) => keys::run(cli, command),
+        Command::RotateMaster {
+            new_master_key_file,
+        } => rotate_master::run(cli, new_master_key_file),
+        Command::Migrate(args) => migrate::run(cli, args),
+    }
+}
