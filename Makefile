@@ -5,10 +5,18 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test test-rust lint test-python-interop bench setup-python
+.PHONY: test test-rust lint test-python-interop bench bench-issuance setup-python
 
-## test: everything CI checks (lint, Rust tests, interop with Python, and the fragments' tests)
-test: lint test-rust test-python-interop
+# The whole graph of `make test`, in one place. The fragments in mk/ define the targets named
+# here (and their own helpers) but never add to `test`.
+#   lint                  fmt and clippy (this file)
+#   test-rust             every Rust test, Python interop inside it (this file)
+#   test-python-interop   keyseal's output checked by Python (this file)
+#   test-wasm             Rust tests under wasm32 in Node and Chromium, the npm JS tests (mk/wasm.mk)
+#   test-www              the demo page, the workerd example, the shipped types (mk/www.mk)
+#   test-consumers        the packed package in bundlers, Bun and Deno (mk/www.mk)
+## test: everything CI checks
+test: lint test-rust test-python-interop test-wasm test-www test-consumers
 
 lint:
 	@echo "==> cargo fmt --check"
@@ -16,6 +24,10 @@ lint:
 	@echo "==> cargo clippy (all targets, all features, warnings are errors)"
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
 
+# The key store's Python interop test (tests/keystore_python.rs) runs inside `cargo test`:
+# install python3's `cryptography` first, and make a missing Python a failure, not a skip.
+test-rust: setup-python
+test-rust: export KEYSEAL_REQUIRE_PYTHON = 1
 test-rust:
 	@echo "==> cargo test (all features)"
 	$(CARGO) test --all-features
@@ -32,5 +44,9 @@ test-python-interop: setup-python
 ## bench: criterion benchmarks of the native crate (figures in BENCHMARKS.md)
 bench:
 	$(CARGO) bench --bench core
+
+## bench-issuance: API key benchmarks (verify paths, first validation, floods, revocation)
+bench-issuance:
+	$(CARGO) bench --bench issuance
 
 -include mk/*.mk

@@ -1,9 +1,4 @@
-# Key store (feature `keystore`): extra steps for `make test` and the key store benchmarks.
-
-# The key store's Python interop test (tests/keystore_python.rs) runs inside `cargo test`: install
-# python3's `cryptography` first, and make a missing Python a failure rather than a skip.
-test-rust: setup-python
-test-rust: export KEYSEAL_REQUIRE_PYTHON = 1
+# Key store (feature `keystore`): its benchmarks. Included by the Makefile.
 
 .PHONY: bench-keystore
 ## bench-keystore: key store benchmarks (criterion) and the Python module's figures beside them

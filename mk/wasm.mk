@@ -34,5 +34,3 @@ test-npm: npm
 ## bench-js: the npm package against WebCrypto and node:crypto (figures in BENCHMARKS.md)
 bench-js: npm
 	node bindings/bench.mjs
-
-test: test-wasm

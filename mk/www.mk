@@ -31,5 +31,3 @@ test-www-types: npm
 test-consumers: npm
 	@echo "==> the npm package in esbuild/webpack bundles, Node, Chromium, Bun, Deno and tsc"
 	@bash scripts/test-consumers.sh
-
-test: test-www test-consumers
