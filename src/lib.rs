@@ -29,8 +29,15 @@ cfg_if::cfg_if! {
     not(target_arch = "wasm32")
 ))]
 mod civil;
+// The user-id rule; the key store adopts it next (until then only API keys use it).
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 mod keystore;
+#[cfg(all(
+    any(feature = "keystore", feature = "issuance"),
+    not(target_arch = "wasm32")
+))]
+#[cfg_attr(not(feature = "issuance"), allow(dead_code))]
+mod user_id;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::{KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MAX_USER_ID_LEN};
 

@@ -356,7 +356,9 @@ fn arguments_are_checked() {
         NewKey::new("u", ""),
         NewKey::new("u", "n").scope("has space"),
         NewKey::new("u", "n").scope(""),
-        NewKey::new("u\n", "n"),
+        NewKey::new("u\0", "n"),
+        NewKey::new("x".repeat(1025), "n"),
+        NewKey::new("u", "n").scopes((0..65).map(|i| format!("s{i}"))),
     ] {
         assert!(matches!(
             keys.create(&bad),
@@ -364,6 +366,22 @@ fn arguments_are_checked() {
         ));
     }
     assert!(ApiKeys::open_with(&db.0, ApiKeysConfig::default().bcrypt_cost(3)).is_err());
+}
+
+/// User ids follow the key store's rule (1 to 1 024 bytes, no NUL): a user who can get a data
+/// key can get an API key. API keys used to refuse spaces and ids over 256 bytes.
+#[test]
+fn api_key_user_ids_follow_the_key_store_rule() {
+    let db = TempDb::new();
+    let keys = open(&db);
+    for user in ["Ada Lovelace".to_owned(), "x".repeat(1024)] {
+        let made = keys.create(&NewKey::new(user.as_str(), "n")).unwrap();
+        let Verification::Valid(ok) = keys.verify(&made.key).unwrap() else {
+            panic!("refused")
+        };
+        assert_eq!(&*ok.user_id, user);
+        assert_eq!(keys.list(&user).unwrap().len(), 1);
+    }
 }
 
 // --- quota, rotation, list ----------------------------------------------------------------------
@@ -607,12 +625,9 @@ fn child_process_watcher() {
     println!("CHILD ready");
     let t = Instant::now();
     loop {
-        match keys.verify(&key).unwrap() {
-            Verification::Valid(_) => {}
-            Verification::Refused(r) => {
-                println!("CHILD refused {}", r.reason());
-                break;
-            }
+        if let Some(r) = keys.verify(&key).unwrap().refusal() {
+            println!("CHILD refused {}", r.reason());
+            break;
         }
         assert!(t.elapsed() < Duration::from_secs(20), "never refused");
         std::thread::sleep(Duration::from_millis(1));

@@ -141,3 +141,24 @@ fn an_old_single_format_row_is_still_read() {
     .unwrap();
     assert!(open(&db).verify(key).unwrap().is_valid());
 }
+
+/// An import is held to the same scope limit as `create` (at most 64): it used to store any
+/// number of scopes.
+#[test]
+fn legacy_import_caps_scopes_as_create_does() {
+    let db = TempDb::new();
+    let keys = open(&db);
+    let hash = bcrypt::hash(b"mhu_LongKey0rest-of-the-key", 4).unwrap();
+    let mut l = legacy_key(hash);
+    l.scopes = (0..65).map(|i| format!("s{i}")).collect();
+    assert!(matches!(
+        keys.import_legacy(&l),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        keys.create(&NewKey::new("u", "n").scopes(l.scopes.clone())),
+        Err(Error::InvalidArgument { .. })
+    ));
+    l.scopes.truncate(64);
+    keys.import_legacy(&l).unwrap();
+}

@@ -62,8 +62,7 @@ fn revoke_sql(key_id: &str) -> String {
 
 fn reason(v: &Result<Verification, Error>) -> String {
     match v {
-        Ok(Verification::Valid(_)) => "valid".into(),
-        Ok(Verification::Refused(r)) => r.reason().into(),
+        Ok(v) => v.refusal().map_or("valid", |r| r.reason()).into(),
         Err(e) => format!("error: {e}"),
     }
 }

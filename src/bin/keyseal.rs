@@ -432,11 +432,12 @@ fn verify_key(cli: &Cli, api_keys: &ApiKeys) -> Outcome {
                     .map_or_else(|| "never".into(), |t| t.to_string())
             ),
         )),
-        Verification::Refused(refusal) => {
+        refused => {
             if cli.json {
                 println!("{json}");
             } else {
-                eprintln!("keyseal: refused: {}", refusal.reason());
+                let reason = refused.refusal().map_or("refused", |r| r.reason());
+                eprintln!("keyseal: refused: {reason}");
             }
             Ok(ExitCode::FAILURE)
         }

@@ -163,7 +163,7 @@ pub(crate) struct ParsedKey<'a> {
 
 impl KeyFormat {
     /// A format with the given tag: 1 to 32 characters, a lowercase ASCII letter first, then
-    /// lowercase letters, digits or `_`, not ending in `_`. (`mcpkey` gives seed 003's
+    /// lowercase letters, digits or `_`, not ending in `_`. (`mcpkey` gives the
     /// `mcpkey_live_…` / `mcpkey_test_…` prefixes.)
     ///
     /// # Errors
@@ -271,26 +271,6 @@ pub(crate) fn random_base62(len: usize) -> Result<String, Error> {
     }
     buf.fill(0);
     Ok(out)
-}
-
-/// A seed-004-style legacy key format: a literal prefix (e.g. `mhu_`), then url-safe base64
-/// characters, of which the first `lookup_len` are stored in clear for lookup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LegacyFormat {
-    pub prefix: String,
-    pub lookup_len: usize,
-}
-
-impl LegacyFormat {
-    /// The lookup prefix of `key` if it has this format's shape.
-    pub(crate) fn lookup<'a>(&self, key: &'a str) -> Option<&'a str> {
-        let rest = key.strip_prefix(self.prefix.as_str())?;
-        let ok = (self.lookup_len.max(16)..=128).contains(&rest.len())
-            && rest
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
-        ok.then(|| &rest[..self.lookup_len])
-    }
 }
 
 #[cfg(test)]

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
+use super::backend::{
+    Backend, Change, DecideInsert, DecideRotation, InsertContext, Inserted, Row, Scheme,
+};
 use super::format::Environment;
-use super::store::{Change, Inserted, Row, Scheme, Storage, MAX_LEGACY_PER_LOOKUP};
+use super::rate_limit::RateLimit;
 use super::time::Timestamp;
-use super::RateLimit;
 use crate::Error;
 
 const SCHEMA: &str = "
@@ -60,7 +62,7 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
 }
 
-pub(crate) struct SqliteStorage {
+pub(crate) struct SqliteBackend {
     conn: Mutex<Connection>,
     /// A second connection used only to look for other processes' changes: in WAL mode it
     /// reads while `conn` waits for (or holds) the write lock, so a busy write never delays
@@ -69,7 +71,7 @@ pub(crate) struct SqliteStorage {
     data_version: Mutex<Option<i64>>,
 }
 
-impl SqliteStorage {
+impl SqliteBackend {
     pub(crate) fn open(path: &Path) -> Result<Self, Error> {
         let conn = Connection::open(path).map_err(|e| storage(&e))?;
         conn.busy_timeout(WRITE_WAIT).map_err(|e| storage(&e))?;
@@ -94,7 +96,7 @@ impl SqliteStorage {
                 .map_err(|e| storage(&e))?;
             Some(Mutex::new(r))
         };
-        Ok(SqliteStorage {
+        Ok(SqliteBackend {
             conn: Mutex::new(conn),
             reader,
             data_version: Mutex::new(None),
@@ -218,13 +220,13 @@ fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-/// Keys of a user that validate now: active ones and rotated ones still in their grace.
-fn valid_count(tx: &Connection, user_id: &str, now: Timestamp) -> rusqlite::Result<i64> {
-    tx.prepare_cached(
-        "SELECT COUNT(*) FROM api_keys WHERE user_id = ?1 AND revoked_at IS NULL \
-         AND (expires_at IS NULL OR expires_at > ?2)",
-    )?
-    .query_row(params![user_id, now.unix_millis()], |r| r.get(0))
+/// Rows by one indexed column (`user_id` or `lookup`), oldest first.
+fn rows_where(tx: &Connection, column: &str, value: &str) -> rusqlite::Result<Vec<Row>> {
+    tx.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE {column} = ?1 ORDER BY row_id"
+    ))?
+    .query_map([value], read_row)?
+    .collect()
 }
 
 fn find_user_key(tx: &Connection, user_id: &str, key_id: &str) -> rusqlite::Result<Option<Row>> {
@@ -254,35 +256,17 @@ fn touch_in(conn: &mut Connection, uses: &[(i64, Timestamp)]) -> Result<(), Erro
     tx.commit().map_err(|e| storage(&e))
 }
 
-impl Storage for SqliteStorage {
-    fn insert(&self, row: &Row, quota: Option<u32>, now: Timestamp) -> Result<Inserted, Error> {
+impl Backend for SqliteBackend {
+    fn insert(&self, row: &Row, decide: DecideInsert<'_>) -> Result<Inserted, Error> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| storage(&e))?;
-        if let Some(limit) = quota {
-            if valid_count(&tx, &row.user_id, now).map_err(|e| storage(&e))? >= i64::from(limit) {
-                return Err(Error::QuotaExceeded { limit });
-            }
-        }
-        if row.scheme == Scheme::Plain {
-            // Every row under a lookup costs a bcrypt when a wrong key presents it: bounded.
-            let shared: i64 = tx
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM api_keys WHERE lookup = ?1 AND scheme = 'bcrypt'",
-                )
-                .and_then(|mut s| s.query_row([&row.lookup], |r| r.get(0)))
-                .map_err(|e| storage(&e))?;
-            if shared >= i64::from(MAX_LEGACY_PER_LOOKUP) {
-                return Err(Error::InvalidArgument {
-                    what: format!(
-                        "legacy lookup {:?}: already {MAX_LEGACY_PER_LOOKUP} keys share it, \
-                         the most one lookup may have",
-                        row.lookup
-                    ),
-                });
-            }
-        }
+        let ctx = InsertContext {
+            user_rows: rows_where(&tx, "user_id", &row.user_id).map_err(|e| storage(&e))?,
+            same_lookup: rows_where(&tx, "lookup", &row.lookup).map_err(|e| storage(&e))?,
+        };
+        decide(&ctx)?;
         let seq = next_seq(&tx).map_err(|e| storage(&e))?;
         match insert_row(&tx, row, seq) {
             Ok(id) => {
@@ -295,18 +279,7 @@ impl Storage for SqliteStorage {
     }
 
     fn find(&self, lookup: &str) -> Result<Vec<Row>, Error> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM api_keys WHERE lookup = ?1 ORDER BY row_id"
-            ))
-            .map_err(|e| storage(&e))?;
-        let rows = stmt
-            .query_map([lookup], read_row)
-            .map_err(|e| storage(&e))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| storage(&e))?;
-        Ok(rows)
+        rows_where(&self.conn(), "lookup", lookup).map_err(|e| storage(&e))
     }
 
     fn get(&self, row_id: i64) -> Result<Option<Row>, Error> {
@@ -362,57 +335,31 @@ impl Storage for SqliteStorage {
         user_id: &str,
         old_key_id: &str,
         new: &Row,
-        old_expires_at: Timestamp,
-        quota: Option<u32>,
+        decide: DecideRotation<'_>,
     ) -> Result<Option<(Row, Inserted)>, Error> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| storage(&e))?;
-        let Some(old) = find_user_key(&tx, user_id, old_key_id).map_err(|e| storage(&e))? else {
+        let user_rows = rows_where(&tx, "user_id", user_id).map_err(|e| storage(&e))?;
+        let Some(mut old) = user_rows.iter().find(|r| r.key_id == old_key_id).cloned() else {
             return Ok(None);
         };
-        if old.revoked_at.is_some() {
-            return Err(Error::InvalidArgument {
-                what: format!("api key {old_key_id} is revoked and cannot be rotated"),
-            });
-        }
-        if old.rotated_to.is_some() {
-            return Err(Error::InvalidArgument {
-                what: format!("api key {old_key_id} was already rotated"),
-            });
-        }
-        // Rotation is not counted against the quota; an expired key would otherwise turn into
-        // a new active one past it. Create a new key instead.
-        if old.expires_at.is_some_and(|at| at <= new.created_at) {
-            return Err(Error::InvalidArgument {
-                what: format!("api key {old_key_id} has expired; create a new key instead"),
-            });
-        }
-        if let Some(limit) = quota {
-            // The old key stays valid through its grace: the rotation may take the user one
-            // key over the quota, never more (a chain of rotations cannot pile keys up).
-            let valid = valid_count(&tx, user_id, new.created_at).map_err(|e| storage(&e))?;
-            let in_grace = i64::from(old_expires_at > new.created_at);
-            if valid + in_grace > i64::from(limit) + 1 {
-                return Err(Error::QuotaExceeded { limit });
-            }
-        }
+        let ends = decide(&old, &user_rows)?;
         let seq = next_seq(&tx).map_err(|e| storage(&e))?;
         let new_id = match insert_row(&tx, new, seq) {
             Ok(id) => id,
             Err(e) if is_unique_violation(&e) => return Ok(Some((old, Inserted::IdTaken))),
             Err(e) => return Err(storage(&e)),
         };
-        let ends = old
-            .expires_at
-            .map_or(old_expires_at, |e| e.min(old_expires_at));
         tx.execute(
             "UPDATE api_keys SET expires_at = ?1, rotated_to = ?2, seq = ?3 WHERE row_id = ?4",
             params![ends.unix_millis(), new.key_id, seq, old.row_id],
         )
         .map_err(|e| storage(&e))?;
         tx.commit().map_err(|e| storage(&e))?;
+        old.expires_at = Some(ends);
+        old.rotated_to = Some(new.key_id.clone());
         Ok(Some((old, Inserted::Ok(new_id))))
     }
 
@@ -596,7 +543,7 @@ mod tests {
 
     #[test]
     fn in_memory_store_has_no_reader_and_sees_its_own_writes() {
-        let s = SqliteStorage::open(Path::new(":memory:")).unwrap();
+        let s = SqliteBackend::open(Path::new(":memory:")).unwrap();
         assert!(s.reader.is_none());
         assert!(!s.changed_elsewhere().unwrap());
         s.add_legacy_format("mhu_", 8).unwrap();
