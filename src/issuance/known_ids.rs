@@ -16,12 +16,13 @@ pub(crate) struct KnownIds {
 
 impl KnownIds {
     pub(crate) fn new<'a>(lookups: impl ExactSizeIterator<Item = &'a str>) -> Self {
-        let hasher = RandomState::new();
-        let mut hashes = HashSet::with_capacity_and_hasher(lookups.len(), Default::default());
-        hashes.extend(lookups.map(|l| hasher.hash_one(l)));
+        let keyed = RandomState::new();
+        let mut set =
+            HashSet::with_capacity_and_hasher(lookups.len(), BuildHasherDefault::default());
+        set.extend(lookups.map(|l| keyed.hash_one(l)));
         KnownIds {
-            hashes: RwLock::new(hashes),
-            hasher,
+            hashes: RwLock::new(set),
+            hasher: keyed,
         }
     }
 

@@ -13,8 +13,8 @@
 //! keyseal never gives bcrypt the key itself: it gives it
 //! `base64url(HMAC-SHA256(key = "keyseal/api-key/bcrypt-prehash/v1", message = whole key))`,
 //! 44 ASCII characters that depend on every byte of the key (scheme `ks1` in the `scheme`
-//! column). The fixed HMAC key separates this pre-hash from the plain SHA-256 lookup hash
-//! ([`crate::api_key_hash`]), so a stored lookup hash can never be fed to bcrypt in its place.
+//! column). The fixed HMAC key separates this pre-hash from the plain SHA-256 of
+//! [`crate::api_key_hash`], so a stored SHA-256 of a key can never be fed to bcrypt in its place.
 //! Keys imported from older stores ([`ApiKeys::import_legacy`]) keep their plain bcrypt of the key as it is
 //! (scheme `bcrypt`); `$2a$`, `$2b$` and `$2y$` hashes are accepted.
 //!

@@ -8,8 +8,8 @@ use zeroize::Zeroizing;
 use super::backend::Scheme;
 use crate::Error;
 
-/// The fixed HMAC key of the pre-hash: separates it from the plain SHA-256 lookup hash
-/// ([`crate::api_key_hash`]), so a stored lookup hash can never be fed to bcrypt in its place.
+/// The fixed HMAC key of the pre-hash: separates it from the plain SHA-256 of
+/// [`crate::api_key_hash`], so a stored SHA-256 of a key can never be fed to bcrypt in its place.
 const PREHASH_KEY: &[u8] = b"keyseal/api-key/bcrypt-prehash/v1";
 
 /// Highest bcrypt cost accepted from an imported hash: each step doubles the work, and one

@@ -192,3 +192,138 @@ pub(crate) fn check_key_fields(user_id: &str, name: &str, scopes: &[String]) -> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issuance::format::Environment;
+
+    const NOW: i64 = 1_000_000;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_unix_millis(ms)
+    }
+
+    fn row(key_id: &str) -> Row {
+        Row {
+            row_id: 0,
+            key_id: key_id.into(),
+            lookup: key_id.into(),
+            scheme: Scheme::Prehashed,
+            hash: String::new(),
+            user_id: "u".into(),
+            name: "n".into(),
+            scopes: vec![],
+            environment: Environment::Live,
+            created_at: at(NOW - 1000),
+            expires_at: None,
+            revoked_at: None,
+            rotated_to: None,
+            rate_limit: None,
+            last_used_at: None,
+        }
+    }
+
+    fn ctx(user_rows: Vec<Row>, same_lookup: Vec<Row>) -> InsertContext {
+        InsertContext {
+            user_rows,
+            same_lookup,
+        }
+    }
+
+    #[test]
+    fn validity_and_status() {
+        let mut r = row("a");
+        assert_eq!(r.status_at(at(NOW)), KeyStatus::Active);
+        r.rotated_to = Some("b".into());
+        r.expires_at = Some(at(NOW + 1));
+        assert_eq!(r.status_at(at(NOW)), KeyStatus::Rotating);
+        assert_eq!(r.status_at(at(NOW + 1)), KeyStatus::Expired);
+        r.revoked_at = Some(at(NOW));
+        assert_eq!(r.status_at(at(NOW)), KeyStatus::Revoked);
+        assert_eq!(refusal(false, NEVER, i64::MAX - 1), None);
+    }
+
+    #[test]
+    fn quota_counts_valid_keys_only() {
+        let new = row("new");
+        let mut rows: Vec<Row> = (0..2).map(|i| row(&format!("k{i}"))).collect();
+        assert!(may_insert(&new, &ctx(rows.clone(), vec![]), Some(3), at(NOW)).is_ok());
+        assert!(may_insert(&new, &ctx(rows.clone(), vec![]), None, at(NOW)).is_ok());
+        assert_eq!(
+            may_insert(&new, &ctx(rows.clone(), vec![]), Some(2), at(NOW)),
+            Err(Error::QuotaExceeded { limit: 2 })
+        );
+        rows[0].revoked_at = Some(at(NOW));
+        rows[1].expires_at = Some(at(NOW));
+        assert!(may_insert(&new, &ctx(rows, vec![]), Some(1), at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn legacy_lookup_is_capped() {
+        let mut new = row("new");
+        new.scheme = Scheme::Plain;
+        let mut shared: Vec<Row> = (0..MAX_LEGACY_PER_LOOKUP).map(|_| new.clone()).collect();
+        assert!(matches!(
+            may_insert(&new, &ctx(vec![], shared.clone()), None, at(NOW)),
+            Err(Error::InvalidArgument { .. })
+        ));
+        shared.pop();
+        assert!(may_insert(&new, &ctx(vec![], shared), None, at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn rotation_refusals_and_grace_end() {
+        let old = row("old");
+        let grace_end = at(NOW + 500);
+        let rows = vec![old.clone()];
+        assert_eq!(
+            rotation_end(&old, &rows, grace_end, Some(1), at(NOW)),
+            Ok(grace_end)
+        );
+        let mut soon = old.clone();
+        soon.expires_at = Some(at(NOW + 100));
+        assert_eq!(
+            rotation_end(&soon, &rows, grace_end, None, at(NOW)),
+            Ok(at(NOW + 100))
+        );
+        for change in [
+            |r: &mut Row| r.revoked_at = Some(at(NOW)),
+            |r: &mut Row| r.rotated_to = Some("x".into()),
+            |r: &mut Row| r.expires_at = Some(at(NOW)),
+        ] {
+            let mut bad = old.clone();
+            change(&mut bad);
+            assert!(matches!(
+                rotation_end(&bad, &rows, grace_end, None, at(NOW)),
+                Err(Error::InvalidArgument { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn rotation_in_grace_may_go_one_over_the_quota_never_two() {
+        let old = row("old");
+        let mut in_grace = row("earlier");
+        in_grace.rotated_to = Some("old".into());
+        in_grace.expires_at = Some(at(NOW + 60_000));
+        let at_limit = vec![old.clone()];
+        assert!(rotation_end(&old, &at_limit, at(NOW + 1), Some(1), at(NOW)).is_ok());
+        let over = vec![old.clone(), in_grace];
+        assert_eq!(
+            rotation_end(&old, &over, at(NOW + 1), Some(1), at(NOW)),
+            Err(Error::QuotaExceeded { limit: 1 })
+        );
+        // No grace: the old key stops at once, so a rotation never adds a key.
+        assert!(rotation_end(&old, &over, at(NOW), Some(1), at(NOW)).is_ok());
+        assert!(rotation_end(&old, &over[..1], at(NOW), Some(0), at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn successor_keeps_the_lifetime() {
+        let mut old = row("old");
+        assert_eq!(successor_expiry(&old, at(NOW)), None);
+        old.expires_at = Some(at(NOW + 4000));
+        assert_eq!(successor_expiry(&old, at(NOW)), Some(at(NOW + 5000)));
+    }
+}
