@@ -43,6 +43,9 @@ pub use keystore::{KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MA
 
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 mod issuance;
+/// The storage interface behind [`ApiKeys`] and the contract its backends keep.
+#[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
+pub use issuance::backend as api_keys_backend;
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 pub use issuance::{
     ApiKeys, ApiKeysConfig, CreatedKey, Environment, KeyFormat, KeyInfo, KeyStatus, LegacyKey,

@@ -86,7 +86,7 @@
 //! # Ok::<(), keyseal::Error>(())
 //! ```
 
-mod backend;
+pub mod backend;
 mod bcrypt_limiter;
 mod cache;
 mod changes;
@@ -121,6 +121,11 @@ use legacy::LegacyFormats;
 use prehash::hash_new_key;
 
 pub use config::ApiKeysConfig;
+/// For `keyseal::testing` (tests, benchmarks, fuzzing), which re-exports it; not part of the
+/// stable API.
+#[doc(hidden)]
+#[allow(unused_imports)] // until `src/testing.rs` re-exports it
+pub use format::with_checksum;
 pub use format::{Environment, KeyFormat};
 pub use legacy::LegacyKey;
 pub use rate_limit::RateLimit;

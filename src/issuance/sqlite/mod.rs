@@ -1,66 +1,26 @@
 //! The `SQLite` backend: tables `api_keys` and `api_key_meta` in the same file as the key
 //! store (whose tables it never touches), WAL journal, busy timeout.
 
+mod rows;
+
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::backend::{
-    Backend, Change, DecideInsert, DecideRotation, InsertContext, Inserted, Row, Scheme,
-};
-use super::format::Environment;
-use super::rate_limit::RateLimit;
+use super::backend::{Backend, Change, DecideInsert, DecideRotation, InsertContext, Inserted, Row};
 use super::time::Timestamp;
 use crate::Error;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS api_keys (
-    row_id        INTEGER PRIMARY KEY AUTOINCREMENT,
-    key_id        TEXT NOT NULL UNIQUE,
-    lookup        TEXT NOT NULL,
-    scheme        TEXT NOT NULL,
-    hash          TEXT NOT NULL,
-    user_id       TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    scopes        TEXT NOT NULL,
-    environment   TEXT NOT NULL,
-    created_at    INTEGER NOT NULL,
-    expires_at    INTEGER,
-    revoked_at    INTEGER,
-    rotated_to    TEXT,
-    rate_requests INTEGER,
-    rate_period_ms INTEGER,
-    last_used_at  INTEGER,
-    seq           INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS api_keys_lookup ON api_keys(lookup);
-CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user_id);
-CREATE INDEX IF NOT EXISTS api_keys_seq ON api_keys(seq);
-CREATE TABLE IF NOT EXISTS api_key_meta (
-    name  TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-";
+use rows::{
+    find_user_key, insert_row, is_unique_violation, next_seq, parse_format, read_change, read_row,
+    rows_where, storage, touch_in, COLUMNS, FORMAT_NAME, SCHEMA,
+};
 
 /// How long a change check may wait for a read to be allowed.
 const READ_WAIT: Duration = Duration::from_millis(200);
 /// The usual wait for the write lock.
 const WRITE_WAIT: Duration = Duration::from_secs(5);
-
-const COLUMNS: &str = "row_id, key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
-     created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at";
-
-fn storage(e: &rusqlite::Error) -> Error {
-    Error::Storage {
-        message: e.to_string(),
-    }
-}
-
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
-}
 
 pub(crate) struct SqliteBackend {
     conn: Mutex<Connection>,
@@ -116,145 +76,7 @@ impl SqliteBackend {
     }
 }
 
-fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
-    v.map(Timestamp::from_unix_millis)
-}
-
-/// Reads a row; an unreadable one gives an error naming it (row id and key id), so a bad
-/// row written by some other tool can be found and repaired.
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    read_row_fields(r).map_err(|e| {
-        let row_id: Option<i64> = r.get(0).ok();
-        let key_id: Option<String> = r.get(1).ok();
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Null,
-            format!(
-                "api_keys row {} (key id {}) cannot be read: {e}",
-                row_id.map_or_else(|| "?".into(), |v| v.to_string()),
-                key_id.as_deref().unwrap_or("?")
-            )
-            .into(),
-        )
-    })
-}
-
-fn read_row_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    let scheme: String = r.get(3)?;
-    let scopes: String = r.get(7)?;
-    let env: String = r.get(8)?;
-    let bad = |what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("api_keys: unknown {what}").into(),
-        )
-    };
-    let rate = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
-        (Some(n), Some(ms)) => Some(RateLimit::new(
-            u32::try_from(n).unwrap_or(u32::MAX),
-            Duration::from_millis(u64::try_from(ms).unwrap_or(1)),
-        )),
-        _ => None,
-    };
-    Ok(Row {
-        row_id: r.get(0)?,
-        key_id: r.get(1)?,
-        lookup: r.get(2)?,
-        scheme: Scheme::parse(&scheme).ok_or_else(|| bad("scheme"))?,
-        hash: r.get(4)?,
-        user_id: r.get(5)?,
-        name: r.get(6)?,
-        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-        environment: Environment::parse(&env).ok_or_else(|| bad("environment"))?,
-        created_at: Timestamp::from_unix_millis(r.get(9)?),
-        expires_at: opt_ts(r.get(10)?),
-        revoked_at: opt_ts(r.get(11)?),
-        rotated_to: r.get(12)?,
-        rate_limit: rate,
-        last_used_at: opt_ts(r.get(15)?),
-    })
-}
-
-fn next_seq(tx: &Connection) -> rusqlite::Result<i64> {
-    // Text sorts above every number in SQLite: the bound skips a hand-written text `seq`
-    // (that row is reported as unreadable instead) and keeps the index's max lookup.
-    tx.query_row(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM api_keys WHERE seq <= 9223372036854775807",
-        [],
-        |r| r.get(0),
-    )
-}
-
-fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Result<i64> {
-    let (rate_n, rate_ms) = row.rate_limit.map_or((None, None), |r| {
-        (
-            Some(i64::from(r.requests())),
-            Some(i64::try_from(r.period().as_millis()).unwrap_or(i64::MAX)),
-        )
-    });
-    tx.prepare_cached(
-        "INSERT INTO api_keys (key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
-         created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, \
-         last_used_at, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-         ?15, ?16)",
-    )?
-    .execute(params![
-        row.key_id,
-        row.lookup,
-        row.scheme.as_str(),
-        row.hash,
-        row.user_id,
-        row.name,
-        row.scopes.join(" "),
-        row.environment.as_str(),
-        row.created_at.unix_millis(),
-        row.expires_at.map(Timestamp::unix_millis),
-        row.revoked_at.map(Timestamp::unix_millis),
-        row.rotated_to,
-        rate_n,
-        rate_ms,
-        row.last_used_at.map(Timestamp::unix_millis),
-        seq,
-    ])?;
-    Ok(tx.last_insert_rowid())
-}
-
-/// Rows by one indexed column (`user_id` or `lookup`), oldest first.
-fn rows_where(tx: &Connection, column: &str, value: &str) -> rusqlite::Result<Vec<Row>> {
-    tx.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE {column} = ?1 ORDER BY row_id"
-    ))?
-    .query_map([value], read_row)?
-    .collect()
-}
-
-fn find_user_key(tx: &Connection, user_id: &str, key_id: &str) -> rusqlite::Result<Option<Row>> {
-    tx.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE key_id = ?1 AND user_id = ?2"
-    ))?
-    .query_row(params![key_id, user_id], read_row)
-    .optional()
-}
-
-fn touch_in(conn: &mut Connection, uses: &[(i64, Timestamp)]) -> Result<(), Error> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| storage(&e))?;
-    {
-        let mut stmt = tx
-            .prepare_cached(
-                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?1) \
-                     WHERE row_id = ?2",
-            )
-            .map_err(|e| storage(&e))?;
-        for (row_id, at) in uses {
-            stmt.execute(params![at.unix_millis(), row_id])
-                .map_err(|e| storage(&e))?;
-        }
-    }
-    tx.commit().map_err(|e| storage(&e))
-}
+impl super::backend::sealed::Sealed for SqliteBackend {}
 
 impl Backend for SqliteBackend {
     fn insert(&self, row: &Row, decide: DecideInsert<'_>) -> Result<Inserted, Error> {
@@ -417,42 +239,11 @@ impl Backend for SqliteBackend {
         let mut changes = Vec::new();
         let mut rows = stmt.query([seq]).map_err(|e| storage(&e))?;
         while let Some(r) = rows.next().map_err(|e| storage(&e))? {
-            // One unreadable row must not hide the others: it is reported on its own.
-            let row_id: i64 = r.get(0).map_err(|e| storage(&e))?;
-            if let Ok(s) = r.get::<_, i64>(4) {
+            let (change, row_seq) = read_change(r).map_err(|e| storage(&e))?;
+            if let Some(s) = row_seq {
                 max = max.max(s);
             }
-            let lookup = r.get::<_, String>(1);
-            let fields = (|| {
-                Ok::<_, rusqlite::Error>((opt_ts(r.get(2)?), r.get::<_, Option<i64>>(3)?.is_some()))
-            })();
-            changes.push(match (lookup, fields) {
-                (Ok(lookup), Ok((expires_at, revoked))) => Change {
-                    row_id,
-                    lookup: Some(lookup),
-                    expires_at,
-                    revoked,
-                    unreadable: None,
-                },
-                (lookup, fields) => {
-                    let why = match (lookup.as_ref(), fields) {
-                        (_, Err(e)) => e.to_string(),
-                        (Err(e), Ok(_)) => e.to_string(),
-                        (Ok(_), Ok(_)) => String::new(),
-                    };
-                    let key_id: Option<String> = r.get(5).ok();
-                    Change {
-                        row_id,
-                        lookup: lookup.ok(),
-                        expires_at: None,
-                        revoked: true,
-                        unreadable: Some(format!(
-                            "api_keys row {row_id} (key id {}) cannot be read: {why}",
-                            key_id.as_deref().unwrap_or("?"),
-                        )),
-                    }
-                }
-            });
+            changes.push(change);
         }
         Ok((changes, max))
     }
@@ -505,41 +296,9 @@ impl Backend for SqliteBackend {
     }
 }
 
-/// One meta row per (prefix, lookup length), so that one prefix can have several formats.
-const FORMAT_NAME: &str = "legacy-format:";
-
-/// A legacy format from `api_key_meta`: `legacy-format:{len}:{prefix}`, or the older
-/// `legacy:{prefix}` = `{len}` (one format per prefix), still read.
-fn parse_format(name: &str, value: &str) -> Option<(String, usize)> {
-    if let Some(rest) = name.strip_prefix(FORMAT_NAME) {
-        let (len, prefix) = rest.split_once(':')?;
-        return Some((prefix.to_owned(), len.parse().ok()?));
-    }
-    Some((
-        name.strip_prefix("legacy:")?.to_owned(),
-        value.parse().ok()?,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn legacy_format_rows_old_and_new() {
-        assert_eq!(parse_format("legacy:mhu_", "8"), Some(("mhu_".into(), 8)));
-        assert_eq!(
-            parse_format("legacy-format:12:mhu_", "12"),
-            Some(("mhu_".into(), 12))
-        );
-        assert_eq!(
-            parse_format("legacy-format:8:a:b_", "8"),
-            Some(("a:b_".into(), 8))
-        );
-        assert_eq!(parse_format("legacy-format:x:mhu_", "8"), None);
-        assert_eq!(parse_format("legacy:mhu_", "eight"), None);
-        assert_eq!(parse_format("other", "8"), None);
-    }
 
     #[test]
     fn in_memory_store_has_no_reader_and_sees_its_own_writes() {
