@@ -5,39 +5,16 @@
 #![allow(missing_docs)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use keyseal::{ApiKeys, ApiKeysConfig, LegacyKey, NewKey};
+use keyseal::{ApiKeys, NewKey};
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+#[path = "conformance/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 
-/// A fresh database path under the system temp dir (removed on drop).
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "keyseal-issuance-sqlite-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDb(dir.join("keys.db"))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
-    }
-}
-
-fn config() -> ApiKeysConfig {
-    ApiKeysConfig::default().bcrypt_cost(4)
-}
+use harness::{config, legacy_key, TempDb};
 
 fn open(db: &TempDb) -> ApiKeys {
     ApiKeys::open_with(&db.0, config()).unwrap()
@@ -61,17 +38,8 @@ fn the_file_never_holds_the_key() {
 fn an_old_single_format_row_is_still_read() {
     let db = TempDb::new();
     let key = "mhu_wZ4dBpC_LiIYg_nuq_EiC9QVF2A5FryiwRKe2U6uiVg";
-    let l = LegacyKey {
-        prefix: "mhu_".into(),
-        lookup: "wZ4dBpC_".into(),
-        key_id: None,
-        user_id: "u".into(),
-        name: "old".into(),
-        scopes: vec![],
-        bcrypt_hash: "$2b$04$veJQMyqjjdomJgmcHmJoIOenKdyYRvxHOQsT0IZRcS8e1vRvtUpLC".into(),
-        created_at: None,
-        expires_at: None,
-    };
+    let hash = "$2b$04$veJQMyqjjdomJgmcHmJoIOenKdyYRvxHOQsT0IZRcS8e1vRvtUpLC";
+    let l = legacy_key("mhu_", "wZ4dBpC_", hash.into());
     open(&db).import_legacy(&l).unwrap();
     // As an earlier version wrote it: one row per prefix.
     let conn = rusqlite::Connection::open(&db.0).unwrap();

@@ -5,27 +5,13 @@ use std::time::Duration;
 
 use keyseal::{Error, KeyStatus, LegacyKey, NewKey, Timestamp, Verification};
 
-use crate::harness::{config, refusal, Backend, TempDb};
+use crate::harness::{config, legacy_key, refusal, Backend, TempDb};
 
 #[derive(serde::Deserialize)]
 struct BcryptCase {
     api_key: String,
     hash: String,
     matches: bool,
-}
-
-fn legacy_key(hash: String) -> LegacyKey {
-    LegacyKey {
-        prefix: "mhu_".into(),
-        lookup: "LongKey0".into(),
-        key_id: None,
-        user_id: "u".into(),
-        name: "old".into(),
-        scopes: vec![],
-        bcrypt_hash: hash,
-        created_at: None,
-        expires_at: None,
-    }
 }
 
 pub(crate) fn quota_of_active_keys(backend: &Backend) {
@@ -306,7 +292,7 @@ pub(crate) fn revoked_legacy_key_variants_past_byte_72_are_refused(backend: &Bac
     let keys = (backend.open)(&db.0, config());
     let key = format!("mhu_LongKey0{}", "x".repeat(80));
     assert!(key.len() > 72);
-    let mut l = legacy_key(bcrypt::hash(key.as_bytes(), 4).unwrap());
+    let mut l = legacy_key("mhu_", "LongKey0", bcrypt::hash(key.as_bytes(), 4).unwrap());
     l.key_id = Some("long".into());
     keys.import_legacy(&l).unwrap();
     // bcrypt reads 72 bytes: variants that differ after them pass, as they did in the old
@@ -333,12 +319,16 @@ pub(crate) fn imported_bcrypt_cost_above_16_is_refused(backend: &Backend) {
     let keys = (backend.open)(&db.0, config());
     let h = "$2b$04$veJQMyqjjdomJgmcHmJoIOenKdyYRvxHOQsT0IZRcS8e1vRvtUpLC";
     for cost in ["17", "20", "31"] {
-        match keys.import_legacy(&legacy_key(h.replace("$04$", &format!("${cost}$")))) {
+        match keys.import_legacy(&legacy_key(
+            "mhu_",
+            "LongKey0",
+            h.replace("$04$", &format!("${cost}$")),
+        )) {
             Err(Error::InvalidArgument { what }) => assert!(what.contains("16"), "{what}"),
             other => panic!("cost {cost}: {other:?}"),
         }
     }
-    keys.import_legacy(&legacy_key(h.replace("$04$", "$16$")))
+    keys.import_legacy(&legacy_key("mhu_", "LongKey0", h.replace("$04$", "$16$")))
         .unwrap();
 }
 
@@ -348,7 +338,7 @@ pub(crate) fn legacy_import_caps_scopes_as_create_does(backend: &Backend) {
     let db = TempDb::new();
     let keys = (backend.open)(&db.0, config());
     let hash = bcrypt::hash(b"mhu_LongKey0rest-of-the-key", 4).unwrap();
-    let mut l = legacy_key(hash);
+    let mut l = legacy_key("mhu_", "LongKey0", hash);
     l.scopes = (0..65).map(|i| format!("s{i}")).collect();
     assert!(matches!(
         keys.import_legacy(&l),

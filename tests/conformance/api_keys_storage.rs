@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use keyseal::{Error, LegacyKey, NewKey, RateLimit, Refusal, Verification};
 
-use crate::harness::{config, reason, revoke_sql, until_refused, Backend, TempDb};
+use crate::harness::{config, legacy_key, reason, revoke_sql, until_refused, Backend, TempDb};
 
 // --- revocation while this process's connection is busy ------------------------------------------
 
@@ -205,21 +205,13 @@ pub(crate) fn rate_limit_holds_for_concurrent_first_verifications(backend: &Back
 /// A url-safe legacy key: `prefix` + `body`.
 fn legacy(prefix: &str, body: &str, lookup_len: usize, key_id: &str) -> (String, LegacyKey) {
     let key = format!("{prefix}{body}");
-    let hash = bcrypt::hash(key.as_bytes(), 4).unwrap();
-    (
-        key,
-        LegacyKey {
-            prefix: prefix.into(),
-            lookup: body[..lookup_len].into(),
-            key_id: Some(key_id.into()),
-            user_id: "u".into(),
-            name: "old".into(),
-            scopes: vec![],
-            bcrypt_hash: hash,
-            created_at: None,
-            expires_at: None,
-        },
-    )
+    let mut l = legacy_key(
+        prefix,
+        &body[..lookup_len],
+        bcrypt::hash(key.as_bytes(), 4).unwrap(),
+    );
+    l.key_id = Some(key_id.into());
+    (key, l)
 }
 
 /// More than 16 keys under one legacy lookup: every key that was accepted verifies, and the

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use keyseal::{ApiKeys, ApiKeysConfig, Error, Verification};
+use keyseal::{ApiKeys, ApiKeysConfig, Error, LegacyKey, Verification};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -51,6 +51,21 @@ pub(crate) struct Backend {
 /// Fast bcrypt for tests.
 pub(crate) fn config() -> ApiKeysConfig {
     ApiKeysConfig::default().bcrypt_cost(4)
+}
+
+/// A legacy key of user `u` named `old`, no scopes, no id of its own, no expiry.
+pub(crate) fn legacy_key(prefix: &str, lookup: &str, bcrypt_hash: String) -> LegacyKey {
+    LegacyKey {
+        prefix: prefix.into(),
+        lookup: lookup.into(),
+        key_id: None,
+        user_id: "u".into(),
+        name: "old".into(),
+        scopes: vec![],
+        bcrypt_hash,
+        created_at: None,
+        expires_at: None,
+    }
 }
 
 /// The refusal's reason, `None` when valid.
