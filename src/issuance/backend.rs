@@ -2,12 +2,12 @@
 //!
 //! The trait is public so that its contract can be read, and sealed: it is implemented by
 //! keyseal's own backends (`SQLite` today), which [`ApiKeys`](crate::ApiKeys) opens. A new
-//! backend is a new module next to the `SQLite` one, run through the same conformance suite.
+//! backend is a new module next to the `SQLite` one, checked by the same behaviour tests.
 //!
 //! # What a backend does, and what it does not
 //! A backend stores rows and reads them back; it decides nothing. Every business rule (the
 //! quota, which keys are valid, the rotation refusals, when a rotated key's grace ends, the
-//! cap on legacy keys sharing a lookup) is a pure function in `rules.rs`. Writes that a rule
+//! cap on legacy keys sharing a lookup) is a pure function of the layer above the backend. Writes that a rule
 //! guards take that rule as a `decide` argument: the backend reads the rows the method names,
 //! inside its write transaction and locked against other writers (`SQLite`: the write lock
 //! taken by `BEGIN IMMEDIATE`; `PostgreSQL`: `SELECT … FOR UPDATE`, or `SERIALIZABLE`), hands
@@ -15,6 +15,10 @@
 //! no I/O, takes no lock and returns at once, so an async backend calls it between two
 //! awaits, inside its transaction, without blocking. SQL filters rows only by the keys given
 //! (user id, key id, lookup, row id, sequence number); it never evaluates validity itself.
+//!
+//! The methods are synchronous, as [`ApiKeys`](crate::ApiKeys)'s are; because `decide` is
+//! pure and `Sync`, the same signatures carry over to an async trait (`async fn insert(&self,
+//! row, decide)`) for a driver such as `tokio-postgres`, with no rule moving into the backend.
 //!
 //! # The change feed
 //! Every write (insert, revocation, rotation) gives the rows it writes a store-wide sequence
