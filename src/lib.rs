@@ -39,13 +39,23 @@ mod db_path;
     not(target_arch = "wasm32")
 ))]
 mod file_mode;
+// The user-id rule; the key store adopts it next (until then only API keys use it).
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 mod keystore;
+#[cfg(all(
+    any(feature = "keystore", feature = "issuance"),
+    not(target_arch = "wasm32")
+))]
+#[cfg_attr(not(feature = "issuance"), allow(dead_code))]
+mod user_id;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::{KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MAX_USER_ID_LEN};
 
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 mod issuance;
+/// The storage interface behind [`ApiKeys`] and the contract its backends keep.
+#[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
+pub use issuance::backend as api_keys_backend;
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 pub use issuance::{
     ApiKeys, ApiKeysConfig, CreatedKey, Environment, KeyFormat, KeyInfo, KeyStatus, LegacyKey,

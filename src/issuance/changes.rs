@@ -6,14 +6,13 @@
 //! plus [`STALE_SLACK`] ago; past it (the store cannot be read), cached keys fail closed with
 //! an error rather than outlive a revocation.
 
-use std::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use super::format::LegacyFormat;
+use super::rules::NEVER;
 use super::time::Timestamp;
-use super::{ApiKeys, NEVER};
+use super::ApiKeys;
 use crate::Error;
 
 /// How much later than the interval a check may succeed before cached answers stop.
@@ -33,12 +32,12 @@ impl ApiKeys {
 
     /// Looks for other processes' writes if `min_gap_ms` has passed since the last look, and
     /// writes queued last uses if that needs no waiting. Returns the clock it read.
-    pub(crate) fn tick(&self, min_gap_ms: u64) -> u64 {
+    pub(crate) fn check_for_changes(&self, min_gap_ms: u64) -> u64 {
         let now = self.clock_ms();
-        let last = self.last_tick_ms.load(Ordering::Relaxed);
+        let last = self.last_check_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) < min_gap_ms
             || self
-                .last_tick_ms
+                .last_check_ms
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
         {
@@ -69,13 +68,13 @@ impl ApiKeys {
                 tracing::warn!(error = %e, "keyseal api keys: could not read other processes' changes; cached keys are refused until it works");
                 self.catch_up_pending.store(true, Ordering::SeqCst);
                 // Let the very next call try again.
-                self.last_tick_ms.store(0, Ordering::Relaxed);
+                self.last_check_ms.store(0, Ordering::Relaxed);
                 false
             }
         }
     }
 
-    /// `Ok` when a cached answer may be given at `now` (from [`Self::tick`]): a change check
+    /// `Ok` when a cached answer may be given at `now` (from [`Self::check_for_changes`]): a change check
     /// succeeded recently enough, or one does now.
     #[inline]
     pub(crate) fn fresh_enough(&self, now: u64) -> Result<(), Error> {
@@ -95,52 +94,41 @@ impl ApiKeys {
     }
 
     pub(crate) fn catch_up(&self) -> Result<(), Error> {
-        let elsewhere = self.store.changed_elsewhere()?;
+        let elsewhere = self.backend.changed_elsewhere()?;
         if !elsewhere && !self.catch_up_pending.swap(false, Ordering::SeqCst) {
             return Ok(());
         }
         self.catch_up_pending.store(true, Ordering::SeqCst);
-        let (changes, new_seq) = self.store.changes_since(self.seq.load(Ordering::SeqCst))?;
+        let (changes, new_seq) = self
+            .backend
+            .changes_since(self.seq.load(Ordering::SeqCst))?;
         self.generation.fetch_add(1, Ordering::SeqCst);
-        if changes.iter().any(|c| c.lookup.is_some()) {
-            let mut ids = self.ids.write().unwrap_or_else(PoisonError::into_inner);
-            for lookup in changes.iter().filter_map(|c| c.lookup.as_deref()) {
-                ids.insert(self.id_hasher.hash_one(lookup));
-            }
-        }
+        self.known_ids
+            .extend(changes.iter().filter_map(|c| c.lookup.as_deref()));
         for c in &changes {
-            let live = self.cache.by_row(c.row_id);
+            let cached = self.cache.by_row(c.row_id);
             if let Some(why) = &c.unreadable {
                 // Fail closed for what cannot be checked; the other rows still get through.
                 tracing::warn!(problem = %why, "keyseal api keys: unreadable row refused");
-                if let Some(live) = live {
-                    live.unreadable.store(true, Ordering::SeqCst);
+                if let Some(cached) = &cached {
+                    cached.unreadable.store(true, Ordering::SeqCst);
                 }
                 continue;
             }
-            if let Some(live) = live {
+            if let Some(cached) = cached {
                 if c.revoked {
-                    live.revoked.store(true, Ordering::SeqCst);
+                    cached.revoked.store(true, Ordering::SeqCst);
                 }
-                live.expires_at.store(
+                cached.expires_at.store(
                     c.expires_at.map_or(NEVER, Timestamp::unix_millis),
                     Ordering::SeqCst,
                 );
                 // Repaired (written again, readable): answered again.
-                live.unreadable.store(false, Ordering::SeqCst);
+                cached.unreadable.store(false, Ordering::SeqCst);
             }
         }
         self.seq.fetch_max(new_seq, Ordering::SeqCst);
-        let formats = self.store.legacy_formats()?;
-        {
-            let mut legacy = self.legacy.write().unwrap_or_else(PoisonError::into_inner);
-            for (prefix, lookup_len) in formats {
-                let f = LegacyFormat { prefix, lookup_len };
-                if !legacy.contains(&f) {
-                    legacy.push(f);
-                }
-            }
-        }
+        self.legacy.merge(self.backend.legacy_formats()?);
         self.catch_up_pending.store(false, Ordering::SeqCst);
         Ok(())
     }

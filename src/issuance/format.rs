@@ -111,6 +111,18 @@ fn checksum_chars(crc: u32) -> [u8; CHECKSUM_LEN] {
     out
 }
 
+/// `body` (a key's text up to its checksum) followed by the right checksum: for tests,
+/// benchmarks and fuzzing that forge well-formed keys (say the same key id with another
+/// secret). Not part of the stable API.
+#[doc(hidden)]
+pub fn with_checksum(body: &str) -> String {
+    let sum = checksum_chars(crc32(body.as_bytes()));
+    let mut key = String::with_capacity(body.len() + CHECKSUM_LEN);
+    key.push_str(body);
+    key.extend(sum.iter().map(|&c| char::from(c)));
+    key
+}
+
 /// Whether a key is for production (`live`) or for tests and staging (`test`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -163,7 +175,7 @@ pub(crate) struct ParsedKey<'a> {
 
 impl KeyFormat {
     /// A format with the given tag: 1 to 32 characters, a lowercase ASCII letter first, then
-    /// lowercase letters, digits or `_`, not ending in `_`. (`mcpkey` gives seed 003's
+    /// lowercase letters, digits or `_`, not ending in `_`. (`mcpkey` gives the
     /// `mcpkey_live_…` / `mcpkey_test_…` prefixes.)
     ///
     /// # Errors
@@ -206,16 +218,14 @@ impl KeyFormat {
     pub(crate) fn assemble(&self, env: Environment, key_id: &str, secret: &str) -> String {
         debug_assert_eq!(key_id.len(), KEY_ID_LEN);
         debug_assert_eq!(secret.len(), SECRET_LEN);
-        let mut key = String::with_capacity(self.key_len());
-        key.push_str(&self.tag);
-        key.push('_');
-        key.push_str(env.as_str());
-        key.push('_');
-        key.push_str(key_id);
-        key.push_str(secret);
-        let sum = checksum_chars(crc32(key.as_bytes()));
-        key.extend(sum.iter().map(|&c| char::from(c)));
-        key
+        let mut body = String::with_capacity(self.key_len());
+        body.push_str(&self.tag);
+        body.push('_');
+        body.push_str(env.as_str());
+        body.push('_');
+        body.push_str(key_id);
+        body.push_str(secret);
+        with_checksum(&body)
     }
 
     /// Checks shape and checksum; never touches storage and never panics.
@@ -273,26 +283,6 @@ pub(crate) fn random_base62(len: usize) -> Result<String, Error> {
     Ok(out)
 }
 
-/// A seed-004-style legacy key format: a literal prefix (e.g. `mhu_`), then url-safe base64
-/// characters, of which the first `lookup_len` are stored in clear for lookup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LegacyFormat {
-    pub prefix: String,
-    pub lookup_len: usize,
-}
-
-impl LegacyFormat {
-    /// The lookup prefix of `key` if it has this format's shape.
-    pub(crate) fn lookup<'a>(&self, key: &'a str) -> Option<&'a str> {
-        let rest = key.strip_prefix(self.prefix.as_str())?;
-        let ok = (self.lookup_len.max(16)..=128).contains(&rest.len())
-            && rest
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
-        ok.then(|| &rest[..self.lookup_len])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +306,18 @@ mod tests {
             }
             assert_eq!(crc32(&long[..n * 25]), !c);
         }
+    }
+
+    #[test]
+    fn with_checksum_makes_a_body_a_key() {
+        let f = KeyFormat::default();
+        let key = f.assemble(
+            Environment::Test,
+            &"a".repeat(KEY_ID_LEN),
+            &"b".repeat(SECRET_LEN),
+        );
+        assert_eq!(with_checksum(&key[..key.len() - CHECKSUM_LEN]), key);
+        assert_eq!(with_checksum("").len(), CHECKSUM_LEN);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Last-use times: queued by verifications, written in batches.
 
+use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 use std::time::Duration;
 
+use super::cache::CachedKey;
+use super::time::Timestamp;
 use super::ApiKeys;
 use crate::Error;
 
@@ -15,6 +18,30 @@ const DROP_WAIT: Duration = Duration::from_secs(5);
 const MAX_PENDING: usize = 100_000;
 
 impl ApiKeys {
+    /// Queues `now` as the key's last use, unless one was queued less than
+    /// [`ApiKeysConfig::last_use_interval`](super::ApiKeysConfig::last_use_interval) ago.
+    #[inline]
+    pub(crate) fn queue_last_use(&self, cached: &CachedKey, now: Timestamp) {
+        let queued = cached.last_use_queued.load(Ordering::Relaxed);
+        let interval = i64::try_from(self.config.last_use_interval.as_millis()).unwrap_or(i64::MAX);
+        if now.unix_millis().saturating_sub(queued) >= interval
+            && cached
+                .last_use_queued
+                .compare_exchange(
+                    queued,
+                    now.unix_millis(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.pending_uses
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((cached.row_id, now));
+        }
+    }
+
     /// Writes queued last-use times now, waiting up to 2 s for the write lock. They are
     /// otherwise written in batches, at most once per
     /// [`ApiKeysConfig::last_use_interval`](super::ApiKeysConfig::last_use_interval) per key;
@@ -38,7 +65,7 @@ impl ApiKeys {
         if uses.is_empty() {
             return Ok(());
         }
-        let result = self.store.touch(&uses, wait);
+        let result = self.backend.touch(&uses, wait);
         if result.is_err() {
             let mut pending = self
                 .pending_uses

@@ -97,11 +97,12 @@ fn verify(cli: &Cli, api_keys: &ApiKeys) -> Outcome {
                 expiry(ok.expires_at)
             ),
         )),
-        Verification::Refused(refusal) => {
+        refused => {
             if cli.json {
                 println!("{json}");
             } else {
-                error_line(&format!("refused: {}", refusal.reason()));
+                let reason = refused.refusal().map_or("refused", |r| r.reason());
+                error_line(&format!("refused: {reason}"));
             }
             Ok(ExitCode::FAILURE)
         }

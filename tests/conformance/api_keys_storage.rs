@@ -1,104 +1,29 @@
-//! API keys against a storage backend: revocation while the store is busy, unreadable rows,
-//! per-key rate limits, legacy lookups, last use on drop. Each test body takes a [`Backend`],
-//! so another backend runs the same suite by adding its openers at the bottom.
-#![cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
-#![allow(missing_docs)]
+//! API keys against a busy or damaged store: revocation while a write waits, unreadable
+//! rows, per-key rate limits, many legacy keys under one lookup, last use on drop.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use keyseal::{ApiKeys, ApiKeysConfig, Error, LegacyKey, NewKey, RateLimit, Refusal, Verification};
+use keyseal::{Error, LegacyKey, NewKey, RateLimit, Refusal, Verification};
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "keyseal-issuance-storage-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDb(dir.join("keys.db"))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
-    }
-}
-
-/// Another client of the same store, outside any `ApiKeys`: it takes the write lock, runs
-/// SQL, and commits.
-trait Raw: Send {
-    /// Starts a write transaction (takes the store's write lock).
-    fn lock(&mut self);
-    /// Runs one statement inside it.
-    fn execute(&mut self, sql: &str);
-    /// Commits (releases the lock).
-    fn commit(&mut self);
-}
-
-struct Backend {
-    open: fn(&Path, ApiKeysConfig) -> ApiKeys,
-    raw: fn(&Path) -> Box<dyn Raw>,
-}
-
-fn config() -> ApiKeysConfig {
-    ApiKeysConfig::default().bcrypt_cost(4)
-}
-
-fn revoke_sql(key_id: &str) -> String {
-    format!(
-        "UPDATE api_keys SET revoked_at = 1, seq = (SELECT MAX(seq) + 1 FROM api_keys) \
-         WHERE key_id = '{key_id}'"
-    )
-}
-
-fn reason(v: &Result<Verification, Error>) -> String {
-    match v {
-        Ok(Verification::Valid(_)) => "valid".into(),
-        Ok(Verification::Refused(r)) => r.reason().into(),
-        Err(e) => format!("error: {e}"),
-    }
-}
-
-/// Verifies `key` every few ms until it is no longer valid; returns the first other answer,
-/// how long that took and the slowest single call.
-fn until_refused(keys: &ApiKeys, key: &str, limit: Duration) -> (String, Duration, Duration) {
-    let t = Instant::now();
-    let mut slowest = Duration::ZERO;
-    loop {
-        let one = Instant::now();
-        let v = keys.verify(key);
-        slowest = slowest.max(one.elapsed());
-        if !matches!(v, Ok(Verification::Valid(_))) {
-            return (reason(&v), t.elapsed(), slowest);
-        }
-        if t.elapsed() > limit {
-            return ("still valid".into(), t.elapsed(), slowest);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+use crate::harness::{config, legacy_key, reason, revoke_sql, until_refused, Backend, TempDb};
 
 // --- revocation while this process's connection is busy ------------------------------------------
 
 /// A revocation committed by another client must be seen within the change-check bound while
 /// this process's connection waits for the write lock (here: a `create` blocked behind another
 /// client's write transaction), and cached verifications must not wait for that write.
-fn revocation_seen_while_connection_busy_with_a_write(b: &Backend) {
+pub(crate) fn revocation_seen_while_connection_busy_with_a_write(backend: &Backend) {
     let db = TempDb::new();
     let interval = Duration::from_millis(300);
-    let keys = Arc::new((b.open)(&db.0, config().change_check_interval(interval)));
+    let keys = Arc::new((backend.open)(
+        &db.0,
+        config().change_check_interval(interval),
+    ));
     let k = keys.create(&NewKey::new("u", "x")).unwrap();
     assert!(keys.verify(&k.key).unwrap().is_valid()); // cached; a change check just ran
-    let mut raw = (b.raw)(&db.0);
+    let mut raw = (backend.raw)(&db.0);
     raw.lock();
     let blocked = {
         let keys = keys.clone();
@@ -121,10 +46,10 @@ fn revocation_seen_while_connection_busy_with_a_write(b: &Backend) {
 
 /// Same while a local `flush` waits for the write lock another client holds: `verify` never
 /// waits behind it, and the revocation is still seen in time.
-fn revocation_seen_and_verify_not_blocked_while_a_flush_waits(b: &Backend) {
+pub(crate) fn revocation_seen_and_verify_not_blocked_while_a_flush_waits(backend: &Backend) {
     let db = TempDb::new();
     let interval = Duration::from_millis(300);
-    let keys = Arc::new((b.open)(
+    let keys = Arc::new((backend.open)(
         &db.0,
         config()
             .change_check_interval(interval)
@@ -132,7 +57,7 @@ fn revocation_seen_and_verify_not_blocked_while_a_flush_waits(b: &Backend) {
     ));
     let k = keys.create(&NewKey::new("u", "x")).unwrap();
     assert!(keys.verify(&k.key).unwrap().is_valid());
-    let mut raw = (b.raw)(&db.0);
+    let mut raw = (backend.raw)(&db.0);
     raw.lock();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flusher = {
@@ -172,15 +97,15 @@ fn revocation_seen_and_verify_not_blocked_while_a_flush_waits(b: &Backend) {
 
 /// One row another client wrote badly must not stop this process from seeing other changes,
 /// and that row's cached key must fail closed with an error naming the row.
-fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(b: &Backend) {
+pub(crate) fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(backend: &Backend) {
     let db = TempDb::new();
     let cfg = || config().change_check_interval(Duration::from_millis(20));
-    let keys = (b.open)(&db.0, cfg());
+    let keys = (backend.open)(&db.0, cfg());
     let bad = keys.create(&NewKey::new("u", "bad")).unwrap();
     let good = keys.create(&NewKey::new("u", "good")).unwrap();
     assert!(keys.verify(&bad.key).unwrap().is_valid());
     assert!(keys.verify(&good.key).unwrap().is_valid());
-    let mut raw = (b.raw)(&db.0);
+    let mut raw = (backend.raw)(&db.0);
     raw.lock();
     raw.execute(&format!(
         "UPDATE api_keys SET expires_at = 'next tuesday', \
@@ -188,7 +113,7 @@ fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(b: &Backend) {
         bad.key_id
     ));
     raw.commit();
-    let other = (b.open)(&db.0, cfg());
+    let other = (backend.open)(&db.0, cfg());
     other.revoke("u", &good.key_id).unwrap();
     let (answer, _, _) = until_refused(&keys, &good.key, Duration::from_secs(2));
     assert_eq!(answer, "revoked", "the catch-up is stuck on the bad row");
@@ -199,7 +124,7 @@ fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(b: &Backend) {
         other => panic!("a row that cannot be read must fail closed: {other:?}"),
     }
     // Not cached anywhere: the same, with the row named.
-    match (b.open)(&db.0, cfg()).verify(&bad.key) {
+    match (backend.open)(&db.0, cfg()).verify(&bad.key) {
         Err(Error::Storage { message }) => {
             assert!(message.contains(&bad.key_id), "{message}");
         }
@@ -227,9 +152,9 @@ fn rate_limited(v: &Verification) -> bool {
 }
 
 /// The bucket belongs to the key: evicting its cache entry does not refill it.
-fn rate_limit_survives_cache_eviction(b: &Backend) {
+pub(crate) fn rate_limit_survives_cache_eviction(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (b.open)(&db.0, config().cache_capacity(1).max_active_keys(None));
+    let keys = (backend.open)(&db.0, config().cache_capacity(1).max_active_keys(None));
     let k = keys
         .create(&NewKey::new("u", "limited").rate_limit(RateLimit::per_minute(3)))
         .unwrap();
@@ -249,9 +174,9 @@ fn rate_limit_survives_cache_eviction(b: &Backend) {
 }
 
 /// Concurrent first verifications of one key share its bucket.
-fn rate_limit_holds_for_concurrent_first_verifications(b: &Backend) {
+pub(crate) fn rate_limit_holds_for_concurrent_first_verifications(backend: &Backend) {
     let db = TempDb::new();
-    let keys = Arc::new((b.open)(
+    let keys = Arc::new((backend.open)(
         &db.0,
         config().bcrypt_cost(6).bcrypt_concurrency(16),
     ));
@@ -280,29 +205,21 @@ fn rate_limit_holds_for_concurrent_first_verifications(b: &Backend) {
 /// A url-safe legacy key: `prefix` + `body`.
 fn legacy(prefix: &str, body: &str, lookup_len: usize, key_id: &str) -> (String, LegacyKey) {
     let key = format!("{prefix}{body}");
-    let hash = bcrypt::hash(key.as_bytes(), 4).unwrap();
-    (
-        key,
-        LegacyKey {
-            prefix: prefix.into(),
-            lookup: body[..lookup_len].into(),
-            key_id: Some(key_id.into()),
-            user_id: "u".into(),
-            name: "old".into(),
-            scopes: vec![],
-            bcrypt_hash: hash,
-            created_at: None,
-            expires_at: None,
-        },
-    )
+    let mut l = legacy_key(
+        prefix,
+        &body[..lookup_len],
+        bcrypt::hash(key.as_bytes(), 4).unwrap(),
+    );
+    l.key_id = Some(key_id.into());
+    (key, l)
 }
 
 /// More than 16 keys under one legacy lookup: every key that was accepted verifies, and the
 /// one past the documented bound is refused at import with a clear error instead of being
 /// stored unverifiable.
-fn legacy_lookup_shared_by_many_keys(b: &Backend) {
+pub(crate) fn legacy_lookup_shared_by_many_keys(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (b.open)(&db.0, config().max_active_keys(None));
+    let keys = (backend.open)(&db.0, config().max_active_keys(None));
     let mut made = vec![];
     for i in 0..16 {
         let (key, l) = legacy("mhu_", &format!("SAMEPREF{i:0>24}"), 8, &format!("old-{i}"));
@@ -314,7 +231,7 @@ fn legacy_lookup_shared_by_many_keys(b: &Backend) {
         Err(Error::InvalidArgument { what }) => assert!(what.contains("16"), "{what}"),
         other => panic!("the 17th key under one lookup must be refused: {other:?}"),
     }
-    let fresh = (b.open)(&db.0, config());
+    let fresh = (backend.open)(&db.0, config());
     for key in &made {
         assert!(keys.verify(key).unwrap().is_valid(), "{key}");
         assert!(fresh.verify(key).unwrap().is_valid(), "{key}");
@@ -325,14 +242,14 @@ fn legacy_lookup_shared_by_many_keys(b: &Backend) {
 
 /// Two legacy formats under one prefix (lookup lengths 8 and 12) both verify, here and in a
 /// process that opens the file afterwards.
-fn two_legacy_formats_under_one_prefix(b: &Backend) {
+pub(crate) fn two_legacy_formats_under_one_prefix(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (b.open)(&db.0, config());
+    let keys = (backend.open)(&db.0, config());
     let (short, l8) = legacy("mhu_", "abcdefgh_short_lookup_key_body", 8, "eight");
     let (long, l12) = legacy("mhu_", "ABCDEFGHIJKL_long_lookup_key_body", 12, "twelve");
     keys.import_legacy(&l8).unwrap();
     keys.import_legacy(&l12).unwrap();
-    for k in [&keys, &(b.open)(&db.0, config())] {
+    for k in [&keys, &(backend.open)(&db.0, config())] {
         assert!(k.verify(&short).unwrap().is_valid());
         assert!(k.verify(&long).unwrap().is_valid());
     }
@@ -340,12 +257,14 @@ fn two_legacy_formats_under_one_prefix(b: &Backend) {
 
 /// A legacy format another process registered is known at once, not only after some other
 /// key happened to be verified.
-fn legacy_format_imported_elsewhere_is_known_within_the_check_interval(b: &Backend) {
+pub(crate) fn legacy_format_imported_elsewhere_is_known_within_the_check_interval(
+    backend: &Backend,
+) {
     let db = TempDb::new();
-    let keys = (b.open)(&db.0, config());
+    let keys = (backend.open)(&db.0, config());
     let (key, l) = legacy("old_", "zyxwvuts_the_rest_of_the_key", 8, "elsewhere");
     assert_eq!(reason(&keys.verify(&key)), "malformed"); // no such format yet
-    (b.open)(&db.0, config()).import_legacy(&l).unwrap();
+    (backend.open)(&db.0, config()).import_legacy(&l).unwrap();
     // Seen at the next change check (the same bound as a revocation), not "never".
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while reason(&keys.verify(&key)) != "valid" {
@@ -359,8 +278,8 @@ fn legacy_format_imported_elsewhere_is_known_within_the_check_interval(b: &Backe
 
 // --- last use on drop ---------------------------------------------------------------------------
 
-fn last_used(b: &Backend, db: &TempDb, key_id: &str) -> Option<keyseal::Timestamp> {
-    (b.open)(&db.0, config())
+fn last_used(backend: &Backend, db: &TempDb, key_id: &str) -> Option<keyseal::Timestamp> {
+    (backend.open)(&db.0, config())
         .info("u", key_id)
         .unwrap()
         .last_used_at
@@ -368,12 +287,12 @@ fn last_used(b: &Backend, db: &TempDb, key_id: &str) -> Option<keyseal::Timestam
 
 /// Dropping the manager while another client holds the write lock briefly still writes the
 /// queued last use; a `flush` that cannot write within its bound says so.
-fn last_use_lands_when_dropped_while_the_store_is_busy(b: &Backend) {
+pub(crate) fn last_use_lands_when_dropped_while_the_store_is_busy(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (b.open)(&db.0, config());
+    let keys = (backend.open)(&db.0, config());
     let k = keys.create(&NewKey::new("u", "x")).unwrap();
     assert!(keys.verify(&k.key).unwrap().is_valid());
-    let mut raw = (b.raw)(&db.0);
+    let mut raw = (backend.raw)(&db.0);
     raw.lock();
     let holder = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
@@ -382,181 +301,20 @@ fn last_use_lands_when_dropped_while_the_store_is_busy(b: &Backend) {
     drop(keys);
     holder.join().unwrap();
     assert!(
-        last_used(b, &db, &k.key_id).is_some(),
+        last_used(backend, &db, &k.key_id).is_some(),
         "the last use was lost on drop"
     );
 
     // flush() reports a write it could not make, and keeps the uses for the next one.
-    let keys = (b.open)(&db.0, config());
+    let keys = (backend.open)(&db.0, config());
     let k2 = keys.create(&NewKey::new("u", "y")).unwrap();
     assert!(keys.verify(&k2.key).unwrap().is_valid());
-    let mut raw = (b.raw)(&db.0);
+    let mut raw = (backend.raw)(&db.0);
     raw.lock();
     let t = Instant::now();
     assert!(matches!(keys.flush(), Err(Error::Storage { .. })));
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     raw.commit();
     keys.flush().unwrap();
-    assert!(last_used(b, &db, &k2.key_id).is_some());
-}
-
-// --- SQLite -------------------------------------------------------------------------------------
-
-struct SqliteRaw(rusqlite::Connection);
-
-impl Raw for SqliteRaw {
-    fn lock(&mut self) {
-        self.0.execute_batch("BEGIN IMMEDIATE").unwrap();
-    }
-    fn execute(&mut self, sql: &str) {
-        self.0.execute_batch(sql).unwrap();
-    }
-    fn commit(&mut self) {
-        self.0.execute_batch("COMMIT").unwrap();
-    }
-}
-
-const SQLITE: Backend = Backend {
-    open: |path, cfg| ApiKeys::open_with(path, cfg).unwrap(),
-    raw: |path| {
-        let c = rusqlite::Connection::open(path).unwrap();
-        c.busy_timeout(Duration::from_secs(5)).unwrap();
-        Box::new(SqliteRaw(c))
-    },
-};
-
-/// The same client in another process: a copy of this test binary that runs the commands
-/// it reads on standard input (`raw_sql_child`), so the write lock is held by a process.
-struct ChildRaw {
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
-    stdout: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-}
-
-const RAW_CHILD_DB: &str = "KEYSEAL_RAW_CHILD_DB";
-
-impl ChildRaw {
-    fn spawn(path: &Path) -> Self {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "raw_sql_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(RAW_CHILD_DB, path)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut raw = ChildRaw {
-            child,
-            stdin,
-            stdout,
-        };
-        raw.send("ping");
-        raw
-    }
-
-    fn send(&mut self, line: &str) {
-        use std::io::Write;
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        loop {
-            let got = self.stdout.next().expect("child output").unwrap();
-            if got.contains("RAW ok") {
-                return;
-            }
-            assert!(!got.contains("RAW error"), "{got}");
-        }
-    }
-}
-
-impl Raw for ChildRaw {
-    fn lock(&mut self) {
-        self.send("BEGIN IMMEDIATE");
-    }
-    fn execute(&mut self, sql: &str) {
-        self.send(sql);
-    }
-    fn commit(&mut self) {
-        self.send("COMMIT");
-    }
-}
-
-impl Drop for ChildRaw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Run by [`ChildRaw`] in a child process: one SQL statement per line; a no-op otherwise.
-#[test]
-fn raw_sql_child() {
-    use std::io::BufRead;
-    let Ok(db) = std::env::var(RAW_CHILD_DB) else {
-        return;
-    };
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    for line in std::io::stdin().lock().lines() {
-        let line = line.unwrap();
-        let result = if line == "ping" {
-            Ok(())
-        } else {
-            conn.execute_batch(&line)
-        };
-        match result {
-            Ok(()) => println!("RAW ok"),
-            Err(e) => println!("RAW error {e}"),
-        }
-    }
-}
-
-const SQLITE_OTHER_PROCESS: Backend = Backend {
-    open: SQLITE.open,
-    raw: |path| Box::new(ChildRaw::spawn(path)),
-};
-
-macro_rules! suite {
-    ($backend:expr, $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                super::$name(&$backend);
-            }
-        )*
-    };
-}
-
-mod sqlite {
-    use super::SQLITE;
-    suite!(
-        SQLITE,
-        revocation_seen_while_connection_busy_with_a_write,
-        revocation_seen_and_verify_not_blocked_while_a_flush_waits,
-        unreadable_row_fails_closed_and_does_not_stop_the_catch_up,
-        rate_limit_survives_cache_eviction,
-        rate_limit_holds_for_concurrent_first_verifications,
-        legacy_lookup_shared_by_many_keys,
-        two_legacy_formats_under_one_prefix,
-        legacy_format_imported_elsewhere_is_known_within_the_check_interval,
-        last_use_lands_when_dropped_while_the_store_is_busy,
-    );
-}
-
-/// The tests where the write lock is held: with it held by another process.
-mod sqlite_other_process {
-    use super::SQLITE_OTHER_PROCESS;
-    suite!(
-        SQLITE_OTHER_PROCESS,
-        revocation_seen_while_connection_busy_with_a_write,
-        revocation_seen_and_verify_not_blocked_while_a_flush_waits,
-        unreadable_row_fails_closed_and_does_not_stop_the_catch_up,
-        last_use_lands_when_dropped_while_the_store_is_busy,
-    );
+    assert!(last_used(backend, &db, &k2.key_id).is_some());
 }

@@ -1,0 +1,268 @@
+//! The storage interface behind [`ApiKeys`](crate::ApiKeys), and its contract.
+//!
+//! The trait is public so that its contract can be read, and sealed: it is implemented by
+//! keyseal's own backends (`SQLite` today), which [`ApiKeys`](crate::ApiKeys) opens. A new
+//! backend is a new module next to the `SQLite` one, checked by the same behaviour tests.
+//!
+//! # What a backend does, and what it does not
+//! A backend stores rows and reads them back; it decides nothing. Every business rule (the
+//! quota, which keys are valid, the rotation refusals, when a rotated key's grace ends, the
+//! cap on legacy keys sharing a lookup) is a pure function of the layer above the backend. Writes that a rule
+//! guards take that rule as a `decide` argument: the backend reads the rows the method names,
+//! inside its write transaction and locked against other writers (`SQLite`: the write lock
+//! taken by `BEGIN IMMEDIATE`; `PostgreSQL`: `SELECT … FOR UPDATE`, or `SERIALIZABLE`), hands
+//! them to `decide`, and writes only what `decide` allowed, before committing. `decide` does
+//! no I/O, takes no lock and returns at once, so an async backend calls it between two
+//! awaits, inside its transaction, without blocking. SQL filters rows only by the keys given
+//! (user id, key id, lookup, row id, sequence number); it never evaluates validity itself.
+//!
+//! The methods are synchronous, as [`ApiKeys`](crate::ApiKeys)'s are; because `decide` is
+//! pure and `Sync`, the same signatures carry over to an async trait (`async fn insert(&self,
+//! row, decide)`) for a driver such as `tokio-postgres`, with no rule moving into the backend.
+//!
+//! # The change feed
+//! Every write (insert, revocation, rotation) gives the rows it writes a store-wide sequence
+//! number `seq`, and [`Backend::changes_since`] returns the rows whose `seq` is above a given
+//! one. Other processes use it to see revocations. It is only correct if **a row can never
+//! become visible with a `seq` at or below one that a reader has already passed**. `SQLite`
+//! keeps this with `seq = MAX(seq) + 1` inside the write transaction: it has one writer at a
+//! time, so sequence numbers are handed out in commit order. A backend with concurrent
+//! writers must not copy that (two transactions would read the same `MAX`, or commit out of
+//! order); it must instead either take the next `seq` from a single-row counter updated inside
+//! the same transaction (which serializes writers on that row, so numbers follow commit
+//! order), or track visibility itself (e.g. `PostgreSQL`'s transaction ids and snapshots,
+//! `pg_snapshot_xmin`), or re-read an overlap window below the last `seq` seen and tolerate
+//! seeing a change twice (applying a change is idempotent).
+//!
+//! # Waiting
+//! The change check ([`Backend::changes_since`], [`Backend::changed_elsewhere`],
+//! [`Backend::legacy_formats`]) must never wait for a write, this process's own included:
+//! revocations made elsewhere must be seen while a write is stuck. [`Backend::touch`] waits
+//! at most the time it is given. Other calls may wait for the write lock for a bounded time
+//! and then fail with [`Error::Storage`].
+
+use super::format::Environment;
+use super::rate_limit::RateLimit;
+use super::time::Timestamp;
+use crate::Error;
+
+/// How a row's hash was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// keyseal keys: bcrypt of base64(HMAC-SHA256(prehash key, whole API key)).
+    Prehashed,
+    /// Imported keys: bcrypt of the key as it is (truncated by bcrypt at 72 bytes).
+    Plain,
+}
+
+impl Scheme {
+    /// The name stored in the `scheme` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Prehashed => "ks1",
+            Scheme::Plain => "bcrypt",
+        }
+    }
+    /// The scheme stored as `s`, if known.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ks1" => Some(Scheme::Prehashed),
+            "bcrypt" => Some(Scheme::Plain),
+            _ => None,
+        }
+    }
+}
+
+/// One stored key, everything but the secret (which is never stored). `Debug` hides the
+/// hash.
+#[allow(clippy::struct_field_names)]
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Row {
+    /// The backend's own id of the row (an integer primary key).
+    pub row_id: i64,
+    /// Public id of the key; unique in the store.
+    pub key_id: String,
+    /// What a presented key is looked up by: the key id for keyseal keys, the stored clear
+    /// prefix for legacy keys. Indexed; not unique.
+    pub lookup: String,
+    /// How `hash` was made.
+    pub scheme: Scheme,
+    /// The bcrypt hash.
+    pub hash: String,
+    /// Owner. Indexed.
+    pub user_id: String,
+    /// Name given at creation.
+    pub name: String,
+    /// Scopes (no whitespace in any of them).
+    pub scopes: Vec<String>,
+    /// `live` or `test`.
+    pub environment: Environment,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Expiry, if any; after a rotation, the end of the grace period.
+    pub expires_at: Option<Timestamp>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// The key id of the successor, if rotated.
+    pub rotated_to: Option<String>,
+    /// Per-key rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Last recorded use.
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl core::fmt::Debug for Row {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Row")
+            .field("row_id", &self.row_id)
+            .field("key_id", &self.key_id)
+            .field("scheme", &self.scheme)
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What changed since a sequence number: enough to update in-memory state.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Change {
+    /// The row written.
+    pub row_id: i64,
+    /// Its lookup value; `None` when it could not be read.
+    pub lookup: Option<String>,
+    /// Its expiry now.
+    pub expires_at: Option<Timestamp>,
+    /// Whether it is revoked.
+    pub revoked: bool,
+    /// Why the row could not be read, naming it; the other fields are then meaningless and
+    /// the row's key fails closed.
+    pub unreadable: Option<String>,
+}
+
+/// Outcome of an insert.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Inserted {
+    /// Inserted, with this row id.
+    Ok(i64),
+    /// The key id is taken; the caller draws another.
+    IdTaken,
+}
+
+/// The rows an insert's rule looks at, read in the insert's transaction.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct InsertContext {
+    /// Every row of the new row's user.
+    pub user_rows: Vec<Row>,
+    /// Every row whose lookup is the new row's.
+    pub same_lookup: Vec<Row>,
+}
+
+/// The rule an insert applies to what it read (see the module docs): pure, no I/O.
+pub type DecideInsert<'a> = &'a (dyn Fn(&InsertContext) -> Result<(), Error> + Sync);
+
+/// The rule a rotation applies to the old row and the user's rows: pure, no I/O; returns
+/// when the old key's validity ends.
+pub type DecideRotation<'a> = &'a (dyn Fn(&Row, &[Row]) -> Result<Timestamp, Error> + Sync);
+
+/// Storage of API keys. See the module docs for the contract every method keeps. Sealed.
+pub trait Backend: Send + Sync + sealed::Sealed {
+    /// In one write transaction: reads the user's rows and the rows sharing `row.lookup`,
+    /// gives them to `decide`, and inserts `row` (with the next `seq`) if it returns `Ok`;
+    /// `decide`'s error is returned as it is, and nothing is written. `row.row_id` is
+    /// ignored. A key id already in use gives `Inserted::IdTaken`, nothing written.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written; `decide`'s error.
+    fn insert(&self, row: &Row, decide: DecideInsert<'_>) -> Result<Inserted, Error>;
+    /// All rows with this lookup value (one for keyseal keys; rarely more for legacy keys).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn find(&self, lookup: &str) -> Result<Vec<Row>, Error>;
+    /// One row by row id.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn get(&self, row_id: i64) -> Result<Option<Row>, Error>;
+    /// A user's key by its public id.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn get_user_key(&self, user_id: &str, key_id: &str) -> Result<Option<Row>, Error>;
+    /// A user's rows, newest first (by `created_at`, then `row_id`).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn list(&self, user_id: &str) -> Result<Vec<Row>, Error>;
+    /// Sets a user's key's `revoked_at` to `now` (with the next `seq`) unless it is set
+    /// already: a compare-and-set, so the first revocation's time is kept. Returns the row as
+    /// it is afterwards (`None` if the user has no such key).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn revoke(&self, user_id: &str, key_id: &str, now: Timestamp) -> Result<Option<Row>, Error>;
+    /// In one write transaction: reads the user's rows, finds `old_key_id` among them
+    /// (`Ok(None)` if absent), and gives the old row and all the user's rows to `decide`,
+    /// which returns when the old key's validity ends. If it returns `Ok`, inserts `new` and
+    /// sets the old row's `expires_at` to that end and its `rotated_to` to `new.key_id`, both
+    /// with the same next `seq`. Returns the old row as written, and the new row id (or
+    /// `IdTaken`, nothing written). `decide`'s error is returned as it is, nothing written.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written; `decide`'s error.
+    fn rotate(
+        &self,
+        user_id: &str,
+        old_key_id: &str,
+        new: &Row,
+        decide: DecideRotation<'_>,
+    ) -> Result<Option<(Row, Inserted)>, Error>;
+    /// Records last use (keeping the latest time per row), one write transaction for the
+    /// batch, waiting at most `wait` for the write lock (`ZERO`: not at all, not even for
+    /// this process's own connection). Does not change `seq`: last use is not a change others
+    /// need to see.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written within `wait` (the uses are
+    /// then not written).
+    fn touch(&self, uses: &[(i64, Timestamp)], wait: std::time::Duration) -> Result<(), Error>;
+    /// Every lookup value, for the in-memory filter, and the current sequence number, read
+    /// in one snapshot.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn all_lookups(&self) -> Result<(Vec<String>, i64), Error>;
+    /// Rows written after `seq`, and the highest sequence number seen. A row that cannot be
+    /// read is reported as such, never an error for the whole batch.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn changes_since(&self, seq: i64) -> Result<(Vec<Change>, i64), Error>;
+    /// Whether another connection committed anything since the last call. Must be cheap: it
+    /// runs at every change check.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn changed_elsewhere(&self) -> Result<bool, Error>;
+    /// Legacy formats recorded by imports: (prefix, lookup length).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn legacy_formats(&self) -> Result<Vec<(String, usize)>, Error>;
+    /// Records a legacy format (recording one twice is fine).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn add_legacy_format(&self, prefix: &str, lookup_len: usize) -> Result<(), Error>;
+}
+
+pub(crate) mod sealed {
+    /// Implemented by keyseal's own backends only.
+    pub trait Sealed {}
+}

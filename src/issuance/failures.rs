@@ -1,0 +1,81 @@
+//! Recent failures: a repeated wrong key costs no bcrypt, and one key id cannot be made to
+//! burn more than a few bcrypts a minute.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::cache::{CacheKey, FastMap};
+
+/// How long a wrong key is remembered.
+const REMEMBER_FOR: Duration = Duration::from_secs(600);
+/// The window over which failures per key id are counted.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// Recently failed keys (by [`CacheKey`], never the key) and per-row failure counts.
+pub(crate) struct FailureCache {
+    recent: Mutex<FastMap<CacheKey, Instant>>,
+    per_row: Mutex<HashMap<i64, (Instant, u32)>>,
+    capacity: usize,
+    max_per_row: u32,
+}
+
+impl FailureCache {
+    pub(crate) fn new(capacity: usize, max_per_row: u32) -> Self {
+        FailureCache {
+            recent: Mutex::default(),
+            per_row: Mutex::default(),
+            capacity: capacity.max(1),
+            max_per_row,
+        }
+    }
+
+    /// Whether this key failed bcrypt recently.
+    pub(crate) fn known_bad(&self, key: &CacheKey, now: Instant) -> bool {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent
+            .get(key)
+            .is_some_and(|&at| now.saturating_duration_since(at) < REMEMBER_FOR)
+    }
+
+    /// `Err(retry_after)` when this key id has failed too often in the current window.
+    pub(crate) fn row_allowed(&self, row_id: i64, now: Instant) -> Result<(), Duration> {
+        let per_row = self.per_row.lock().unwrap_or_else(PoisonError::into_inner);
+        match per_row.get(&row_id) {
+            Some(&(start, n)) if n >= self.max_per_row => {
+                let end = start + WINDOW;
+                if now < end {
+                    Err(end - now)
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Remembers a key that failed bcrypt, and counts the failure against `row_id`.
+    pub(crate) fn record(&self, key: CacheKey, row_id: Option<i64>, now: Instant) {
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            if recent.len() >= self.capacity {
+                recent.retain(|_, at| now.saturating_duration_since(*at) < REMEMBER_FOR);
+                if recent.len() >= self.capacity {
+                    recent.clear();
+                }
+            }
+            recent.insert(key, now);
+        }
+        if let Some(row) = row_id {
+            let mut per_row = self.per_row.lock().unwrap_or_else(PoisonError::into_inner);
+            if per_row.len() >= self.capacity {
+                per_row.retain(|_, (start, _)| now.saturating_duration_since(*start) < WINDOW);
+            }
+            let e = per_row.entry(row).or_insert((now, 0));
+            if now.saturating_duration_since(e.0) >= WINDOW {
+                *e = (now, 0);
+            }
+            e.1 += 1;
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The business rules of API keys, as pure decisions over rows: no I/O, no clock reads
+//! (`now` is an argument), no locks. Backends apply them inside their write transactions
+//! (see `backend.rs`); the verify path and listings use the same definitions.
+
+use super::backend::{InsertContext, Row, Scheme};
+use super::time::Timestamp;
+use super::types::{KeyStatus, Refusal};
+use crate::Error;
+
+/// Unix milliseconds standing for "never expires".
+pub(crate) const NEVER: i64 = i64::MAX;
+
+/// Most legacy keys one lookup value may have: a wrong key presenting that lookup costs one
+/// bcrypt per key under it.
+pub(crate) const MAX_LEGACY_PER_LOOKUP: usize = 16;
+
+/// The one definition of validity: why a key revoked or not, expiring at `expires_at_ms`
+/// (Unix ms, [`NEVER`] for no expiry), is refused at `now_ms`, or `None` when it is valid.
+/// A rotated key is valid until its grace ends, which is its `expires_at`.
+#[inline]
+pub(crate) fn refusal(revoked: bool, expires_at_ms: i64, now_ms: i64) -> Option<Refusal> {
+    if revoked {
+        Some(Refusal::Revoked)
+    } else if expires_at_ms <= now_ms {
+        Some(Refusal::Expired)
+    } else {
+        None
+    }
+}
+
+impl Row {
+    /// Why this key is refused at `now`, or `None` when it is valid.
+    pub(crate) fn refusal_at(&self, now: Timestamp) -> Option<Refusal> {
+        refusal(
+            self.revoked_at.is_some(),
+            self.expires_at.map_or(NEVER, Timestamp::unix_millis),
+            now.unix_millis(),
+        )
+    }
+
+    /// Whether this key validates at `now`.
+    pub(crate) fn is_valid_at(&self, now: Timestamp) -> bool {
+        self.refusal_at(now).is_none()
+    }
+
+    /// The key's state at `now`, for listings.
+    pub(crate) fn status_at(&self, now: Timestamp) -> KeyStatus {
+        match self.refusal_at(now) {
+            Some(Refusal::Revoked) => KeyStatus::Revoked,
+            Some(_) => KeyStatus::Expired,
+            None if self.rotated_to.is_some() => KeyStatus::Rotating,
+            None => KeyStatus::Active,
+        }
+    }
+}
+
+/// Keys of a user that validate at `now`: active ones and rotated ones still in their grace.
+fn valid_count(rows: &[Row], now: Timestamp) -> usize {
+    rows.iter().filter(|r| r.is_valid_at(now)).count()
+}
+
+fn over(count: usize, limit: u32) -> bool {
+    u64::try_from(count).unwrap_or(u64::MAX) > u64::from(limit)
+}
+
+/// May `new` be inserted next to these rows? `quota`: the most valid keys a user may hold
+/// (`None`: no limit; imports pass `None`).
+///
+/// # Errors
+/// [`Error::QuotaExceeded`] when the user already holds `quota` valid keys;
+/// [`Error::InvalidArgument`] for a legacy key whose lookup [`MAX_LEGACY_PER_LOOKUP`] legacy
+/// keys already share.
+pub(crate) fn may_insert(
+    new: &Row,
+    ctx: &InsertContext,
+    quota: Option<u32>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    if let Some(limit) = quota {
+        if over(valid_count(&ctx.user_rows, now) + 1, limit) {
+            return Err(Error::QuotaExceeded { limit });
+        }
+    }
+    if new.scheme == Scheme::Plain {
+        let shared = ctx
+            .same_lookup
+            .iter()
+            .filter(|r| r.scheme == Scheme::Plain)
+            .count();
+        if shared >= MAX_LEGACY_PER_LOOKUP {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "legacy lookup {:?}: already {MAX_LEGACY_PER_LOOKUP} keys share it, the \
+                     most one lookup may have",
+                    new.lookup
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The successor's expiry in a rotation at `now`: the old key's lifetime, from now (an old
+/// key that expired 30 days after creation gives a new one that expires 30 days from now).
+pub(crate) fn successor_expiry(old: &Row, now: Timestamp) -> Option<Timestamp> {
+    old.expires_at.map(|exp| {
+        let life = exp
+            .unix_millis()
+            .saturating_sub(old.created_at.unix_millis());
+        Timestamp::from_unix_millis(now.unix_millis().saturating_add(life.max(0)))
+    })
+}
+
+/// May `old` be rotated at `now` with its validity ending at `grace_end`? Returns when it
+/// really ends: `grace_end`, or its own expiry if that comes first (the one place the grace
+/// end is computed).
+///
+/// The old key keeps counting against `quota` during its grace, and a rotation may take the
+/// user one key over, never more: a chain of rotations cannot pile keys up.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `old` is revoked, already rotated or expired (an expired
+/// key would otherwise turn into a new valid one past the quota: create a new key instead);
+/// [`Error::QuotaExceeded`] as above.
+pub(crate) fn rotation_end(
+    old: &Row,
+    user_rows: &[Row],
+    grace_end: Timestamp,
+    quota: Option<u32>,
+    now: Timestamp,
+) -> Result<Timestamp, Error> {
+    let refused = |why: &str| Error::InvalidArgument {
+        what: format!("api key {} {why}", old.key_id),
+    };
+    match old.refusal_at(now) {
+        Some(Refusal::Revoked) => return Err(refused("is revoked and cannot be rotated")),
+        _ if old.rotated_to.is_some() => return Err(refused("was already rotated")),
+        Some(_) => return Err(refused("has expired; create a new key instead")),
+        None => {}
+    }
+    let ends = old.expires_at.map_or(grace_end, |e| e.min(grace_end));
+    if let Some(limit) = quota {
+        let in_grace = usize::from(ends > now);
+        if over(
+            valid_count(user_rows, now) + in_grace,
+            limit.saturating_add(1),
+        ) {
+            return Err(Error::QuotaExceeded { limit });
+        }
+    }
+    Ok(ends)
+}
+
+/// Most scopes one key may have.
+pub(crate) const MAX_SCOPES: usize = 64;
+
+/// `v` is 1 to `max` bytes with no control characters (and no whitespace unless `spaces`).
+pub(crate) fn check_text(what: &str, v: &str, max: usize, spaces: bool) -> Result<(), Error> {
+    let ok = !v.is_empty()
+        && v.len() <= max
+        && !v
+            .chars()
+            .any(|c| c.is_control() || (!spaces && c.is_whitespace()));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            what: format!(
+                "{what}: 1 to {max} bytes, no control characters{}",
+                if spaces { "" } else { " or spaces" }
+            ),
+        })
+    }
+}
+
+/// The fields every new key has, whether created or imported: the user id (the crate's one
+/// user-id rule), a name (1 to 256 bytes), and at most [`MAX_SCOPES`] scopes of 1 to 128
+/// bytes without whitespace (scopes are stored space-separated).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the field.
+pub(crate) fn check_key_fields(user_id: &str, name: &str, scopes: &[String]) -> Result<(), Error> {
+    crate::user_id::check_user_id(user_id)?;
+    check_text("name", name, 256, true)?;
+    if scopes.len() > MAX_SCOPES {
+        return Err(Error::InvalidArgument {
+            what: format!("at most {MAX_SCOPES} scopes"),
+        });
+    }
+    for s in scopes {
+        check_text("scope", s, 128, false)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issuance::format::Environment;
+
+    const NOW: i64 = 1_000_000;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_unix_millis(ms)
+    }
+
+    fn row(key_id: &str) -> Row {
+        Row {
+            row_id: 0,
+            key_id: key_id.into(),
+            lookup: key_id.into(),
+            scheme: Scheme::Prehashed,
+            hash: String::new(),
+            user_id: "u".into(),
+            name: "n".into(),
+            scopes: vec![],
+            environment: Environment::Live,
+            created_at: at(NOW - 1000),
+            expires_at: None,
+            revoked_at: None,
+            rotated_to: None,
+            rate_limit: None,
+            last_used_at: None,
+        }
+    }
+
+    fn ctx(user_rows: Vec<Row>, same_lookup: Vec<Row>) -> InsertContext {
+        InsertContext {
+            user_rows,
+            same_lookup,
+        }
+    }
+
+    #[test]
+    fn validity_and_status() {
+        let mut r = row("a");
+        assert_eq!(r.status_at(at(NOW)), KeyStatus::Active);
+        r.rotated_to = Some("b".into());
+        r.expires_at = Some(at(NOW + 1));
+        assert_eq!(r.status_at(at(NOW)), KeyStatus::Rotating);
+        assert_eq!(r.status_at(at(NOW + 1)), KeyStatus::Expired);
+        r.revoked_at = Some(at(NOW));
+        assert_eq!(r.status_at(at(NOW)), KeyStatus::Revoked);
+        assert_eq!(refusal(false, NEVER, i64::MAX - 1), None);
+    }
+
+    #[test]
+    fn quota_counts_valid_keys_only() {
+        let new = row("new");
+        let mut rows: Vec<Row> = (0..2).map(|i| row(&format!("k{i}"))).collect();
+        assert!(may_insert(&new, &ctx(rows.clone(), vec![]), Some(3), at(NOW)).is_ok());
+        assert!(may_insert(&new, &ctx(rows.clone(), vec![]), None, at(NOW)).is_ok());
+        assert_eq!(
+            may_insert(&new, &ctx(rows.clone(), vec![]), Some(2), at(NOW)),
+            Err(Error::QuotaExceeded { limit: 2 })
+        );
+        rows[0].revoked_at = Some(at(NOW));
+        rows[1].expires_at = Some(at(NOW));
+        assert!(may_insert(&new, &ctx(rows, vec![]), Some(1), at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn legacy_lookup_is_capped() {
+        let mut new = row("new");
+        new.scheme = Scheme::Plain;
+        let mut shared: Vec<Row> = (0..MAX_LEGACY_PER_LOOKUP).map(|_| new.clone()).collect();
+        assert!(matches!(
+            may_insert(&new, &ctx(vec![], shared.clone()), None, at(NOW)),
+            Err(Error::InvalidArgument { .. })
+        ));
+        shared.pop();
+        assert!(may_insert(&new, &ctx(vec![], shared), None, at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn rotation_refusals_and_grace_end() {
+        let old = row("old");
+        let grace_end = at(NOW + 500);
+        let rows = vec![old.clone()];
+        assert_eq!(
+            rotation_end(&old, &rows, grace_end, Some(1), at(NOW)),
+            Ok(grace_end)
+        );
+        let mut soon = old.clone();
+        soon.expires_at = Some(at(NOW + 100));
+        assert_eq!(
+            rotation_end(&soon, &rows, grace_end, None, at(NOW)),
+            Ok(at(NOW + 100))
+        );
+        for change in [
+            |r: &mut Row| r.revoked_at = Some(at(NOW)),
+            |r: &mut Row| r.rotated_to = Some("x".into()),
+            |r: &mut Row| r.expires_at = Some(at(NOW)),
+        ] {
+            let mut bad = old.clone();
+            change(&mut bad);
+            assert!(matches!(
+                rotation_end(&bad, &rows, grace_end, None, at(NOW)),
+                Err(Error::InvalidArgument { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn rotation_in_grace_may_go_one_over_the_quota_never_two() {
+        let old = row("old");
+        let mut in_grace = row("earlier");
+        in_grace.rotated_to = Some("old".into());
+        in_grace.expires_at = Some(at(NOW + 60_000));
+        let at_limit = vec![old.clone()];
+        assert!(rotation_end(&old, &at_limit, at(NOW + 1), Some(1), at(NOW)).is_ok());
+        let over = vec![old.clone(), in_grace];
+        assert_eq!(
+            rotation_end(&old, &over, at(NOW + 1), Some(1), at(NOW)),
+            Err(Error::QuotaExceeded { limit: 1 })
+        );
+        // No grace: the old key stops at once, so a rotation never adds a key.
+        assert!(rotation_end(&old, &over, at(NOW), Some(1), at(NOW)).is_ok());
+        assert!(rotation_end(&old, &over[..1], at(NOW), Some(0), at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn successor_keeps_the_lifetime() {
+        let mut old = row("old");
+        assert_eq!(successor_expiry(&old, at(NOW)), None);
+        old.expires_at = Some(at(NOW + 4000));
+        assert_eq!(successor_expiry(&old, at(NOW)), Some(at(NOW + 5000)));
+    }
+}

@@ -1,0 +1,315 @@
+//! The `SQLite` backend: tables `api_keys` and `api_key_meta` in the same file as the key
+//! store (whose tables it never touches), WAL journal, busy timeout.
+
+mod rows;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::backend::{Backend, Change, DecideInsert, DecideRotation, InsertContext, Inserted, Row};
+use super::time::Timestamp;
+use crate::Error;
+use rows::{
+    find_user_key, insert_row, is_unique_violation, next_seq, parse_format, read_change, read_row,
+    rows_where, storage, touch_in, COLUMNS, FORMAT_NAME, SCHEMA,
+};
+
+/// How long a change check may wait for a read to be allowed.
+const READ_WAIT: Duration = Duration::from_millis(200);
+/// The usual wait for the write lock.
+const WRITE_WAIT: Duration = Duration::from_secs(5);
+
+pub(crate) struct SqliteBackend {
+    conn: Mutex<Connection>,
+    /// A second connection used only to look for other processes' changes: in WAL mode it
+    /// reads while `conn` waits for (or holds) the write lock, so a busy write never delays
+    /// the revocation check. `None` for an in-memory database, which no one else can see.
+    reader: Option<Mutex<Connection>>,
+    data_version: Mutex<Option<i64>>,
+}
+
+impl SqliteBackend {
+    pub(crate) fn open(path: &Path) -> Result<Self, Error> {
+        crate::file_mode::prepare_private_db(path)?;
+        let conn = Connection::open(path).map_err(|e| storage(&e))?;
+        conn.busy_timeout(WRITE_WAIT).map_err(|e| storage(&e))?;
+        // WAL lets readers in other processes run while one writes. FULL sync: a created key
+        // (shown to its user once) or a revocation that was reported done must survive a power
+        // loss; writes are rare (last-use updates are batched), so the fsync costs little.
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .map_err(|e| storage(&e))?;
+        conn.execute_batch("PRAGMA synchronous=FULL;")
+            .map_err(|e| storage(&e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| storage(&e))?;
+        conn.set_prepared_statement_cache_capacity(32);
+        let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:";
+        let reader = if in_memory {
+            None
+        } else {
+            let r = Connection::open(path).map_err(|e| storage(&e))?;
+            // Readers never wait for writers in WAL mode; the short timeout only covers the
+            // rare moments (recovery, a checkpoint restart) when a read can be refused.
+            r.busy_timeout(READ_WAIT).map_err(|e| storage(&e))?;
+            r.execute_batch("PRAGMA query_only=1;")
+                .map_err(|e| storage(&e))?;
+            Some(Mutex::new(r))
+        };
+        Ok(SqliteBackend {
+            conn: Mutex::new(conn),
+            reader,
+            data_version: Mutex::new(None),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection for change checks: the reader, or the only connection in memory.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        match &self.reader {
+            Some(r) => r.lock().unwrap_or_else(PoisonError::into_inner),
+            None => self.conn(),
+        }
+    }
+}
+
+impl super::backend::sealed::Sealed for SqliteBackend {}
+
+impl Backend for SqliteBackend {
+    fn insert(&self, row: &Row, decide: DecideInsert<'_>) -> Result<Inserted, Error> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| storage(&e))?;
+        let ctx = InsertContext {
+            user_rows: rows_where(&tx, "user_id", &row.user_id).map_err(|e| storage(&e))?,
+            same_lookup: rows_where(&tx, "lookup", &row.lookup).map_err(|e| storage(&e))?,
+        };
+        decide(&ctx)?;
+        let seq = next_seq(&tx).map_err(|e| storage(&e))?;
+        match insert_row(&tx, row, seq) {
+            Ok(id) => {
+                tx.commit().map_err(|e| storage(&e))?;
+                Ok(Inserted::Ok(id))
+            }
+            Err(e) if is_unique_violation(&e) => Ok(Inserted::IdTaken),
+            Err(e) => Err(storage(&e)),
+        }
+    }
+
+    fn find(&self, lookup: &str) -> Result<Vec<Row>, Error> {
+        rows_where(&self.conn(), "lookup", lookup).map_err(|e| storage(&e))
+    }
+
+    fn get(&self, row_id: i64) -> Result<Option<Row>, Error> {
+        let conn = self.conn();
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE row_id = ?1"))
+            .and_then(|mut s| s.query_row([row_id], read_row).optional())
+            .map_err(|e| storage(&e))
+    }
+
+    fn get_user_key(&self, user_id: &str, key_id: &str) -> Result<Option<Row>, Error> {
+        find_user_key(&self.conn(), user_id, key_id).map_err(|e| storage(&e))
+    }
+
+    fn list(&self, user_id: &str) -> Result<Vec<Row>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM api_keys WHERE user_id = ?1 ORDER BY created_at DESC, \
+                 row_id DESC"
+            ))
+            .map_err(|e| storage(&e))?;
+        let rows = stmt
+            .query_map([user_id], read_row)
+            .map_err(|e| storage(&e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| storage(&e))?;
+        Ok(rows)
+    }
+
+    fn revoke(&self, user_id: &str, key_id: &str, now: Timestamp) -> Result<Option<Row>, Error> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| storage(&e))?;
+        let Some(mut row) = find_user_key(&tx, user_id, key_id).map_err(|e| storage(&e))? else {
+            return Ok(None);
+        };
+        if row.revoked_at.is_none() {
+            let seq = next_seq(&tx).map_err(|e| storage(&e))?;
+            tx.execute(
+                "UPDATE api_keys SET revoked_at = ?1, seq = ?2 WHERE row_id = ?3",
+                params![now.unix_millis(), seq, row.row_id],
+            )
+            .map_err(|e| storage(&e))?;
+            tx.commit().map_err(|e| storage(&e))?;
+            row.revoked_at = Some(now);
+        }
+        Ok(Some(row))
+    }
+
+    fn rotate(
+        &self,
+        user_id: &str,
+        old_key_id: &str,
+        new: &Row,
+        decide: DecideRotation<'_>,
+    ) -> Result<Option<(Row, Inserted)>, Error> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| storage(&e))?;
+        let user_rows = rows_where(&tx, "user_id", user_id).map_err(|e| storage(&e))?;
+        let Some(mut old) = user_rows.iter().find(|r| r.key_id == old_key_id).cloned() else {
+            return Ok(None);
+        };
+        let ends = decide(&old, &user_rows)?;
+        let seq = next_seq(&tx).map_err(|e| storage(&e))?;
+        let new_id = match insert_row(&tx, new, seq) {
+            Ok(id) => id,
+            Err(e) if is_unique_violation(&e) => return Ok(Some((old, Inserted::IdTaken))),
+            Err(e) => return Err(storage(&e)),
+        };
+        tx.execute(
+            "UPDATE api_keys SET expires_at = ?1, rotated_to = ?2, seq = ?3 WHERE row_id = ?4",
+            params![ends.unix_millis(), new.key_id, seq, old.row_id],
+        )
+        .map_err(|e| storage(&e))?;
+        tx.commit().map_err(|e| storage(&e))?;
+        old.expires_at = Some(ends);
+        old.rotated_to = Some(new.key_id.clone());
+        Ok(Some((old, Inserted::Ok(new_id))))
+    }
+
+    fn touch(&self, uses: &[(i64, Timestamp)], wait: Duration) -> Result<(), Error> {
+        let mut conn = if wait.is_zero() {
+            match self.conn.try_lock() {
+                Ok(c) => c,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::Storage {
+                        message: "the connection is busy".into(),
+                    })
+                }
+            }
+        } else {
+            self.conn()
+        };
+        conn.busy_timeout(wait).map_err(|e| storage(&e))?;
+        let result = touch_in(&mut conn, uses);
+        conn.busy_timeout(WRITE_WAIT).map_err(|e| storage(&e))?;
+        result
+    }
+
+    fn all_lookups(&self) -> Result<(Vec<String>, i64), Error> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| storage(&e))?;
+        let lookups = tx
+            .prepare("SELECT lookup FROM api_keys")
+            .and_then(|mut s| {
+                // A lookup that is not text matches no presented key: leave it out.
+                Ok(s.query_map([], |r| r.get::<_, String>(0))?
+                    .filter_map(Result::ok)
+                    .collect::<Vec<String>>())
+            })
+            .map_err(|e| storage(&e))?;
+        let seq = tx
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM api_keys WHERE seq <= 9223372036854775807",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| storage(&e))?;
+        Ok((lookups, seq))
+    }
+
+    fn changes_since(&self, seq: i64) -> Result<(Vec<Change>, i64), Error> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT row_id, lookup, expires_at, revoked_at, seq, key_id FROM api_keys \
+                 WHERE seq > ?1",
+            )
+            .map_err(|e| storage(&e))?;
+        let mut max = seq;
+        let mut changes = Vec::new();
+        let mut rows = stmt.query([seq]).map_err(|e| storage(&e))?;
+        while let Some(r) = rows.next().map_err(|e| storage(&e))? {
+            let (change, row_seq) = read_change(r).map_err(|e| storage(&e))?;
+            if let Some(s) = row_seq {
+                max = max.max(s);
+            }
+            changes.push(change);
+        }
+        Ok((changes, max))
+    }
+
+    fn changed_elsewhere(&self) -> Result<bool, Error> {
+        if self.reader.is_none() {
+            return Ok(false); // in memory: no one else can write
+        }
+        let v: i64 = self
+            .reader()
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| storage(&e))?;
+        let mut last = self
+            .data_version
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let changed = last.is_some_and(|l| l != v);
+        *last = Some(v);
+        Ok(changed)
+    }
+
+    fn legacy_formats(&self) -> Result<Vec<(String, usize)>, Error> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached("SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'")
+            .map_err(|e| storage(&e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| storage(&e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| storage(&e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(n, v)| parse_format(&n, &v))
+            .collect())
+    }
+
+    fn add_legacy_format(&self, prefix: &str, lookup_len: usize) -> Result<(), Error> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR REPLACE INTO api_key_meta (name, value) VALUES (?1, ?2)",
+            params![
+                format!("{FORMAT_NAME}{lookup_len}:{prefix}"),
+                lookup_len.to_string()
+            ],
+        )
+        .map_err(|e| storage(&e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_memory_store_has_no_reader_and_sees_its_own_writes() {
+        let s = SqliteBackend::open(Path::new(":memory:")).unwrap();
+        assert!(s.reader.is_none());
+        assert!(!s.changed_elsewhere().unwrap());
+        s.add_legacy_format("mhu_", 8).unwrap();
+        s.add_legacy_format("mhu_", 12).unwrap();
+        let mut formats = s.legacy_formats().unwrap();
+        formats.sort();
+        assert_eq!(formats, [("mhu_".into(), 8), ("mhu_".into(), 12)]);
+    }
+}

@@ -1,0 +1,263 @@
+//! The verify path: parse and checksum, the cache, the known-id filter, recent failures,
+//! one indexed read and one bcrypt (bounded in number), then caching the verified key.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::backend::{Row, Scheme};
+use super::cache::{CacheKey, CachedKey};
+use super::format::Environment;
+use super::prehash::{bcrypt_cost, bcrypt_ok, MAX_IMPORTED_COST};
+use super::rules::{self, NEVER};
+use super::time::Timestamp;
+use super::types::{Refusal, Validated, Verification};
+use super::ApiKeys;
+use crate::Error;
+
+/// Longest string looked at as a possible legacy key.
+const MAX_LEGACY_KEY_LEN: usize = 200;
+
+impl ApiKeys {
+    /// Verifies a presented key. Never logs or keeps the key; cached keys are checked
+    /// against revocation and expiry on every call, and never wait for a write.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the database is needed (a key not in the cache) and fails;
+    /// when no change check could read the store for longer than
+    /// [`ApiKeysConfig::change_check_interval`](super::ApiKeysConfig::change_check_interval)
+    /// plus one second (cached keys then fail closed rather than outlive a revocation made
+    /// elsewhere); or for a key whose stored row cannot be read (the message names the row).
+    /// Every refusal is an `Ok(Verification::Refused(..))`.
+    pub fn verify(&self, key: &str) -> Result<Verification, Error> {
+        if let Some(p) = self.config.format.parse(key) {
+            let now = self.check_for_changes(self.check_interval_ms());
+            // Prefix and checksum are fixed by the format and `live`/`test` is checked
+            // against the row, so id and secret identify the key; 55 bytes fit one SHA-256
+            // block. (Legacy keys are keyed whole; they contain `_`, never in base62: no
+            // overlap.)
+            let cache_key = self.keyer.cache_key(p.id_and_secret);
+            if let Some(cached) = self.cache.get(&cache_key) {
+                if cached.environment != p.environment {
+                    return Ok(Verification::Refused(Refusal::Unknown));
+                }
+                return self.answer_cached(&cached, now);
+            }
+            return self.verify_uncached(
+                key,
+                cache_key,
+                &[p.key_id],
+                Scheme::Prehashed,
+                Some(p.environment),
+            );
+        }
+        self.verify_legacy(key)
+    }
+
+    fn verify_legacy(&self, key: &str) -> Result<Verification, Error> {
+        let mut lookups = self.legacy.lookups(key);
+        if lookups.is_empty() {
+            if key.len() > MAX_LEGACY_KEY_LEN
+                || key.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Ok(Verification::Refused(Refusal::Malformed));
+            }
+            // Perhaps a format another process registered since the last change check: the
+            // same bound as a revocation made elsewhere, and no extra read per malformed key.
+            self.check_for_changes(self.check_interval_ms());
+            lookups = self.legacy.lookups(key);
+            if lookups.is_empty() {
+                return Ok(Verification::Refused(Refusal::Malformed));
+            }
+        }
+        let now = self.check_for_changes(self.check_interval_ms());
+        let cache_key = self.keyer.cache_key(key);
+        if let Some(cached) = self.cache.get(&cache_key) {
+            return self.answer_cached(&cached, now);
+        }
+        self.verify_uncached(key, cache_key, &lookups, Scheme::Plain, None)
+    }
+
+    /// A cached key's answer, if the change check is recent enough to trust it.
+    #[inline]
+    fn answer_cached(&self, cached: &CachedKey, now: u64) -> Result<Verification, Error> {
+        self.fresh_enough(now)?;
+        if cached.unreadable.load(Ordering::Acquire) {
+            return Err(Error::Storage {
+                message: format!(
+                    "api_keys row {} (key id {}) cannot be read; refused until it is repaired",
+                    cached.row_id, cached.key_id
+                ),
+            });
+        }
+        Ok(self.answer(cached))
+    }
+
+    /// The answer for a key that passed bcrypt: its state now, its rate limit, and its last
+    /// use queued.
+    #[inline]
+    fn answer(&self, cached: &CachedKey) -> Verification {
+        let now = Timestamp::now();
+        let expires = cached.expires_at.load(Ordering::Acquire);
+        let revoked = cached.revoked.load(Ordering::Acquire);
+        if let Some(refusal) = rules::refusal(revoked, expires, now.unix_millis()) {
+            return Verification::Refused(refusal);
+        }
+        if let Some(bucket) = &cached.bucket {
+            let taken = bucket
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(Instant::now());
+            if let Err(retry_after) = taken {
+                return Verification::Refused(Refusal::RateLimited { retry_after });
+            }
+        }
+        self.queue_last_use(cached, now);
+        Verification::Valid(Validated {
+            key_id: cached.key_id.clone(),
+            user_id: cached.user_id.clone(),
+            scopes: cached.scopes.clone(),
+            expires_at: (expires != NEVER).then_some(Timestamp::from_unix_millis(expires)),
+            environment: cached.environment,
+        })
+    }
+
+    /// The lookups in `lookups` that the known-id filter has.
+    fn known<'k>(&self, lookups: &[&'k str]) -> Vec<&'k str> {
+        lookups
+            .iter()
+            .copied()
+            .filter(|l| self.known_ids.contains(l))
+            .collect()
+    }
+
+    /// Not in the cache: read the rows under `lookups` and bcrypt. A keyseal key has one
+    /// lookup and one row; a legacy key may have one lookup per registered format and up to
+    /// `rules::MAX_LEGACY_PER_LOOKUP` rows under each.
+    fn verify_uncached(
+        &self,
+        key: &str,
+        cache_key: CacheKey,
+        lookups: &[&str],
+        scheme: Scheme,
+        env: Option<Environment>,
+    ) -> Result<Verification, Error> {
+        const UNKNOWN: Verification = Verification::Refused(Refusal::Unknown);
+        let mut known = self.known(lookups);
+        if known.is_empty() {
+            // Perhaps made by another process a moment ago: look now (at most once a
+            // millisecond, so a flood of unknown ids costs at most 1000 cheap PRAGMAs/s).
+            self.check_for_changes(1);
+            known = self.known(lookups);
+            if known.is_empty() {
+                return Ok(UNKNOWN);
+            }
+        }
+        let start = Instant::now();
+        if self.failures.known_bad(&cache_key, start) {
+            return Ok(UNKNOWN);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let now = Timestamp::now();
+        let mut rows = Vec::new();
+        for l in known {
+            rows.extend(self.backend.find(l)?);
+        }
+        let mut refusal = None;
+        let mut tried = None;
+        for row in rows {
+            if row.scheme != scheme || (scheme == Scheme::Prehashed && row.key_id != row.lookup) {
+                continue;
+            }
+            if env.is_some_and(|e| e != row.environment) {
+                // The right id and maybe secret under the other marker: the cache key is
+                // shared with the real key, so this must not be remembered as a failure.
+                return Ok(UNKNOWN);
+            }
+            if let Some(r) = row.refusal_at(now) {
+                refusal.get_or_insert(r);
+                continue;
+            }
+            if row.scheme == Scheme::Plain
+                && bcrypt_cost(&row.hash).is_some_and(|c| c > MAX_IMPORTED_COST)
+            {
+                // Imported before costs were bounded: never worth a bcrypt slot for hours.
+                tracing::warn!(key_id = %row.key_id, "keyseal api keys: bcrypt cost above the maximum; key refused");
+                continue;
+            }
+            if let Err(retry_after) = self.failures.row_allowed(row.row_id, start) {
+                refusal.get_or_insert(Refusal::RateLimited { retry_after });
+                continue;
+            }
+            let Some(slot) = self.bcrypt_limiter.acquire(self.config.bcrypt_wait) else {
+                return Ok(Verification::Refused(Refusal::RateLimited {
+                    retry_after: Duration::from_secs(1),
+                }));
+            };
+            let ok = bcrypt_ok(row.scheme, key, &row.hash);
+            drop(slot);
+            if ok {
+                return Ok(self.cache_verified(cache_key, row, generation));
+            }
+            tried = Some(row.row_id);
+        }
+        if tried.is_some() {
+            // Only a bcrypt that said no is remembered: nothing else can become valid later
+            // by itself, but a legacy key may yet be imported.
+            self.failures.record(cache_key, tried, Instant::now());
+        }
+        Ok(match (tried, refusal) {
+            // A wrong secret: say "unknown", whatever other rows share a legacy prefix.
+            (Some(_), _) | (None, None) => UNKNOWN,
+            (None, Some(r)) => Verification::Refused(r),
+        })
+    }
+
+    /// Caches a key that passed bcrypt and answers for it. Every cache entry of a row shares
+    /// one [`CachedKey`] (legacy keys that differ past bcrypt's 72 bytes are one key) and the
+    /// row's one token bucket.
+    ///
+    /// Revocations and rotations bump `generation` *before* they look for a cached entry to
+    /// flip, so re-reading the row whenever the generation moved, both before and after the
+    /// entry is inserted, leaves no window in which a stale entry could stay valid.
+    fn cache_verified(&self, cache_key: CacheKey, row: Row, mut seen: u64) -> Verification {
+        let cached = self.cache.entry_for(Arc::new(CachedKey {
+            row_id: row.row_id,
+            key_id: row.key_id.into(),
+            user_id: row.user_id.into(),
+            scopes: row.scopes.into(),
+            environment: row.environment,
+            expires_at: AtomicI64::new(row.expires_at.map_or(NEVER, Timestamp::unix_millis)),
+            revoked: AtomicBool::new(row.revoked_at.is_some()),
+            unreadable: AtomicBool::new(false),
+            last_use_queued: AtomicI64::new(row.last_used_at.map_or(0, Timestamp::unix_millis)),
+            bucket: row.rate_limit.map(|l| self.cache.bucket(row.row_id, l)),
+        }));
+        let mut inserted = false;
+        loop {
+            let current = self.generation.load(Ordering::SeqCst);
+            if current != seen {
+                seen = current;
+                match self.backend.get(cached.row_id) {
+                    Ok(Some(fresh)) => {
+                        cached
+                            .revoked
+                            .store(fresh.revoked_at.is_some(), Ordering::SeqCst);
+                        cached.expires_at.store(
+                            fresh.expires_at.map_or(NEVER, Timestamp::unix_millis),
+                            Ordering::SeqCst,
+                        );
+                    }
+                    _ => cached.revoked.store(true, Ordering::SeqCst),
+                }
+                continue;
+            }
+            if inserted {
+                break;
+            }
+            self.cache.insert(cache_key, cached.clone());
+            inserted = true;
+        }
+        self.answer(&cached)
+    }
+}

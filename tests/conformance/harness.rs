@@ -1,0 +1,158 @@
+//! What every backend's suite shares: a fresh store, the backend's openers, another client
+//! of the same store, small helpers.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use keyseal::{ApiKeys, ApiKeysConfig, Error, LegacyKey, Verification};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh store location under the system temp dir (removed on drop).
+pub(crate) struct TempDb(pub(crate) PathBuf);
+
+impl TempDb {
+    pub(crate) fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "keyseal-conformance-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDb(dir.join("keys.db"))
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+    }
+}
+
+/// Another client of the same store, outside any `ApiKeys`: it takes the write lock, runs
+/// SQL, and commits.
+pub(crate) trait Raw: Send {
+    /// Starts a write transaction (takes the store's write lock).
+    fn lock(&mut self);
+    /// Runs one statement inside it.
+    fn execute(&mut self, sql: &str);
+    /// Commits (releases the lock).
+    fn commit(&mut self);
+}
+
+/// A backend under test: how to open `ApiKeys` on a store, and another client of it.
+pub(crate) struct Backend {
+    pub(crate) try_open: fn(&Path, ApiKeysConfig) -> Result<ApiKeys, Error>,
+    pub(crate) open: fn(&Path, ApiKeysConfig) -> ApiKeys,
+    pub(crate) raw: fn(&Path) -> Box<dyn Raw>,
+}
+
+/// Fast bcrypt for tests.
+pub(crate) fn config() -> ApiKeysConfig {
+    ApiKeysConfig::default().bcrypt_cost(4)
+}
+
+/// A legacy key of user `u` named `old`, no scopes, no id of its own, no expiry.
+pub(crate) fn legacy_key(prefix: &str, lookup: &str, bcrypt_hash: String) -> LegacyKey {
+    LegacyKey {
+        prefix: prefix.into(),
+        lookup: lookup.into(),
+        key_id: None,
+        user_id: "u".into(),
+        name: "old".into(),
+        scopes: vec![],
+        bcrypt_hash,
+        created_at: None,
+        expires_at: None,
+    }
+}
+
+/// The refusal's reason, `None` when valid.
+pub(crate) fn refusal(v: &Verification) -> Option<&'static str> {
+    v.refusal().map(|r| r.reason())
+}
+
+/// The SQL another client runs to revoke a key (bumping the change sequence as `ApiKeys`
+/// does).
+pub(crate) fn revoke_sql(key_id: &str) -> String {
+    format!(
+        "UPDATE api_keys SET revoked_at = 1, seq = (SELECT MAX(seq) + 1 FROM api_keys) \
+         WHERE key_id = '{key_id}'"
+    )
+}
+
+/// `valid`, the refusal's reason, or the error.
+pub(crate) fn reason(v: &Result<Verification, Error>) -> String {
+    match v {
+        Ok(v) => v.refusal().map_or("valid", |r| r.reason()).into(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// Verifies `key` every few ms until it is no longer valid; returns the first other answer,
+/// how long that took and the slowest single call.
+pub(crate) fn until_refused(
+    keys: &ApiKeys,
+    key: &str,
+    limit: Duration,
+) -> (String, Duration, Duration) {
+    let t = Instant::now();
+    let mut slowest = Duration::ZERO;
+    loop {
+        let one = Instant::now();
+        let v = keys.verify(key);
+        slowest = slowest.max(one.elapsed());
+        if !matches!(v, Ok(Verification::Valid(_))) {
+            return (reason(&v), t.elapsed(), slowest);
+        }
+        if t.elapsed() > limit {
+            return ("still valid".into(), t.elapsed(), slowest);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+// --- a copy of the key format's checksum, to forge well-formed keys in tests -----------------
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+pub(crate) fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// `key` with its last 6 characters replaced by a correct checksum.
+pub(crate) fn fix_checksum(key: &str) -> String {
+    let body = &key[..key.len() - 6];
+    let mut v = crc32(body.as_bytes());
+    let mut sum = [b'0'; 6];
+    for slot in sum.iter_mut().rev() {
+        *slot = BASE62[(v % 62) as usize];
+        v /= 62;
+    }
+    format!("{body}{}", std::str::from_utf8(&sum).unwrap())
+}
+
+/// Same key id, a different secret, valid checksum.
+pub(crate) fn wrong_secret(key: &str, n: usize) -> String {
+    let mut b = key.as_bytes().to_vec();
+    let secret_at = b.len() - 6 - 43;
+    let i = secret_at + (n % 43);
+    b[i] = if b[i] == b'x' { b'y' } else { b'x' };
+    let j = secret_at + ((n / 43) % 43);
+    if j != i {
+        b[j] = if b[j] == b'q' { b'r' } else { b'q' };
+    }
+    fix_checksum(std::str::from_utf8(&b).unwrap())
+}

@@ -1,0 +1,78 @@
+//! The conformance suite: behaviour every storage backend must show, written once against a
+//! [`harness::Backend`] (how to open `ApiKeys` on a fresh store, and another client of the
+//! same store) and run for each backend. A new backend adds a module like `sqlite` with its
+//! openers and calls the suites below for them.
+#![cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
+#![allow(missing_docs)]
+
+mod api_keys;
+mod api_keys_lifecycle;
+mod api_keys_storage;
+mod harness;
+mod sqlite;
+
+/// One `#[test]` per body `$module::$name`, each called with `$backend`.
+#[macro_export]
+macro_rules! tests_for {
+    ($backend:expr; $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::$module::$name(&$backend);
+            }
+        )*
+    };
+}
+
+/// Every API-key test, for one backend.
+#[macro_export]
+macro_rules! api_keys_suite {
+    ($backend:expr) => {
+        $crate::tests_for!(
+            $backend;
+            api_keys::create_verify_and_serialize,
+            api_keys::every_refusal_reason,
+            api_keys::tags_and_environments,
+            api_keys::arguments_are_checked,
+            api_keys::api_key_user_ids_follow_the_key_store_rule,
+            api_keys::repeated_wrong_secret_costs_no_bcrypt_and_ids_are_throttled,
+            api_keys::threads_share_one_manager,
+            api_keys::two_instances_on_one_file,
+            api_keys::revocation_during_a_first_validation_is_not_lost,
+            api_keys_lifecycle::quota_of_active_keys,
+            api_keys_lifecycle::chained_rotations_in_grace_count_against_the_quota,
+            api_keys_lifecycle::rotation_with_grace,
+            api_keys_lifecycle::list_shows_metadata_only_and_last_use,
+            api_keys_lifecycle::last_use_is_written_at_most_once_per_interval,
+            api_keys_lifecycle::bcrypt_vectors_from_pyca_as_imported_legacy_keys,
+            api_keys_lifecycle::legacy_import_checks_and_expiry,
+            api_keys_lifecycle::revoked_legacy_key_variants_past_byte_72_are_refused,
+            api_keys_lifecycle::imported_bcrypt_cost_above_16_is_refused,
+            api_keys_lifecycle::legacy_import_caps_scopes_as_create_does,
+            api_keys_storage::revocation_seen_while_connection_busy_with_a_write,
+            api_keys_storage::revocation_seen_and_verify_not_blocked_while_a_flush_waits,
+            api_keys_storage::unreadable_row_fails_closed_and_does_not_stop_the_catch_up,
+            api_keys_storage::rate_limit_survives_cache_eviction,
+            api_keys_storage::rate_limit_holds_for_concurrent_first_verifications,
+            api_keys_storage::legacy_lookup_shared_by_many_keys,
+            api_keys_storage::two_legacy_formats_under_one_prefix,
+            api_keys_storage::legacy_format_imported_elsewhere_is_known_within_the_check_interval,
+            api_keys_storage::last_use_lands_when_dropped_while_the_store_is_busy,
+        );
+    };
+}
+
+/// The API-key tests in which another client holds the write lock: for a backend whose other
+/// client can also be another process.
+#[macro_export]
+macro_rules! api_keys_write_lock_suite {
+    ($backend:expr) => {
+        $crate::tests_for!(
+            $backend;
+            api_keys_storage::revocation_seen_while_connection_busy_with_a_write,
+            api_keys_storage::revocation_seen_and_verify_not_blocked_while_a_flush_waits,
+            api_keys_storage::unreadable_row_fails_closed_and_does_not_stop_the_catch_up,
+            api_keys_storage::last_use_lands_when_dropped_while_the_store_is_busy,
+        );
+    };
+}
