@@ -1,4 +1,4 @@
-//! Extreme but legal option values never panic (review finding): a `Duration::MAX` busy
+//! Extreme but legal option values never panic: a `Duration::MAX` busy
 //! timeout or bcrypt wait means "wait as long as it takes", not an overflow.
 #![cfg(all(
     feature = "keystore",

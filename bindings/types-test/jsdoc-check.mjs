@@ -1,5 +1,5 @@
 // Checks that a .d.ts documents every declaration with a JSDoc comment (every top-level
-// `export` and every class member) and names every error code of CONTRACT §4.
+// `export` and every class member) and names every documented error code.
 //   node bindings/types-test/jsdoc-check.mjs pkg/index.d.ts
 import fs from 'node:fs';
 
