@@ -1,67 +1,169 @@
-//! The storage interface behind [`super::KeyStore`].
+//! The storage role behind [`crate::KeyStore`], and the contract a backend keeps.
 //!
-//! Everything cryptographic (wrapping, the check value, the cache, group commit) lives above
-//! this trait; a backend only stores opaque wrapped blobs transactionally. `SQLite` implements
-//! it today; a `PostgreSQL` backend would implement the same five methods (with
-//! `INSERT .. ON CONFLICT DO NOTHING` and `SELECT .. FOR UPDATE`) without changing the public
-//! API.
+//! # What a backend does, and what it does not
+//! Everything cryptographic and every rule lives above this trait, in the key store: wrapping
+//! and unwrapping, which master key the store belongs to, what a caller gets when two
+//! creators race for one user, group commit, the cache, and the rule that a rotation is all or
+//! nothing. A backend only stores opaque bytes, with three kinds of write, each one
+//! transaction that either commits whole or changes nothing:
+//! - **insert-if-absent, then re-read** ([`Backend::insert_if_absent`]): a row whose user
+//!   already has one is left as it is, and the caller gets the stored blob back;
+//! - **compare-and-set** on the master key check value: every write names the check value the
+//!   caller verified, and the backend writes nothing (reporting [`Written::CheckChanged`]) when
+//!   the stored one differs, so rows are never added under a master key that is not the
+//!   store's;
+//! - **one transaction for a rotation** ([`Backend::replace_all`]), given every row already
+//!   rewrapped; it also writes nothing ([`Written::RowsChanged`]) when the rows differ from
+//!   those the caller read, so no row is left under the old key.
+//!
+//! No method calls back into the key store while a transaction is open, so a backend whose
+//! driver is async (`PostgreSQL` with `SELECT … FOR UPDATE` and
+//! `INSERT … ON CONFLICT DO NOTHING`) implements each method as one transaction of its own.
+//!
+//! # Tables
+//! The rows are the Python module's `encryption_keys(user_id, encrypted_key, created_at)`; the
+//! check value is one extra named value. A blob is returned exactly as stored (a value of
+//! another type as empty bytes, which the key store reports as a corrupt key).
+//!
+//! The trait is sealed: the backends live in this crate (`SQLite` today), so that each one runs
+//! the same conformance tests before it ships.
 
 use crate::Error;
 
-/// One row to insert unless the user already has one.
-pub(crate) struct NewRow<'a> {
-    pub(crate) user_id: &'a str,
-    pub(crate) wrapped: Vec<u8>,
-    pub(crate) created_at: &'a str,
+pub(crate) mod sealed {
+    /// Keeps [`super::Backend`] implementable only inside keyseal.
+    pub trait Sealed {}
 }
 
-/// What [`Backend::initialize`] found about the master key record.
-pub(crate) enum CheckState {
+/// One row to insert unless the user already has one.
+#[derive(Debug)]
+pub struct NewRow<'a> {
+    /// The user.
+    pub user_id: &'a str,
+    /// The data key wrapped under the master key.
+    pub wrapped: Vec<u8>,
+    /// When it was created, as the Python module writes it (ISO 8601, UTC).
+    pub created_at: &'a str,
+}
+
+/// A stored row: a user and the wrapped key stored for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRow {
+    /// The user.
+    pub user_id: String,
+    /// The wrapped key, as stored.
+    pub wrapped: Vec<u8>,
+}
+
+/// A row of a rotation: the blob the caller read and the one to store instead.
+#[derive(Debug)]
+pub struct Rewrapped {
+    /// The user.
+    pub user_id: String,
+    /// The blob read by [`Backend::all_rows`].
+    pub old: Vec<u8>,
+    /// The blob under the new master key.
+    pub new: Vec<u8>,
+}
+
+/// What a store holds about its master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckState {
     /// A check value is stored.
     Present(Vec<u8>),
-    /// No check value (a new store, or one written by the Python module): the oldest row, if
-    /// any, so that the master key can be verified against it.
+    /// No check value (no store yet, or one written by the Python module): the oldest row of
+    /// the right length (so that one damaged row does not lock the store out), else the
+    /// oldest row, else `None`; the master key is verified against it.
     Absent {
-        first_row: Option<(String, Vec<u8>)>,
+        /// That row.
+        first_row: Option<StoredRow>,
     },
 }
 
-/// Called inside every write transaction with the stored check value; refuses to write rows
-/// wrapped under a master key that is not the store's.
-/// Rewraps one row: `(user_id, old_blob) -> new_blob`.
-pub(crate) type Rewrap<'a> = &'a mut dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, Error>;
+/// What [`Backend::confirm_open`] found.
+#[derive(Debug)]
+pub enum Opened {
+    /// The state was as seen: the check value now stored.
+    Stored(Vec<u8>),
+    /// Another writer changed the state since it was read: decide again on this one.
+    Changed(CheckState),
+}
 
-pub(crate) type Guard<'a> = &'a mut dyn FnMut(Option<&[u8]>) -> Result<(), Error>;
+/// The outcome of a compare-and-set write.
+#[derive(Debug)]
+pub enum Written<T> {
+    /// Committed.
+    Done(T),
+    /// Nothing written: the stored check value (or its absence) is not the one expected.
+    CheckChanged(Option<Vec<u8>>),
+    /// Nothing written: the rows are not those the caller read (a rotation only).
+    RowsChanged,
+}
 
-/// Transactional storage of wrapped per-user keys.
-pub(crate) trait Backend: Send + Sync {
-    /// Creates the schema if absent and, in the same write transaction, hands the check state
-    /// to `decide`, which verifies the master key and returns a check value to store when none
-    /// is. Returns the check value stored at commit.
-    fn initialize(
-        &self,
-        decide: &mut dyn FnMut(CheckState) -> Result<Option<Vec<u8>>, Error>,
-    ) -> Result<Vec<u8>, Error>;
+/// Transactional storage of wrapped per-user keys; see the module docs for the contract.
+///
+/// Every method may fail with [`Error::Storage`] (unreachable, busy past its bound, damaged);
+/// a failed write has changed nothing.
+pub trait Backend: sealed::Sealed + Send + Sync {
+    /// The master key state, read without writing anything (the tables may not exist yet:
+    /// then `Absent { first_row: None }`).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn check_state(&self) -> Result<CheckState, Error>;
+
+    /// Called once the key store has verified its master key against `seen` (read by
+    /// [`Backend::check_state`]). In one transaction: creates the tables if absent and, when
+    /// the state is still `seen`, stores `new_check` if given (a new store, or one without a
+    /// check value); returns [`Opened::Stored`] with the check value stored. When the state
+    /// changed meanwhile, writes nothing and returns [`Opened::Changed`]. A refused open must
+    /// leave an existing store untouched, so nothing may be written before this call.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn confirm_open(&self, seen: &CheckState, new_check: Option<&[u8]>) -> Result<Opened, Error>;
 
     /// The wrapped key of `user_id`, if any.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
     fn load(&self, user_id: &str) -> Result<Option<Vec<u8>>, Error>;
 
-    /// In one durable write transaction: runs `guard`, inserts each row unless its user already
-    /// has one, and returns the blob stored for each row afterwards (the row's own, or the one
-    /// that was there first).
-    fn insert_batch(&self, rows: &[NewRow<'_>], guard: Guard<'_>) -> Result<Vec<Vec<u8>>, Error>;
-
-    /// In one durable write transaction (all or nothing): runs `guard`, replaces every wrapped
-    /// key by `rewrap(user_id, old_blob)`, stores `new_check`, and calls `progress(done, total)`
-    /// along the way. Returns the number of rows rewrapped.
-    fn rewrap_all(
+    /// In one durable transaction, if the stored check value is `expected_check`: inserts each
+    /// row unless its user already has one, and returns the blob stored for each row afterwards
+    /// (the row's own, or the one that was there first), in order.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn insert_if_absent(
         &self,
-        guard: Guard<'_>,
-        rewrap: Rewrap<'_>,
+        expected_check: &[u8],
+        rows: &[NewRow<'_>],
+    ) -> Result<Written<Vec<Vec<u8>>>, Error>;
+
+    /// The stored check value and every row, read in one consistent snapshot.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn all_rows(&self) -> Result<(Option<Vec<u8>>, Vec<StoredRow>), Error>;
+
+    /// In one durable transaction (all or nothing), if the stored check value is
+    /// `expected_check` and the stored rows are exactly the `old` blobs of `rows` (no row
+    /// added, removed or changed since [`Backend::all_rows`]): stores each `new` blob and
+    /// `new_check`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn replace_all(
+        &self,
+        expected_check: &[u8],
         new_check: &[u8],
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<usize, Error>;
+        rows: &[Rewrapped],
+    ) -> Result<Written<()>, Error>;
 
     /// The number of users with a key.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
     fn count(&self) -> Result<u64, Error>;
 }

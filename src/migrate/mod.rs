@@ -46,10 +46,10 @@
 //! ).unwrap();
 //! let store = KeyStore::open(dir.path().join("keys.db"), MasterKey::generate()?)?;
 //! let options = MigrateOptions::new("creds", "secret", "id", KeySource::UserColumn("owner".into()));
-//! let report = migrate_column(&db, &store, &options, |_| {})?;
+//! let report = migrate_column(&db, &store, options.clone(), |_| {})?;
 //! assert_eq!((report.migrated, report.skipped, report.failed), (2, 0, 0));
 //! // A second run finds nothing left to do.
-//! let again = migrate_column(&db, &store, &options, |_| {})?;
+//! let again = migrate_column(&db, &store, options, |_| {})?;
 //! assert_eq!((again.migrated, again.skipped), (0, 2));
 //! # Ok::<(), keyseal::Error>(())
 //! ```
@@ -58,6 +58,7 @@ mod sql;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::{params, TransactionBehavior};
 use zeroize::Zeroize;
@@ -91,6 +92,10 @@ pub struct MigrateOptions {
     pub batch: usize,
     /// Count what would be done, change nothing, create no key.
     pub dry_run: bool,
+    /// How long to wait for another connection or process that holds a lock on the database
+    /// before failing with [`Error::Storage`] (default 10 s; longer than one day counts as one
+    /// day).
+    pub busy_timeout: Duration,
 }
 
 impl MigrateOptions {
@@ -109,6 +114,7 @@ impl MigrateOptions {
             keys,
             batch: 1_000,
             dry_run: false,
+            busy_timeout: Duration::from_secs(10),
         }
     }
 
@@ -135,6 +141,20 @@ impl MigrateOptions {
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
         self
+    }
+
+    /// Sets [`MigrateOptions::busy_timeout`].
+    #[must_use]
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+}
+
+/// The functions here take options by value; a reference is cloned.
+impl From<&MigrateOptions> for MigrateOptions {
+    fn from(options: &MigrateOptions) -> Self {
+        options.clone()
     }
 }
 
@@ -259,9 +279,10 @@ impl Keys<'_> {
 pub fn migrate_column(
     db: &Path,
     store: &KeyStore,
-    options: &MigrateOptions,
+    options: impl Into<MigrateOptions>,
     progress: impl FnMut(Progress),
 ) -> Result<MigrateReport, Error> {
+    let options = &options.into();
     if options.dry_run {
         return count_column(db, options, progress);
     }
@@ -280,10 +301,10 @@ pub fn migrate_column(
 /// As [`migrate_column`], without the key store's.
 pub fn count_column(
     db: &Path,
-    options: &MigrateOptions,
+    options: impl Into<MigrateOptions>,
     progress: impl FnMut(Progress),
 ) -> Result<MigrateReport, Error> {
-    run(db, options, None, progress)
+    run(db, &options.into(), None, progress)
 }
 
 /// A selected row's user id (`None` with the pool key) and plaintext, or why it is left.
@@ -310,7 +331,7 @@ fn run(
 ) -> Result<MigrateReport, Error> {
     check_roles(options)?;
     let dry_run = keys.is_none();
-    let mut conn = open(db, dry_run)?;
+    let mut conn = open(db, dry_run, options)?;
     let shape = Shape::new(&conn, options)?;
     let Shape {
         table, column, id, ..
@@ -468,10 +489,11 @@ fn migrate_batch(
 pub fn verify_column(
     db: &Path,
     store: &KeyStore,
-    options: &MigrateOptions,
+    options: impl Into<MigrateOptions>,
     mut progress: impl FnMut(Progress),
 ) -> Result<VerifyReport, Error> {
-    let conn = open(db, false)?;
+    let options = &options.into();
+    let conn = open(db, false, options)?;
     let shape = Shape::new(&conn, options)?;
     let user = shape.user_expr();
     let (table, column) = (&shape.table, &shape.column);

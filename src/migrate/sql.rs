@@ -2,7 +2,6 @@
 //! change nothing in a dry run.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
@@ -107,11 +106,7 @@ fn identifier(name: &str, what: &str) -> Result<String, Error> {
     }
 }
 
-pub(super) fn storage(err: &rusqlite::Error) -> Error {
-    Error::Storage {
-        message: err.to_string(),
-    }
-}
+pub(super) use crate::sqlite::storage_error as storage;
 
 /// The parts of the statements, checked against the table's real columns.
 pub(super) struct Shape {
@@ -226,18 +221,6 @@ pub(super) fn check_ids(
 }
 
 /// Opens the existing database `db`; with `read_only`, so that nothing on disk changes.
-pub(super) fn open(db: &Path, read_only: bool) -> Result<Connection, Error> {
-    if !db.exists() {
-        return Err(Error::InvalidArgument {
-            what: format!("database {} does not exist", db.display()),
-        });
-    }
-    let conn = if read_only {
-        crate::keystore::open_read_only(db)?
-    } else {
-        Connection::open(db).map_err(|e| storage(&e))?
-    };
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(|e| storage(&e))?;
-    Ok(conn)
+pub(super) fn open(db: &Path, read_only: bool, options: &MigrateOptions) -> Result<Connection, Error> {
+    crate::sqlite::open_existing(db, read_only, options.busy_timeout)
 }
