@@ -16,8 +16,8 @@
 //!   rewrapped; it also writes nothing ([`Written::RowsChanged`]) when the rows differ from
 //!   those the caller read, so no row is left under the old key.
 //!
-//! No method calls back into the key store while a transaction is open, so a backend whose
-//! driver is async (`PostgreSQL` with `SELECT … FOR UPDATE` and
+//! No method calls back into the key store's rules while a transaction is open (the one
+//! callback, a rotation's progress, only reports), so a backend whose driver is async (`PostgreSQL` with `SELECT … FOR UPDATE` and
 //! `INSERT … ON CONFLICT DO NOTHING`) implements each method as one transaction of its own.
 //!
 //! # Tables
@@ -150,7 +150,9 @@ pub trait Backend: sealed::Sealed + Send + Sync {
     /// In one durable transaction (all or nothing), if the stored check value is
     /// `expected_check` and the stored rows are exactly the `old` blobs of `rows` (no row
     /// added, removed or changed since [`Backend::all_rows`]): stores each `new` blob and
-    /// `new_check`.
+    /// `new_check`. Calls `written(rows_stored)` every 1 024 rows and once after the last,
+    /// before the commit, so that a progress bar follows the transaction; it only reports (it
+    /// does no I/O and cannot fail), so an async backend calls it between its own awaits.
     ///
     /// # Errors
     /// [`Error::Storage`].
@@ -159,6 +161,7 @@ pub trait Backend: sealed::Sealed + Send + Sync {
         expected_check: &[u8],
         new_check: &[u8],
         rows: &[Rewrapped],
+        written: &mut dyn FnMut(usize),
     ) -> Result<Written<()>, Error>;
 
     /// The number of users with a key.

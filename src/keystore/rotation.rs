@@ -113,10 +113,13 @@ impl KeyStore {
             let (stored_check, rows) = inner.backend.all_rows()?;
             inner.accept_check(&old, stored_check.as_deref())?;
             let expected = inner.known_check();
-            let rewrapped = rewrap_rows(&old, &new_master, rows, &mut progress)?;
+            let total = rows.len();
+            progress(0, total);
+            let rewrapped = rewrap_rows(&old, &new_master, rows)?;
+            let mut written = |done| progress(done, total);
             match inner
                 .backend
-                .replace_all(&expected, &new_check, &rewrapped)?
+                .replace_all(&expected, &new_check, &rewrapped, &mut written)?
             {
                 Written::Done(()) => {
                     *lock(&inner.check) = new_check;
@@ -149,28 +152,20 @@ impl KeyStore {
     }
 }
 
-/// Every row rewrapped from `old` to `new` (data keys unchanged), reporting progress every
-/// 1 024 rows and at the end.
+/// Every row rewrapped from `old` to `new` (data keys unchanged).
 fn rewrap_rows(
     old: &MasterKey,
     new: &MasterKey,
     rows: Vec<StoredRow>,
-    progress: &mut impl FnMut(usize, usize),
 ) -> Result<Vec<Rewrapped>, Error> {
-    let total = rows.len();
-    progress(0, total);
-    let mut out = Vec::with_capacity(total);
-    for (done, row) in rows.into_iter().enumerate() {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
         let key = wrap::unwrap(old, &row.user_id, &row.wrapped)?;
         out.push(Rewrapped {
             new: wrap::wrap(new, &key)?,
             user_id: row.user_id,
             old: row.wrapped,
         });
-        if (done + 1) % 1024 == 0 {
-            progress(done + 1, total);
-        }
     }
-    progress(total, total);
     Ok(out)
 }

@@ -267,6 +267,7 @@ impl Backend for SqliteBackend {
         expected_check: &[u8],
         new_check: &[u8],
         rows: &[Rewrapped],
+        written: &mut dyn FnMut(usize),
     ) -> Result<Written<()>, Error> {
         self.write(|tx| {
             let check = read_check(tx)?;
@@ -292,9 +293,13 @@ impl Backend for SqliteBackend {
             }
             let mut update =
                 tx.prepare("UPDATE encryption_keys SET encrypted_key = ?2 WHERE user_id = ?1")?;
-            for row in rows {
+            for (done, row) in rows.iter().enumerate() {
                 update.execute(params![row.user_id, row.new])?;
+                if (done + 1) % 1024 == 0 {
+                    written(done + 1);
+                }
             }
+            written(rows.len());
             tx.execute(
                 "INSERT OR REPLACE INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",
                 params![CHECK_NAME, new_check],
