@@ -48,12 +48,7 @@ pub(crate) fn open_in_place(
     tag: &[u8; TAG_LEN],
 ) -> bool {
     cipher
-        .decrypt_in_place_detached(
-            Nonce::from_slice(nonce),
-            aad,
-            buf,
-            Tag::from_slice(tag),
-        )
+        .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf, Tag::from_slice(tag))
         .is_ok()
 }
 

@@ -12,12 +12,13 @@
 //!   caller verified, and the backend writes nothing (reporting [`Written::CheckChanged`]) when
 //!   the stored one differs, so rows are never added under a master key that is not the
 //!   store's;
-//! - **one transaction for a rotation** ([`Backend::replace_all`]), given every row already
-//!   rewrapped; it also writes nothing ([`Written::RowsChanged`]) when the rows differ from
-//!   those the caller read, so no row is left under the old key.
+//! - **one transaction for a rotation** ([`Backend::begin_rotation`]): the rows are read under
+//!   a lock that keeps other writers out, the key store rewraps them, and [`Rotation::commit`]
+//!   stores them all with the new check value, so no row is left under the old key.
 //!
 //! No method calls back into the key store's rules while a transaction is open (the one
-//! callback, a rotation's progress, only reports), so a backend whose driver is async (`PostgreSQL` with `SELECT … FOR UPDATE` and
+//! callback, a rotation's progress, only reports); a rotation is a transaction handle the key
+//! store drives step by step, so a backend whose driver is async (`PostgreSQL` with `SELECT … FOR UPDATE` and
 //! `INSERT … ON CONFLICT DO NOTHING`) implements each method as one transaction of its own.
 //!
 //! # Tables
@@ -37,6 +38,7 @@ pub(crate) mod sealed {
 
 /// One row to insert unless the user already has one.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct NewRow<'a> {
     /// The user.
     pub user_id: &'a str,
@@ -48,6 +50,7 @@ pub struct NewRow<'a> {
 
 /// A stored row: a user and the wrapped key stored for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoredRow {
     /// The user.
     pub user_id: String,
@@ -55,19 +58,19 @@ pub struct StoredRow {
     pub wrapped: Vec<u8>,
 }
 
-/// A row of a rotation: the blob the caller read and the one to store instead.
+/// A row of a rotation: the blob to store instead of the one read.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Rewrapped {
     /// The user.
     pub user_id: String,
-    /// The blob read by [`Backend::all_rows`].
-    pub old: Vec<u8>,
     /// The blob under the new master key.
-    pub new: Vec<u8>,
+    pub wrapped: Vec<u8>,
 }
 
 /// What a store holds about its master key.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CheckState {
     /// A check value is stored.
     Present(Vec<u8>),
@@ -82,6 +85,7 @@ pub enum CheckState {
 
 /// What [`Backend::confirm_open`] found.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Opened {
     /// The state was as seen: the check value now stored.
     Stored(Vec<u8>),
@@ -91,13 +95,12 @@ pub enum Opened {
 
 /// The outcome of a compare-and-set write.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Written<T> {
     /// Committed.
     Done(T),
     /// Nothing written: the stored check value (or its absence) is not the one expected.
     CheckChanged(Option<Vec<u8>>),
-    /// Nothing written: the rows are not those the caller read (a rotation only).
-    RowsChanged,
 }
 
 /// Transactional storage of wrapped per-user keys; see the module docs for the contract.
@@ -131,7 +134,10 @@ pub trait Backend: sealed::Sealed + Send + Sync {
 
     /// In one durable transaction, if the stored check value is `expected_check`: inserts each
     /// row unless its user already has one, and returns the blob stored for each row afterwards
-    /// (the row's own, or the one that was there first), in order.
+    /// (the row's own, or the one that was there first), in order. The check value is read
+    /// under a lock that a rotation's transaction excludes (`SQLite`'s single writer lock;
+    /// `SELECT … FOR SHARE` in `PostgreSQL`), so no row lands between a rotation's read and
+    /// its commit.
     ///
     /// # Errors
     /// [`Error::Storage`].
@@ -141,32 +147,43 @@ pub trait Backend: sealed::Sealed + Send + Sync {
         rows: &[NewRow<'_>],
     ) -> Result<Written<Vec<Vec<u8>>>, Error>;
 
-    /// The stored check value and every row, read in one consistent snapshot.
+    /// Begins a rotation: one write transaction that keeps every other writer out (`BEGIN
+    /// IMMEDIATE` in `SQLite`, `SELECT … FOR UPDATE` on the check value in `PostgreSQL`, which
+    /// every insert reads `FOR SHARE`) until [`Rotation::commit`] or the drop of the handle,
+    /// which rolls back.
     ///
     /// # Errors
-    /// [`Error::Storage`].
-    fn all_rows(&self) -> Result<(Option<Vec<u8>>, Vec<StoredRow>), Error>;
-
-    /// In one durable transaction (all or nothing), if the stored check value is
-    /// `expected_check` and the stored rows are exactly the `old` blobs of `rows` (no row
-    /// added, removed or changed since [`Backend::all_rows`]): stores each `new` blob and
-    /// `new_check`. Calls `written(rows_stored)` every 1 024 rows and once after the last,
-    /// before the commit, so that a progress bar follows the transaction; it only reports (it
-    /// does no I/O and cannot fail), so an async backend calls it between its own awaits.
-    ///
-    /// # Errors
-    /// [`Error::Storage`].
-    fn replace_all(
-        &self,
-        expected_check: &[u8],
-        new_check: &[u8],
-        rows: &[Rewrapped],
-        written: &mut dyn FnMut(usize),
-    ) -> Result<Written<()>, Error>;
+    /// [`Error::Storage`], also when the lock cannot be had within the busy bound.
+    fn begin_rotation(&self) -> Result<Box<dyn Rotation + '_>, Error>;
 
     /// The number of users with a key.
     ///
     /// # Errors
     /// [`Error::Storage`].
     fn count(&self) -> Result<u64, Error>;
+}
+
+/// An open rotation transaction (see [`Backend::begin_rotation`]); dropping it without
+/// [`Rotation::commit`] rolls back.
+pub trait Rotation {
+    /// The stored check value and every row, as the transaction sees them.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn rows(&mut self) -> Result<(Option<Vec<u8>>, Vec<StoredRow>), Error>;
+
+    /// Replaces the blob of each of `rows` (every row [`Rotation::rows`] returned), stores
+    /// `new_check`, and commits: all or nothing. Calls `written(rows_stored)` every 1 024 rows
+    /// and once after the last, before the commit, so that a progress bar follows the
+    /// transaction; it only reports (no I/O, cannot fail), so an async backend calls it
+    /// between its own awaits.
+    ///
+    /// # Errors
+    /// [`Error::Storage`]; nothing is changed.
+    fn commit(
+        self: Box<Self>,
+        new_check: &[u8],
+        rows: &[Rewrapped],
+        written: &mut dyn FnMut(usize),
+    ) -> Result<(), Error>;
 }

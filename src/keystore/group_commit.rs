@@ -153,7 +153,6 @@ impl Inner {
                     self.accept_check(master, now.as_deref())?;
                     continue;
                 }
-                Written::RowsChanged => return Err(kept_changing()),
             };
             return Ok(batch
                 .iter()

@@ -25,7 +25,6 @@
 //! # Ok::<(), keyseal::Error>(())
 //! ```
 
-
 pub mod backend;
 mod blocking;
 mod cache;
@@ -89,7 +88,6 @@ pub(super) fn validate(user_id: &str) -> Result<(), Error> {
     }
     Ok(())
 }
-
 
 /// Per-user data keys, wrapped by a master key and stored in `SQLite`.
 ///
@@ -387,7 +385,6 @@ impl KeyStore {
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
-
 }
 
 #[cfg(test)]

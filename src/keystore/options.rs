@@ -40,7 +40,6 @@ pub struct KeyStoreOptions {
     pub cache_capacity: usize,
 }
 
-
 impl Default for KeyStoreOptions {
     fn default() -> Self {
         KeyStoreOptions {

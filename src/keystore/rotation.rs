@@ -2,8 +2,8 @@
 
 use std::sync::{Arc, PoisonError};
 
-use super::backend::{Rewrapped, StoredRow, Written};
-use super::rules::{kept_changing, lock, MAX_ATTEMPTS};
+use super::backend::{Rewrapped, StoredRow};
+use super::rules::lock;
 use super::{wrap, KeyStore, KeyStoreFuture};
 use crate::{Error, MasterKey};
 
@@ -109,31 +109,19 @@ impl KeyStore {
         let _write = lock(&inner.write_lock);
         let old = inner.master();
         let new_check = wrap::make_check(&new_master)?;
-        for _ in 0..MAX_ATTEMPTS {
-            let (stored_check, rows) = inner.backend.all_rows()?;
-            inner.accept_check(&old, stored_check.as_deref())?;
-            let expected = inner.known_check();
-            let total = rows.len();
-            progress(0, total);
-            let rewrapped = rewrap_rows(&old, &new_master, rows)?;
-            let mut written = |done| progress(done, total);
-            match inner
-                .backend
-                .replace_all(&expected, &new_check, &rewrapped, &mut written)?
-            {
-                Written::Done(()) => {
-                    *lock(&inner.check) = new_check;
-                    *inner.master.write().unwrap_or_else(PoisonError::into_inner) =
-                        Arc::new(new_master);
-                    return Ok(RotationReport {
-                        rewrapped: rewrapped.len(),
-                    });
-                }
-                // Another process added a row or rotated meanwhile: read again.
-                Written::CheckChanged(_) | Written::RowsChanged => {}
-            }
-        }
-        Err(kept_changing())
+        // Other writers (other processes) are kept out from here to the commit.
+        let mut rotation = inner.backend.begin_rotation()?;
+        let (stored_check, rows) = rotation.rows()?;
+        inner.accept_check(&old, stored_check.as_deref())?;
+        let total = rows.len();
+        progress(0, total);
+        let rewrapped = rewrap_rows(&old, &new_master, rows)?;
+        rotation.commit(&new_check, &rewrapped, &mut |done| progress(done, total))?;
+        *lock(&inner.check) = new_check;
+        *inner.master.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(new_master);
+        Ok(RotationReport {
+            rewrapped: rewrapped.len(),
+        })
     }
 
     /// [`KeyStore::rotate_master_key`] for async code, on a dedicated thread.
@@ -162,9 +150,8 @@ fn rewrap_rows(
     for row in rows {
         let key = wrap::unwrap(old, &row.user_id, &row.wrapped)?;
         out.push(Rewrapped {
-            new: wrap::wrap(new, &key)?,
+            wrapped: wrap::wrap(new, &key)?,
             user_id: row.user_id,
-            old: row.wrapped,
         });
     }
     Ok(out)

@@ -221,6 +221,10 @@ pub(super) fn check_ids(
 }
 
 /// Opens the existing database `db`; with `read_only`, so that nothing on disk changes.
-pub(super) fn open(db: &Path, read_only: bool, options: &MigrateOptions) -> Result<Connection, Error> {
+pub(super) fn open(
+    db: &Path,
+    read_only: bool,
+    options: &MigrateOptions,
+) -> Result<Connection, Error> {
     crate::sqlite::open_existing(db, read_only, options.busy_timeout)
 }

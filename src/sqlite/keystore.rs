@@ -7,7 +7,6 @@
 //! value. Nothing else in the file is touched, so other components (the API key tables) can
 //! share it.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{connect, open_private, retry, storage_error, write, TxError};
 use crate::keystore::backend::{
-    sealed, Backend, CheckState, NewRow, Opened, Rewrapped, StoredRow, Written,
+    sealed, Backend, CheckState, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
 };
 use crate::keystore::WRAPPED_LEN;
 use crate::Error;
@@ -177,6 +176,67 @@ pub(crate) fn peek_check_state(path: &Path) -> Result<Option<CheckState>, Error>
     state_of(&conn).map_err(|e| storage_error(&e))
 }
 
+/// A rotation's write transaction on the writer connection (held until commit or drop).
+struct SqliteRotation<'a> {
+    conn: MutexGuard<'a, Connection>,
+    /// Whether the transaction still needs a `ROLLBACK` when dropped.
+    open: bool,
+}
+
+impl Drop for SqliteRotation<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing to report: if even the rollback fails, SQLite rolls back the journal
+            // on the next open.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl Rotation for SqliteRotation<'_> {
+    fn rows(&mut self) -> Result<(Option<Vec<u8>>, Vec<StoredRow>), Error> {
+        let read = || -> rusqlite::Result<_> {
+            let check = read_check(&self.conn)?;
+            let rows = self
+                .conn
+                .prepare(SELECT_ALL)?
+                .query_map([], stored_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((check, rows))
+        };
+        read().map_err(|e| storage_error(&e))
+    }
+
+    fn commit(
+        mut self: Box<Self>,
+        new_check: &[u8],
+        rows: &[Rewrapped],
+        written: &mut dyn FnMut(usize),
+    ) -> Result<(), Error> {
+        let conn = &*self.conn;
+        let mut write = || -> rusqlite::Result<()> {
+            let mut update =
+                conn.prepare("UPDATE encryption_keys SET encrypted_key = ?2 WHERE user_id = ?1")?;
+            for (done, row) in rows.iter().enumerate() {
+                update.execute(params![row.user_id, row.wrapped])?;
+                if (done + 1) % 1024 == 0 {
+                    written(done + 1);
+                }
+            }
+            written(rows.len());
+            conn.execute(
+                "INSERT OR REPLACE INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",
+                params![CHECK_NAME, new_check],
+            )?;
+            conn.execute_batch("COMMIT")
+        };
+        // On error, dropping `self` rolls back.
+        write().map_err(|e| storage_error(&e))?;
+        self.open = false;
+        Ok(())
+    }
+}
+
 impl Backend for SqliteBackend {
     fn check_state(&self) -> Result<CheckState, Error> {
         self.read(|conn| Ok(state_of(conn)?.unwrap_or(CheckState::Absent { first_row: None })))
@@ -248,64 +308,12 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn all_rows(&self) -> Result<(Option<Vec<u8>>, Vec<StoredRow>), Error> {
-        // One read transaction: the check value and the rows from the same snapshot.
-        self.read(|conn| {
-            let tx = conn.unchecked_transaction()?;
-            let check = read_check(&tx)?;
-            let rows = tx
-                .prepare(SELECT_ALL)?
-                .query_map([], stored_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            tx.commit()?;
-            Ok((check, rows))
-        })
-    }
-
-    fn replace_all(
-        &self,
-        expected_check: &[u8],
-        new_check: &[u8],
-        rows: &[Rewrapped],
-        written: &mut dyn FnMut(usize),
-    ) -> Result<Written<()>, Error> {
-        self.write(|tx| {
-            let check = read_check(tx)?;
-            if check.as_deref() != Some(expected_check) {
-                return Ok(Written::CheckChanged(check));
-            }
-            let given: HashMap<&str, &[u8]> = rows
-                .iter()
-                .map(|r| (r.user_id.as_str(), r.old.as_slice()))
-                .collect();
-            let mut unchanged = 0usize;
-            let mut all = tx.prepare(SELECT_ALL)?;
-            let mut stored = all.query([])?;
-            while let Some(row) = stored.next()? {
-                let user_id: String = row.get(0)?;
-                if given.get(user_id.as_str()) != Some(&blob_at(row, 1)?.as_slice()) {
-                    return Ok(Written::RowsChanged);
-                }
-                unchanged += 1;
-            }
-            if unchanged != rows.len() || given.len() != rows.len() {
-                return Ok(Written::RowsChanged);
-            }
-            let mut update =
-                tx.prepare("UPDATE encryption_keys SET encrypted_key = ?2 WHERE user_id = ?1")?;
-            for (done, row) in rows.iter().enumerate() {
-                update.execute(params![row.user_id, row.new])?;
-                if (done + 1) % 1024 == 0 {
-                    written(done + 1);
-                }
-            }
-            written(rows.len());
-            tx.execute(
-                "INSERT OR REPLACE INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",
-                params![CHECK_NAME, new_check],
-            )?;
-            Ok(Written::Done(()))
-        })
+    fn begin_rotation(&self) -> Result<Box<dyn Rotation + '_>, Error> {
+        let conn = lock(&self.writer);
+        retry(self.busy_timeout, || {
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(TxError::Db)
+        })?;
+        Ok(Box::new(SqliteRotation { conn, open: true }))
     }
 
     fn count(&self) -> Result<u64, Error> {
@@ -351,7 +359,14 @@ mod tests {
         let backend = SqliteBackend::open(&path, Duration::from_secs(1)).unwrap();
         let seen = CheckState::Present(vec![9]);
         let opened = backend.confirm_open(&seen, None).unwrap();
-        assert!(matches!(opened, Opened::Changed(CheckState::Absent { first_row: None })));
-        assert_eq!(peek_check_state(&path).unwrap(), None, "no table was left behind");
+        assert!(matches!(
+            opened,
+            Opened::Changed(CheckState::Absent { first_row: None })
+        ));
+        assert_eq!(
+            peek_check_state(&path).unwrap(),
+            None,
+            "no table was left behind"
+        );
     }
 }

@@ -4,6 +4,9 @@
 
 use serde::Deserialize;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod temp_db;
+
 /// The Python module's known answers (../shared/vectors/python-interop.json).
 pub const PYTHON_INTEROP: &str = include_str!("../vectors/python/python-interop.json");
 
