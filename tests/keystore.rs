@@ -324,7 +324,7 @@ fn readers_and_creators_during_rotations_never_fail() {
     let store = KeyStore::open_with(
         &path,
         MasterKey::generate().unwrap(),
-        &KeyStoreOptions::default().cache_capacity(0),
+        KeyStoreOptions::default().cache_capacity(0),
     )
     .unwrap();
     let ids: Vec<String> = (0..2000).map(|i| format!("user-{i}")).collect();
@@ -515,7 +515,7 @@ fn busy_database_fails_within_the_timeout_then_recovers() {
     let store = KeyStore::open_with(
         &path,
         MasterKey::generate().unwrap(),
-        &KeyStoreOptions::default()
+        KeyStoreOptions::default()
             .busy_timeout(Duration::from_millis(300))
             .cache_capacity(0),
     )
