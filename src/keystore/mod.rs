@@ -13,6 +13,13 @@
 //! - Unwrapped keys are cached in memory (zeroized on eviction and drop) so that lookups of
 //!   existing users cost no database access and no AES-GCM; see [`KeyStoreOptions`].
 //!
+//! # Layout
+//! This folder holds no storage code: [`KeyStore`] and its rules (`rules.rs`: which master
+//! key a store belongs to; `group_commit.rs`: shared durable commits and who wins a race;
+//! `rotation.rs`: all or nothing) drive a [`backend::Backend`], which only stores. The
+//! `SQLite` backend is `crate::sqlite::keystore`; a new backend implements the same trait and
+//! joins the conformance tests (`tests/conformance/keystore.rs`).
+//!
 //! # Example
 //! ```
 //! use keyseal::{decrypt, encrypt, KeyStore, MasterKey};
@@ -29,8 +36,8 @@ pub mod backend;
 mod blocking;
 mod cache;
 mod group_commit;
+mod master_key_check;
 mod options;
-mod peek;
 mod rotation;
 mod rules;
 mod wrap;
@@ -49,6 +56,7 @@ pub(crate) use wrap::WRAPPED_LEN;
 
 use crate::sqlite::keystore::SqliteBackend;
 use crate::{derive_pool_key, DataKey, Error, MasterKey};
+
 /// Longest accepted user id, in bytes (UTF-8).
 ///
 /// # Errors
@@ -70,7 +78,7 @@ use crate::{derive_pool_key, DataKey, Error, MasterKey};
 pub const MAX_USER_ID_LEN: usize = 1024;
 
 /// The key store's user id rule: not empty, at most [`MAX_USER_ID_LEN`] bytes, no NUL.
-pub(super) fn validate(user_id: &str) -> Result<(), Error> {
+pub(crate) fn validate_user_id(user_id: &str) -> Result<(), Error> {
     if user_id.is_empty() {
         return Err(Error::InvalidArgument {
             what: "user id must not be empty".into(),
@@ -240,7 +248,7 @@ impl KeyStore {
     /// # Ok::<(), keyseal::Error>(())
     /// ```
     pub fn get_or_create_user_key(&self, user_id: &str) -> Result<DataKey, Error> {
-        validate(user_id)?;
+        validate_user_id(user_id)?;
         if let Some(key) = self.inner.cache.get(user_id) {
             return Ok(key);
         }
@@ -273,7 +281,7 @@ impl KeyStore {
     /// ```
     pub fn get_or_create_user_keys(&self, user_ids: &[&str]) -> Result<Vec<DataKey>, Error> {
         for user_id in user_ids {
-            validate(user_id)?;
+            validate_user_id(user_id)?;
         }
         let mut found: Vec<Option<DataKey>> = Vec::with_capacity(user_ids.len());
         let mut missing = Vec::new();
@@ -313,7 +321,7 @@ impl KeyStore {
     /// # Ok::<(), keyseal::Error>(())
     /// ```
     pub fn get_user_key(&self, user_id: &str) -> Result<Option<DataKey>, Error> {
-        validate(user_id)?;
+        validate_user_id(user_id)?;
         if let Some(key) = self.inner.cache.get(user_id) {
             return Ok(Some(key));
         }
@@ -401,10 +409,10 @@ mod tests {
 
     #[test]
     fn user_ids_are_validated() {
-        assert!(validate("a").is_ok());
-        assert!(validate("").is_err());
-        assert!(validate("a\0b").is_err());
-        assert!(validate(&"x".repeat(MAX_USER_ID_LEN)).is_ok());
-        assert!(validate(&"x".repeat(MAX_USER_ID_LEN + 1)).is_err());
+        assert!(validate_user_id("a").is_ok());
+        assert!(validate_user_id("").is_err());
+        assert!(validate_user_id("a\0b").is_err());
+        assert!(validate_user_id(&"x".repeat(MAX_USER_ID_LEN)).is_ok());
+        assert!(validate_user_id(&"x".repeat(MAX_USER_ID_LEN + 1)).is_err());
     }
 }

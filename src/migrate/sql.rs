@@ -8,7 +8,7 @@ use rusqlite::{Connection, ToSql};
 use zeroize::Zeroize;
 
 use super::{FailReason, KeySource, MigrateOptions};
-use crate::{Error, MAX_USER_ID_LEN};
+use crate::Error;
 
 /// A value as SQLite stores it. TEXT is kept as bytes: SQLite does not check that it is UTF-8,
 /// and such a value must be reported (and bound back as the id it is), never a panic.
@@ -83,9 +83,8 @@ pub(super) fn user_id(mut value: Raw) -> Result<String, FailReason> {
         Raw::Integer(n) => n.to_string(),
         _ => return Err(FailReason::NoUserId),
     };
-    if text.is_empty() || text.len() > MAX_USER_ID_LEN || text.contains('\0') {
-        return Err(FailReason::NoUserId);
-    }
+    // The key store's own rule, so a row is failed here exactly when the store would refuse it.
+    crate::keystore::validate_user_id(&text).map_err(|_| FailReason::NoUserId)?;
     Ok(text)
 }
 
