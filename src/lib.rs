@@ -7,6 +7,7 @@ mod error;
 mod hash;
 mod keys;
 mod nonce;
+mod seal;
 mod token;
 
 pub use error::Error;
@@ -48,8 +49,17 @@ mod keystore;
 ))]
 #[cfg_attr(not(feature = "issuance"), allow(dead_code))]
 mod user_id;
+/// The storage role behind [`KeyStore`] and its contract (sealed: backends live in keyseal).
+#[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
+pub use keystore::backend as keystore_backend;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::{KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MAX_USER_ID_LEN};
+// The one SQLite layer: connections, pragmas, busy handling, error mapping.
+#[cfg(all(
+    any(feature = "keystore", feature = "issuance"),
+    not(target_arch = "wasm32")
+))]
+mod sqlite;
 
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 mod issuance;

@@ -29,18 +29,15 @@
 //! # Ok::<(), keyseal::Error>(())
 //! ```
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Nonce, Tag};
 use zeroize::Zeroize;
 
 use crate::encoding;
-use crate::nonce::{fill_nonce, NONCE_LEN};
+use crate::seal::{open_in_place, seal_in_place, NONCE_LEN, TAG_LEN};
 use crate::{DataKey, Error};
 
 /// The prefix of every token; values without it are legacy plaintext.
 pub const ENCRYPTED_PREFIX: &str = "v2:";
 
-const TAG_LEN: usize = 16;
 /// Base64 characters that hold the nonce: 12 bytes are exactly 4 groups of 3.
 const NONCE_CHARS: usize = 16;
 
@@ -92,21 +89,9 @@ pub fn encrypt_bytes_with_aad(
     aad: &[u8],
     key: &DataKey,
 ) -> Result<String, Error> {
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_nonce(&mut nonce)?;
-
     let mut buf = Vec::with_capacity(plaintext.len() + TAG_LEN);
     buf.extend_from_slice(plaintext);
-    let Ok(tag) = key
-        .cipher()
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut buf)
-    else {
-        buf.zeroize();
-        return Err(Error::InvalidArgument {
-            what: "plaintext longer than AES-GCM allows (64 GiB)".into(),
-        });
-    };
-    buf.extend_from_slice(&tag);
+    let nonce = seal_in_place(key.cipher(), aad, &mut buf, 0)?;
 
     let mut out = String::with_capacity(
         ENCRYPTED_PREFIX.len() + NONCE_CHARS + encoding::encoded_len(buf.len()),
@@ -161,11 +146,12 @@ pub fn decrypt_bytes_with_aad(token: &str, aad: &[u8], key: &DataKey) -> Result<
         return Err(too_short);
     }
     let tag_start = buf.len() - TAG_LEN;
-    let tag = *Tag::from_slice(&buf[tag_start..]);
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&buf[tag_start..]);
     buf.truncate(tag_start);
-    key.cipher()
-        .decrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut buf, &tag)
-        .map_err(|_| Error::Authentication)?;
+    if !open_in_place(key.cipher(), &nonce, aad, &mut buf, &tag) {
+        return Err(Error::Authentication);
+    }
     Ok(buf)
 }
 

@@ -1,6 +1,6 @@
 //! Interop in the other direction: a key store written by keyseal is read by the Python module
-//! (`tests/python/api_key_encryption.py`, seed 000 re-indented), which also adds a user that
-//! keyseal then reads.
+//! (`tests/python/api_key_encryption.py`, re-indented), which also adds a user that keyseal
+//! then reads.
 //!
 //! Runs when `python3` with `cryptography` is available (`make test` installs it). Without it
 //! the test is skipped with a message, or fails if `KEYSEAL_REQUIRE_PYTHON=1`.

@@ -73,3 +73,25 @@ fn odd_rows_are_listed_not_fatal() {
         "no key for an unusable user id"
     );
 }
+
+/// The wait for a database another process holds locked is the caller's to choose (it was a
+/// fixed 10 s): options are a builder passed by value.
+#[test]
+fn a_locked_database_fails_after_the_chosen_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = table(dir.path());
+    let store = KeyStore::open(dir.path().join("keys.db"), MasterKey::generate().unwrap()).unwrap();
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let options = MigrateOptions::new("t", "secret", "id", KeySource::UserColumn("owner".into()))
+        .busy_timeout(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let err = migrate_column(&db, &store, options, |_| {}).unwrap_err();
+    assert_eq!(err.code(), "storage", "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "waited {:?}",
+        started.elapsed()
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+}

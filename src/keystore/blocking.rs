@@ -9,7 +9,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use crate::Error;
+use super::{validate_user_id, KeyStore};
+use crate::{DataKey, Error};
 
 /// Threads in the pool: enough for group commit to batch several new users per transaction.
 const THREADS: usize = 8;
@@ -165,5 +166,54 @@ impl<T> Future for KeyStoreFuture<T> {
             other => *other = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+}
+
+impl KeyStore {
+    /// [`KeyStore::get_or_create_user_key`] for async code: a cached key is returned at once,
+    /// anything that needs the database runs on a dedicated thread, so the executor is never
+    /// blocked. Works on any runtime.
+    ///
+    /// # Errors
+    /// As [`KeyStore::get_or_create_user_key`].
+    ///
+    /// # Security
+    /// As [`KeyStore::get_or_create_user_key`].
+    ///
+    /// # Example
+    /// See [`KeyStoreFuture`].
+    pub fn get_or_create_user_key_async(&self, user_id: &str) -> KeyStoreFuture<DataKey> {
+        if let Err(e) = validate_user_id(user_id) {
+            return KeyStoreFuture::ready(Err(e));
+        }
+        if let Some(key) = self.inner.cache.get(user_id) {
+            return KeyStoreFuture::ready(Ok(key));
+        }
+        let store = self.clone();
+        let user_id = user_id.to_owned();
+        KeyStoreFuture::spawn(move || store.get_or_create_user_key(&user_id))
+    }
+
+    /// [`KeyStore::get_user_key`] for async code (see
+    /// [`KeyStore::get_or_create_user_key_async`]).
+    ///
+    /// # Errors
+    /// As [`KeyStore::get_user_key`].
+    ///
+    /// # Security
+    /// As [`KeyStore::get_user_key`].
+    ///
+    /// # Example
+    /// See [`KeyStoreFuture`].
+    pub fn get_user_key_async(&self, user_id: &str) -> KeyStoreFuture<Option<DataKey>> {
+        if let Err(e) = validate_user_id(user_id) {
+            return KeyStoreFuture::ready(Err(e));
+        }
+        if let Some(key) = self.inner.cache.get(user_id) {
+            return KeyStoreFuture::ready(Ok(Some(key)));
+        }
+        let store = self.clone();
+        let user_id = user_id.to_owned();
+        KeyStoreFuture::spawn(move || store.get_user_key(&user_id))
     }
 }

@@ -1,5 +1,5 @@
 //! The key store: one 32-byte data key per user, wrapped by the master key in `SQLite`, in the
-//! same table and format as the Python module (`encryption_keys`, CONTRACT §1).
+//! same table and format as the Python module (`encryption_keys`).
 //!
 //! # Security
 //! - Each data key is stored as `nonce || AES-256-GCM(master, key) || tag` (no AAD, as Python).
@@ -13,6 +13,13 @@
 //! - Unwrapped keys are cached in memory (zeroized on eviction and drop) so that lookups of
 //!   existing users cost no database access and no AES-GCM; see [`KeyStoreOptions`].
 //!
+//! # Layout
+//! This folder holds no storage code: [`KeyStore`] and its rules (`rules.rs`: which master
+//! key a store belongs to; `group_commit.rs`: shared durable commits and who wins a race;
+//! `rotation.rs`: all or nothing) drive a [`backend::Backend`], which only stores. The
+//! `SQLite` backend is `crate::sqlite::keystore`; a new backend implements the same trait and
+//! joins the conformance tests (`tests/conformance/keystore.rs`).
+//!
 //! # Example
 //! ```
 //! use keyseal::{decrypt, encrypt, KeyStore, MasterKey};
@@ -25,26 +32,29 @@
 //! # Ok::<(), keyseal::Error>(())
 //! ```
 
-mod backend;
+pub mod backend;
 mod blocking;
 mod cache;
-mod peek;
-mod sqlite;
+mod group_commit;
+mod master_key_check;
+mod options;
+mod rotation;
+mod rules;
 mod wrap;
 
-use std::mem;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
 
-use backend::{Backend, NewRow};
 use cache::KeyCache;
-use wrap::KeyBytes;
+use group_commit::{lost_request, GroupCommit};
+use rules::Inner;
 
 pub use blocking::KeyStoreFuture;
-// The migration reads its table through the same trace-free connection in dry runs.
-pub(crate) use sqlite::open_read_only;
+pub use options::KeyStoreOptions;
+pub use rotation::RotationReport;
+pub(crate) use wrap::WRAPPED_LEN;
 
+use crate::sqlite::keystore::SqliteBackend;
 use crate::{derive_pool_key, DataKey, Error, MasterKey};
 
 /// Longest accepted user id, in bytes (UTF-8).
@@ -67,136 +77,8 @@ use crate::{derive_pool_key, DataKey, Error, MasterKey};
 /// ```
 pub const MAX_USER_ID_LEN: usize = 1024;
 
-/// Tuning for [`KeyStore::open_with`].
-///
-/// # Example
-/// ```
-/// use std::time::Duration;
-/// use keyseal::{KeyStore, KeyStoreOptions, MasterKey};
-/// # let dir = tempfile::tempdir().unwrap();
-/// let options = KeyStoreOptions::default()
-///     .busy_timeout(Duration::from_secs(10))
-///     .cache_capacity(10_000);
-/// let store = KeyStore::open_with(dir.path().join("keys.db"), MasterKey::generate()?, &options)?;
-/// # Ok::<(), keyseal::Error>(())
-/// ```
-///
-/// # Errors
-/// None: the options are checked by [`KeyStore::open_with`].
-///
-/// # Security
-/// A larger cache keeps more unwrapped data keys in memory (each zeroized when evicted); a
-/// cache of 0 keeps none, at the cost of one database read and one AES-GCM per lookup.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct KeyStoreOptions {
-    /// How long to wait for another connection or process that holds the write lock before
-    /// failing with [`Error::Storage`]. Default 5 s; longer than one day counts as one day.
-    pub busy_timeout: Duration,
-    /// How many unwrapped data keys to keep in memory (about; 0 disables the cache).
-    /// Default 100 000.
-    pub cache_capacity: usize,
-}
-
-/// The longest busy timeout used; longer ones are cut to this.
-const MAX_BUSY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-
-impl Default for KeyStoreOptions {
-    fn default() -> Self {
-        KeyStoreOptions {
-            busy_timeout: Duration::from_secs(5),
-            cache_capacity: 100_000,
-        }
-    }
-}
-
-impl KeyStoreOptions {
-    /// Sets [`KeyStoreOptions::busy_timeout`].
-    #[must_use]
-    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
-        self
-    }
-
-    /// Sets [`KeyStoreOptions::cache_capacity`].
-    #[must_use]
-    pub fn cache_capacity(mut self, capacity: usize) -> Self {
-        self.cache_capacity = capacity;
-        self
-    }
-}
-
-/// What [`KeyStore::rotate_master_key`] did.
-///
-/// # Example
-/// ```
-/// use keyseal::{KeyStore, MasterKey};
-/// # let dir = tempfile::tempdir().unwrap();
-/// let store = KeyStore::open(dir.path().join("keys.db"), MasterKey::generate()?)?;
-/// store.get_or_create_user_key("alice")?;
-/// let report = store.rotate_master_key(MasterKey::generate()?)?;
-/// assert_eq!(report.rewrapped, 1);
-/// # Ok::<(), keyseal::Error>(())
-/// ```
-///
-/// # Errors
-/// None; it is only a report.
-///
-/// # Security
-/// Holds counts only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RotationReport {
-    /// Rows rewrapped under the new master key (every row of `encryption_keys`).
-    pub rewrapped: usize,
-}
-
-/// Where the group commit leader puts a request's result.
-type Slot = Arc<Mutex<Option<Result<KeyBytes, Error>>>>;
-
-/// A request waiting for the next group commit.
-struct Pending {
-    user_id: String,
-    key: KeyBytes,
-    done: Slot,
-}
-
-#[derive(Default)]
-struct Group {
-    queue: Vec<Pending>,
-    leader: bool,
-}
-
-/// Gives up group-commit leadership (even if the commit panicked) and wakes the waiters.
-struct Leadership<'a>(&'a Inner);
-
-impl Drop for Leadership<'_> {
-    fn drop(&mut self) {
-        lock(&self.0.group).leader = false;
-        self.0.group_done.notify_all();
-    }
-}
-
-struct Inner {
-    path: PathBuf,
-    backend: Box<dyn Backend>,
-    master: RwLock<Arc<MasterKey>>,
-    /// The stored check value known to belong to `master`.
-    check: Mutex<Vec<u8>>,
-    cache: KeyCache,
-    /// Held while committing a batch or rotating.
-    write_lock: Mutex<()>,
-    /// Group commit: requests waiting for the next batch, and whether a leader is committing.
-    group: Mutex<Group>,
-    /// Signalled after each batch (results are in) and when leadership is free.
-    group_done: Condvar,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn validate(user_id: &str) -> Result<(), Error> {
+/// The key store's user id rule: not empty, at most [`MAX_USER_ID_LEN`] bytes, no NUL.
+pub(crate) fn validate_user_id(user_id: &str) -> Result<(), Error> {
     if user_id.is_empty() {
         return Err(Error::InvalidArgument {
             what: "user id must not be empty".into(),
@@ -215,153 +97,6 @@ fn validate(user_id: &str) -> Result<(), Error> {
     Ok(())
 }
 
-impl Inner {
-    fn master(&self) -> Arc<MasterKey> {
-        Arc::clone(&self.master.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Refuses to write unless the stored check value belongs to `master`.
-    fn guard(&self, master: &MasterKey, stored: Option<&[u8]>) -> Result<(), Error> {
-        let mut known = lock(&self.check);
-        match stored {
-            Some(s) if s == known.as_slice() => Ok(()),
-            Some(s) if wrap::verify_check(master, s) => {
-                s.clone_into(&mut known);
-                Ok(())
-            }
-            Some(_) => Err(Error::WrongMasterKey { user_id: None }),
-            None => Err(Error::Storage {
-                message: "the master key check value (keyseal_keystore_meta) is missing; \
-                          reopen the key store to restore it"
-                    .into(),
-            }),
-        }
-    }
-
-    /// An existing user's key from the database (and into the cache).
-    fn load(&self, user_id: &str) -> Result<Option<DataKey>, Error> {
-        let master = self.master();
-        let Some(blob) = self.backend.load(user_id)? else {
-            return Ok(None);
-        };
-        match wrap::unwrap(&master, user_id, &blob) {
-            Ok(key) => Ok(Some(self.cache.insert(user_id, key))),
-            Err(Error::WrongMasterKey { .. }) => {
-                // Maybe a rotation in this process committed between reading the master key
-                // and the row: wait for it to finish (it holds the write lock), then retry.
-                let _write = lock(&self.write_lock);
-                let master = self.master();
-                let Some(blob) = self.backend.load(user_id)? else {
-                    return Ok(None);
-                };
-                let key = wrap::unwrap(&master, user_id, &blob)?;
-                Ok(Some(self.cache.insert(user_id, key)))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Creates (or, if another caller won, reads) the keys of `user_ids` through group commit.
-    fn create(&self, user_ids: &[&str]) -> Result<Vec<DataKey>, Error> {
-        let mut slots: Vec<Slot> = Vec::with_capacity(user_ids.len());
-        let mut pending = Vec::with_capacity(user_ids.len());
-        for user_id in user_ids {
-            let slot: Slot = Arc::default();
-            pending.push(Pending {
-                user_id: (*user_id).to_owned(),
-                key: wrap::random_key()?,
-                done: Arc::clone(&slot),
-            });
-            slots.push(slot);
-        }
-        // Group commit: one waiting caller at a time leads, committing everything queued (its
-        // own requests and those that arrived during the previous commit) in one durable
-        // transaction; the others sleep until their results are in.
-        let mut group = lock(&self.group);
-        group.queue.append(&mut pending);
-        while !slots.iter().all(|slot| lock(slot).is_some()) {
-            if group.leader {
-                group = self
-                    .group_done
-                    .wait(group)
-                    .unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            group.leader = true;
-            let batch = mem::take(&mut group.queue);
-            drop(group);
-            let lost = batch.is_empty();
-            {
-                let _leadership = Leadership(self);
-                let _write = lock(&self.write_lock);
-                self.commit_batch(batch);
-            }
-            if lost {
-                // Only after a panicking leader dropped our requests.
-                break;
-            }
-            group = lock(&self.group);
-        }
-        user_ids
-            .iter()
-            .zip(slots)
-            .map(|(user_id, slot)| {
-                let key = lock(&slot).take().ok_or_else(lost_request)??;
-                Ok(self.cache.insert(user_id, key))
-            })
-            .collect()
-    }
-
-    /// Commits a batch of requests in one durable transaction and hands each its result.
-    /// Call with the write lock held.
-    fn commit_batch(&self, batch: Vec<Pending>) {
-        if batch.is_empty() {
-            return;
-        }
-        // The master key cannot change while the write lock is held.
-        let master = self.master();
-        let created_at = wrap::now_iso8601();
-        let mut rows = Vec::with_capacity(batch.len());
-        for p in &batch {
-            match wrap::wrap(&master, &p.key) {
-                Ok(wrapped) => rows.push(NewRow {
-                    user_id: &p.user_id,
-                    wrapped,
-                    created_at: &created_at,
-                }),
-                Err(e) => {
-                    for p in &batch {
-                        *lock(&p.done) = Some(Err(e.clone()));
-                    }
-                    return;
-                }
-            }
-        }
-        let stored = self
-            .backend
-            .insert_batch(&rows, &mut |check| self.guard(&master, check));
-        let wrapped: Vec<Vec<u8>> = rows.into_iter().map(|r| r.wrapped).collect();
-        match stored {
-            Ok(stored) => {
-                for ((p, mine), stored) in batch.into_iter().zip(wrapped).zip(stored) {
-                    let result = if stored == mine {
-                        Ok(p.key)
-                    } else {
-                        // Another caller (thread or process) created this user first.
-                        wrap::unwrap(&master, &p.user_id, &stored)
-                    };
-                    *lock(&p.done) = Some(result);
-                }
-            }
-            Err(e) => {
-                for p in batch {
-                    *lock(&p.done) = Some(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
 /// Per-user data keys, wrapped by a master key and stored in `SQLite`.
 ///
 /// `KeyStore` is `Send + Sync` and a cheap [`Clone`] (an `Arc`): share one per process and
@@ -373,7 +108,7 @@ impl Inner {
 ///
 /// # Security
 /// - Each data key is stored as `nonce[12] || AES-256-GCM(master, key) || tag[16]` with no
-///   associated data, exactly as the Python module stores it (CONTRACT §1), in
+///   associated data, exactly as the Python module stores it, in
 ///   `encryption_keys`.
 /// - A check value (a fixed public label sealed with AES-GCM under the master key, random
 ///   nonce, its own AAD) in the extra table `keyseal_keystore_meta` records which master key
@@ -448,7 +183,7 @@ impl KeyStore {
     /// # Ok::<(), keyseal::Error>(())
     /// ```
     pub fn open(path: impl AsRef<Path>, master: MasterKey) -> Result<KeyStore, Error> {
-        Self::open_with(path, master, &KeyStoreOptions::default())
+        Self::open_with(path, master, KeyStoreOptions::default())
     }
 
     /// [`KeyStore::open`] with explicit [`KeyStoreOptions`].
@@ -464,13 +199,12 @@ impl KeyStore {
     pub fn open_with(
         path: impl AsRef<Path>,
         master: MasterKey,
-        options: &KeyStoreOptions,
+        options: impl Into<KeyStoreOptions>,
     ) -> Result<KeyStore, Error> {
         let path = path.as_ref();
-        // SQLite takes the timeout in milliseconds as an i32: cap it at one day.
-        let busy_timeout = options.busy_timeout.min(MAX_BUSY_TIMEOUT);
-        let backend = sqlite::SqliteBackend::open(path, busy_timeout)?;
-        let check = backend.initialize(&mut |state| peek::decide(&master, state))?;
+        let options = options.into();
+        let backend = SqliteBackend::open(path, options.busy_timeout)?;
+        let check = rules::open_store(&backend, &master)?;
         Ok(KeyStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -479,8 +213,7 @@ impl KeyStore {
                 check: Mutex::new(check),
                 cache: KeyCache::new(options.cache_capacity),
                 write_lock: Mutex::new(()),
-                group: Mutex::new(Group::default()),
-                group_done: Condvar::new(),
+                group_commit: GroupCommit::default(),
             }),
         })
     }
@@ -515,7 +248,7 @@ impl KeyStore {
     /// # Ok::<(), keyseal::Error>(())
     /// ```
     pub fn get_or_create_user_key(&self, user_id: &str) -> Result<DataKey, Error> {
-        validate(user_id)?;
+        validate_user_id(user_id)?;
         if let Some(key) = self.inner.cache.get(user_id) {
             return Ok(key);
         }
@@ -548,7 +281,7 @@ impl KeyStore {
     /// ```
     pub fn get_or_create_user_keys(&self, user_ids: &[&str]) -> Result<Vec<DataKey>, Error> {
         for user_id in user_ids {
-            validate(user_id)?;
+            validate_user_id(user_id)?;
         }
         let mut found: Vec<Option<DataKey>> = Vec::with_capacity(user_ids.len());
         let mut missing = Vec::new();
@@ -588,7 +321,7 @@ impl KeyStore {
     /// # Ok::<(), keyseal::Error>(())
     /// ```
     pub fn get_user_key(&self, user_id: &str) -> Result<Option<DataKey>, Error> {
-        validate(user_id)?;
+        validate_user_id(user_id)?;
         if let Some(key) = self.inner.cache.get(user_id) {
             return Ok(Some(key));
         }
@@ -660,164 +393,6 @@ impl KeyStore {
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
-
-    /// Rewraps every user's key under `new_master` in one transaction (all or nothing) and
-    /// makes `new_master` this store's key. Data keys, and so every token encrypted under
-    /// them, are unchanged.
-    ///
-    /// Other users of the file must reopen it with the new master key; until they do, their
-    /// reads fail with [`Error::WrongMasterKey`] and their writes are refused, never made under
-    /// the old key. The pool key ([`KeyStore::pool_key`]) is derived from the master key, so
-    /// it changes: re-encrypt pool secrets.
-    ///
-    /// # Errors
-    /// - [`Error::WrongMasterKey`] when this store's master key no longer opens the file
-    ///   (another process rotated it) or a row (naming the user);
-    /// - [`Error::CorruptKey`] for a row of the wrong length;
-    /// - [`Error::Randomness`], [`Error::Storage`].
-    ///
-    /// On any error nothing is changed.
-    ///
-    /// # Security
-    /// A crash (even `kill -9` or power loss) during rotation leaves the file as it was, under
-    /// the old master key: the transaction commits atomically or not at all.
-    ///
-    /// # Example
-    /// ```
-    /// use keyseal::{Error, KeyStore, MasterKey};
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("keys.db");
-    /// let old = MasterKey::generate()?;
-    /// let old_copy = MasterKey::from_bytes(old.expose_secret())?;
-    /// let new = MasterKey::generate()?;
-    /// let new_copy = MasterKey::from_bytes(new.expose_secret())?;
-    /// let store = KeyStore::open(&path, old)?;
-    /// let key = store.get_or_create_user_key("alice")?;
-    /// assert_eq!(store.rotate_master_key(new)?.rewrapped, 1);
-    /// assert_eq!(store.get_or_create_user_key("alice")?, key);
-    /// let reopened = KeyStore::open(&path, new_copy)?;
-    /// assert_eq!(reopened.get_or_create_user_key("alice")?, key);
-    /// assert!(matches!(KeyStore::open(&path, old_copy), Err(Error::WrongMasterKey { .. })));
-    /// # Ok::<(), keyseal::Error>(())
-    /// ```
-    pub fn rotate_master_key(&self, new_master: MasterKey) -> Result<RotationReport, Error> {
-        self.rotate_master_key_with_progress(new_master, |_, _| {})
-    }
-
-    /// [`KeyStore::rotate_master_key`], calling `progress(rows_done, rows_total)` from time to
-    /// time (for a progress bar); the transaction commits after the last call.
-    ///
-    /// # Errors
-    /// As [`KeyStore::rotate_master_key`].
-    ///
-    /// # Security
-    /// As [`KeyStore::rotate_master_key`].
-    ///
-    /// # Example
-    /// ```
-    /// use keyseal::{KeyStore, MasterKey};
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// let store = KeyStore::open(dir.path().join("keys.db"), MasterKey::generate()?)?;
-    /// store.get_or_create_user_keys(&["a", "b", "c"])?;
-    /// let mut last = (0, 0);
-    /// store.rotate_master_key_with_progress(MasterKey::generate()?, |done, total| {
-    ///     last = (done, total);
-    /// })?;
-    /// assert_eq!(last, (3, 3));
-    /// # Ok::<(), keyseal::Error>(())
-    /// ```
-    pub fn rotate_master_key_with_progress(
-        &self,
-        new_master: MasterKey,
-        mut progress: impl FnMut(usize, usize),
-    ) -> Result<RotationReport, Error> {
-        let inner = &*self.inner;
-        // Batches commit under the write lock and wrap with the master key current then, so
-        // requests still queued are wrapped under the new key after the rotation.
-        let _write = lock(&inner.write_lock);
-        let old = inner.master();
-        let new_check = wrap::make_check(&new_master)?;
-        let rewrapped = inner.backend.rewrap_all(
-            &mut |check| inner.guard(&old, check),
-            &mut |user_id, blob| {
-                let key = wrap::unwrap(&old, user_id, blob)?;
-                wrap::wrap(&new_master, &key)
-            },
-            &new_check,
-            &mut progress,
-        )?;
-        *lock(&inner.check) = new_check;
-        *inner.master.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(new_master);
-        Ok(RotationReport { rewrapped })
-    }
-
-    /// [`KeyStore::get_or_create_user_key`] for async code: a cached key is returned at once,
-    /// anything that needs the database runs on a dedicated thread, so the executor is never
-    /// blocked. Works on any runtime.
-    ///
-    /// # Errors
-    /// As [`KeyStore::get_or_create_user_key`].
-    ///
-    /// # Security
-    /// As [`KeyStore::get_or_create_user_key`].
-    ///
-    /// # Example
-    /// See [`KeyStoreFuture`].
-    pub fn get_or_create_user_key_async(&self, user_id: &str) -> KeyStoreFuture<DataKey> {
-        if let Err(e) = validate(user_id) {
-            return KeyStoreFuture::ready(Err(e));
-        }
-        if let Some(key) = self.inner.cache.get(user_id) {
-            return KeyStoreFuture::ready(Ok(key));
-        }
-        let store = self.clone();
-        let user_id = user_id.to_owned();
-        KeyStoreFuture::spawn(move || store.get_or_create_user_key(&user_id))
-    }
-
-    /// [`KeyStore::get_user_key`] for async code (see
-    /// [`KeyStore::get_or_create_user_key_async`]).
-    ///
-    /// # Errors
-    /// As [`KeyStore::get_user_key`].
-    ///
-    /// # Security
-    /// As [`KeyStore::get_user_key`].
-    ///
-    /// # Example
-    /// See [`KeyStoreFuture`].
-    pub fn get_user_key_async(&self, user_id: &str) -> KeyStoreFuture<Option<DataKey>> {
-        if let Err(e) = validate(user_id) {
-            return KeyStoreFuture::ready(Err(e));
-        }
-        if let Some(key) = self.inner.cache.get(user_id) {
-            return KeyStoreFuture::ready(Ok(Some(key)));
-        }
-        let store = self.clone();
-        let user_id = user_id.to_owned();
-        KeyStoreFuture::spawn(move || store.get_user_key(&user_id))
-    }
-
-    /// [`KeyStore::rotate_master_key`] for async code, on a dedicated thread.
-    ///
-    /// # Errors
-    /// As [`KeyStore::rotate_master_key`].
-    ///
-    /// # Security
-    /// As [`KeyStore::rotate_master_key`].
-    ///
-    /// # Example
-    /// See [`KeyStoreFuture`].
-    pub fn rotate_master_key_async(&self, new_master: MasterKey) -> KeyStoreFuture<RotationReport> {
-        let store = self.clone();
-        KeyStoreFuture::spawn(move || store.rotate_master_key(new_master))
-    }
-}
-
-fn lost_request() -> Error {
-    Error::Storage {
-        message: "internal error: group commit lost a request".into(),
-    }
 }
 
 #[cfg(test)]
@@ -834,10 +409,10 @@ mod tests {
 
     #[test]
     fn user_ids_are_validated() {
-        assert!(validate("a").is_ok());
-        assert!(validate("").is_err());
-        assert!(validate("a\0b").is_err());
-        assert!(validate(&"x".repeat(MAX_USER_ID_LEN)).is_ok());
-        assert!(validate(&"x".repeat(MAX_USER_ID_LEN + 1)).is_err());
+        assert!(validate_user_id("a").is_ok());
+        assert!(validate_user_id("").is_err());
+        assert!(validate_user_id("a\0b").is_err());
+        assert!(validate_user_id(&"x".repeat(MAX_USER_ID_LEN)).is_ok());
+        assert!(validate_user_id(&"x".repeat(MAX_USER_ID_LEN + 1)).is_err());
     }
 }

@@ -15,14 +15,11 @@
 //! is diagnosed at open, before any row is read or written.
 
 use crate::civil::civil_from_days;
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Nonce, Tag};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
+use crate::seal::{open_in_place, seal_in_place, NONCE_LEN, TAG_LEN};
 use crate::{Error, MasterKey, KEY_LEN};
 
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
 /// Length of a wrapped 32-byte data key.
 pub(crate) const WRAPPED_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
 
@@ -41,26 +38,25 @@ pub(crate) fn random_key() -> Result<KeyBytes, Error> {
     Ok(key)
 }
 
+/// `nonce || AES-256-GCM(master, plaintext, aad) || tag`.
 fn seal(master: &MasterKey, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::getrandom(&mut nonce).map_err(|_| Error::Randomness)?;
-    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&[0u8; NONCE_LEN]);
     out.extend_from_slice(plaintext);
-    if let Ok(tag) = master.cipher().encrypt_in_place_detached(
-        Nonce::from_slice(&nonce),
-        aad,
-        &mut out[NONCE_LEN..],
-    ) {
-        out.extend_from_slice(&tag);
-        Ok(out)
-    } else {
-        // Unreachable for these lengths; never leave plaintext behind.
-        out.zeroize();
-        Err(Error::Malformed {
-            what: "message too long for AES-GCM",
-        })
-    }
+    let nonce = seal_in_place(master.cipher(), aad, &mut out, NONCE_LEN)?;
+    out[..NONCE_LEN].copy_from_slice(&nonce);
+    Ok(out)
+}
+
+/// Splits `nonce || body || tag` (the caller has checked the length).
+fn split(blob: &[u8], body_len: usize) -> ([u8; NONCE_LEN], &[u8], [u8; TAG_LEN]) {
+    let (nonce, rest) = blob.split_at(NONCE_LEN);
+    let (body, tag) = rest.split_at(body_len);
+    let mut n = [0u8; NONCE_LEN];
+    n.copy_from_slice(nonce);
+    let mut t = [0u8; TAG_LEN];
+    t.copy_from_slice(tag);
+    (n, body, t)
 }
 
 /// Wraps a data key under the master key (Python's format: no AAD).
@@ -76,21 +72,14 @@ pub(crate) fn unwrap(master: &MasterKey, user_id: &str, blob: &[u8]) -> Result<K
             user_id: user_id.to_owned(),
         });
     }
-    let (nonce, rest) = blob.split_at(NONCE_LEN);
-    let (ciphertext, tag) = rest.split_at(KEY_LEN);
+    let (nonce, ciphertext, tag) = split(blob, KEY_LEN);
     let mut key: KeyBytes = Box::new(Zeroizing::new([0u8; KEY_LEN]));
     key.copy_from_slice(ciphertext);
-    master
-        .cipher()
-        .decrypt_in_place_detached(
-            Nonce::from_slice(nonce),
-            b"",
-            &mut key[..],
-            Tag::from_slice(tag),
-        )
-        .map_err(|_| Error::WrongMasterKey {
+    if !open_in_place(master.cipher(), &nonce, b"", &mut key[..], &tag) {
+        return Err(Error::WrongMasterKey {
             user_id: Some(user_id.to_owned()),
-        })?;
+        });
+    }
     Ok(key)
 }
 
@@ -104,19 +93,9 @@ pub(crate) fn verify_check(master: &MasterKey, blob: &[u8]) -> bool {
     if blob.len() != NONCE_LEN + CHECK_LABEL.len() + TAG_LEN {
         return false;
     }
-    let (nonce, rest) = blob.split_at(NONCE_LEN);
-    let (ciphertext, tag) = rest.split_at(CHECK_LABEL.len());
+    let (nonce, ciphertext, tag) = split(blob, CHECK_LABEL.len());
     let mut buf = ciphertext.to_vec();
-    master
-        .cipher()
-        .decrypt_in_place_detached(
-            Nonce::from_slice(nonce),
-            CHECK_AAD,
-            &mut buf,
-            Tag::from_slice(tag),
-        )
-        .is_ok()
-        && buf == CHECK_LABEL
+    open_in_place(master.cipher(), &nonce, CHECK_AAD, &mut buf, &tag) && buf == CHECK_LABEL
 }
 
 /// The current time as Python's `datetime.now(timezone.utc).isoformat()` writes it,

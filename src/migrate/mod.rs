@@ -46,23 +46,26 @@
 //! ).unwrap();
 //! let store = KeyStore::open(dir.path().join("keys.db"), MasterKey::generate()?)?;
 //! let options = MigrateOptions::new("creds", "secret", "id", KeySource::UserColumn("owner".into()));
-//! let report = migrate_column(&db, &store, &options, |_| {})?;
+//! let report = migrate_column(&db, &store, options.clone(), |_| {})?;
 //! assert_eq!((report.migrated, report.skipped, report.failed), (2, 0, 0));
 //! // A second run finds nothing left to do.
-//! let again = migrate_column(&db, &store, &options, |_| {})?;
+//! let again = migrate_column(&db, &store, options, |_| {})?;
 //! assert_eq!((again.migrated, again.skipped), (0, 2));
 //! # Ok::<(), keyseal::Error>(())
 //! ```
 
+mod report;
 mod sql;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::{params, TransactionBehavior};
 use zeroize::Zeroize;
 
 use crate::{decrypt_bytes, encrypt, DataKey, Error, KeyStore, ENCRYPTED_PREFIX};
+pub use report::{FailReason, FailedRow, MigrateReport, Progress, VerifyReport, MAX_FAILED_ROWS};
 use sql::{check_ids, check_roles, open, storage, user_id, Raw, Shape};
 
 /// Where the key of each row comes from.
@@ -91,6 +94,10 @@ pub struct MigrateOptions {
     pub batch: usize,
     /// Count what would be done, change nothing, create no key.
     pub dry_run: bool,
+    /// How long to wait for another connection or process that holds a lock on the database
+    /// before failing with [`Error::Storage`] (default 10 s; longer than one day counts as one
+    /// day).
+    pub busy_timeout: Duration,
 }
 
 impl MigrateOptions {
@@ -109,6 +116,7 @@ impl MigrateOptions {
             keys,
             batch: 1_000,
             dry_run: false,
+            busy_timeout: Duration::from_secs(10),
         }
     }
 
@@ -136,99 +144,20 @@ impl MigrateOptions {
         self.dry_run = dry_run;
         self
     }
-}
 
-/// Counts at the end of [`migrate_column`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct MigrateReport {
-    /// Values encrypted by this run (in a dry run: that would be).
-    pub migrated: u64,
-    /// Values already encrypted, or NULL.
-    pub skipped: u64,
-    /// Values left as they were: see [`FailReason`].
-    pub failed: u64,
-    /// The first [`MAX_FAILED_ROWS`] failed rows, in id order, with why.
-    pub failed_rows: Vec<FailedRow>,
-}
-
-/// How many failed rows a [`MigrateReport`] lists (all are counted).
-pub const MAX_FAILED_ROWS: usize = 100;
-
-/// Why a row was left as it was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FailReason {
-    /// The value is INTEGER, REAL or BLOB, not text.
-    ValueNotText,
-    /// The value is TEXT whose bytes are not UTF-8.
-    ValueNotUtf8,
-    /// The user id is NULL, REAL, BLOB, empty, too long or holds NUL.
-    NoUserId,
-    /// The user id is TEXT whose bytes are not UTF-8.
-    UserIdNotUtf8,
-    /// Another writer changed the value between reading and writing it.
-    Changed,
-}
-
-impl core::fmt::Display for FailReason {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            FailReason::ValueNotText => "value is not text",
-            FailReason::ValueNotUtf8 => "value is not UTF-8 text",
-            FailReason::NoUserId => "no usable user id",
-            FailReason::UserIdNotUtf8 => "user id is not UTF-8 text",
-            FailReason::Changed => "changed by another writer meanwhile",
-        })
+    /// Sets [`MigrateOptions::busy_timeout`].
+    #[must_use]
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
     }
 }
 
-/// A row [`migrate_column`] left as it was.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FailedRow {
-    /// The row's id as shown to people: numbers as they are, text quoted (with U+FFFD for bytes
-    /// that are not UTF-8), blobs as `X'hex'`.
-    pub id: String,
-    /// Why it was left.
-    pub reason: FailReason,
-}
-
-impl MigrateReport {
-    fn fail(&mut self, id: &Raw, reason: FailReason) {
-        self.failed += 1;
-        if self.failed_rows.len() < MAX_FAILED_ROWS {
-            self.failed_rows.push(FailedRow {
-                id: id.describe(),
-                reason,
-            });
-        }
+/// The functions here take options by value; a reference is cloned.
+impl From<&MigrateOptions> for MigrateOptions {
+    fn from(options: &MigrateOptions) -> Self {
+        options.clone()
     }
-}
-
-/// Progress of a running migration or verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Progress {
-    /// Rows handled so far.
-    pub done: u64,
-    /// Rows to handle in all (counted at the start).
-    pub total: u64,
-}
-
-/// Counts at the end of [`verify_column`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct VerifyReport {
-    /// Tokens that decrypt with their key.
-    pub ok: u64,
-    /// Values still in plaintext: TEXT without the `v2:` prefix (UTF-8 or not).
-    pub plaintext: u64,
-    /// NULL values.
-    pub null: u64,
-    /// Tokens that do not decrypt (wrong key, altered, not UTF-8), tokens of rows without a
-    /// user id, and values that are not text.
-    pub failed: u64,
 }
 
 /// Keys for the users of one batch, from the store (created if new) or the pool key.
@@ -259,9 +188,10 @@ impl Keys<'_> {
 pub fn migrate_column(
     db: &Path,
     store: &KeyStore,
-    options: &MigrateOptions,
+    options: impl Into<MigrateOptions>,
     progress: impl FnMut(Progress),
 ) -> Result<MigrateReport, Error> {
+    let options = &options.into();
     if options.dry_run {
         return count_column(db, options, progress);
     }
@@ -280,10 +210,10 @@ pub fn migrate_column(
 /// As [`migrate_column`], without the key store's.
 pub fn count_column(
     db: &Path,
-    options: &MigrateOptions,
+    options: impl Into<MigrateOptions>,
     progress: impl FnMut(Progress),
 ) -> Result<MigrateReport, Error> {
-    run(db, options, None, progress)
+    run(db, &options.into(), None, progress)
 }
 
 /// A selected row's user id (`None` with the pool key) and plaintext, or why it is left.
@@ -310,7 +240,7 @@ fn run(
 ) -> Result<MigrateReport, Error> {
     check_roles(options)?;
     let dry_run = keys.is_none();
-    let mut conn = open(db, dry_run)?;
+    let mut conn = open(db, dry_run, options)?;
     let shape = Shape::new(&conn, options)?;
     let Shape {
         table, column, id, ..
@@ -468,10 +398,11 @@ fn migrate_batch(
 pub fn verify_column(
     db: &Path,
     store: &KeyStore,
-    options: &MigrateOptions,
+    options: impl Into<MigrateOptions>,
     mut progress: impl FnMut(Progress),
 ) -> Result<VerifyReport, Error> {
-    let conn = open(db, false)?;
+    let options = &options.into();
+    let conn = open(db, false, options)?;
     let shape = Shape::new(&conn, options)?;
     let user = shape.user_expr();
     let (table, column) = (&shape.table, &shape.column);

@@ -2,14 +2,13 @@
 //! change nothing in a dry run.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
 use zeroize::Zeroize;
 
 use super::{FailReason, KeySource, MigrateOptions};
-use crate::{Error, MAX_USER_ID_LEN};
+use crate::Error;
 
 /// A value as SQLite stores it. TEXT is kept as bytes: SQLite does not check that it is UTF-8,
 /// and such a value must be reported (and bound back as the id it is), never a panic.
@@ -84,9 +83,8 @@ pub(super) fn user_id(mut value: Raw) -> Result<String, FailReason> {
         Raw::Integer(n) => n.to_string(),
         _ => return Err(FailReason::NoUserId),
     };
-    if text.is_empty() || text.len() > MAX_USER_ID_LEN || text.contains('\0') {
-        return Err(FailReason::NoUserId);
-    }
+    // The key store's own rule, so a row is failed here exactly when the store would refuse it.
+    crate::keystore::validate_user_id(&text).map_err(|_| FailReason::NoUserId)?;
     Ok(text)
 }
 
@@ -107,11 +105,7 @@ fn identifier(name: &str, what: &str) -> Result<String, Error> {
     }
 }
 
-pub(super) fn storage(err: &rusqlite::Error) -> Error {
-    Error::Storage {
-        message: err.to_string(),
-    }
-}
+pub(super) use crate::sqlite::storage_error as storage;
 
 /// The parts of the statements, checked against the table's real columns.
 pub(super) struct Shape {
@@ -226,18 +220,10 @@ pub(super) fn check_ids(
 }
 
 /// Opens the existing database `db`; with `read_only`, so that nothing on disk changes.
-pub(super) fn open(db: &Path, read_only: bool) -> Result<Connection, Error> {
-    if !db.exists() {
-        return Err(Error::InvalidArgument {
-            what: format!("database {} does not exist", db.display()),
-        });
-    }
-    let conn = if read_only {
-        crate::keystore::open_read_only(db)?
-    } else {
-        Connection::open(db).map_err(|e| storage(&e))?
-    };
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(|e| storage(&e))?;
-    Ok(conn)
+pub(super) fn open(
+    db: &Path,
+    read_only: bool,
+    options: &MigrateOptions,
+) -> Result<Connection, Error> {
+    crate::sqlite::open_existing(db, read_only, options.busy_timeout)
 }

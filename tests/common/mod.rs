@@ -4,7 +4,10 @@
 
 use serde::Deserialize;
 
-/// The Python module's known answers (../shared/vectors/python-interop.json).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod temp_db;
+
+/// The Python module's known answers (`tests/vectors/python/python-interop.json`).
 pub const PYTHON_INTEROP: &str = include_str!("../vectors/python/python-interop.json");
 
 #[derive(Deserialize)]

@@ -2,29 +2,10 @@
 
 use std::path::Path;
 
-use super::backend::CheckState;
-use super::{sqlite, wrap, KeyStore};
+use super::rules::verify_master_key;
+use super::KeyStore;
+use crate::sqlite::keystore::peek_check_state;
 use crate::{Error, MasterKey};
-
-/// Whether `master` is the key of a store in `state`; a check value to store when there is
-/// none yet. Shared by [`KeyStore::open_with`] and [`KeyStore::check_master_key`].
-pub(super) fn decide(master: &MasterKey, state: CheckState) -> Result<Option<Vec<u8>>, Error> {
-    match state {
-        CheckState::Present(check) => {
-            if wrap::verify_check(master, &check) {
-                Ok(None)
-            } else {
-                Err(Error::WrongMasterKey { user_id: None })
-            }
-        }
-        CheckState::Absent { first_row } => {
-            if let Some((user_id, blob)) = first_row {
-                wrap::unwrap(master, &user_id, &blob)?;
-            }
-            wrap::make_check(master).map(Some)
-        }
-    }
-}
 
 impl KeyStore {
     /// Checks that [`KeyStore::open`] would accept `master` for the store at `path`, without
@@ -62,8 +43,8 @@ impl KeyStore {
                     .into(),
             });
         }
-        match sqlite::peek_check_state(path)? {
-            Some(state) => decide(master, state).map(drop),
+        match peek_check_state(path)? {
+            Some(state) => verify_master_key(master, &state).map(drop),
             None => Ok(()),
         }
     }

@@ -1,0 +1,169 @@
+//! Group commit: concurrent creators of new users share durable transactions. One waiting
+//! caller at a time leads, committing everything queued (its own requests and those that
+//! arrived during the previous commit) in one transaction; the others sleep until their
+//! results are in.
+//!
+//! The race rule lives here too: when another caller (thread or process) created a user
+//! first, every caller gets that first key, never a second one.
+
+use std::mem;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use super::backend::{NewRow, Written};
+use super::rules::{kept_changing, lock, Inner, MAX_ATTEMPTS};
+use super::wrap::{self, KeyBytes};
+use crate::{DataKey, Error, MasterKey};
+
+/// Where the group commit leader puts a request's result.
+type Slot = Arc<Mutex<Option<Result<KeyBytes, Error>>>>;
+
+/// A request waiting for the next group commit.
+struct Pending {
+    user_id: String,
+    key: KeyBytes,
+    done: Slot,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Pending>,
+    leader: bool,
+}
+
+/// The queue of requests and the signal that a batch is in.
+#[derive(Default)]
+pub(super) struct GroupCommit {
+    queue: Mutex<Queue>,
+    /// Signalled after each batch (results are in) and when leadership is free.
+    batch_done: Condvar,
+}
+
+/// Gives up leadership (even if the commit panicked) and wakes the waiters.
+struct Leadership<'a>(&'a GroupCommit);
+
+impl Drop for Leadership<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.queue).leader = false;
+        self.0.batch_done.notify_all();
+    }
+}
+
+pub(super) fn lost_request() -> Error {
+    Error::Storage {
+        message: "internal error: group commit lost a request".into(),
+    }
+}
+
+impl Inner {
+    /// Creates (or, if another caller won, reads) the keys of `user_ids` through group commit.
+    pub(super) fn create(&self, user_ids: &[&str]) -> Result<Vec<DataKey>, Error> {
+        let mut slots: Vec<Slot> = Vec::with_capacity(user_ids.len());
+        let mut pending = Vec::with_capacity(user_ids.len());
+        for user_id in user_ids {
+            let slot: Slot = Arc::default();
+            pending.push(Pending {
+                user_id: (*user_id).to_owned(),
+                key: wrap::random_key()?,
+                done: Arc::clone(&slot),
+            });
+            slots.push(slot);
+        }
+        let commits = &self.group_commit;
+        let mut queue = lock(&commits.queue);
+        queue.waiting.append(&mut pending);
+        while !slots.iter().all(|slot| lock(slot).is_some()) {
+            if queue.leader {
+                queue = commits
+                    .batch_done
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            queue.leader = true;
+            let batch = mem::take(&mut queue.waiting);
+            drop(queue);
+            let lost = batch.is_empty();
+            {
+                let _leadership = Leadership(commits);
+                let _write = lock(&self.write_lock);
+                self.commit_batch(batch);
+            }
+            if lost {
+                // Only after a panicking leader dropped our requests.
+                break;
+            }
+            queue = lock(&commits.queue);
+        }
+        user_ids
+            .iter()
+            .zip(slots)
+            .map(|(user_id, slot)| {
+                let key = lock(&slot).take().ok_or_else(lost_request)??;
+                Ok(self.cache.insert(user_id, key))
+            })
+            .collect()
+    }
+
+    /// Commits a batch of requests in one durable transaction and hands each its result.
+    /// Call with the write lock held.
+    fn commit_batch(&self, batch: Vec<Pending>) {
+        if batch.is_empty() {
+            return;
+        }
+        // The master key cannot change while the write lock is held.
+        let master = self.master();
+        match self.insert_wrapped(&master, &batch) {
+            Ok(winners) => {
+                for (p, winner) in batch.into_iter().zip(winners) {
+                    *lock(&p.done) = Some(winner.unwrap_or(Ok(p.key)));
+                }
+            }
+            Err(e) => {
+                for p in batch {
+                    *lock(&p.done) = Some(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Wraps and inserts the batch under the store's master key. For each request: `None` when
+    /// its own key was stored, else the key another caller stored first (or why it does not
+    /// open).
+    fn insert_wrapped(
+        &self,
+        master: &MasterKey,
+        batch: &[Pending],
+    ) -> Result<Vec<Option<Result<KeyBytes, Error>>>, Error> {
+        let created_at = wrap::now_iso8601();
+        let rows = batch
+            .iter()
+            .map(|p| {
+                Ok(NewRow {
+                    user_id: &p.user_id,
+                    wrapped: wrap::wrap(master, &p.key)?,
+                    created_at: &created_at,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        for _ in 0..MAX_ATTEMPTS {
+            let expected = self.known_check();
+            let stored = match self.backend.insert_if_absent(&expected, &rows)? {
+                Written::Done(stored) => stored,
+                Written::CheckChanged(now) => {
+                    self.accept_check(master, now.as_deref())?;
+                    continue;
+                }
+            };
+            return Ok(batch
+                .iter()
+                .zip(&rows)
+                .zip(stored)
+                .map(|((p, mine), stored)| {
+                    // Otherwise another caller (thread or process) created this user first.
+                    (stored != mine.wrapped).then(|| wrap::unwrap(master, &p.user_id, &stored))
+                })
+                .collect());
+        }
+        Err(kept_changing())
+    }
+}
