@@ -19,6 +19,8 @@ def put(target, data):
 
 # decrypt: 0x80 | n, the 32 key bytes, then the token (with and without v2:).
 for t in vectors["tokens"] + vectors["rejected_tokens"]:
+    if len(t["token"]) > 1000:
+        continue  # the fuzzers run with -max_len=1024
     key = base64.urlsafe_b64decode(t["key_b64"])
     put("decrypt", b"\x80" + key + t["token"].encode())
     put("decrypt", b"\x81" + key + t["token"][3:].encode())

@@ -43,7 +43,8 @@ fuzz: fuzz-setup
 		case " $(FUZZ_STATEFUL) " in \
 			*" $$t "*) limit="-max_total_time=$(FUZZ_SECONDS) -timeout=60"; known=$(FUZZ_KNOWN);; \
 			*) if [ -n "$(FUZZ_RUNS)" ]; then limit="-runs=$(FUZZ_RUNS)"; \
-			   else limit="-max_total_time=$(FUZZ_SECONDS)"; fi; known=panic;; \
+			   else limit="-max_total_time=$(FUZZ_SECONDS)"; fi; \
+			   limit="$$limit -max_len=1024"; known=panic;; \
 		esac; \
 		echo "==> cargo +nightly fuzz run $$t -- $$limit (KEYSEAL_FUZZ_KNOWN=$$known)"; \
 		KEYSEAL_FUZZ_KNOWN=$$known $(CARGO) +nightly fuzz run -O $$t -- $$limit \

@@ -53,14 +53,16 @@ pub fn run(data: &[u8]) {
     let body = token.strip_prefix("v2:").unwrap_or(token);
     let prefixed = decrypt_bytes(&format!("v2:{body}"), key);
     assert_eq!(outcome(&bytes), outcome(&prefixed), "T and v2:T differ");
-    if !body.starts_with("v2:") {
+    if !body.starts_with("v2:") && body.len() != token.len() {
         assert_eq!(outcome(&bytes), outcome(&decrypt_bytes(body, key)));
     }
-    assert_eq!(
-        outcome(&bytes),
-        outcome(&decrypt_bytes_with_aad(token, b"", key)),
-        "empty associated data is not the plain form"
-    );
+    if bytes.is_ok() {
+        assert_eq!(
+            outcome(&bytes),
+            outcome(&decrypt_bytes_with_aad(token, b"", key)),
+            "empty associated data is not the plain form"
+        );
+    }
     match (&bytes, decrypt(token, key)) {
         (Ok(b), Ok(s)) => assert_eq!(b.as_slice(), s.as_bytes()),
         (Ok(b), Err(e)) => {
