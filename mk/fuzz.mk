@@ -5,8 +5,9 @@
 #   make fuzz                          every target for FUZZ_SECONDS (default 60) each
 #   make fuzz FUZZ_RUNS=10000000       the pure parsers to an execution count instead
 #   make fuzz FUZZ_TARGETS=decrypt     some targets only
-#   make fuzz FUZZ_KNOWN=panic         the stateful targets also stop at defects already
-#                                      reported (default: they stop the sequence and go on)
+#   make fuzz FUZZ_KNOWN=panic         also crash at defects already reported (default:
+#                                      the body ends that input there and fuzzing goes on)
+#   KEYSEAL_FUZZ_TRACE=1               the stateful bodies print each operation (triage)
 #   make fuzz-cmin                     minimize the corpora before committing them
 #   make fuzz-seed                     rewrite the seed inputs from the Python vectors
 
@@ -44,7 +45,7 @@ fuzz: fuzz-setup
 			*" $$t "*) limit="-max_total_time=$(FUZZ_SECONDS) -timeout=60"; known=$(FUZZ_KNOWN);; \
 			*) if [ -n "$(FUZZ_RUNS)" ]; then limit="-runs=$(FUZZ_RUNS)"; \
 			   else limit="-max_total_time=$(FUZZ_SECONDS)"; fi; \
-			   limit="$$limit -max_len=1024"; known=panic;; \
+			   limit="$$limit -max_len=1024"; known=$(FUZZ_KNOWN);; \
 		esac; \
 		echo "==> cargo +nightly fuzz run $$t -- $$limit (KEYSEAL_FUZZ_KNOWN=$$known)"; \
 		KEYSEAL_FUZZ_KNOWN=$$known $(CARGO) +nightly fuzz run -O $$t -- $$limit \

@@ -164,6 +164,7 @@ fn refusal_expect(r: &Verification) -> Expect {
         Verification::Refused(Refusal::Revoked) => Expect::Revoked,
         Verification::Refused(Refusal::Expired) => Expect::Expired,
         Verification::Refused(Refusal::RateLimited { .. }) => Expect::RateLimited,
+        Verification::Refused(Refusal::Malformed) => Expect::Malformed,
         Verification::Refused(_) => Expect::Unknown,
     }
 }
@@ -217,7 +218,7 @@ impl Run {
                 Some("10: rate-limit bucket reset by cache eviction"),
                 &what,
             )),
-            (Expect::Valid, _) if self.m.legacy_lookup_defect(i, inst) => {
+            (_, Expect::Malformed | Expect::Unknown) if self.m.legacy_lookup_defect(i, inst) => {
                 Err(broken(Some("12: legacy lookups"), &what))
             }
             (w, g) if w != Expect::Valid && g != Expect::Valid && self.m.shared_lookup(i) => {
@@ -524,7 +525,14 @@ pub fn run(data: &[u8]) {
         small_cache: setup.small_cache,
     };
     run.reset_instance(0);
+    let trace = std::env::var_os("KEYSEAL_FUZZ_TRACE").is_some();
+    if trace {
+        eprintln!("{setup:?}");
+    }
     for op in ops.into_iter().take(24) {
+        if trace {
+            eprintln!("{op:?}");
+        }
         if run.step(op).is_err() {
             break;
         }

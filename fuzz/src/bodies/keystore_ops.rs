@@ -86,7 +86,11 @@ pub fn run(data: &[u8]) {
     // Users whose key instance B has read (and may keep answering after a rotation).
     let mut b_knows: Vec<String> = Vec::new();
 
+    let trace = std::env::var_os("KEYSEAL_FUZZ_TRACE").is_some();
     for op in ops.into_iter().take(32) {
+        if trace {
+            eprintln!("{op:?}");
+        }
         match op {
             Op::GetOrCreate(_, true) | Op::Get(_, true) if b.is_none() => {}
             Op::GetOrCreate(u, on_b) => {

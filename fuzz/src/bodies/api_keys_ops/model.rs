@@ -46,6 +46,8 @@ pub enum Expect {
     Expired,
     RateLimited,
     Unknown,
+    /// Only ever an answer: no key of the model is malformed.
+    Malformed,
 }
 
 /// The whole model.
