@@ -1,4 +1,4 @@
-//! The `master_key` fuzz target's corpus, replayed on stable (see tests/fuzz_replay.rs). A
+//! The `master_key` fuzz target's corpus, replayed on stable (see `tests/fuzz_replay.rs`). A
 //! test binary of its own: the body sets `API_KEY_MASTER_KEY`, which must not race other
 //! threads reading the environment.
 #![cfg(all(

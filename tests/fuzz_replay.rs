@@ -3,7 +3,7 @@
 //! the fuzzers kept must still pass. `make fuzz` grows the corpora; this keeps them honest.
 //!
 //! Inputs of the stateful targets that reach an already reported defect stop there rather
-//! than fail here; tests/fuzz_regressions.rs holds those defects' own inputs.
+//! than fail here; `tests/fuzz_regressions.rs` holds those defects' own inputs.
 #![cfg(all(
     feature = "keystore",
     feature = "issuance",
@@ -16,7 +16,7 @@ mod bodies;
 use std::path::{Path, PathBuf};
 
 /// The files of fuzz/corpus/<target>, sorted; a corpus must not be empty.
-pub fn corpus(target: &str) -> Vec<PathBuf> {
+fn corpus(target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/corpus")
         .join(target);

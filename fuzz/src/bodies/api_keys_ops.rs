@@ -186,7 +186,7 @@ impl Run {
         self.inst[inst] = None;
         self.inst[inst] = Some(self.open());
         self.m.used[inst].clear();
-        self.m.formats_seen[inst] = self.m.formats.clone();
+        self.m.formats_seen[inst].clone_from(&self.m.formats);
     }
 
     /// Verifies the exact key `i` on `inst` and compares with the model.

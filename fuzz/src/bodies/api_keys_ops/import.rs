@@ -23,7 +23,7 @@ fn hash_cost(h: &str) -> Option<u32> {
         && b[7..]
             .iter()
             .all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'/');
-    let cost = std::str::from_utf8(&b.get(4..6)?)
+    let cost = std::str::from_utf8(b.get(4..6)?)
         .ok()?
         .parse::<u32>()
         .ok()?;
