@@ -57,6 +57,7 @@ impl Run {
         };
         let hash_ok = matches!(hash, HashKind::Real | HashKind::Real2a | HashKind::Real2y);
         let cost = hash_cost(&bcrypt_hash);
+        let given_taken = matches!(key_id, KeyIdChoice::Existing(_) | KeyIdChoice::Given(_));
         let (given_id, id_ok) = match key_id {
             KeyIdChoice::Drawn => (None, true),
             KeyIdChoice::Given(n) => {
@@ -127,6 +128,14 @@ impl Run {
                     return Err(broken(None, &format!("import refused {legacy:?}: {e}")));
                 }
                 assert_eq!(e.code(), "invalid_argument", "import error");
+                // A key id already in use is found at the insert, after the format was
+                // registered: the format stays (and may shadow others' lookups).
+                if !prefix.is_empty() && cost.is_some() && given_taken {
+                    let f = (prefix.to_owned(), lookup_len);
+                    if !self.m.formats.contains(&f) {
+                        self.m.formats.push(f);
+                    }
+                }
             }
         }
         Ok(())
