@@ -141,6 +141,8 @@ fn owner_id(owner: &Stored) -> Option<String> {
 
 /// Input: an [`Input`] through `arbitrary`.
 pub fn run(data: &[u8]) {
+    // The pool key costs 100 000 PBKDF2 iterations: derive it once per process.
+    static POOL: OnceLock<[u8; 32]> = OnceLock::new();
     let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
@@ -186,8 +188,6 @@ pub fn run(data: &[u8]) {
     };
     let after = read_all(conn);
     assert_eq!(before.len(), after.len());
-    // The pool key costs 100 000 PBKDF2 iterations: derive it once per process.
-    static POOL: OnceLock<[u8; 32]> = OnceLock::new();
     let pool: Option<DataKey> = input.pool.then(|| {
         let bytes = POOL.get_or_init(|| *store.pool_key().expose_secret());
         DataKey::from_bytes(bytes).expect("key")
