@@ -1,0 +1,34 @@
+//! Internals for the fuzz targets (`fuzz/`) and their replay tests; not part of the API and
+//! not covered by semver.
+#![cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
+
+use crate::{Environment, KeyFormat};
+
+/// The API-key parser: `Some((environment, key id, key id and secret))` when `key` has the
+/// shape and checksum of `format`, as `ApiKeys::verify` checks before any storage access.
+///
+/// # Errors
+/// None: garbage gives `None`.
+pub fn parse_api_key(format: &KeyFormat, key: &str) -> Option<(Environment, String, String)> {
+    format.parse(key).map(|p| {
+        (
+            p.environment,
+            p.key_id.to_owned(),
+            p.id_and_secret.to_owned(),
+        )
+    })
+}
+
+/// Builds a key of `format` from its parts, as `ApiKeys::create` does (`key_id`: 12,
+/// `secret`: 43 base62 characters).
+///
+/// # Errors
+/// None; the lengths are the caller's to respect.
+pub fn assemble_api_key(
+    format: &KeyFormat,
+    environment: Environment,
+    key_id: &str,
+    secret: &str,
+) -> String {
+    format.assemble(environment, key_id, secret)
+}
