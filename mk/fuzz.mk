@@ -5,8 +5,8 @@
 #   make fuzz                          every target for FUZZ_SECONDS (default 60) each
 #   make fuzz FUZZ_RUNS=10000000       the pure parsers to an execution count instead
 #   make fuzz FUZZ_TARGETS=decrypt     some targets only
-#   make fuzz FUZZ_KNOWN=panic         also crash at defects already reported (default:
-#                                      the body ends that input there and fuzzing goes on)
+#   make fuzz FUZZ_KNOWN=stop          end a sequence at a defect already reported instead of
+#                                      crashing (to explore past it; default: crash)
 #   KEYSEAL_FUZZ_TRACE=1               the stateful bodies print each operation (triage)
 #   make fuzz-cmin                     minimize the corpora before committing them
 #   make fuzz-seed                     rewrite the seed inputs from the Python vectors
@@ -16,7 +16,7 @@ FUZZ_STATEFUL ?= api_keys_ops keystore_ops
 FUZZ_TARGETS ?= $(FUZZ_PARSERS) $(FUZZ_STATEFUL)
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?=
-FUZZ_KNOWN ?= stop
+FUZZ_KNOWN ?= panic
 FUZZ_LOGS ?= target/fuzz-logs
 
 .PHONY: fuzz fuzz-setup fuzz-cmin fuzz-seed

@@ -1,9 +1,7 @@
 //! Inputs on which the fuzz targets found broken promises, replayed on stable.
 //!
-//! Each test names the defect. The ones still `#[ignore]`d fail on today's code and are
-//! fixed elsewhere (src/migrate.rs, src/issuance/): enable each with its fix. Their inputs are
-//! in fuzz/artifacts-known/<target>/ and replay with `KEYSEAL_FUZZ_KNOWN` unset, so a known
-//! defect panics instead of ending the sequence.
+//! Each test names the defect it caught (each failed before its fix). Their inputs are in
+//! fuzz/artifacts-known/<target>/ and replay with known defects panicking, never skipped.
 #![cfg(all(
     feature = "keystore",
     feature = "issuance",
@@ -33,7 +31,6 @@ fn replay_artifact(target: &str, name: &str, run: fn(&[u8])) {
 /// store one) makes `migrate_column` and `verify_column` panic inside rusqlite's `Value`
 /// conversion instead of counting the row as failed or returning a typed error.
 #[test]
-#[ignore = "fails until src/migrate.rs reads values without rusqlite's panicking Value conversion"]
 fn migrate_does_not_panic_on_text_that_is_not_utf8() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("app.db");
@@ -63,7 +60,6 @@ fn migrate_does_not_panic_on_text_that_is_not_utf8() {
 /// Found by `api_keys_ops` (ops: `Import { hash: Costly(11), .. }`): `import_legacy` accepts a
 /// well-formed bcrypt hash of cost 28; verifying against it would hold a bcrypt slot for days.
 #[test]
-#[ignore = "fails until import_legacy bounds the cost of imported hashes"]
 fn import_legacy_refuses_bcrypt_costs_over_16() {
     replay_artifact(
         "api_keys_ops",
@@ -76,7 +72,6 @@ fn import_legacy_refuses_bcrypt_costs_over_16() {
 /// user, rotate the new key with grace): three keys of one user validate at once with a
 /// quota of one, through chained rotations in their grace periods.
 #[test]
-#[ignore = "fails until keys in grace count against the quota, or the grace is bounded"]
 fn chained_rotations_in_grace_do_not_bypass_the_quota() {
     replay_artifact(
         "api_keys_ops",
@@ -89,7 +84,6 @@ fn chained_rotations_in_grace_do_not_bypass_the_quota() {
 /// then verifies it): the first instance answers `malformed` for a legacy format registered
 /// by another process, until some other key happens to make it look for changes.
 #[test]
-#[ignore = "fails until legacy formats imported elsewhere are picked up by verify"]
 fn legacy_format_imported_by_another_instance_is_recognised() {
     replay_artifact(
         "api_keys_ops",
@@ -102,7 +96,6 @@ fn legacy_format_imported_by_another_instance_is_recognised() {
 /// `mhu_x` key with a 2-character lookup): the second key never validates, because the first
 /// registered format whose prefix matches (`mhu_`) picks its lookup.
 #[test]
-#[ignore = "fails until every registered legacy format matching a key is tried"]
 fn legacy_keys_under_overlapping_prefixes_validate() {
     replay_artifact(
         "api_keys_ops",

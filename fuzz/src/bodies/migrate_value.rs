@@ -248,7 +248,7 @@ pub fn run(data: &[u8]) {
     let check = match verify_column(
         db,
         store,
-        &MigrateOptions::new("t", "secret", "id", keys),
+        MigrateOptions::new("t", "secret", "id", keys),
         |_| {},
     ) {
         Ok(c) => c,

@@ -119,14 +119,10 @@ impl Model {
             .any(|(j, o)| j != i && o.legacy.as_ref().is_some_and(|ol| ol.lookup == l.lookup))
     }
 
-    /// Keys that count against the quota: not revoked, not expired, not rotated.
-    pub fn active(&self, user: &str) -> u32 {
-        self.count(user, |k| !k.revoked && !k.expired && !k.rotated)
-    }
-
-    /// Keys of `user` in a rotation's grace period.
-    pub fn in_grace(&self, user: &str) -> u32 {
-        self.count(user, |k| !k.revoked && !k.expired && k.rotated)
+    /// Keys of `user` that validate now, imported ones and ones in a rotation's grace
+    /// included: what the quota counts.
+    pub fn valid(&self, user: &str) -> u32 {
+        self.count(user, |k| !k.revoked && !k.expired)
     }
 
     /// Issued (not legacy) keys of `user` that validate now.
