@@ -103,3 +103,17 @@ fn legacy_keys_under_overlapping_prefixes_validate() {
         bodies::api_keys_ops::run,
     );
 }
+
+/// Found by `api_keys_ops` after the fixes above: instance B knows format `mhu_` (lookup 20);
+/// instance A imports a key under `mhu_x` (lookup 20). B verified it as `unknown`: the known
+/// `mhu_` format already gave the key a lookup, so B computed lookups before looking for new
+/// formats and never saw `mhu_x` (an expired key answered `unknown` instead of `expired`, and
+/// a valid one would have been refused).
+#[test]
+fn legacy_format_overlapping_a_known_prefix_registered_elsewhere_is_seen() {
+    replay_artifact(
+        "api_keys_ops",
+        "expired-legacy-seen-from-another-instance",
+        bodies::api_keys_ops::run,
+    );
+}

@@ -48,14 +48,17 @@ impl ApiKeys {
         now
     }
 
-    /// Runs the change check unless one that started at or after `wanted` already succeeded.
-    /// Only one runs at a time; the others wait for it (a read, never a write).
+    /// Runs the change check unless one that started after `wanted` already succeeded.
+    /// Only one runs at a time; the others wait for it (a read, never a write). Strictly
+    /// after: the clock counts milliseconds, and a check that started in the same one may
+    /// have started before a change the caller must see (with a zero interval, every call
+    /// sees every change committed before it).
     fn check_now(&self, wanted: u64) -> bool {
         let _one = self
             .check_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if self.checked_ms.load(Ordering::Acquire) >= wanted {
+        if self.checked_ms.load(Ordering::Acquire) > wanted {
             return true;
         }
         let started = self.clock_ms();

@@ -55,22 +55,20 @@ impl ApiKeys {
     }
 
     fn verify_legacy(&self, key: &str) -> Result<Verification, Error> {
-        let mut lookups = self.legacy.lookups(key);
-        if lookups.is_empty() {
-            if key.len() > MAX_LEGACY_KEY_LEN
-                || key.chars().any(|c| c.is_control() || c.is_whitespace())
-            {
-                return Ok(Verification::Refused(Refusal::Malformed));
-            }
-            // Perhaps a format another process registered since the last change check: the
-            // same bound as a revocation made elsewhere, and no extra read per malformed key.
-            self.check_for_changes(self.check_interval_ms());
-            lookups = self.legacy.lookups(key);
-            if lookups.is_empty() {
-                return Ok(Verification::Refused(Refusal::Malformed));
-            }
+        if key.len() > MAX_LEGACY_KEY_LEN
+            || key.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Ok(Verification::Refused(Refusal::Malformed));
         }
+        // Changes first, lookups after: a format another process registered since the last
+        // check (perhaps under a prefix overlapping a known one, so that the known format
+        // alone would give a lookup) must count. Within the check interval this only reads
+        // the clock, so malformed keys cost no read.
         let now = self.check_for_changes(self.check_interval_ms());
+        let lookups = self.legacy.lookups(key);
+        if lookups.is_empty() {
+            return Ok(Verification::Refused(Refusal::Malformed));
+        }
         let cache_key = self.keyer.cache_key(key);
         if let Some(cached) = self.cache.get(&cache_key) {
             return self.answer_cached(&cached, now);
