@@ -9,7 +9,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use super::{validate_user_id, KeyStore};
+use super::KeyStore;
+use crate::user_id::check_user_id;
 use crate::{DataKey, Error};
 
 /// Threads in the pool: enough for group commit to batch several new users per transaction.
@@ -183,7 +184,7 @@ impl KeyStore {
     /// # Example
     /// See [`KeyStoreFuture`].
     pub fn get_or_create_user_key_async(&self, user_id: &str) -> KeyStoreFuture<DataKey> {
-        if let Err(e) = validate_user_id(user_id) {
+        if let Err(e) = check_user_id(user_id) {
             return KeyStoreFuture::ready(Err(e));
         }
         if let Some(key) = self.inner.cache.get(user_id) {
@@ -206,7 +207,7 @@ impl KeyStore {
     /// # Example
     /// See [`KeyStoreFuture`].
     pub fn get_user_key_async(&self, user_id: &str) -> KeyStoreFuture<Option<DataKey>> {
-        if let Err(e) = validate_user_id(user_id) {
+        if let Err(e) = check_user_id(user_id) {
             return KeyStoreFuture::ready(Err(e));
         }
         if let Some(key) = self.inner.cache.get(user_id) {
