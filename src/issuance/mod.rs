@@ -192,7 +192,7 @@ impl ApiKeys {
                 what: format!("bcrypt cost {}: must be 4 to 31", config.bcrypt_cost),
             });
         }
-        let backend = sqlite::SqliteBackend::open(path.as_ref())?;
+        let backend = sqlite::SqliteBackend::open(path.as_ref(), config.busy_timeout)?;
         Self::with_backend(Box::new(backend), config)
     }
 

@@ -1,5 +1,3 @@
-// Until the API keys switch to it, an issuance-only build uses none of this.
-#![cfg_attr(not(feature = "keystore"), allow(dead_code))]
 //! The one place keyseal talks to `SQLite` about connections: opening (files created 0600),
 //! pragmas, busy handling with a bounded wait and retries, read-only connections that leave
 //! no trace, and the mapping of driver errors to [`Error`].
@@ -19,6 +17,8 @@
 
 #[cfg(feature = "keystore")]
 pub(crate) mod keystore;
+// Read-only opening serves the key store and the migration only.
+#[cfg(feature = "keystore")]
 mod read_only;
 
 use std::path::Path;
@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::Error;
+#[cfg(feature = "keystore")]
 pub(crate) use read_only::open_read_only;
 
 /// The longest busy timeout used: `SQLite` takes it in milliseconds as an `i32`.
@@ -81,6 +82,7 @@ impl From<Error> for TxError {
 ///
 /// # Errors
 /// [`Error::Storage`] when the folder cannot be created.
+#[cfg(feature = "keystore")]
 pub(crate) fn create_parent_dir(path: &Path) -> Result<(), Error> {
     if let Some(parent) = crate::db_path::file_of(path)
         .as_deref()
@@ -107,6 +109,37 @@ pub(crate) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection,
         .map_err(|e| storage_error(&e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
+}
+
+/// A connection to `path` that refuses every write (`query_only`), for readers that must never
+/// change the file, waiting up to `busy_timeout` (capped) for locks.
+///
+/// # Errors
+/// [`Error::Storage`] when `SQLite` cannot open the file.
+pub(crate) fn connect_query_only(path: &Path, busy_timeout: Duration) -> Result<Connection, Error> {
+    let conn = connect(path, busy_timeout)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(|e| storage_error(&e))?;
+    Ok(conn)
+}
+
+/// Runs `f` with `conn` waiting up to `wait` (capped) for locks, then puts its usual
+/// `busy_timeout` back, whatever `f` returned.
+///
+/// # Errors
+/// [`Error::Storage`] when the wait cannot be set; otherwise `f`'s error.
+pub(crate) fn with_busy_timeout<T>(
+    conn: &mut Connection,
+    wait: Duration,
+    busy_timeout: Duration,
+    f: impl FnOnce(&mut Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    conn.busy_timeout(cap_busy_timeout(wait))
+        .map_err(|e| storage_error(&e))?;
+    let result = f(conn);
+    conn.busy_timeout(cap_busy_timeout(busy_timeout))
+        .map_err(|e| storage_error(&e))?;
+    result
 }
 
 /// Opens (creating it with mode 0600 if missing; its folder must exist) a database that holds
@@ -203,6 +236,7 @@ pub(crate) fn write<T>(
 /// # Errors
 /// [`Error::InvalidArgument`] when `db` does not exist (or, read-only, is not UTF-8);
 /// [`Error::Storage`] when `SQLite` cannot open it.
+#[cfg(feature = "keystore")]
 pub(crate) fn open_existing(
     db: &Path,
     read_only: bool,
