@@ -10,7 +10,7 @@ mod nonce;
 mod seal;
 mod token;
 
-pub use error::Error;
+pub use error::{Error, StorageKind, StorageSource};
 pub use hash::{api_key_hash, derive_pool_key, POOL_KEY_ITERATIONS, POOL_KEY_SALT};
 pub use keys::{DataKey, MasterKey, KEY_LEN};
 pub use token::{

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::KeyStore;
 use crate::user_id::check_user_id;
-use crate::{DataKey, Error};
+use crate::{DataKey, Error, StorageKind};
 
 /// Threads in the pool: enough for group commit to batch several new users per transaction.
 const THREADS: usize = 8;
@@ -124,9 +124,10 @@ impl<T: Send + 'static> KeyStoreFuture<T> {
         let slot = Arc::clone(&future.slot);
         let job: Job = Box::new(move || {
             let value = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|_| {
-                Err(Error::Storage {
-                    message: "the key store call panicked".into(),
-                })
+                Err(Error::storage(
+                    StorageKind::Other,
+                    "the key store call panicked",
+                ))
             });
             let waker = {
                 let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);

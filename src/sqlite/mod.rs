@@ -18,6 +18,7 @@
 #[cfg(feature = "keystore")]
 pub(crate) mod keystore;
 // Read-only opening serves the key store and the migration only.
+mod errors;
 #[cfg(feature = "keystore")]
 mod read_only;
 
@@ -25,9 +26,10 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
-use crate::Error;
+use crate::{Error, StorageKind};
+pub(crate) use errors::{is_busy, storage_error, storage_error_saying};
 #[cfg(feature = "keystore")]
 pub(crate) use read_only::open_read_only;
 
@@ -40,22 +42,6 @@ const STATEMENT_CACHE: usize = 16;
 /// `timeout`, cut to [`MAX_BUSY_TIMEOUT`] (one day).
 pub(crate) fn cap_busy_timeout(timeout: Duration) -> Duration {
     timeout.min(MAX_BUSY_TIMEOUT)
-}
-
-/// A driver error as keyseal reports it. Driver messages name tables, columns and SQL, never
-/// bound values, so no key, hash or token is carried along.
-pub(crate) fn storage_error(e: &rusqlite::Error) -> Error {
-    Error::Storage {
-        message: e.to_string(),
-    }
-}
-
-/// Whether `e` means another connection holds a lock (worth waiting and retrying).
-pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
 }
 
 /// A failure inside a transaction: from the database (retried while busy) or final.
@@ -89,8 +75,12 @@ pub(crate) fn create_parent_dir(path: &Path) -> Result<(), Error> {
         .and_then(Path::parent)
     {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::Storage {
-                message: format!("cannot create folder {}: {e}", parent.display()),
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::storage_caused_by(
+                    StorageKind::Unavailable,
+                    format!("cannot create folder {}: {e}", parent.display()),
+                    e,
+                )
             })?;
         }
     }
@@ -102,9 +92,8 @@ pub(crate) fn create_parent_dir(path: &Path) -> Result<(), Error> {
 /// # Errors
 /// [`Error::Storage`] when `SQLite` cannot open the file.
 pub(crate) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, Error> {
-    let conn = Connection::open(path).map_err(|e| Error::Storage {
-        message: format!("cannot open {}: {e}", path.display()),
-    })?;
+    let conn = Connection::open(path)
+        .map_err(|e| storage_error_saying(format!("cannot open {}: {e}", path.display()), &e))?;
     conn.busy_timeout(cap_busy_timeout(busy_timeout))
         .map_err(|e| storage_error(&e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -171,9 +160,10 @@ pub(crate) fn enable_wal(conn: &Connection, busy_timeout: Duration) -> Result<()
         if mode.eq_ignore_ascii_case("wal") || mode.eq_ignore_ascii_case("memory") {
             Ok(())
         } else {
-            Err(TxError::App(Error::Storage {
-                message: format!("cannot switch the database to WAL (journal mode {mode})"),
-            }))
+            Err(TxError::App(Error::storage(
+                StorageKind::Other,
+                format!("cannot switch the database to WAL (journal mode {mode})"),
+            )))
         }
     })
 }
@@ -196,12 +186,13 @@ pub(crate) fn retry<T>(
             Err(TxError::App(e)) => return Err(e),
             Err(TxError::Db(e)) if is_busy(&e) => {
                 if Instant::now() >= deadline {
-                    return Err(Error::Storage {
-                        message: format!(
+                    return Err(storage_error_saying(
+                        format!(
                             "database busy: locked by another connection or process for more \
                              than {busy_timeout:?} ({e})"
                         ),
-                    });
+                        &e,
+                    ));
                 }
                 sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));

@@ -17,7 +17,7 @@ use crate::sqlite::{
     connect_query_only, enable_wal, open_private, storage_error as storage, with_busy_timeout,
     write, TxError,
 };
-use crate::Error;
+use crate::{Error, StorageKind};
 use rows::{
     find_user_key, insert_row, is_unique_violation, next_seq, parse_format, read_change, read_row,
     rows_where, touch_in, COLUMNS, FORMAT_NAME, SCHEMA,
@@ -186,9 +186,7 @@ impl Backend for SqliteBackend {
                 Ok(c) => c,
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(TryLockError::WouldBlock) => {
-                    return Err(Error::Storage {
-                        message: "the connection is busy".into(),
-                    })
+                    return Err(Error::storage(StorageKind::Busy, "the connection is busy"))
                 }
             }
         } else {
