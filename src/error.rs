@@ -119,6 +119,11 @@ impl fmt::Display for StorageKind {
 #[derive(Clone)]
 pub struct StorageSource(Arc<dyn std::error::Error + Send + Sync + 'static>);
 
+// Built only by the storage layers.
+#[cfg(all(
+    any(feature = "keystore", feature = "issuance"),
+    not(target_arch = "wasm32")
+))]
 impl StorageSource {
     pub(crate) fn new(e: impl std::error::Error + Send + Sync + 'static) -> StorageSource {
         StorageSource(Arc::new(e))
@@ -147,6 +152,10 @@ impl Eq for StorageSource {}
 
 impl Error {
     /// A storage failure of `kind` with no driver error behind it.
+    #[cfg(all(
+        any(feature = "keystore", feature = "issuance"),
+        not(target_arch = "wasm32")
+    ))]
     pub(crate) fn storage(kind: StorageKind, message: impl Into<String>) -> Error {
         Error::Storage {
             kind,
@@ -157,6 +166,10 @@ impl Error {
 
     /// A storage failure of `kind` caused by `source`, which must hold no secret or stored
     /// value (an I/O error, a driver error without values).
+    #[cfg(all(
+        any(feature = "keystore", feature = "issuance"),
+        not(target_arch = "wasm32")
+    ))]
     pub(crate) fn storage_caused_by(
         kind: StorageKind,
         message: impl Into<String>,

@@ -77,10 +77,8 @@ fn a_file_that_is_not_a_database_is_kind_corrupt() {
     let path = dir.path().join("keys.db");
     std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
     for err in [
-        ApiKeys::open(&path).err().expect("refused"),
-        KeyStore::open(&path, MasterKey::generate().unwrap())
-            .err()
-            .expect("refused"),
+        ApiKeys::open(&path).expect_err("refused"),
+        KeyStore::open(&path, MasterKey::generate().unwrap()).expect_err("refused"),
     ] {
         assert_eq!(err.code(), "storage");
         assert_eq!(err.storage_kind(), Some(StorageKind::Corrupt), "{err}");

@@ -9,7 +9,7 @@ use keyseal::ApiKeys;
 
 fn assert_refused_untouched(path: &Path) {
     let before = std::fs::read(path).unwrap();
-    let err = ApiKeys::open(path).err().expect("the file is refused");
+    let err = ApiKeys::open(path).expect_err("the file is refused");
     assert_eq!(err.code(), "storage");
     assert_eq!(std::fs::read(path).unwrap(), before, "the file was changed");
     for suffix in ["-wal", "-shm", "-journal"] {

@@ -105,6 +105,7 @@ pub(crate) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection,
 ///
 /// # Errors
 /// [`Error::Storage`] when `SQLite` cannot open the file.
+#[cfg(feature = "issuance")]
 pub(crate) fn connect_query_only(path: &Path, busy_timeout: Duration) -> Result<Connection, Error> {
     let conn = connect(path, busy_timeout)?;
     conn.pragma_update(None, "query_only", true)
@@ -117,6 +118,7 @@ pub(crate) fn connect_query_only(path: &Path, busy_timeout: Duration) -> Result<
 ///
 /// # Errors
 /// [`Error::Storage`] when the wait cannot be set; otherwise `f`'s error.
+#[cfg(feature = "issuance")]
 pub(crate) fn with_busy_timeout<T>(
     conn: &mut Connection,
     wait: Duration,
