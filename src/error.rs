@@ -5,6 +5,7 @@
 //! store, the user id of the row concerned (an identifier, not a secret).
 
 use core::fmt;
+use std::sync::Arc;
 
 /// Everything that can go wrong in keyseal.
 ///
@@ -33,9 +34,16 @@ pub enum Error {
     /// The operating system (or, in wasm, `crypto.getRandomValues`) gave no randomness.
     Randomness,
     /// The storage layer (`SQLite`) failed: I/O, locking, a full disk, a corrupt file.
+    /// [`Error::storage_kind`] says which, and [`std::error::Error::source`] gives the
+    /// driver's error when there is one. Match it as `Error::Storage { kind, .. }`.
+    #[non_exhaustive]
     Storage {
-        /// The storage engine's own message; it never contains key material.
+        /// What a caller can do about it: wait and retry, check the disk, restore a backup.
+        kind: StorageKind,
+        /// What failed, in words; it never contains key material, hashes or stored values.
         message: String,
+        /// The driver's error, kept only when it can hold no stored or bound value.
+        source: Option<StorageSource>,
     },
     /// The master key given is not the one the store's rows are wrapped with. Nothing was
     /// changed.
@@ -65,7 +73,124 @@ pub enum Error {
     },
 }
 
+/// The kind of a storage failure, for a caller deciding what to do about it.
+///
+/// `#[non_exhaustive]`: keep a `_` arm, treated as [`StorageKind::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StorageKind {
+    /// Another connection or process held the database for longer than the configured busy
+    /// timeout (or kept changing it): retrying later may succeed.
+    Busy,
+    /// The database cannot be reached or written: missing folder, permissions, full disk,
+    /// I/O error, out of memory, a read-only file.
+    Unavailable,
+    /// The file is not a database, is damaged, or holds rows keyseal cannot read.
+    Corrupt,
+    /// A uniqueness or other constraint of the schema refused the write.
+    Constraint,
+    /// Anything else (an internal failure, a refused setting).
+    Other,
+}
+
+impl StorageKind {
+    /// A short stable name: `busy`, `unavailable`, `corrupt`, `constraint` or `other`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageKind::Busy => "busy",
+            StorageKind::Unavailable => "unavailable",
+            StorageKind::Corrupt => "corrupt",
+            StorageKind::Constraint => "constraint",
+            StorageKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for StorageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The driver's error behind an [`Error::Storage`], as returned by
+/// [`std::error::Error::source`] (downcast it to the driver's type, e.g. `rusqlite::Error`).
+/// Two are equal when they read the same.
+#[derive(Clone)]
+pub struct StorageSource(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+// Built only by the storage layers.
+#[cfg(all(
+    any(feature = "keystore", feature = "issuance"),
+    not(target_arch = "wasm32")
+))]
+impl StorageSource {
+    pub(crate) fn new(e: impl std::error::Error + Send + Sync + 'static) -> StorageSource {
+        StorageSource(Arc::new(e))
+    }
+}
+
+impl fmt::Debug for StorageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for StorageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl PartialEq for StorageSource {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for StorageSource {}
+
 impl Error {
+    /// A storage failure of `kind` with no driver error behind it.
+    #[cfg(all(
+        any(feature = "keystore", feature = "issuance"),
+        not(target_arch = "wasm32")
+    ))]
+    pub(crate) fn storage(kind: StorageKind, message: impl Into<String>) -> Error {
+        Error::Storage {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A storage failure of `kind` caused by `source`, which must hold no secret or stored
+    /// value (an I/O error, a driver error without values).
+    #[cfg(all(
+        any(feature = "keystore", feature = "issuance"),
+        not(target_arch = "wasm32")
+    ))]
+    pub(crate) fn storage_caused_by(
+        kind: StorageKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Storage {
+            kind,
+            message: message.into(),
+            source: Some(StorageSource::new(source)),
+        }
+    }
+
+    /// The kind of a storage failure ([`Error::Storage`]); `None` for every other error.
+    #[must_use]
+    pub fn storage_kind(&self) -> Option<StorageKind> {
+        match self {
+            Error::Storage { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
     /// A short, stable, machine-readable name for the kind of error.
     ///
     /// One of `malformed`, `authentication`, `bad_key`, `not_utf8`, `randomness`, `storage`,
@@ -102,7 +227,7 @@ impl fmt::Display for Error {
             Error::Randomness => f.write_str(
                 "no randomness available from the operating system (or crypto.getRandomValues)",
             ),
-            Error::Storage { message } => write!(f, "storage error: {message}"),
+            Error::Storage { message, .. } => write!(f, "storage error: {message}"),
             Error::WrongMasterKey {
                 user_id: Some(user),
             } => write!(
@@ -125,4 +250,15 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    /// The driver's error behind a storage failure, when it was kept.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Storage {
+                source: Some(source),
+                ..
+            } => Some(&*source.0),
+            _ => None,
+        }
+    }
+}

@@ -14,6 +14,8 @@ use std::path::Path;
 
 use crate::db_path;
 use crate::Error;
+#[cfg(unix)]
+use crate::StorageKind;
 
 /// Creates the database file of `path` with mode 0600 when it does not exist yet, or warns
 /// (through `tracing`, naming the file and its mode, never its content) when an existing one,
@@ -44,13 +46,19 @@ fn create_private(file: &Path) -> Result<(), Error> {
         // The umask can only remove bits from 0600; set it again in case it is unusual.
         Ok(created) => created
             .set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::Storage {
-                message: format!("cannot restrict {} to mode 0600: {e}", file.display()),
+            .map_err(|e| {
+                Error::storage_caused_by(
+                    StorageKind::Unavailable,
+                    format!("cannot restrict {} to mode 0600: {e}", file.display()),
+                    e,
+                )
             }),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::Storage {
-            message: format!("cannot create {}: {e}", file.display()),
-        }),
+        Err(e) => Err(Error::storage_caused_by(
+            StorageKind::Unavailable,
+            format!("cannot create {}: {e}", file.display()),
+            e,
+        )),
     }
 }
 

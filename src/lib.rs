@@ -10,7 +10,7 @@ mod nonce;
 mod seal;
 mod token;
 
-pub use error::Error;
+pub use error::{Error, StorageKind, StorageSource};
 pub use hash::{api_key_hash, derive_pool_key, POOL_KEY_ITERATIONS, POOL_KEY_SALT};
 pub use keys::{DataKey, MasterKey, KEY_LEN};
 pub use token::{
@@ -40,14 +40,13 @@ mod db_path;
     not(target_arch = "wasm32")
 ))]
 mod file_mode;
-// The user-id rule; the key store adopts it next (until then only API keys use it).
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 mod keystore;
 #[cfg(all(
     any(feature = "keystore", feature = "issuance"),
     not(target_arch = "wasm32")
 ))]
-#[cfg_attr(not(feature = "issuance"), allow(dead_code))]
+// The one user-id rule, used by the key store, API keys and migrations.
 mod user_id;
 /// The storage role behind [`KeyStore`] and its contract (sealed: backends live in keyseal).
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]

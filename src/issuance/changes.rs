@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::rules::NEVER;
 use super::time::Timestamp;
 use super::ApiKeys;
-use crate::Error;
+use crate::{Error, StorageKind};
 
 /// How much later than the interval a check may succeed before cached answers stop.
 pub(crate) const STALE_SLACK: Duration = Duration::from_secs(1);
@@ -89,11 +89,11 @@ impl ApiKeys {
         {
             return Ok(());
         }
-        Err(Error::Storage {
-            message: "api keys: the store could not be read to look for revocations; cached \
-                      keys are refused until it can"
-                .into(),
-        })
+        Err(Error::storage(
+            StorageKind::Unavailable,
+            "api keys: the store could not be read to look for revocations; cached \
+                      keys are refused until it can",
+        ))
     }
 
     pub(crate) fn catch_up(&self) -> Result<(), Error> {

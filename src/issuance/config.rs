@@ -5,6 +5,8 @@ use std::time::Duration;
 use super::format::KeyFormat;
 #[cfg(doc)]
 use super::ApiKeys;
+#[cfg(doc)]
+use crate::Error;
 
 /// Settings of an [`ApiKeys`]: `ApiKeysConfig::default()`, then the builder methods (each
 /// takes and returns the config by value), then [`ApiKeys::open_with`].
@@ -19,6 +21,7 @@ pub struct ApiKeysConfig {
     pub(crate) bcrypt_wait: Duration,
     pub(crate) max_failures_per_key: u32,
     pub(crate) last_use_interval: Duration,
+    pub(crate) busy_timeout: Duration,
 }
 
 impl Default for ApiKeysConfig {
@@ -34,6 +37,7 @@ impl Default for ApiKeysConfig {
             bcrypt_wait: Duration::from_secs(2),
             max_failures_per_key: 20,
             last_use_interval: Duration::from_secs(60),
+            busy_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -96,6 +100,14 @@ impl ApiKeysConfig {
     #[must_use]
     pub fn last_use_interval(mut self, d: Duration) -> Self {
         self.last_use_interval = d;
+        self
+    }
+    /// How long a write waits for other connections or processes holding the database
+    /// before failing with [`Error::Storage`] (busy writes are retried within this bound);
+    /// default 5 s; longer than one day counts as one day.
+    #[must_use]
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
         self
     }
 }

@@ -132,7 +132,7 @@ pub use rate_limit::RateLimit;
 pub use time::Timestamp;
 pub use types::{CreatedKey, KeyInfo, KeyStatus, NewKey, Refusal, Validated, Verification};
 
-use crate::Error;
+use crate::{Error, StorageKind};
 
 /// How many times a new key id is drawn before giving up (a collision among 62^12 ids is
 /// already unlikely once).
@@ -192,7 +192,7 @@ impl ApiKeys {
                 what: format!("bcrypt cost {}: must be 4 to 31", config.bcrypt_cost),
             });
         }
-        let backend = sqlite::SqliteBackend::open(path.as_ref())?;
+        let backend = sqlite::SqliteBackend::open(path.as_ref(), config.busy_timeout)?;
         Self::with_backend(Box::new(backend), config)
     }
 
@@ -277,9 +277,10 @@ impl ApiKeys {
                 }
             }
         }
-        Err(Error::Storage {
-            message: "could not draw an unused key id".into(),
-        })
+        Err(Error::storage(
+            StorageKind::Other,
+            "could not draw an unused key id",
+        ))
     }
 
     /// Creates a key. The key is in the answer and nowhere else: only its bcrypt hash is
@@ -303,9 +304,9 @@ impl ApiKeys {
             Ok(Some((self.backend.insert(row, &decide)?, ())))
         })?;
         // Only a rotation's old key can be gone; an insert always answers.
-        created.map(|(key, ())| key).ok_or_else(|| Error::Storage {
-            message: "the key was not stored".into(),
-        })
+        created
+            .map(|(key, ())| key)
+            .ok_or_else(|| Error::storage(StorageKind::Other, "the key was not stored"))
     }
 
     /// Revokes a user's key: refused at once in this process, and in other processes using

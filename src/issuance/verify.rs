@@ -13,7 +13,7 @@ use super::rules::{self, NEVER};
 use super::time::Timestamp;
 use super::types::{Refusal, Validated, Verification};
 use super::ApiKeys;
-use crate::Error;
+use crate::{Error, StorageKind};
 
 /// Longest string looked at as a possible legacy key.
 const MAX_LEGACY_KEY_LEN: usize = 200;
@@ -81,12 +81,13 @@ impl ApiKeys {
     fn answer_cached(&self, cached: &CachedKey, now: u64) -> Result<Verification, Error> {
         self.fresh_enough(now)?;
         if cached.unreadable.load(Ordering::Acquire) {
-            return Err(Error::Storage {
-                message: format!(
+            return Err(Error::storage(
+                StorageKind::Corrupt,
+                format!(
                     "api_keys row {} (key id {}) cannot be read; refused until it is repaired",
                     cached.row_id, cached.key_id
                 ),
-            });
+            ));
         }
         Ok(self.answer(cached))
     }

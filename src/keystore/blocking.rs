@@ -9,8 +9,9 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use super::{validate_user_id, KeyStore};
-use crate::{DataKey, Error};
+use super::KeyStore;
+use crate::user_id::check_user_id;
+use crate::{DataKey, Error, StorageKind};
 
 /// Threads in the pool: enough for group commit to batch several new users per transaction.
 const THREADS: usize = 8;
@@ -123,9 +124,10 @@ impl<T: Send + 'static> KeyStoreFuture<T> {
         let slot = Arc::clone(&future.slot);
         let job: Job = Box::new(move || {
             let value = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|_| {
-                Err(Error::Storage {
-                    message: "the key store call panicked".into(),
-                })
+                Err(Error::storage(
+                    StorageKind::Other,
+                    "the key store call panicked",
+                ))
             });
             let waker = {
                 let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
@@ -183,7 +185,7 @@ impl KeyStore {
     /// # Example
     /// See [`KeyStoreFuture`].
     pub fn get_or_create_user_key_async(&self, user_id: &str) -> KeyStoreFuture<DataKey> {
-        if let Err(e) = validate_user_id(user_id) {
+        if let Err(e) = check_user_id(user_id) {
             return KeyStoreFuture::ready(Err(e));
         }
         if let Some(key) = self.inner.cache.get(user_id) {
@@ -206,7 +208,7 @@ impl KeyStore {
     /// # Example
     /// See [`KeyStoreFuture`].
     pub fn get_user_key_async(&self, user_id: &str) -> KeyStoreFuture<Option<DataKey>> {
-        if let Err(e) = validate_user_id(user_id) {
+        if let Err(e) = check_user_id(user_id) {
             return KeyStoreFuture::ready(Err(e));
         }
         if let Some(key) = self.inner.cache.get(user_id) {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use super::backend::{NewRow, Written};
 use super::rules::{kept_changing, lock, Inner, MAX_ATTEMPTS};
 use super::wrap::{self, KeyBytes};
-use crate::{DataKey, Error, MasterKey};
+use crate::{DataKey, Error, MasterKey, StorageKind};
 
 /// Where the group commit leader puts a request's result.
 type Slot = Arc<Mutex<Option<Result<KeyBytes, Error>>>>;
@@ -49,9 +49,10 @@ impl Drop for Leadership<'_> {
 }
 
 pub(super) fn lost_request() -> Error {
-    Error::Storage {
-        message: "internal error: group commit lost a request".into(),
-    }
+    Error::storage(
+        StorageKind::Other,
+        "internal error: group commit lost a request",
+    )
 }
 
 impl Inner {

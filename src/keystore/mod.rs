@@ -55,6 +55,7 @@ pub use rotation::RotationReport;
 pub(crate) use wrap::WRAPPED_LEN;
 
 use crate::sqlite::keystore::SqliteBackend;
+use crate::user_id::check_user_id;
 use crate::{derive_pool_key, DataKey, Error, MasterKey};
 
 /// Longest accepted user id, in bytes (UTF-8).
@@ -75,27 +76,7 @@ use crate::{derive_pool_key, DataKey, Error, MasterKey};
 /// assert_eq!(store.get_or_create_user_key(&too_long).unwrap_err().code(), "invalid_argument");
 /// # Ok::<(), keyseal::Error>(())
 /// ```
-pub const MAX_USER_ID_LEN: usize = 1024;
-
-/// The key store's user id rule: not empty, at most [`MAX_USER_ID_LEN`] bytes, no NUL.
-pub(crate) fn validate_user_id(user_id: &str) -> Result<(), Error> {
-    if user_id.is_empty() {
-        return Err(Error::InvalidArgument {
-            what: "user id must not be empty".into(),
-        });
-    }
-    if user_id.len() > MAX_USER_ID_LEN {
-        return Err(Error::InvalidArgument {
-            what: format!("user id longer than {MAX_USER_ID_LEN} bytes"),
-        });
-    }
-    if user_id.contains('\0') {
-        return Err(Error::InvalidArgument {
-            what: "user id must not contain NUL characters".into(),
-        });
-    }
-    Ok(())
-}
+pub const MAX_USER_ID_LEN: usize = crate::user_id::MAX_USER_ID_LEN;
 
 /// Per-user data keys, wrapped by a master key and stored in `SQLite`.
 ///
@@ -248,7 +229,7 @@ impl KeyStore {
     /// # Ok::<(), keyseal::Error>(())
     /// ```
     pub fn get_or_create_user_key(&self, user_id: &str) -> Result<DataKey, Error> {
-        validate_user_id(user_id)?;
+        check_user_id(user_id)?;
         if let Some(key) = self.inner.cache.get(user_id) {
             return Ok(key);
         }
@@ -281,7 +262,7 @@ impl KeyStore {
     /// ```
     pub fn get_or_create_user_keys(&self, user_ids: &[&str]) -> Result<Vec<DataKey>, Error> {
         for user_id in user_ids {
-            validate_user_id(user_id)?;
+            check_user_id(user_id)?;
         }
         let mut found: Vec<Option<DataKey>> = Vec::with_capacity(user_ids.len());
         let mut missing = Vec::new();
@@ -321,7 +302,7 @@ impl KeyStore {
     /// # Ok::<(), keyseal::Error>(())
     /// ```
     pub fn get_user_key(&self, user_id: &str) -> Result<Option<DataKey>, Error> {
-        validate_user_id(user_id)?;
+        check_user_id(user_id)?;
         if let Some(key) = self.inner.cache.get(user_id) {
             return Ok(Some(key));
         }
@@ -405,14 +386,5 @@ mod tests {
     fn store_and_future_are_send_sync() {
         assert_send_sync::<KeyStore>();
         assert_send_sync::<KeyStoreFuture<DataKey>>();
-    }
-
-    #[test]
-    fn user_ids_are_validated() {
-        assert!(validate_user_id("a").is_ok());
-        assert!(validate_user_id("").is_err());
-        assert!(validate_user_id("a\0b").is_err());
-        assert!(validate_user_id(&"x".repeat(MAX_USER_ID_LEN)).is_ok());
-        assert!(validate_user_id(&"x".repeat(MAX_USER_ID_LEN + 1)).is_err());
     }
 }

@@ -10,7 +10,7 @@ use super::backend::{Backend, CheckState, Opened};
 use super::cache::KeyCache;
 use super::group_commit::GroupCommit;
 use super::wrap;
-use crate::{DataKey, Error, MasterKey};
+use crate::{DataKey, Error, MasterKey, StorageKind};
 
 /// How many times a write is tried again when another process changed the store between the
 /// read it was decided on and the write: each retry needs a change by someone else, so this
@@ -61,11 +61,11 @@ pub(super) fn open_store(backend: &dyn Backend, master: &MasterKey) -> Result<Ve
 }
 
 pub(super) fn kept_changing() -> Error {
-    Error::Storage {
-        message: "the key store kept changing under this write (other processes rotating?); \
-                  try again"
-            .into(),
-    }
+    Error::storage(
+        StorageKind::Busy,
+        "the key store kept changing under this write (other processes rotating?); \
+                  try again",
+    )
 }
 
 /// The shared state of a [`super::KeyStore`].
@@ -107,11 +107,11 @@ impl Inner {
                 Ok(())
             }
             Some(_) => Err(Error::WrongMasterKey { user_id: None }),
-            None => Err(Error::Storage {
-                message: "the master key check value (keyseal_keystore_meta) is missing; \
-                          reopen the key store to restore it"
-                    .into(),
-            }),
+            None => Err(Error::storage(
+                StorageKind::Corrupt,
+                "the master key check value (keyseal_keystore_meta) is missing; \
+                          reopen the key store to restore it",
+            )),
         }
     }
 

@@ -84,7 +84,7 @@ pub(super) fn user_id(mut value: Raw) -> Result<String, FailReason> {
         _ => return Err(FailReason::NoUserId),
     };
     // The key store's own rule, so a row is failed here exactly when the store would refuse it.
-    crate::keystore::validate_user_id(&text).map_err(|_| FailReason::NoUserId)?;
+    crate::user_id::check_user_id(&text).map_err(|_| FailReason::NoUserId)?;
     Ok(text)
 }
 

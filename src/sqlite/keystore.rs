@@ -19,7 +19,7 @@ use crate::keystore::backend::{
     sealed, Backend, CheckState, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
 };
 use crate::keystore::WRAPPED_LEN;
-use crate::Error;
+use crate::{Error, StorageKind};
 
 /// The table, byte for byte as the Python module creates it, so that `sqlite_master` reads the
 /// same whichever side created the file.
@@ -264,9 +264,10 @@ impl Backend for SqliteBackend {
                 )?;
             }
             let stored = read_check(&tx)?.ok_or_else(|| {
-                TxError::App(Error::Storage {
-                    message: "the master key check value could not be stored".into(),
-                })
+                TxError::App(Error::storage(
+                    StorageKind::Other,
+                    "the master key check value could not be stored",
+                ))
             })?;
             tx.commit()?;
             Ok(Opened::Stored(stored))

@@ -1,5 +1,3 @@
-// Until the API keys switch to it, an issuance-only build uses none of this.
-#![cfg_attr(not(feature = "keystore"), allow(dead_code))]
 //! The one place keyseal talks to `SQLite` about connections: opening (files created 0600),
 //! pragmas, busy handling with a bounded wait and retries, read-only connections that leave
 //! no trace, and the mapping of driver errors to [`Error`].
@@ -19,15 +17,20 @@
 
 #[cfg(feature = "keystore")]
 pub(crate) mod keystore;
+// Read-only opening serves the key store and the migration only.
+mod errors;
+#[cfg(feature = "keystore")]
 mod read_only;
 
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
-use crate::Error;
+use crate::{Error, StorageKind};
+pub(crate) use errors::{is_busy, storage_error, storage_error_saying};
+#[cfg(feature = "keystore")]
 pub(crate) use read_only::open_read_only;
 
 /// The longest busy timeout used: `SQLite` takes it in milliseconds as an `i32`.
@@ -39,22 +42,6 @@ const STATEMENT_CACHE: usize = 16;
 /// `timeout`, cut to [`MAX_BUSY_TIMEOUT`] (one day).
 pub(crate) fn cap_busy_timeout(timeout: Duration) -> Duration {
     timeout.min(MAX_BUSY_TIMEOUT)
-}
-
-/// A driver error as keyseal reports it. Driver messages name tables, columns and SQL, never
-/// bound values, so no key, hash or token is carried along.
-pub(crate) fn storage_error(e: &rusqlite::Error) -> Error {
-    Error::Storage {
-        message: e.to_string(),
-    }
-}
-
-/// Whether `e` means another connection holds a lock (worth waiting and retrying).
-pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
 }
 
 /// A failure inside a transaction: from the database (retried while busy) or final.
@@ -81,14 +68,19 @@ impl From<Error> for TxError {
 ///
 /// # Errors
 /// [`Error::Storage`] when the folder cannot be created.
+#[cfg(feature = "keystore")]
 pub(crate) fn create_parent_dir(path: &Path) -> Result<(), Error> {
     if let Some(parent) = crate::db_path::file_of(path)
         .as_deref()
         .and_then(Path::parent)
     {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::Storage {
-                message: format!("cannot create folder {}: {e}", parent.display()),
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::storage_caused_by(
+                    StorageKind::Unavailable,
+                    format!("cannot create folder {}: {e}", parent.display()),
+                    e,
+                )
             })?;
         }
     }
@@ -100,13 +92,45 @@ pub(crate) fn create_parent_dir(path: &Path) -> Result<(), Error> {
 /// # Errors
 /// [`Error::Storage`] when `SQLite` cannot open the file.
 pub(crate) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, Error> {
-    let conn = Connection::open(path).map_err(|e| Error::Storage {
-        message: format!("cannot open {}: {e}", path.display()),
-    })?;
+    let conn = Connection::open(path)
+        .map_err(|e| storage_error_saying(format!("cannot open {}: {e}", path.display()), &e))?;
     conn.busy_timeout(cap_busy_timeout(busy_timeout))
         .map_err(|e| storage_error(&e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
+}
+
+/// A connection to `path` that refuses every write (`query_only`), for readers that must never
+/// change the file, waiting up to `busy_timeout` (capped) for locks.
+///
+/// # Errors
+/// [`Error::Storage`] when `SQLite` cannot open the file.
+#[cfg(feature = "issuance")]
+pub(crate) fn connect_query_only(path: &Path, busy_timeout: Duration) -> Result<Connection, Error> {
+    let conn = connect(path, busy_timeout)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(|e| storage_error(&e))?;
+    Ok(conn)
+}
+
+/// Runs `f` with `conn` waiting up to `wait` (capped) for locks, then puts its usual
+/// `busy_timeout` back, whatever `f` returned.
+///
+/// # Errors
+/// [`Error::Storage`] when the wait cannot be set; otherwise `f`'s error.
+#[cfg(feature = "issuance")]
+pub(crate) fn with_busy_timeout<T>(
+    conn: &mut Connection,
+    wait: Duration,
+    busy_timeout: Duration,
+    f: impl FnOnce(&mut Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    conn.busy_timeout(cap_busy_timeout(wait))
+        .map_err(|e| storage_error(&e))?;
+    let result = f(conn);
+    conn.busy_timeout(cap_busy_timeout(busy_timeout))
+        .map_err(|e| storage_error(&e))?;
+    result
 }
 
 /// Opens (creating it with mode 0600 if missing; its folder must exist) a database that holds
@@ -138,9 +162,10 @@ pub(crate) fn enable_wal(conn: &Connection, busy_timeout: Duration) -> Result<()
         if mode.eq_ignore_ascii_case("wal") || mode.eq_ignore_ascii_case("memory") {
             Ok(())
         } else {
-            Err(TxError::App(Error::Storage {
-                message: format!("cannot switch the database to WAL (journal mode {mode})"),
-            }))
+            Err(TxError::App(Error::storage(
+                StorageKind::Other,
+                format!("cannot switch the database to WAL (journal mode {mode})"),
+            )))
         }
     })
 }
@@ -163,12 +188,13 @@ pub(crate) fn retry<T>(
             Err(TxError::App(e)) => return Err(e),
             Err(TxError::Db(e)) if is_busy(&e) => {
                 if Instant::now() >= deadline {
-                    return Err(Error::Storage {
-                        message: format!(
+                    return Err(storage_error_saying(
+                        format!(
                             "database busy: locked by another connection or process for more \
                              than {busy_timeout:?} ({e})"
                         ),
-                    });
+                        &e,
+                    ));
                 }
                 sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));
@@ -203,6 +229,7 @@ pub(crate) fn write<T>(
 /// # Errors
 /// [`Error::InvalidArgument`] when `db` does not exist (or, read-only, is not UTF-8);
 /// [`Error::Storage`] when `SQLite` cannot open it.
+#[cfg(feature = "keystore")]
 pub(crate) fn open_existing(
     db: &Path,
     read_only: bool,

@@ -118,14 +118,14 @@ pub(crate) fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(backend
     let (answer, _, _) = until_refused(&keys, &good.key, Duration::from_secs(2));
     assert_eq!(answer, "revoked", "the catch-up is stuck on the bad row");
     match keys.verify(&bad.key) {
-        Err(Error::Storage { message }) => {
+        Err(Error::Storage { message, .. }) => {
             assert!(message.contains(&bad.key_id), "{message}");
         }
         other => panic!("a row that cannot be read must fail closed: {other:?}"),
     }
     // Not cached anywhere: the same, with the row named.
     match (backend.open)(&db.0, cfg()).verify(&bad.key) {
-        Err(Error::Storage { message }) => {
+        Err(Error::Storage { message, .. }) => {
             assert!(message.contains(&bad.key_id), "{message}");
         }
         other => panic!("{other:?}"),

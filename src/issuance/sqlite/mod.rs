@@ -1,5 +1,7 @@
 //! The `SQLite` backend: tables `api_keys` and `api_key_meta` in the same file as the key
-//! store (whose tables it never touches), WAL journal, busy timeout.
+//! store (whose tables it never touches). Connections, pragmas, busy waits and error mapping
+//! come from the crate's one `SQLite` module, with the key store's policy: the file is switched
+//! to WAL only once its schema was accepted, so a refused file is left as it was.
 
 mod rows;
 
@@ -7,20 +9,22 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::backend::{Backend, Change, DecideInsert, DecideRotation, InsertContext, Inserted, Row};
 use super::time::Timestamp;
-use crate::Error;
+use crate::sqlite::{
+    connect_query_only, enable_wal, open_private, storage_error as storage, with_busy_timeout,
+    write, TxError,
+};
+use crate::{Error, StorageKind};
 use rows::{
     find_user_key, insert_row, is_unique_violation, next_seq, parse_format, read_change, read_row,
-    rows_where, storage, touch_in, COLUMNS, FORMAT_NAME, SCHEMA,
+    rows_where, touch_in, COLUMNS, FORMAT_NAME, SCHEMA,
 };
 
 /// How long a change check may wait for a read to be allowed.
 const READ_WAIT: Duration = Duration::from_millis(200);
-/// The usual wait for the write lock.
-const WRITE_WAIT: Duration = Duration::from_secs(5);
 
 pub(crate) struct SqliteBackend {
     conn: Mutex<Connection>,
@@ -29,38 +33,39 @@ pub(crate) struct SqliteBackend {
     /// the revocation check. `None` for an in-memory database, which no one else can see.
     reader: Option<Mutex<Connection>>,
     data_version: Mutex<Option<i64>>,
+    /// How long a write waits for, and retries against, other writers.
+    busy_timeout: Duration,
 }
 
 impl SqliteBackend {
-    pub(crate) fn open(path: &Path) -> Result<Self, Error> {
-        crate::file_mode::prepare_private_db(path)?;
-        let conn = Connection::open(path).map_err(|e| storage(&e))?;
-        conn.busy_timeout(WRITE_WAIT).map_err(|e| storage(&e))?;
-        // WAL lets readers in other processes run while one writes. FULL sync: a created key
-        // (shown to its user once) or a revocation that was reported done must survive a power
-        // loss; writes are rare (last-use updates are batched), so the fsync costs little.
-        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-            .map_err(|e| storage(&e))?;
-        conn.execute_batch("PRAGMA synchronous=FULL;")
-            .map_err(|e| storage(&e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| storage(&e))?;
+    /// Opens (creating it 0600) the database at `path` and its API key tables.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the file cannot be opened, is not a database, holds tables of
+    /// these names with another shape, or stays busy past `busy_timeout`. The file is then left
+    /// as it was (the tables are created in one transaction, WAL is switched on after).
+    pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<Self, Error> {
+        // FULL sync (set by open_private): a created key (shown to its user once) or a
+        // revocation that was reported done must survive a power loss; writes are rare
+        // (last-use updates are batched), so the fsync costs little.
+        let mut conn = open_private(path, busy_timeout)?;
+        write(&mut conn, busy_timeout, |tx| Ok(tx.execute_batch(SCHEMA)?))?;
+        // WAL lets readers in other processes run while one writes.
+        enable_wal(&conn, busy_timeout)?;
         conn.set_prepared_statement_cache_capacity(32);
         let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:";
         let reader = if in_memory {
             None
         } else {
-            let r = Connection::open(path).map_err(|e| storage(&e))?;
             // Readers never wait for writers in WAL mode; the short timeout only covers the
             // rare moments (recovery, a checkpoint restart) when a read can be refused.
-            r.busy_timeout(READ_WAIT).map_err(|e| storage(&e))?;
-            r.execute_batch("PRAGMA query_only=1;")
-                .map_err(|e| storage(&e))?;
-            Some(Mutex::new(r))
+            Some(Mutex::new(connect_query_only(path, READ_WAIT)?))
         };
         Ok(SqliteBackend {
             conn: Mutex::new(conn),
             reader,
             data_version: Mutex::new(None),
+            busy_timeout,
         })
     }
 
@@ -81,24 +86,20 @@ impl super::backend::sealed::Sealed for SqliteBackend {}
 
 impl Backend for SqliteBackend {
     fn insert(&self, row: &Row, decide: DecideInsert<'_>) -> Result<Inserted, Error> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| storage(&e))?;
-        let ctx = InsertContext {
-            user_rows: rows_where(&tx, "user_id", &row.user_id).map_err(|e| storage(&e))?,
-            same_lookup: rows_where(&tx, "lookup", &row.lookup).map_err(|e| storage(&e))?,
-        };
-        decide(&ctx)?;
-        let seq = next_seq(&tx).map_err(|e| storage(&e))?;
-        match insert_row(&tx, row, seq) {
-            Ok(id) => {
-                tx.commit().map_err(|e| storage(&e))?;
-                Ok(Inserted::Ok(id))
+        write(&mut self.conn(), self.busy_timeout, |tx| {
+            let ctx = InsertContext {
+                user_rows: rows_where(tx, "user_id", &row.user_id)?,
+                same_lookup: rows_where(tx, "lookup", &row.lookup)?,
+            };
+            decide(&ctx)?;
+            let seq = next_seq(tx)?;
+            match insert_row(tx, row, seq) {
+                Ok(id) => Ok(Inserted::Ok(id)),
+                // The failed statement wrote nothing: committing the rest commits nothing.
+                Err(e) if is_unique_violation(&e) => Ok(Inserted::IdTaken),
+                Err(e) => Err(TxError::Db(e)),
             }
-            Err(e) if is_unique_violation(&e) => Ok(Inserted::IdTaken),
-            Err(e) => Err(storage(&e)),
-        }
+        })
     }
 
     fn find(&self, lookup: &str) -> Result<Vec<Row>, Error> {
@@ -133,24 +134,20 @@ impl Backend for SqliteBackend {
     }
 
     fn revoke(&self, user_id: &str, key_id: &str, now: Timestamp) -> Result<Option<Row>, Error> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| storage(&e))?;
-        let Some(mut row) = find_user_key(&tx, user_id, key_id).map_err(|e| storage(&e))? else {
-            return Ok(None);
-        };
-        if row.revoked_at.is_none() {
-            let seq = next_seq(&tx).map_err(|e| storage(&e))?;
-            tx.execute(
-                "UPDATE api_keys SET revoked_at = ?1, seq = ?2 WHERE row_id = ?3",
-                params![now.unix_millis(), seq, row.row_id],
-            )
-            .map_err(|e| storage(&e))?;
-            tx.commit().map_err(|e| storage(&e))?;
-            row.revoked_at = Some(now);
-        }
-        Ok(Some(row))
+        write(&mut self.conn(), self.busy_timeout, |tx| {
+            let Some(mut row) = find_user_key(tx, user_id, key_id)? else {
+                return Ok(None);
+            };
+            if row.revoked_at.is_none() {
+                let seq = next_seq(tx)?;
+                tx.execute(
+                    "UPDATE api_keys SET revoked_at = ?1, seq = ?2 WHERE row_id = ?3",
+                    params![now.unix_millis(), seq, row.row_id],
+                )?;
+                row.revoked_at = Some(now);
+            }
+            Ok(Some(row))
+        })
     }
 
     fn rotate(
@@ -160,30 +157,27 @@ impl Backend for SqliteBackend {
         new: &Row,
         decide: DecideRotation<'_>,
     ) -> Result<Option<(Row, Inserted)>, Error> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| storage(&e))?;
-        let user_rows = rows_where(&tx, "user_id", user_id).map_err(|e| storage(&e))?;
-        let Some(mut old) = user_rows.iter().find(|r| r.key_id == old_key_id).cloned() else {
-            return Ok(None);
-        };
-        let ends = decide(&old, &user_rows)?;
-        let seq = next_seq(&tx).map_err(|e| storage(&e))?;
-        let new_id = match insert_row(&tx, new, seq) {
-            Ok(id) => id,
-            Err(e) if is_unique_violation(&e) => return Ok(Some((old, Inserted::IdTaken))),
-            Err(e) => return Err(storage(&e)),
-        };
-        tx.execute(
-            "UPDATE api_keys SET expires_at = ?1, rotated_to = ?2, seq = ?3 WHERE row_id = ?4",
-            params![ends.unix_millis(), new.key_id, seq, old.row_id],
-        )
-        .map_err(|e| storage(&e))?;
-        tx.commit().map_err(|e| storage(&e))?;
-        old.expires_at = Some(ends);
-        old.rotated_to = Some(new.key_id.clone());
-        Ok(Some((old, Inserted::Ok(new_id))))
+        write(&mut self.conn(), self.busy_timeout, |tx| {
+            let user_rows = rows_where(tx, "user_id", user_id)?;
+            let Some(mut old) = user_rows.iter().find(|r| r.key_id == old_key_id).cloned() else {
+                return Ok(None);
+            };
+            let ends = decide(&old, &user_rows)?;
+            let seq = next_seq(tx)?;
+            let new_id = match insert_row(tx, new, seq) {
+                Ok(id) => id,
+                // Nothing written yet: the old key is left as it was.
+                Err(e) if is_unique_violation(&e) => return Ok(Some((old, Inserted::IdTaken))),
+                Err(e) => return Err(TxError::Db(e)),
+            };
+            tx.execute(
+                "UPDATE api_keys SET expires_at = ?1, rotated_to = ?2, seq = ?3 WHERE row_id = ?4",
+                params![ends.unix_millis(), new.key_id, seq, old.row_id],
+            )?;
+            old.expires_at = Some(ends);
+            old.rotated_to = Some(new.key_id.clone());
+            Ok(Some((old, Inserted::Ok(new_id))))
+        })
     }
 
     fn touch(&self, uses: &[(i64, Timestamp)], wait: Duration) -> Result<(), Error> {
@@ -192,18 +186,16 @@ impl Backend for SqliteBackend {
                 Ok(c) => c,
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(TryLockError::WouldBlock) => {
-                    return Err(Error::Storage {
-                        message: "the connection is busy".into(),
-                    })
+                    return Err(Error::storage(StorageKind::Busy, "the connection is busy"))
                 }
             }
         } else {
             self.conn()
         };
-        conn.busy_timeout(wait).map_err(|e| storage(&e))?;
-        let result = touch_in(&mut conn, uses);
-        conn.busy_timeout(WRITE_WAIT).map_err(|e| storage(&e))?;
-        result
+        // The lock wait of this connection is `wait` for these writes only.
+        with_busy_timeout(&mut conn, wait, self.busy_timeout, |c| {
+            touch_in(c, uses, wait)
+        })
     }
 
     fn all_lookups(&self) -> Result<(Vec<String>, i64), Error> {
@@ -303,7 +295,7 @@ mod tests {
 
     #[test]
     fn in_memory_store_has_no_reader_and_sees_its_own_writes() {
-        let s = SqliteBackend::open(Path::new(":memory:")).unwrap();
+        let s = SqliteBackend::open(Path::new(":memory:"), Duration::from_secs(5)).unwrap();
         assert!(s.reader.is_none());
         assert!(!s.changed_elsewhere().unwrap());
         s.add_legacy_format("mhu_", 8).unwrap();

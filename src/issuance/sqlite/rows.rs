@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use crate::issuance::backend::{Change, Row, Scheme};
 use crate::issuance::format::Environment;
@@ -42,12 +42,6 @@ CREATE TABLE IF NOT EXISTS api_key_meta (
 pub(super) const COLUMNS: &str =
     "row_id, key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
      created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at";
-
-pub(super) fn storage(e: &rusqlite::Error) -> Error {
-    Error::Storage {
-        message: e.to_string(),
-    }
-}
 
 pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
@@ -178,23 +172,22 @@ pub(super) fn find_user_key(
     .optional()
 }
 
-pub(super) fn touch_in(conn: &mut Connection, uses: &[(i64, Timestamp)]) -> Result<(), Error> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| storage(&e))?;
-    {
-        let mut stmt = tx
-            .prepare_cached(
-                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?1) \
-                     WHERE row_id = ?2",
-            )
-            .map_err(|e| storage(&e))?;
+/// Writes the last uses in one transaction, waiting and retrying for at most `wait`.
+pub(super) fn touch_in(
+    conn: &mut Connection,
+    uses: &[(i64, Timestamp)],
+    wait: Duration,
+) -> Result<(), Error> {
+    crate::sqlite::write(conn, wait, |tx| {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?1) \
+             WHERE row_id = ?2",
+        )?;
         for (row_id, at) in uses {
-            stmt.execute(params![at.unix_millis(), row_id])
-                .map_err(|e| storage(&e))?;
+            stmt.execute(params![at.unix_millis(), row_id])?;
         }
-    }
-    tx.commit().map_err(|e| storage(&e))
+        Ok(())
+    })
 }
 
 /// Reads one row of `SELECT row_id, lookup, expires_at, revoked_at, seq, key_id`, and its
