@@ -99,7 +99,6 @@ mod legacy;
 mod prehash;
 mod rate_limit;
 mod rules;
-mod sqlite;
 mod time;
 mod types;
 mod verify;
@@ -192,7 +191,8 @@ impl ApiKeys {
                 what: format!("bcrypt cost {}: must be 4 to 31", config.bcrypt_cost),
             });
         }
-        let backend = sqlite::SqliteBackend::open(path.as_ref(), config.busy_timeout)?;
+        let backend =
+            crate::sqlite::api_keys::SqliteBackend::open(path.as_ref(), config.busy_timeout)?;
         Self::with_backend(Box::new(backend), config)
     }
 

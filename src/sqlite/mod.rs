@@ -12,9 +12,12 @@
 //! - every driver error becomes an [`Error`] through [`storage_error`], so the mapping (and
 //!   what it keeps of the driver's error) is decided once.
 //!
-//! The key store's tables are in [`keystore`]; the migration opens existing databases with
-//! [`open_existing`].
+//! The key store's tables are in [`keystore`], the API keys' in [`api_keys`]; the migration
+//! opens existing databases with [`open_existing`].
 
+// The API keys' tables.
+#[cfg(feature = "issuance")]
+pub(crate) mod api_keys;
 #[cfg(feature = "keystore")]
 pub(crate) mod keystore;
 // Read-only opening serves the key store and the migration only.

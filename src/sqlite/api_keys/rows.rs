@@ -5,10 +5,10 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use crate::issuance::backend::{Change, Row, Scheme};
-use crate::issuance::format::Environment;
-use crate::issuance::rate_limit::RateLimit;
-use crate::issuance::time::Timestamp;
+use crate::Environment;
 use crate::Error;
+use crate::RateLimit;
+use crate::Timestamp;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS api_keys (

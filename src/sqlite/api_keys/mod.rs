@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::backend::{Backend, Change, DecideInsert, DecideRotation, InsertContext, Inserted, Row};
-use super::time::Timestamp;
+use crate::issuance::backend::{
+    Backend, Change, DecideInsert, DecideRotation, InsertContext, Inserted, Row,
+};
 use crate::sqlite::{
     connect_query_only, enable_wal, open_private, storage_error as storage, with_busy_timeout,
     write, TxError,
 };
+use crate::Timestamp;
 use crate::{Error, StorageKind};
 use rows::{
     find_user_key, insert_row, is_unique_violation, next_seq, parse_format, read_change, read_row,
@@ -82,7 +84,7 @@ impl SqliteBackend {
     }
 }
 
-impl super::backend::sealed::Sealed for SqliteBackend {}
+impl crate::issuance::backend::sealed::Sealed for SqliteBackend {}
 
 impl Backend for SqliteBackend {
     fn insert(&self, row: &Row, decide: DecideInsert<'_>) -> Result<Inserted, Error> {
