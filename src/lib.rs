@@ -75,6 +75,9 @@ pub use issuance::{
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub mod migrate;
 
+#[doc(hidden)]
+pub mod testing;
+
 // The npm package's JavaScript bindings: the only module that uses wasm-bindgen.
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod wasm;

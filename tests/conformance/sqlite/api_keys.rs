@@ -1,4 +1,4 @@
-//! The `SQLite` backend under the suites: the file `ApiKeys::open` uses, and another client as
+//! The `SQLite` backend under the API-key suite: the file `ApiKeys::open` uses, and another client as
 //! a second connection, or as another process.
 
 use std::path::Path;
@@ -47,7 +47,7 @@ impl ChildRaw {
         use std::io::BufRead;
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
-                "sqlite::raw_sql_child",
+                "sqlite::api_keys::raw_sql_child",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",
