@@ -1,6 +1,6 @@
 //! The core in a real browser (Chromium, `make test-wasm`): randomness from
 //! `window.crypto.getRandomValues`, the Python vectors, round trips. The shared test files
-//! (`python_vectors.rs`, `wycheproof.rs`) run under Node; this one only in the browser.
+//! (`core_python_vectors.rs`, `core_wycheproof.rs`, `core_python_base64.rs`) run under Node; this one only in the browser.
 #![cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 
 mod common;

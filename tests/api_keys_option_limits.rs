@@ -1,5 +1,5 @@
-//! Extreme but legal option values never panic: a `Duration::MAX` busy
-//! timeout or bcrypt wait means "wait as long as it takes", not an overflow.
+//! Option limits, for the key store and API keys alike: extreme but legal values never panic.
+//! A `Duration::MAX` busy timeout or bcrypt wait means "wait as long as it takes", not an overflow.
 #![cfg(all(
     feature = "keystore",
     feature = "issuance",
