@@ -6,14 +6,17 @@
     not(target_arch = "wasm32")
 ))]
 
+mod common;
+
 use std::time::Duration;
 
+use common::temp_db::TempDb;
 use keyseal::{ApiKeys, ApiKeysConfig, KeyStore, KeyStoreOptions, MasterKey, NewKey, Verification};
 
 #[test]
 fn huge_durations_are_accepted() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("k.db");
+    let tmp = TempDb::named("k.db");
+    let db = tmp.path();
     let options = KeyStoreOptions::default().busy_timeout(Duration::MAX);
     let store = KeyStore::open_with(&db, MasterKey::generate().unwrap(), &options).unwrap();
     store.get_or_create_user_key("alice").unwrap();

@@ -5,11 +5,14 @@
 //! the `child` test does anything.
 #![cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::temp_db::TempDb;
 use keyseal::{Error, KeyStore, MasterKey};
 
 const USERS: usize = 1000;
@@ -77,8 +80,8 @@ fn child() {
 
 #[test]
 fn two_processes_same_thousand_users_get_the_same_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let db = tmp.path();
     let master = MasterKey::generate().unwrap();
     KeyStore::open(&db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
     let child = spawn_child("create", &db, &master, "");
@@ -114,8 +117,8 @@ fn two_processes_same_thousand_users_get_the_same_keys() {
 
 #[test]
 fn kill_9_during_rotation_leaves_the_old_master_key_working() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let db = tmp.path();
     let old = MasterKey::generate().unwrap();
     let new = MasterKey::generate().unwrap();
     let ids: Vec<String> = (0..60_000).map(|i| format!("user-{i:05}")).collect();

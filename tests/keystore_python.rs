@@ -6,9 +6,12 @@
 //! the test is skipped with a message, or fails if `KEYSEAL_REQUIRE_PYTHON=1`.
 #![cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::temp_db::TempDb;
 use keyseal::{decrypt, encrypt, KeyStore, MasterKey};
 
 fn hex(bytes: &[u8]) -> String {
@@ -40,8 +43,8 @@ fn python_module_reads_keyseal_store_and_keyseal_reads_python_rows() {
     if !python_ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("keyseal.db");
+    let tmp = TempDb::named("keyseal.db");
+    let db = tmp.path();
     let master = MasterKey::generate().unwrap();
     let store =
         KeyStore::open(&db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
@@ -67,7 +70,7 @@ fn python_module_reads_keyseal_store_and_keyseal_reads_python_rows() {
         "user_keys_hex": keys,
         "tokens": tokens,
     });
-    let expected_path = dir.path().join("expected.json");
+    let expected_path = tmp.dir().join("expected.json");
     std::fs::write(&expected_path, expected.to_string()).unwrap();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_keystore.py");

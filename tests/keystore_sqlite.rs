@@ -2,11 +2,14 @@
 //! property tests.
 #![cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::temp_db::TempDb;
 use keyseal::{decrypt, encrypt, DataKey, Error, KeyStore, KeyStoreOptions, MasterKey};
 use proptest::prelude::*;
 use rusqlite::Connection;
@@ -26,14 +29,9 @@ fn copy_master(m: &MasterKey) -> MasterKey {
     MasterKey::from_bytes(m.expose_secret()).unwrap()
 }
 
-fn seed() -> (
-    tempfile::TempDir,
-    PathBuf,
-    MasterKey,
-    HashMap<String, String>,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("seed.sqlite");
+fn seed() -> (TempDb, MasterKey, HashMap<String, String>) {
+    let tmp = TempDb::named("seed.sqlite");
+    let path = tmp.path();
     std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED_DB), &path).unwrap();
     let mut perms = std::fs::metadata(&path).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
@@ -50,7 +48,7 @@ fn seed() -> (
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
         .collect();
-    (dir, path, master, users)
+    (tmp, master, users)
 }
 
 fn raw(path: &Path) -> Connection {
@@ -80,7 +78,8 @@ fn table_sql(path: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn python_seed_file_yields_its_keys() {
-    let (_dir, path, master, users) = seed();
+    let (seed_db, master, users) = seed();
+    let path = seed_db.path();
     let store = KeyStore::open(&path, master).unwrap();
     assert_eq!(store.user_count().unwrap(), users.len() as u64);
     for (user, expected) in &users {
@@ -93,7 +92,7 @@ fn python_seed_file_yields_its_keys() {
     }
     // Reopened (check value now present, cache cold): the same keys.
     drop(store);
-    let (_, _, master, _) = seed();
+    let (_seed_db, master, _) = seed();
     let store = KeyStore::open(&path, master).unwrap();
     for (user, expected) in &users {
         let key = store.get_or_create_user_key(user).unwrap();
@@ -115,12 +114,12 @@ fn python_seed_file_yields_its_keys() {
 
 #[test]
 fn new_store_has_python_schema() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a/b/keys.db");
+    let tmp = TempDb::named("a/b/keys.db");
+    let path = tmp.path();
     let store = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap();
     store.get_or_create_user_key("alice").unwrap();
     let tables = table_sql(&path);
-    assert_eq!(tables[0].1, table_sql(&seed().1)[0].1);
+    assert_eq!(tables[0].1, table_sql(seed().0.path())[0].1);
     let created_at: String = raw(&path)
         .query_row("SELECT created_at FROM encryption_keys", [], |r| r.get(0))
         .unwrap();
@@ -137,7 +136,8 @@ fn new_store_has_python_schema() {
 
 #[test]
 fn wrong_master_on_python_file_names_the_row_and_changes_nothing() {
-    let (_dir, path, _master, _) = seed();
+    let (seed_db, _master, _) = seed();
+    let path = seed_db.path();
     let before = std::fs::read(&path).unwrap();
     let err = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap_err();
     assert_eq!(
@@ -152,7 +152,8 @@ fn wrong_master_on_python_file_names_the_row_and_changes_nothing() {
 
 #[test]
 fn python_file_with_a_damaged_first_row_still_opens() {
-    let (_dir, path, master, users) = seed();
+    let (seed_db, master, users) = seed();
+    let path = seed_db.path();
     raw(&path)
         .execute(
             "UPDATE encryption_keys SET encrypted_key = x'0102' WHERE user_id = 'alice@example.com'",
@@ -181,15 +182,15 @@ fn python_file_with_a_damaged_first_row_still_opens() {
 
 #[test]
 fn wrong_master_on_keyseal_file_is_refused_before_any_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let master = MasterKey::generate().unwrap();
     let store = KeyStore::open(&path, copy_master(&master)).unwrap();
     store.get_or_create_user_keys(&["a", "b"]).unwrap();
     // Even an empty store records its master key.
-    let empty = dir.path().join("empty.db");
+    let empty = tmp.dir().join("empty.db");
     KeyStore::open(&empty, copy_master(&master)).unwrap();
-    for p in [&path, &empty] {
+    for p in [path, empty.as_path()] {
         let err = KeyStore::open(p, MasterKey::generate().unwrap()).unwrap_err();
         assert_eq!(err, Error::WrongMasterKey { user_id: None });
         assert_eq!(err.code(), "wrong_master_key");
@@ -200,8 +201,8 @@ fn wrong_master_on_keyseal_file_is_refused_before_any_row() {
 
 #[test]
 fn corrupt_and_foreign_rows_are_errors_never_new_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let master = MasterKey::generate().unwrap();
     let store = KeyStore::open(&path, copy_master(&master)).unwrap();
     store
@@ -253,8 +254,8 @@ fn corrupt_and_foreign_rows_are_errors_never_new_keys() {
 
 #[test]
 fn rotation_keeps_data_keys_and_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let old = MasterKey::generate().unwrap();
     let new = MasterKey::generate().unwrap();
     let store = KeyStore::open(&path, copy_master(&old)).unwrap();
@@ -290,8 +291,8 @@ fn rotation_keeps_data_keys_and_tokens() {
 
 #[test]
 fn rotation_failure_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let master = MasterKey::generate().unwrap();
     let store = KeyStore::open(&path, copy_master(&master)).unwrap();
     store.get_or_create_user_keys(&["a", "b", "c"]).unwrap();
@@ -329,8 +330,8 @@ fn in_memory_databases_are_refused() {
 
 #[test]
 fn busy_database_fails_within_the_timeout_then_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let store = KeyStore::open_with(
         &path,
         MasterKey::generate().unwrap(),
@@ -357,8 +358,8 @@ fn busy_database_fails_within_the_timeout_then_recovers() {
 
 #[test]
 fn a_writer_holding_the_lock_briefly_is_waited_for() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let store = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap();
     let blocker = raw(&path);
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -390,8 +391,8 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 #[test]
 fn async_variant_runs_off_thread_and_agrees() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = KeyStore::open(dir.path().join("k.db"), MasterKey::generate().unwrap()).unwrap();
+    let tmp = TempDb::new();
+    let store = KeyStore::open(tmp.dir().join("k.db"), MasterKey::generate().unwrap()).unwrap();
     let futures: Vec<_> = (0..50)
         .map(|i| store.get_or_create_user_key_async(&format!("u{}", i % 10)))
         .collect();
@@ -424,8 +425,8 @@ proptest! {
     /// Any valid user ids: keys survive a reopen (cold cache) and a rotation, one row each.
     #[test]
     fn keys_survive_reopen_and_rotation(ids in proptest::collection::vec("[^\u{0}]{1,40}", 1..12)) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.db");
+        let tmp = TempDb::named("p.db");
+        let path = tmp.path();
         let master = MasterKey::generate().unwrap();
         let store = KeyStore::open(&path, copy_master(&master)).unwrap();
         let keys: Vec<DataKey> = ids.iter().map(|id| store.get_or_create_user_key(id).unwrap()).collect();
@@ -443,8 +444,8 @@ proptest! {
     /// Any damage to a stored blob is an error (corrupt or wrong key), never another key.
     #[test]
     fn damaged_blobs_are_errors(cut in 0usize..70, flip in 0usize..60, extra in proptest::collection::vec(any::<u8>(), 0..4)) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.db");
+        let tmp = TempDb::named("p.db");
+        let path = tmp.path();
         let master = MasterKey::generate().unwrap();
         let store = KeyStore::open(&path, copy_master(&master)).unwrap();
         store.get_or_create_user_key("anchor").unwrap();
