@@ -4,8 +4,6 @@
 #![cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 #![allow(missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keyseal::{ApiKeys, NewKey};
@@ -16,11 +14,12 @@ mod common;
 #[allow(dead_code)]
 mod harness;
 
+use common::process::{this_test_binary, ChildProcess};
 use common::temp_db::TempDb;
 use harness::{config, legacy_key};
 
 fn open(db: &TempDb) -> ApiKeys {
-    ApiKeys::open_with(&db.path(), config()).unwrap()
+    ApiKeys::open_with(db.path(), config()).unwrap()
 }
 
 /// The `SQLite` file never holds a key, nor its secret part (nothing bcrypt-able without it).
@@ -83,32 +82,19 @@ fn revocation_is_seen_by_another_process() {
     let db = TempDb::new();
     let keys = open(&db);
     let k = keys.create(&NewKey::new("u", "x")).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_process_watcher",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DB, &db.path())
-        .env(CHILD_KEY, &k.key)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next_child_line = || loop {
-        let line = lines.next().expect("child output").unwrap();
-        if let Some(at) = line.find("CHILD ") {
-            return line[at + "CHILD ".len()..].to_owned();
-        }
-    };
-    assert_eq!(next_child_line(), "ready");
+    let mut child = ChildProcess::spawn(
+        this_test_binary("child_process_watcher")
+            .env(CHILD_DB, db.path())
+            .env(CHILD_KEY, &k.key),
+    );
+    let limit = Duration::from_secs(20);
+    assert_eq!(child.line_with("CHILD ", limit), "CHILD ready");
     std::thread::sleep(Duration::from_millis(300)); // the child's cache is warm
     keys.revoke("u", &k.key_id).unwrap();
     let t = Instant::now();
-    assert_eq!(next_child_line(), "refused revoked");
+    assert_eq!(child.line_with("CHILD ", limit), "CHILD refused revoked");
     let latency = t.elapsed();
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_with_output().status.success());
     assert!(latency < Duration::from_secs(1), "{latency:?}");
     eprintln!("revocation seen by the other process after {latency:?}");
 }

@@ -100,17 +100,9 @@ fn check_master_key_answers_like_open_and_changes_nothing() {
             .get_or_create_user_key("alice"),
     );
     let python = tmp.dir().join("python.sqlite");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::copy(
-        root.join("tests/vectors/python/seed-keystore.sqlite"),
-        &python,
-    )
-    .unwrap();
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("tests/vectors/python/seed-keystore.json")).unwrap(),
-    )
-    .unwrap();
-    let python_master = MasterKey::from_base64(json["master_key_b64"].as_str().unwrap()).unwrap();
+    std::fs::copy(common::vectors::seed_keystore_db(), &python).unwrap();
+    let python_master =
+        MasterKey::from_base64(&common::vectors::seed_keystore().master_key_b64).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
 
     let before = snapshot(tmp.dir());

@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::process::{this_test_binary, ChildProcess};
 use common::temp_db::TempDb;
 use keyseal::{Error, KeyStore, MasterKey};
 
@@ -25,17 +24,14 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn spawn_child(mode: &str, db: &Path, master: &MasterKey, extra: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("KEYSEAL_CHILD", mode)
-        .env("KEYSEAL_CHILD_DB", db)
-        .env("KEYSEAL_CHILD_MASTER", master.to_base64())
-        .env("KEYSEAL_CHILD_EXTRA", extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+fn spawn_child(mode: &str, db: &Path, master: &MasterKey, extra: &str) -> ChildProcess {
+    ChildProcess::spawn(
+        this_test_binary("child")
+            .env("KEYSEAL_CHILD", mode)
+            .env("KEYSEAL_CHILD_DB", db)
+            .env("KEYSEAL_CHILD_MASTER", master.to_base64())
+            .env("KEYSEAL_CHILD_EXTRA", extra),
+    )
 }
 
 /// The child side; a no-op in a normal test run.
@@ -95,7 +91,7 @@ fn two_processes_same_thousand_users_get_the_same_keys() {
                 .expose_secret())
         })
         .collect();
-    let output = child.wait_with_output().unwrap();
+    let output = child.wait_with_output();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     let mut seen = 0;
@@ -134,19 +130,10 @@ fn kill_9_during_rotation_leaves_the_old_master_key_working() {
             .collect()
     };
     let mut child = spawn_child("rotate", &db, &old, &new.to_base64());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let line = lines.next().expect("child exited early").unwrap();
-        if line.contains("HALFWAY") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "child never reached halfway");
-    }
+    child.line_with("HALFWAY", Duration::from_secs(120));
     let wal = db.with_file_name("keys.db-wal");
     let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
+    child.kill();
     eprintln!("killed mid-rotation; WAL was {wal_len} bytes");
     assert!(
         wal_len > 0,

@@ -14,9 +14,6 @@ use keyseal::{decrypt, encrypt, DataKey, Error, KeyStore, KeyStoreOptions, Maste
 use proptest::prelude::*;
 use rusqlite::Connection;
 
-const SEED_DB: &str = "tests/vectors/python/seed-keystore.sqlite";
-const SEED_JSON: &str = "tests/vectors/python/seed-keystore.json";
-
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut s, b| {
@@ -32,23 +29,14 @@ fn copy_master(m: &MasterKey) -> MasterKey {
 fn seed() -> (TempDb, MasterKey, HashMap<String, String>) {
     let tmp = TempDb::named("seed.sqlite");
     let path = tmp.path();
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED_DB), &path).unwrap();
-    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    std::fs::copy(common::vectors::seed_keystore_db(), path).unwrap();
+    let mut perms = std::fs::metadata(path).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
-    std::fs::set_permissions(&path, perms).unwrap();
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED_JSON)).unwrap(),
-    )
-    .unwrap();
-    let master = MasterKey::from_base64(json["master_key_b64"].as_str().unwrap()).unwrap();
-    let users = json["user_keys_hex"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-        .collect();
-    (tmp, master, users)
+    std::fs::set_permissions(path, perms).unwrap();
+    let seed = common::vectors::seed_keystore();
+    let master = MasterKey::from_base64(&seed.master_key_b64).unwrap();
+    (tmp, master, seed.user_keys_hex)
 }
 
 fn raw(path: &Path) -> Connection {

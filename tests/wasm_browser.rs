@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::python_vectors;
+use common::vectors::python_vectors;
 use keyseal::{api_key_hash, decrypt, decrypt_bytes, encrypt, encrypt_bytes, DataKey, Error};
 use wasm_bindgen_test::{wasm_bindgen_test as test, wasm_bindgen_test_configure};
 
