@@ -51,7 +51,7 @@ fn wrong_secret(key: &str, n: u64) -> String {
 fn verify_paths(c: &mut Criterion) {
     let db_dir = TempDb::new();
     let db = db_dir.path();
-    let keys = Arc::new(manager(&db, 4));
+    let keys = Arc::new(manager(db, 4));
     let valid: Vec<String> = (0..2)
         .map(|i| {
             keys.create(&NewKey::new("bench", format!("k{i}")))
@@ -71,7 +71,7 @@ fn verify_paths(c: &mut Criterion) {
         // a well-formed key of another store: right checksum, unknown id
         let other_dir = TempDb::new();
         let other = other_dir.path();
-        manager(&other, 4)
+        manager(other, 4)
             .create(&NewKey::new("x", "y"))
             .unwrap()
             .key
@@ -135,7 +135,7 @@ fn first_validation(c: &mut Criterion) {
     for cost in [4u32, 12] {
         let db_dir = TempDb::new();
         let db = db_dir.path();
-        let key = manager(&db, cost)
+        let key = manager(db, cost)
             .create(&NewKey::new("bench", "k"))
             .unwrap()
             .key
@@ -145,7 +145,7 @@ fn first_validation(c: &mut Criterion) {
         }
         g.bench_function(format!("cost_{cost}"), |b| {
             b.iter_batched(
-                || manager(&db, cost), // a fresh process-like instance: empty cache
+                || manager(db, cost), // a fresh process-like instance: empty cache
                 |keys| {
                     assert!(keys.verify(&key).unwrap().is_valid());
                     keys
@@ -210,7 +210,7 @@ fn cached_rate(keys: &ApiKeys, key: &str, for_how_long: Duration) -> Rate {
 fn scaling() {
     let db_dir = TempDb::new();
     let db = db_dir.path();
-    let keys = Arc::new(manager(&db, 4));
+    let keys = Arc::new(manager(db, 4));
     let valid: Vec<String> = (0..2)
         .map(|i| {
             keys.create(&NewKey::new("bench", format!("k{i}")))
@@ -249,7 +249,7 @@ fn flood(max_failures_per_key: u32, label: &str) {
     let db = db_dir.path();
     let keys = Arc::new(
         ApiKeys::open_with(
-            &db,
+            db,
             ApiKeysConfig::default()
                 .bcrypt_cost(12)
                 .max_active_keys(None)
@@ -352,7 +352,7 @@ fn child() {
 fn revocation_latency(runs: usize) {
     let db_dir = TempDb::new();
     let db = db_dir.path();
-    let keys = manager(&db, 4);
+    let keys = manager(db, 4);
     let mut latencies = vec![];
     for i in 0..runs {
         let k = keys.create(&NewKey::new("u", format!("r{i}"))).unwrap();

@@ -31,7 +31,7 @@ fn temp_dir() -> TempDb {
 
 fn store_with_users(db: &TempDb, n: usize, options: &KeyStoreOptions) -> KeyStore {
     let path = db.path();
-    let store = KeyStore::open_with(&path, MasterKey::generate().unwrap(), options).unwrap();
+    let store = KeyStore::open_with(path, MasterKey::generate().unwrap(), options).unwrap();
     let ids: Vec<String> = (0..n).map(|i| format!("user-{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     store.get_or_create_user_keys(&refs).unwrap();

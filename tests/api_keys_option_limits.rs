@@ -18,7 +18,7 @@ fn huge_durations_are_accepted() {
     let tmp = TempDb::named("k.db");
     let db = tmp.path();
     let options = KeyStoreOptions::default().busy_timeout(Duration::MAX);
-    let store = KeyStore::open_with(&db, MasterKey::generate().unwrap(), &options).unwrap();
+    let store = KeyStore::open_with(db, MasterKey::generate().unwrap(), &options).unwrap();
     store.get_or_create_user_key("alice").unwrap();
 
     let config = ApiKeysConfig::default()
@@ -26,7 +26,7 @@ fn huge_durations_are_accepted() {
         .bcrypt_wait(Duration::MAX)
         .change_check_interval(Duration::MAX)
         .last_use_interval(Duration::MAX);
-    let keys = ApiKeys::open_with(&db, config).unwrap();
+    let keys = ApiKeys::open_with(db, config).unwrap();
     let created = keys
         .create(&NewKey::new("alice", "n").expires_in(Duration::MAX))
         .unwrap();

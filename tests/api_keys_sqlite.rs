@@ -30,7 +30,7 @@ fn the_file_never_holds_the_key() {
     let created = keys.create(&NewKey::new("user-1", "CI deploy")).unwrap();
     assert!(keys.verify(&created.key).unwrap().is_valid());
     drop(keys);
-    let raw = std::fs::read(&db.path()).unwrap();
+    let raw = std::fs::read(db.path()).unwrap();
     let hay = String::from_utf8_lossy(&raw);
     assert!(!hay.contains(&created.key));
     assert!(!hay.contains(&created.key[8 + 12..8 + 12 + 43]));
@@ -44,7 +44,7 @@ fn an_old_single_format_row_is_still_read() {
     let l = legacy_key("mhu_", "wZ4dBpC_", hash.into());
     open(&db).import_legacy(&l).unwrap();
     // As an earlier version wrote it: one row per prefix.
-    let conn = rusqlite::Connection::open(&db.path()).unwrap();
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
     conn.execute_batch(
         "DELETE FROM api_key_meta; INSERT INTO api_key_meta VALUES ('legacy:mhu_', '8');",
     )
@@ -103,7 +103,7 @@ fn revocation_is_seen_by_another_process() {
 fn shares_the_file_with_the_key_store_without_touching_it() {
     let db = TempDb::new();
     {
-        let conn = rusqlite::Connection::open(&db.path()).unwrap();
+        let conn = rusqlite::Connection::open(db.path()).unwrap();
         conn.execute_batch(
             "CREATE TABLE encryption_keys(user_id TEXT PRIMARY KEY, encrypted_key BLOB NOT NULL, \
              created_at TEXT NOT NULL); INSERT INTO encryption_keys VALUES ('alice', x'00', 'now');",
@@ -114,7 +114,7 @@ fn shares_the_file_with_the_key_store_without_touching_it() {
     let k = keys.create(&NewKey::new("alice", "a")).unwrap();
     keys.revoke("alice", &k.key_id).unwrap();
     drop(keys);
-    let conn = rusqlite::Connection::open(&db.path()).unwrap();
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
     let rows: Vec<(String, Vec<u8>, String)> = conn
         .prepare("SELECT * FROM encryption_keys")
         .unwrap()
@@ -142,7 +142,7 @@ fn works_next_to_the_real_key_store_in_one_file() {
     let db = TempDb::new();
     let master = MasterKey::generate().unwrap();
     let store = KeyStore::open(
-        &db.path(),
+        db.path(),
         MasterKey::from_bytes(master.expose_secret()).unwrap(),
     )
     .unwrap();
@@ -153,7 +153,7 @@ fn works_next_to_the_real_key_store_in_one_file() {
     let again = store.get_or_create_user_key("alice").unwrap();
     assert_eq!(before.expose_secret(), again.expose_secret());
     drop((store, keys));
-    let store = KeyStore::open(&db.path(), master).unwrap();
+    let store = KeyStore::open(db.path(), master).unwrap();
     assert_eq!(
         store
             .get_or_create_user_key("alice")

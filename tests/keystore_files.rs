@@ -43,7 +43,7 @@ fn a_file_uri_store_is_created_0600() {
     );
     let store = KeyStore::open(&uri, MasterKey::generate().unwrap()).unwrap();
     store.get_or_create_user_key("alice").unwrap();
-    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(file), 0o600);
 }
 
 #[cfg(unix)]
@@ -59,7 +59,7 @@ fn mode(path: &std::path::Path) -> u32 {
 fn new_store_file_and_side_files_are_0600() {
     let tmp = TempDb::named("nested/keys.db");
     let path = tmp.path();
-    let store = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap();
+    let store = KeyStore::open(path, MasterKey::generate().unwrap()).unwrap();
     store.get_or_create_user_key("alice").unwrap();
     // The store holds its connections open: the WAL files exist now.
     for side in ["", "-wal", "-shm"] {
@@ -95,7 +95,7 @@ fn check_master_key_answers_like_open_and_changes_nothing() {
     let master = MasterKey::generate().unwrap();
     let copy = MasterKey::from_bytes(master.expose_secret()).unwrap();
     drop(
-        KeyStore::open(&path, master)
+        KeyStore::open(path, master)
             .unwrap()
             .get_or_create_user_key("alice"),
     );
@@ -106,7 +106,7 @@ fn check_master_key_answers_like_open_and_changes_nothing() {
     std::thread::sleep(std::time::Duration::from_millis(20));
 
     let before = snapshot(tmp.dir());
-    KeyStore::check_master_key(&path, &copy).unwrap();
+    KeyStore::check_master_key(path, &copy).unwrap();
     KeyStore::check_master_key(&python, &python_master).unwrap();
     let wrong = MasterKey::generate().unwrap();
     for file in [path, python.as_path()] {

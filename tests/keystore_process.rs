@@ -79,10 +79,9 @@ fn two_processes_same_thousand_users_get_the_same_keys() {
     let tmp = TempDb::named("keys.db");
     let db = tmp.path();
     let master = MasterKey::generate().unwrap();
-    KeyStore::open(&db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
-    let child = spawn_child("create", &db, &master, "");
-    let store =
-        KeyStore::open(&db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
+    KeyStore::open(db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
+    let child = spawn_child("create", db, &master, "");
+    let store = KeyStore::open(db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
     let mine: Vec<String> = (0..USERS)
         .map(|i| {
             hex(store
@@ -120,7 +119,7 @@ fn kill_9_during_rotation_leaves_the_old_master_key_working() {
     let ids: Vec<String> = (0..60_000).map(|i| format!("user-{i:05}")).collect();
     let keys: Vec<[u8; 32]> = {
         let store =
-            KeyStore::open(&db, MasterKey::from_bytes(old.expose_secret()).unwrap()).unwrap();
+            KeyStore::open(db, MasterKey::from_bytes(old.expose_secret()).unwrap()).unwrap();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         store
             .get_or_create_user_keys(&refs)
@@ -129,7 +128,7 @@ fn kill_9_during_rotation_leaves_the_old_master_key_working() {
             .map(|k| *k.expose_secret())
             .collect()
     };
-    let mut child = spawn_child("rotate", &db, &old, &new.to_base64());
+    let mut child = spawn_child("rotate", db, &old, &new.to_base64());
     child.line_with("HALFWAY", Duration::from_secs(120));
     let wal = db.with_file_name("keys.db-wal");
     let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
@@ -141,7 +140,7 @@ fn kill_9_during_rotation_leaves_the_old_master_key_working() {
     );
 
     // The old master key still opens everything, with the same data keys.
-    let store = KeyStore::open(&db, MasterKey::from_bytes(old.expose_secret()).unwrap()).unwrap();
+    let store = KeyStore::open(db, MasterKey::from_bytes(old.expose_secret()).unwrap()).unwrap();
     assert_eq!(store.user_count().unwrap(), ids.len() as u64);
     for (id, key) in ids.iter().zip(&keys) {
         assert_eq!(
@@ -150,7 +149,7 @@ fn kill_9_during_rotation_leaves_the_old_master_key_working() {
         );
     }
     assert_eq!(
-        KeyStore::open(&db, MasterKey::from_bytes(new.expose_secret()).unwrap()).unwrap_err(),
+        KeyStore::open(db, MasterKey::from_bytes(new.expose_secret()).unwrap()).unwrap_err(),
         Error::WrongMasterKey { user_id: None }
     );
     // And the rotation can be done again, to completion.

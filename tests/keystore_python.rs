@@ -46,8 +46,7 @@ fn python_module_reads_keyseal_store_and_keyseal_reads_python_rows() {
     let tmp = TempDb::named("keyseal.db");
     let db = tmp.path();
     let master = MasterKey::generate().unwrap();
-    let store =
-        KeyStore::open(&db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
+    let store = KeyStore::open(db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
     let mut ids: Vec<String> = (0..50).map(|i| format!("user-{i}")).collect();
     ids.extend(["alice@example.com", "ユーザー", "emoji 🔑", "quote'\"id"].map(String::from));
     let mut keys = serde_json::Map::new();
@@ -76,7 +75,7 @@ fn python_module_reads_keyseal_store_and_keyseal_reads_python_rows() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_keystore.py");
     let output = Command::new("python3")
         .arg(&script)
-        .arg(&db)
+        .arg(db)
         .arg(&expected_path)
         .output()
         .unwrap();
@@ -95,7 +94,7 @@ fn python_module_reads_keyseal_store_and_keyseal_reads_python_rows() {
     assert_eq!(store.user_count().unwrap(), ids.len() as u64 + 1);
     drop(store);
     // The file still opens with the master key, check value intact.
-    let reopened = KeyStore::open(&db, rotated).unwrap();
+    let reopened = KeyStore::open(db, rotated).unwrap();
     assert_eq!(reopened.get_user_key(user).unwrap(), Some(key));
-    assert!(KeyStore::open(&db, master).is_err());
+    assert!(KeyStore::open(db, master).is_err());
 }

@@ -68,7 +68,7 @@ fn table_sql(path: &Path) -> Vec<(String, String)> {
 fn python_seed_file_yields_its_keys() {
     let (seed_db, master, users) = seed();
     let path = seed_db.path();
-    let store = KeyStore::open(&path, master).unwrap();
+    let store = KeyStore::open(path, master).unwrap();
     assert_eq!(store.user_count().unwrap(), users.len() as u64);
     for (user, expected) in &users {
         let key = store.get_user_key(user).unwrap().expect(user);
@@ -81,14 +81,14 @@ fn python_seed_file_yields_its_keys() {
     // Reopened (check value now present, cache cold): the same keys.
     drop(store);
     let (_seed_db, master, _) = seed();
-    let store = KeyStore::open(&path, master).unwrap();
+    let store = KeyStore::open(path, master).unwrap();
     for (user, expected) in &users {
         let key = store.get_or_create_user_key(user).unwrap();
         assert_eq!(&hex(key.expose_secret()), expected, "{user}");
     }
     assert_eq!(store.user_count().unwrap(), users.len() as u64);
     // The Python table is untouched; keyseal added only its own table.
-    let tables = table_sql(&path);
+    let tables = table_sql(path);
     assert_eq!(
         tables[0],
         (
@@ -104,19 +104,19 @@ fn python_seed_file_yields_its_keys() {
 fn new_store_has_python_schema() {
     let tmp = TempDb::named("a/b/keys.db");
     let path = tmp.path();
-    let store = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap();
+    let store = KeyStore::open(path, MasterKey::generate().unwrap()).unwrap();
     store.get_or_create_user_key("alice").unwrap();
-    let tables = table_sql(&path);
+    let tables = table_sql(path);
     assert_eq!(tables[0].1, table_sql(seed().0.path())[0].1);
-    let created_at: String = raw(&path)
+    let created_at: String = raw(path)
         .query_row("SELECT created_at FROM encryption_keys", [], |r| r.get(0))
         .unwrap();
     assert!(
         created_at.ends_with("+00:00") && created_at.len() == 32,
         "{created_at}"
     );
-    assert_eq!(blob_of(&path, "alice").len(), 60);
-    let mode: String = raw(&path)
+    assert_eq!(blob_of(path, "alice").len(), 60);
+    let mode: String = raw(path)
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
@@ -126,8 +126,8 @@ fn new_store_has_python_schema() {
 fn wrong_master_on_python_file_names_the_row_and_changes_nothing() {
     let (seed_db, _master, _) = seed();
     let path = seed_db.path();
-    let before = std::fs::read(&path).unwrap();
-    let err = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap_err();
+    let before = std::fs::read(path).unwrap();
+    let err = KeyStore::open(path, MasterKey::generate().unwrap()).unwrap_err();
     assert_eq!(
         err,
         Error::WrongMasterKey {
@@ -135,14 +135,14 @@ fn wrong_master_on_python_file_names_the_row_and_changes_nothing() {
         }
     );
     assert!(err.to_string().contains("alice@example.com"));
-    assert_eq!(std::fs::read(&path).unwrap(), before, "file changed");
+    assert_eq!(std::fs::read(path).unwrap(), before, "file changed");
 }
 
 #[test]
 fn python_file_with_a_damaged_first_row_still_opens() {
     let (seed_db, master, users) = seed();
     let path = seed_db.path();
-    raw(&path)
+    raw(path)
         .execute(
             "UPDATE encryption_keys SET encrypted_key = x'0102' WHERE user_id = 'alice@example.com'",
             [],
@@ -150,12 +150,12 @@ fn python_file_with_a_damaged_first_row_still_opens() {
         .unwrap();
     // The master key is checked against the first intact row.
     assert_eq!(
-        KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap_err(),
+        KeyStore::open(path, MasterKey::generate().unwrap()).unwrap_err(),
         Error::WrongMasterKey {
             user_id: Some("ユーザー".into())
         }
     );
-    let store = KeyStore::open(&path, master).unwrap();
+    let store = KeyStore::open(path, master).unwrap();
     assert_eq!(
         store
             .get_or_create_user_key("alice@example.com")
@@ -173,7 +173,7 @@ fn wrong_master_on_keyseal_file_is_refused_before_any_row() {
     let tmp = TempDb::named("keys.db");
     let path = tmp.path();
     let master = MasterKey::generate().unwrap();
-    let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+    let store = KeyStore::open(path, copy_master(&master)).unwrap();
     store.get_or_create_user_keys(&["a", "b"]).unwrap();
     // Even an empty store records its master key.
     let empty = tmp.dir().join("empty.db");
@@ -192,13 +192,13 @@ fn corrupt_and_foreign_rows_are_errors_never_new_keys() {
     let tmp = TempDb::named("keys.db");
     let path = tmp.path();
     let master = MasterKey::generate().unwrap();
-    let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+    let store = KeyStore::open(path, copy_master(&master)).unwrap();
     store
         .get_or_create_user_keys(&["first", "short", "flipped", "text"])
         .unwrap();
     drop(store);
-    let conn = raw(&path);
-    let mut flipped = blob_of(&path, "flipped");
+    let conn = raw(path);
+    let mut flipped = blob_of(path, "flipped");
     flipped[20] ^= 1;
     conn.execute(
         "UPDATE encryption_keys SET encrypted_key = ?1 WHERE user_id = 'flipped'",
@@ -215,8 +215,8 @@ fn corrupt_and_foreign_rows_are_errors_never_new_keys() {
         [],
     )
     .unwrap();
-    let short_before = blob_of(&path, "short");
-    let store = KeyStore::open(&path, master).unwrap();
+    let short_before = blob_of(path, "short");
+    let store = KeyStore::open(path, master).unwrap();
     assert_eq!(
         store.get_or_create_user_key("short").unwrap_err(),
         Error::CorruptKey {
@@ -235,8 +235,8 @@ fn corrupt_and_foreign_rows_are_errors_never_new_keys() {
     );
     assert!(store.get_user_key("flipped").is_err());
     assert!(store.get_or_create_user_keys(&["new", "short"]).is_err());
-    assert_eq!(blob_of(&path, "short"), short_before, "row overwritten");
-    assert_eq!(blob_of(&path, "flipped"), flipped, "row overwritten");
+    assert_eq!(blob_of(path, "short"), short_before, "row overwritten");
+    assert_eq!(blob_of(path, "flipped"), flipped, "row overwritten");
     assert!(store.get_or_create_user_key("first").is_ok());
 }
 
@@ -246,18 +246,18 @@ fn rotation_keeps_data_keys_and_tokens() {
     let path = tmp.path();
     let old = MasterKey::generate().unwrap();
     let new = MasterKey::generate().unwrap();
-    let store = KeyStore::open(&path, copy_master(&old)).unwrap();
+    let store = KeyStore::open(path, copy_master(&old)).unwrap();
     let ids: Vec<String> = (0..1000).map(|i| format!("user-{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let keys = store.get_or_create_user_keys(&refs).unwrap();
     let tokens: Vec<String> = keys.iter().map(|k| encrypt("secret", k).unwrap()).collect();
-    let blobs_before = blob_of(&path, "user-7");
+    let blobs_before = blob_of(path, "user-7");
     let report = store.rotate_master_key(copy_master(&new)).unwrap();
     assert_eq!(report.rewrapped, 1000);
-    assert_ne!(blob_of(&path, "user-7"), blobs_before);
+    assert_ne!(blob_of(path, "user-7"), blobs_before);
     // This store (cache and new rows) and a fresh one with the new key agree.
     store.get_or_create_user_key("after-rotation").unwrap();
-    let fresh = KeyStore::open(&path, copy_master(&new)).unwrap();
+    let fresh = KeyStore::open(path, copy_master(&new)).unwrap();
     for (i, id) in ids.iter().enumerate() {
         let key = fresh.get_or_create_user_key(id).unwrap();
         assert_eq!(key, keys[i]);
@@ -269,7 +269,7 @@ fn rotation_keeps_data_keys_and_tokens() {
     );
     assert_eq!(store.pool_key(), keyseal::derive_pool_key(&new));
     assert_eq!(
-        KeyStore::open(&path, old).unwrap_err(),
+        KeyStore::open(path, old).unwrap_err(),
         Error::WrongMasterKey { user_id: None }
     );
     // Rotating back and forth is fine.
@@ -282,15 +282,15 @@ fn rotation_failure_changes_nothing() {
     let tmp = TempDb::named("keys.db");
     let path = tmp.path();
     let master = MasterKey::generate().unwrap();
-    let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+    let store = KeyStore::open(path, copy_master(&master)).unwrap();
     store.get_or_create_user_keys(&["a", "b", "c"]).unwrap();
-    raw(&path)
+    raw(path)
         .execute(
             "UPDATE encryption_keys SET encrypted_key = x'00' WHERE user_id = 'c'",
             [],
         )
         .unwrap();
-    let a_before = blob_of(&path, "a");
+    let a_before = blob_of(path, "a");
     let err = store
         .rotate_master_key(MasterKey::generate().unwrap())
         .unwrap_err();
@@ -300,9 +300,9 @@ fn rotation_failure_changes_nothing() {
             user_id: "c".into()
         }
     );
-    assert_eq!(blob_of(&path, "a"), a_before);
+    assert_eq!(blob_of(path, "a"), a_before);
     drop(store);
-    let store = KeyStore::open(&path, master).unwrap();
+    let store = KeyStore::open(path, master).unwrap();
     assert!(store.get_or_create_user_key("a").is_ok());
 }
 
@@ -321,7 +321,7 @@ fn busy_database_fails_within_the_timeout_then_recovers() {
     let tmp = TempDb::named("keys.db");
     let path = tmp.path();
     let store = KeyStore::open_with(
-        &path,
+        path,
         MasterKey::generate().unwrap(),
         KeyStoreOptions::default()
             .busy_timeout(Duration::from_millis(300))
@@ -329,7 +329,7 @@ fn busy_database_fails_within_the_timeout_then_recovers() {
     )
     .unwrap();
     store.get_or_create_user_key("existing").unwrap();
-    let blocker = raw(&path);
+    let blocker = raw(path);
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let start = Instant::now();
     let err = store.get_or_create_user_key("new").unwrap_err();
@@ -348,8 +348,8 @@ fn busy_database_fails_within_the_timeout_then_recovers() {
 fn a_writer_holding_the_lock_briefly_is_waited_for() {
     let tmp = TempDb::named("keys.db");
     let path = tmp.path();
-    let store = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap();
-    let blocker = raw(&path);
+    let store = KeyStore::open(path, MasterKey::generate().unwrap()).unwrap();
+    let blocker = raw(path);
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let release = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
@@ -416,14 +416,14 @@ proptest! {
         let tmp = TempDb::named("p.db");
         let path = tmp.path();
         let master = MasterKey::generate().unwrap();
-        let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+        let store = KeyStore::open(path, copy_master(&master)).unwrap();
         let keys: Vec<DataKey> = ids.iter().map(|id| store.get_or_create_user_key(id).unwrap()).collect();
         let distinct: std::collections::HashSet<&String> = ids.iter().collect();
         prop_assert_eq!(store.user_count().unwrap(), distinct.len() as u64);
         let new = MasterKey::generate().unwrap();
         store.rotate_master_key(copy_master(&new)).unwrap();
         drop(store);
-        let store = KeyStore::open(&path, new).unwrap();
+        let store = KeyStore::open(path, new).unwrap();
         for (id, key) in ids.iter().zip(&keys) {
             prop_assert_eq!(&store.get_user_key(id).unwrap().unwrap(), key);
         }
@@ -435,18 +435,18 @@ proptest! {
         let tmp = TempDb::named("p.db");
         let path = tmp.path();
         let master = MasterKey::generate().unwrap();
-        let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+        let store = KeyStore::open(path, copy_master(&master)).unwrap();
         store.get_or_create_user_key("anchor").unwrap();
         store.get_or_create_user_key("victim").unwrap();
         drop(store);
-        let mut blob = blob_of(&path, "victim");
+        let mut blob = blob_of(path, "victim");
         blob[flip] ^= 0x80;
         blob.truncate(cut);
         blob.extend_from_slice(&extra);
-        raw(&path).execute("UPDATE encryption_keys SET encrypted_key = ?1 WHERE user_id = 'victim'", [&blob]).unwrap();
-        let store = KeyStore::open(&path, master).unwrap();
+        raw(path).execute("UPDATE encryption_keys SET encrypted_key = ?1 WHERE user_id = 'victim'", [&blob]).unwrap();
+        let store = KeyStore::open(path, master).unwrap();
         let err = store.get_or_create_user_key("victim").unwrap_err();
         prop_assert!(matches!(err.code(), "corrupt_key" | "wrong_master_key"), "{err}");
-        prop_assert_eq!(blob_of(&path, "victim"), blob);
+        prop_assert_eq!(blob_of(path, "victim"), blob);
     }
 }
