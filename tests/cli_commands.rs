@@ -552,7 +552,7 @@ fn a_store_readable_by_others_is_warned_about() {
 /// now exactly the forms Python accepts work, as the same key.
 #[test]
 fn master_key_files_are_read_as_python_reads_the_variable() {
-    if !common::base64_cases::python_ready() {
+    if !common::process::python_ready() {
         return;
     }
     let env = Env::new();

@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::base64_cases::{case_strategy, python_answers, python_ready, std_b64, Case, Kind};
+use common::base64_cases::{case_strategy, python_answers, std_b64, Case, Kind};
+use common::process::python_ready;
 use keyseal::{resolve_master_key, MASTER_KEY_ENV};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

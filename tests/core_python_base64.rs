@@ -13,7 +13,8 @@
 
 mod common;
 
-use common::base64_cases::{case_strategy, python_answers, python_ready, std_b64, Case, Kind};
+use common::base64_cases::{case_strategy, python_answers, std_b64, Case, Kind};
+use common::process::python_ready;
 use keyseal::{decrypt, decrypt_bytes, parse_master_key, DataKey};
 use proptest::prelude::*;
 use serde_json::json;

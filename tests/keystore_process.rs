@@ -12,17 +12,10 @@ use std::time::Duration;
 
 use common::process::{this_test_binary, ChildProcess};
 use common::temp_db::TempDb;
+use common::to_hex as hex;
 use keyseal::{Error, KeyStore, MasterKey};
 
 const USERS: usize = 1000;
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
 
 fn spawn_child(mode: &str, db: &Path, master: &MasterKey, extra: &str) -> ChildProcess {
     ChildProcess::spawn(

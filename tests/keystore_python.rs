@@ -11,32 +11,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::process::python_ready;
 use common::temp_db::TempDb;
+use common::to_hex as hex;
 use keyseal::{decrypt, encrypt, KeyStore, MasterKey};
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("KEYSEAL_REQUIRE_PYTHON").as_deref() != Ok("1"),
-            "KEYSEAL_REQUIRE_PYTHON=1 but python3 with `cryptography` is not available \
-             (run scripts/setup-python.sh)"
-        );
-        eprintln!("SKIPPED: python3 with `cryptography` not available");
-    }
-    ok
-}
 
 #[test]
 fn python_module_reads_keyseal_store_and_keyseal_reads_python_rows() {

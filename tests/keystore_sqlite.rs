@@ -10,17 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::temp_db::TempDb;
+use common::to_hex as hex;
 use keyseal::{decrypt, encrypt, DataKey, Error, KeyStore, KeyStoreOptions, MasterKey};
 use proptest::prelude::*;
 use rusqlite::Connection;
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
 
 fn copy_master(m: &MasterKey) -> MasterKey {
     MasterKey::from_bytes(m.expose_secret()).unwrap()

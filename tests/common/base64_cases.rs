@@ -184,24 +184,6 @@ fn edit(text: &mut String, op: u8, at: usize, pick: u8) {
     }
 }
 
-/// Whether `python3` with `cryptography` runs here (else the caller skips, unless
-/// `KEYSEAL_REQUIRE_PYTHON=1`).
-pub fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("KEYSEAL_REQUIRE_PYTHON").as_deref() != Ok("1"),
-            "KEYSEAL_REQUIRE_PYTHON=1 but python3 with `cryptography` is not available \
-             (run scripts/setup-python.sh)"
-        );
-        eprintln!("SKIPPED: python3 with `cryptography` not available");
-    }
-    ok
-}
-
 /// Python's answer for each case, in order (one `python3` process for all of them).
 pub fn python_answers(cases: &[Case]) -> Vec<Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/b64_oracle.py");

@@ -14,6 +14,16 @@ pub mod process;
 pub mod temp_db;
 pub mod vectors;
 
+/// `bytes` as lower-case hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The bytes a hex text stands for.
 pub fn hex(text: &str) -> Vec<u8> {
     assert!(text.len() % 2 == 0, "odd hex length");
     (0..text.len())

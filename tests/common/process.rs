@@ -130,3 +130,21 @@ pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
     writer.join().expect("stdin writer");
     out
 }
+
+/// Whether `python3` with `cryptography` runs here (else the caller skips, unless
+/// `KEYSEAL_REQUIRE_PYTHON=1`).
+pub fn python_ready() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("KEYSEAL_REQUIRE_PYTHON").as_deref() != Ok("1"),
+            "KEYSEAL_REQUIRE_PYTHON=1 but python3 with `cryptography` is not available \
+             (run scripts/setup-python.sh)"
+        );
+        eprintln!("SKIPPED: python3 with `cryptography` not available");
+    }
+    ok
+}
