@@ -4,25 +4,26 @@
 #![allow(missing_docs, clippy::cast_precision_loss)]
 
 use std::hint::black_box;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/process.rs"]
+mod process;
+#[path = "../tests/common/temp_db.rs"]
+#[allow(dead_code)] // the benchmarks use part of it
+mod temp_db;
+
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use keyseal::{ApiKeys, ApiKeysConfig, NewKey, Verification};
+use process::ChildProcess;
+use temp_db::TempDb;
 
 const CHILD_DB: &str = "KEYSEAL_BENCH_CHILD_DB";
 const CHILD_KEY: &str = "KEYSEAL_BENCH_CHILD_KEY";
-
-fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("keyseal-bench-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("keys.db")
-}
 
 fn manager(db: &Path, cost: u32) -> ApiKeys {
     ApiKeys::open_with(
@@ -44,30 +45,13 @@ fn wrong_secret(key: &str, n: u64) -> String {
         b[secret_at + i] = BASE62[(v % 62) as usize];
         v /= 62;
     }
-    let mut c = !0u32;
-    for &x in &b {
-        c ^= u32::from(x);
-        for _ in 0..8 {
-            c = if c & 1 == 1 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    let mut sum = !c;
-    let mut tail = [b'0'; 6];
-    for slot in tail.iter_mut().rev() {
-        *slot = BASE62[(sum % 62) as usize];
-        sum /= 62;
-    }
-    b.extend_from_slice(&tail);
-    String::from_utf8(b).unwrap()
+    keyseal::testing::with_checksum(std::str::from_utf8(&b).unwrap())
 }
 
 fn verify_paths(c: &mut Criterion) {
-    let db = temp_db("paths");
-    let keys = Arc::new(manager(&db, 4));
+    let db_dir = TempDb::new();
+    let db = db_dir.path();
+    let keys = Arc::new(manager(db, 4));
     let valid: Vec<String> = (0..2)
         .map(|i| {
             keys.create(&NewKey::new("bench", format!("k{i}")))
@@ -85,8 +69,9 @@ fn verify_paths(c: &mut Criterion) {
     let garbage = "Bearer hello-world-this-is-not-a-key".to_string();
     let unknown = {
         // a well-formed key of another store: right checksum, unknown id
-        let other = temp_db("other");
-        manager(&other, 4)
+        let other_dir = TempDb::new();
+        let other = other_dir.path();
+        manager(other, 4)
             .create(&NewKey::new("x", "y"))
             .unwrap()
             .key
@@ -148,8 +133,9 @@ fn first_validation(c: &mut Criterion) {
     let mut g = c.benchmark_group("issuance_first_validation");
     g.sample_size(10);
     for cost in [4u32, 12] {
-        let db = temp_db(&format!("first{cost}"));
-        let key = manager(&db, cost)
+        let db_dir = TempDb::new();
+        let db = db_dir.path();
+        let key = manager(db, cost)
             .create(&NewKey::new("bench", "k"))
             .unwrap()
             .key
@@ -159,7 +145,7 @@ fn first_validation(c: &mut Criterion) {
         }
         g.bench_function(format!("cost_{cost}"), |b| {
             b.iter_batched(
-                || manager(&db, cost), // a fresh process-like instance: empty cache
+                || manager(db, cost), // a fresh process-like instance: empty cache
                 |keys| {
                     assert!(keys.verify(&key).unwrap().is_valid());
                     keys
@@ -222,8 +208,9 @@ fn cached_rate(keys: &ApiKeys, key: &str, for_how_long: Duration) -> Rate {
 }
 
 fn scaling() {
-    let db = temp_db("scaling");
-    let keys = Arc::new(manager(&db, 4));
+    let db_dir = TempDb::new();
+    let db = db_dir.path();
+    let keys = Arc::new(manager(db, 4));
     let valid: Vec<String> = (0..2)
         .map(|i| {
             keys.create(&NewKey::new("bench", format!("k{i}")))
@@ -258,10 +245,11 @@ fn scaling() {
 }
 
 fn flood(max_failures_per_key: u32, label: &str) {
-    let db = temp_db("flood");
+    let db_dir = TempDb::new();
+    let db = db_dir.path();
     let keys = Arc::new(
         ApiKeys::open_with(
-            &db,
+            db,
             ApiKeysConfig::default()
                 .bcrypt_cost(12)
                 .max_active_keys(None)
@@ -362,26 +350,27 @@ fn child() {
 }
 
 fn revocation_latency(runs: usize) {
-    let db = temp_db("revocation");
-    let keys = manager(&db, 4);
+    let db_dir = TempDb::new();
+    let db = db_dir.path();
+    let keys = manager(db, 4);
     let mut latencies = vec![];
     for i in 0..runs {
         let k = keys.create(&NewKey::new("u", format!("r{i}"))).unwrap();
-        let mut proc = Command::new(std::env::current_exe().unwrap())
-            .env(CHILD_DB, &db)
-            .env(CHILD_KEY, &k.key)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
-        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        let mut proc = ChildProcess::spawn(
+            Command::new(std::env::current_exe().unwrap())
+                .env(CHILD_DB, db)
+                .env(CHILD_KEY, &k.key)
+                .stdout(Stdio::piped()),
+        );
+        let limit = Duration::from_secs(30);
+        assert_eq!(proc.line_with("ready", limit), "ready");
         // land at a random point of the other process's 250 ms check cycle
         std::thread::sleep(Duration::from_millis(100 + (i as u64 * 37) % 250));
         keys.revoke("u", &k.key_id).unwrap();
         let t = Instant::now();
-        assert_eq!(lines.next().unwrap().unwrap(), "refused revoked");
+        assert_eq!(proc.line_with("refused", limit), "refused revoked");
         latencies.push(t.elapsed());
-        proc.wait().unwrap();
+        assert!(proc.wait_with_output().status.success());
     }
     latencies.sort();
     println!(

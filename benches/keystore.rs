@@ -10,22 +10,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/temp_db.rs"]
+#[allow(dead_code)] // the benchmarks use part of it
+mod temp_db;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use keyseal::{KeyStore, KeyStoreOptions, MasterKey};
 use std::hint::black_box;
+use temp_db::TempDb;
 
 const EXISTING: usize = 10_000;
 
-/// Under `target/tmp`, or `KEYSEAL_BENCH_DIR` (e.g. a tmpfs, to see the CPU cost alone).
-fn temp_dir() -> tempfile::TempDir {
+/// A fresh `bench.db` under `target/tmp`, or `KEYSEAL_BENCH_DIR` (e.g. a tmpfs, to see the CPU
+/// cost alone).
+fn temp_dir() -> TempDb {
     let dir = std::env::var("KEYSEAL_BENCH_DIR")
         .unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").to_owned());
-    tempfile::tempdir_in(dir).unwrap()
+    TempDb::named_in(std::path::Path::new(&dir), "bench.db")
 }
 
-fn store_with_users(dir: &tempfile::TempDir, n: usize, options: &KeyStoreOptions) -> KeyStore {
-    let path = dir.path().join("bench.db");
-    let store = KeyStore::open_with(&path, MasterKey::generate().unwrap(), options).unwrap();
+fn store_with_users(db: &TempDb, n: usize, options: &KeyStoreOptions) -> KeyStore {
+    let path = db.path();
+    let store = KeyStore::open_with(path, MasterKey::generate().unwrap(), options).unwrap();
     let ids: Vec<String> = (0..n).map(|i| format!("user-{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     store.get_or_create_user_keys(&refs).unwrap();
@@ -107,7 +113,7 @@ fn new_users(c: &mut Criterion) {
     let counter = AtomicU64::new(0);
     // Baseline: what this disk allows, one durable SQLite WAL commit of one row per iteration.
     let raw_dir = temp_dir();
-    let raw = rusqlite::Connection::open(raw_dir.path().join("raw.db")).unwrap();
+    let raw = rusqlite::Connection::open(raw_dir.dir().join("raw.db")).unwrap();
     raw.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
         .unwrap();
     raw.execute_batch(

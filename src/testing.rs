@@ -1,8 +1,13 @@
-//! Internals for the fuzz targets (`fuzz/`) and their replay tests; not part of the API and
-//! not covered by semver.
+//! Helpers for this crate's own tests, benchmarks and fuzz targets (`fuzz/`, and the replay
+//! of its corpora). Not part of the public API: hidden from the docs, not covered by semver,
+//! and may change or go in any release.
 #![cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 
 use crate::{Environment, KeyFormat};
+
+/// `body` followed by its 6-character checksum: forges a well-formed API key (say the same
+/// key id with another secret) without copying the checksum's code.
+pub use crate::issuance::with_checksum;
 
 /// The API-key parser: `Some((environment, key id, key id and secret))` when `key` has the
 /// shape and checksum of `format`, as `ApiKeys::verify` checks before any storage access.

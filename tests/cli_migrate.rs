@@ -1,13 +1,13 @@
 //! `keyseal migrate` as a user runs it: names checked, dry runs, kill and resume, odd rows.
 #![cfg(feature = "cli")]
 
-#[path = "common/cli_env.rs"]
-mod cli_env;
+mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use cli_env::{run_in, stderr, stdout, Env};
+use common::cli_env::{run_in, stderr, stdout, Env};
+use common::process::ChildProcess;
 use serde_json::Value;
 
 fn make_table(db: &Path, rows: u32, users: u32) {
@@ -129,13 +129,13 @@ fn migrate_100k_rows_killed_and_resumed() {
         "--batch",
         "500",
     ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyseal"))
-        .args(args)
-        .env_remove("API_KEY_MASTER_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ChildProcess::spawn(
+        Command::new(env!("CARGO_BIN_EXE_keyseal"))
+            .args(args)
+            .env_remove("API_KEY_MASTER_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     let conn = rusqlite::Connection::open(&data).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .unwrap();
@@ -153,14 +153,10 @@ fn migrate_100k_rows_killed_and_resumed() {
             std::time::Instant::now() < deadline,
             "migration made no progress"
         );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it could be killed"
-        );
+        assert!(child.is_running(), "finished before it could be killed");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill();
     let halfway = count_encrypted();
     assert!(halfway < 100_000, "killed before the end ({halfway})");
     assert_eq!(halfway % 500, 0, "whole batches only: {halfway}");

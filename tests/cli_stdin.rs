@@ -3,37 +3,23 @@
 //! is not UTF-8.
 #![cfg(feature = "cli")]
 
-#[path = "common/cli_env.rs"]
-mod cli_env;
+mod common;
 
-use std::io::Write;
 use std::process::Output;
 
-use cli_env::{keyseal_in, stderr, stdout, Env};
+use common::cli_env::{keyseal_in, stderr, stdout, Env};
+use common::process::run_with_stdin;
 
 /// Runs keyseal in `env` with raw bytes on standard input, written in small pieces so that the
 /// binary sees many short reads.
 fn run_bytes(env: &Env, args: &[&str], input: &[u8]) -> Output {
     let db = env.db();
-    let mut child = keyseal_in(env.dir.path())
+    let mut command = keyseal_in(env.dir.path());
+    command
         .args(["--db", db.to_str().unwrap()])
         .args(["--master-key-file", env.master_file.to_str().unwrap()])
-        .args(args)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = {
-        let input = input.to_vec();
-        std::thread::spawn(move || {
-            for piece in input.chunks(4093) {
-                stdin.write_all(piece).unwrap();
-                stdin.flush().unwrap();
-            }
-        })
-    };
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
+        .args(args);
+    run_with_stdin(&mut command, input)
 }
 
 /// Longer than the reader's first buffer (64 KiB), so it has to grow several times.

@@ -2,14 +2,17 @@
 //! by its owner only.
 #![cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 
+mod common;
+
+use common::temp_db::TempDb;
 use keyseal::{KeyStore, MasterKey};
 
 /// A key store in memory hands out keys it never keeps: every form SQLite reads as an
 /// in-memory (or temporary) database is refused, not only the literal `:memory:`.
 #[test]
 fn in_memory_uri_forms_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let named = format!("file:{}?mode=memory", dir.path().join("k.db").display());
+    let tmp = TempDb::new();
+    let named = format!("file:{}?mode=memory", tmp.dir().join("k.db").display());
     for path in [
         "",
         ":memory:",
@@ -22,7 +25,7 @@ fn in_memory_uri_forms_are_refused() {
         assert_eq!(err.code(), "invalid_argument", "{path:?}");
     }
     assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
+        std::fs::read_dir(tmp.dir()).unwrap().count(),
         0,
         "nothing created"
     );
@@ -32,15 +35,15 @@ fn in_memory_uri_forms_are_refused() {
 #[cfg(unix)]
 #[test]
 fn a_file_uri_store_is_created_0600() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("uri keys.db");
+    let tmp = TempDb::named("uri keys.db");
+    let file = tmp.path();
     let uri = format!(
         "file:{}?cache=private",
-        dir.path().join("uri%20keys.db").display()
+        tmp.dir().join("uri%20keys.db").display()
     );
     let store = KeyStore::open(&uri, MasterKey::generate().unwrap()).unwrap();
     store.get_or_create_user_key("alice").unwrap();
-    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(file), 0o600);
 }
 
 #[cfg(unix)]
@@ -54,9 +57,9 @@ fn mode(path: &std::path::Path) -> u32 {
 #[cfg(unix)]
 #[test]
 fn new_store_file_and_side_files_are_0600() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nested/keys.db");
-    let store = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap();
+    let tmp = TempDb::named("nested/keys.db");
+    let path = tmp.path();
+    let store = KeyStore::open(path, MasterKey::generate().unwrap()).unwrap();
     store.get_or_create_user_key("alice").unwrap();
     // The store holds its connections open: the WAL files exist now.
     for side in ["", "-wal", "-shm"] {
@@ -87,39 +90,31 @@ fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>, std::time::SystemTim
 /// mode and on a file written by the Python module, and leaves every file as it was.
 #[test]
 fn check_master_key_answers_like_open_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let master = MasterKey::generate().unwrap();
     let copy = MasterKey::from_bytes(master.expose_secret()).unwrap();
     drop(
-        KeyStore::open(&path, master)
+        KeyStore::open(path, master)
             .unwrap()
             .get_or_create_user_key("alice"),
     );
-    let python = dir.path().join("python.sqlite");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::copy(
-        root.join("tests/vectors/python/seed-keystore.sqlite"),
-        &python,
-    )
-    .unwrap();
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("tests/vectors/python/seed-keystore.json")).unwrap(),
-    )
-    .unwrap();
-    let python_master = MasterKey::from_base64(json["master_key_b64"].as_str().unwrap()).unwrap();
+    let python = tmp.dir().join("python.sqlite");
+    std::fs::copy(common::vectors::seed_keystore_db(), &python).unwrap();
+    let python_master =
+        MasterKey::from_base64(&common::vectors::seed_keystore().master_key_b64).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
 
-    let before = snapshot(dir.path());
-    KeyStore::check_master_key(&path, &copy).unwrap();
+    let before = snapshot(tmp.dir());
+    KeyStore::check_master_key(path, &copy).unwrap();
     KeyStore::check_master_key(&python, &python_master).unwrap();
     let wrong = MasterKey::generate().unwrap();
-    for file in [&path, &python] {
+    for file in [path, python.as_path()] {
         let err = KeyStore::check_master_key(file, &wrong).unwrap_err();
         assert_eq!(err.code(), "wrong_master_key", "{file:?}");
     }
-    KeyStore::check_master_key(dir.path().join("missing.db"), &wrong).unwrap();
+    KeyStore::check_master_key(tmp.dir().join("missing.db"), &wrong).unwrap();
     let err = KeyStore::check_master_key(":memory:", &wrong).unwrap_err();
     assert_eq!(err.code(), "invalid_argument");
-    assert_eq!(snapshot(dir.path()), before, "a file changed or appeared");
+    assert_eq!(snapshot(tmp.dir()), before, "a file changed or appeared");
 }

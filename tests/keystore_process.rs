@@ -5,34 +5,26 @@
 //! the `child` test does anything.
 #![cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::process::{this_test_binary, ChildProcess};
+use common::temp_db::TempDb;
+use common::to_hex as hex;
 use keyseal::{Error, KeyStore, MasterKey};
 
 const USERS: usize = 1000;
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-fn spawn_child(mode: &str, db: &Path, master: &MasterKey, extra: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("KEYSEAL_CHILD", mode)
-        .env("KEYSEAL_CHILD_DB", db)
-        .env("KEYSEAL_CHILD_MASTER", master.to_base64())
-        .env("KEYSEAL_CHILD_EXTRA", extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+fn spawn_child(mode: &str, db: &Path, master: &MasterKey, extra: &str) -> ChildProcess {
+    ChildProcess::spawn(
+        this_test_binary("child")
+            .env("KEYSEAL_CHILD", mode)
+            .env("KEYSEAL_CHILD_DB", db)
+            .env("KEYSEAL_CHILD_MASTER", master.to_base64())
+            .env("KEYSEAL_CHILD_EXTRA", extra),
+    )
 }
 
 /// The child side; a no-op in a normal test run.
@@ -77,13 +69,12 @@ fn child() {
 
 #[test]
 fn two_processes_same_thousand_users_get_the_same_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let db = tmp.path();
     let master = MasterKey::generate().unwrap();
-    KeyStore::open(&db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
-    let child = spawn_child("create", &db, &master, "");
-    let store =
-        KeyStore::open(&db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
+    KeyStore::open(db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
+    let child = spawn_child("create", db, &master, "");
+    let store = KeyStore::open(db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
     let mine: Vec<String> = (0..USERS)
         .map(|i| {
             hex(store
@@ -92,7 +83,7 @@ fn two_processes_same_thousand_users_get_the_same_keys() {
                 .expose_secret())
         })
         .collect();
-    let output = child.wait_with_output().unwrap();
+    let output = child.wait_with_output();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     let mut seen = 0;
@@ -114,14 +105,14 @@ fn two_processes_same_thousand_users_get_the_same_keys() {
 
 #[test]
 fn kill_9_during_rotation_leaves_the_old_master_key_working() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let db = tmp.path();
     let old = MasterKey::generate().unwrap();
     let new = MasterKey::generate().unwrap();
     let ids: Vec<String> = (0..60_000).map(|i| format!("user-{i:05}")).collect();
     let keys: Vec<[u8; 32]> = {
         let store =
-            KeyStore::open(&db, MasterKey::from_bytes(old.expose_secret()).unwrap()).unwrap();
+            KeyStore::open(db, MasterKey::from_bytes(old.expose_secret()).unwrap()).unwrap();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         store
             .get_or_create_user_keys(&refs)
@@ -130,20 +121,11 @@ fn kill_9_during_rotation_leaves_the_old_master_key_working() {
             .map(|k| *k.expose_secret())
             .collect()
     };
-    let mut child = spawn_child("rotate", &db, &old, &new.to_base64());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let line = lines.next().expect("child exited early").unwrap();
-        if line.contains("HALFWAY") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "child never reached halfway");
-    }
+    let mut child = spawn_child("rotate", db, &old, &new.to_base64());
+    child.line_with("HALFWAY", Duration::from_secs(120));
     let wal = db.with_file_name("keys.db-wal");
     let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
+    child.kill();
     eprintln!("killed mid-rotation; WAL was {wal_len} bytes");
     assert!(
         wal_len > 0,
@@ -151,7 +133,7 @@ fn kill_9_during_rotation_leaves_the_old_master_key_working() {
     );
 
     // The old master key still opens everything, with the same data keys.
-    let store = KeyStore::open(&db, MasterKey::from_bytes(old.expose_secret()).unwrap()).unwrap();
+    let store = KeyStore::open(db, MasterKey::from_bytes(old.expose_secret()).unwrap()).unwrap();
     assert_eq!(store.user_count().unwrap(), ids.len() as u64);
     for (id, key) in ids.iter().zip(&keys) {
         assert_eq!(
@@ -160,7 +142,7 @@ fn kill_9_during_rotation_leaves_the_old_master_key_working() {
         );
     }
     assert_eq!(
-        KeyStore::open(&db, MasterKey::from_bytes(new.expose_secret()).unwrap()).unwrap_err(),
+        KeyStore::open(db, MasterKey::from_bytes(new.expose_secret()).unwrap()).unwrap_err(),
         Error::WrongMasterKey { user_id: None }
     );
     // And the rotation can be done again, to completion.

@@ -6,45 +6,25 @@
 //! the test is skipped with a message, or fails if `KEYSEAL_REQUIRE_PYTHON=1`.
 #![cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::process::python_ready;
+use common::temp_db::TempDb;
+use common::to_hex as hex;
 use keyseal::{decrypt, encrypt, KeyStore, MasterKey};
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("KEYSEAL_REQUIRE_PYTHON").as_deref() != Ok("1"),
-            "KEYSEAL_REQUIRE_PYTHON=1 but python3 with `cryptography` is not available \
-             (run scripts/setup-python.sh)"
-        );
-        eprintln!("SKIPPED: python3 with `cryptography` not available");
-    }
-    ok
-}
 
 #[test]
 fn python_module_reads_keyseal_store_and_keyseal_reads_python_rows() {
     if !python_ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("keyseal.db");
+    let tmp = TempDb::named("keyseal.db");
+    let db = tmp.path();
     let master = MasterKey::generate().unwrap();
-    let store =
-        KeyStore::open(&db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
+    let store = KeyStore::open(db, MasterKey::from_bytes(master.expose_secret()).unwrap()).unwrap();
     let mut ids: Vec<String> = (0..50).map(|i| format!("user-{i}")).collect();
     ids.extend(["alice@example.com", "ユーザー", "emoji 🔑", "quote'\"id"].map(String::from));
     let mut keys = serde_json::Map::new();
@@ -67,13 +47,13 @@ fn python_module_reads_keyseal_store_and_keyseal_reads_python_rows() {
         "user_keys_hex": keys,
         "tokens": tokens,
     });
-    let expected_path = dir.path().join("expected.json");
+    let expected_path = tmp.dir().join("expected.json");
     std::fs::write(&expected_path, expected.to_string()).unwrap();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_keystore.py");
     let output = Command::new("python3")
         .arg(&script)
-        .arg(&db)
+        .arg(db)
         .arg(&expected_path)
         .output()
         .unwrap();
@@ -92,7 +72,7 @@ fn python_module_reads_keyseal_store_and_keyseal_reads_python_rows() {
     assert_eq!(store.user_count().unwrap(), ids.len() as u64 + 1);
     drop(store);
     // The file still opens with the master key, check value intact.
-    let reopened = KeyStore::open(&db, rotated).unwrap();
+    let reopened = KeyStore::open(db, rotated).unwrap();
     assert_eq!(reopened.get_user_key(user).unwrap(), Some(key));
-    assert!(KeyStore::open(&db, master).is_err());
+    assert!(KeyStore::open(db, master).is_err());
 }

@@ -1,6 +1,9 @@
 //! `keyseal::migrate` called as a library: the same refusals and odd-row handling as the CLI.
 #![cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 
+mod common;
+
+use common::temp_db::TempDb;
 use keyseal::migrate::{count_column, migrate_column, FailReason, KeySource, MigrateOptions};
 use keyseal::{KeyStore, MasterKey};
 
@@ -22,10 +25,10 @@ fn table(dir: &std::path::Path) -> std::path::PathBuf {
 /// `migrate_column` itself, in any letter case, before a row or key is touched.
 #[test]
 fn one_column_in_two_roles_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = table(dir.path());
+    let tmp = TempDb::new();
+    let db = table(tmp.dir());
     let before = std::fs::read(&db).unwrap();
-    let store = KeyStore::open(dir.path().join("keys.db"), MasterKey::generate().unwrap()).unwrap();
+    let store = KeyStore::open(tmp.dir().join("keys.db"), MasterKey::generate().unwrap()).unwrap();
     for options in [
         MigrateOptions::new("t", "secret", "id", KeySource::UserColumn("secret".into())),
         MigrateOptions::new("t", "secret", "id", KeySource::UserColumn("SECRET".into())),
@@ -46,9 +49,9 @@ fn one_column_in_two_roles_is_refused() {
 /// reports the same rows.
 #[test]
 fn odd_rows_are_listed_not_fatal() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = table(dir.path());
-    let store = KeyStore::open(dir.path().join("keys.db"), MasterKey::generate().unwrap()).unwrap();
+    let tmp = TempDb::new();
+    let db = table(tmp.dir());
+    let store = KeyStore::open(tmp.dir().join("keys.db"), MasterKey::generate().unwrap()).unwrap();
     let options = MigrateOptions::new("t", "secret", "id", KeySource::UserColumn("owner".into()));
     let dry = count_column(&db, &options, |_| {}).unwrap();
     let report = migrate_column(&db, &store, &options, |_| {}).unwrap();
@@ -78,9 +81,9 @@ fn odd_rows_are_listed_not_fatal() {
 /// fixed 10 s): options are a builder passed by value.
 #[test]
 fn a_locked_database_fails_after_the_chosen_busy_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = table(dir.path());
-    let store = KeyStore::open(dir.path().join("keys.db"), MasterKey::generate().unwrap()).unwrap();
+    let tmp = TempDb::new();
+    let db = table(tmp.dir());
+    let store = KeyStore::open(tmp.dir().join("keys.db"), MasterKey::generate().unwrap()).unwrap();
     let holder = rusqlite::Connection::open(&db).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let options = MigrateOptions::new("t", "secret", "id", KeySource::UserColumn("owner".into()))

@@ -1,11 +1,11 @@
 //! The core in a real browser (Chromium, `make test-wasm`): randomness from
 //! `window.crypto.getRandomValues`, the Python vectors, round trips. The shared test files
-//! (`python_vectors.rs`, `wycheproof.rs`) run under Node; this one only in the browser.
+//! (`core_python_vectors.rs`, `core_wycheproof.rs`, `core_python_base64.rs`) run under Node; this one only in the browser.
 #![cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 
 mod common;
 
-use common::python_vectors;
+use common::vectors::python_vectors;
 use keyseal::{api_key_hash, decrypt, decrypt_bytes, encrypt, encrypt_bytes, DataKey, Error};
 use wasm_bindgen_test::{wasm_bindgen_test as test, wasm_bindgen_test_configure};
 

@@ -123,7 +123,6 @@ pub use config::ApiKeysConfig;
 /// For `keyseal::testing` (tests, benchmarks, fuzzing), which re-exports it; not part of the
 /// stable API.
 #[doc(hidden)]
-#[allow(unused_imports)] // until `src/testing.rs` re-exports it
 pub use format::with_checksum;
 pub use format::{Environment, KeyFormat};
 pub use legacy::LegacyKey;

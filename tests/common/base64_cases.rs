@@ -2,13 +2,14 @@
 //! Shared by the base64 property tests (tokens, keys, `API_KEY_MASTER_KEY`, key files).
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use keyseal::DataKey;
 use proptest::prelude::*;
 use serde_json::{json, Value};
+
+use super::process::run_with_stdin;
 
 /// What Python is asked about a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,43 +184,20 @@ fn edit(text: &mut String, op: u8, at: usize, pick: u8) {
     }
 }
 
-/// Whether `python3` with `cryptography` runs here (else the caller skips, unless
-/// `KEYSEAL_REQUIRE_PYTHON=1`).
-pub fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("KEYSEAL_REQUIRE_PYTHON").as_deref() != Ok("1"),
-            "KEYSEAL_REQUIRE_PYTHON=1 but python3 with `cryptography` is not available \
-             (run scripts/setup-python.sh)"
-        );
-        eprintln!("SKIPPED: python3 with `cryptography` not available");
-    }
-    ok
-}
-
 /// Python's answer for each case, in order (one `python3` process for all of them).
 pub fn python_answers(cases: &[Case]) -> Vec<Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/b64_oracle.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
     let mut input = String::new();
     for case in cases {
         input.push_str(&case.request().to_string());
         input.push('\n');
     }
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(output.status.success(), "the Python oracle failed");
+    let output = run_with_stdin(Command::new("python3").arg(script), input.as_bytes());
+    assert!(
+        output.status.success(),
+        "the Python oracle failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let answers: Vec<Value> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()

@@ -2,11 +2,12 @@
 //! a store, and helpers to run commands in it.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+
+use super::process::run_with_stdin;
 
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -87,13 +88,7 @@ pub fn keyseal_in(dir: &Path) -> Command {
 }
 
 pub fn run_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = keyseal_in(dir).args(args).spawn().unwrap();
-    // A command refused before it reads its input closes the pipe early: not an error here.
-    let written = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    if let Err(e) = written {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-    }
-    child.wait_with_output().unwrap()
+    run_with_stdin(keyseal_in(dir).args(args), stdin.as_bytes())
 }
 
 pub fn stdout(out: &Output) -> String {

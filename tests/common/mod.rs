@@ -1,62 +1,29 @@
-//! Helpers shared by the integration tests; vectors are compiled in (no file system needed,
-//! so the same tests run under wasm32).
+//! Helpers shared by the integration tests: temporary databases (`temp_db`), child processes
+//! (`process`), the test vectors (`vectors`, compiled in: no file system needed, so the same
+//! tests run under wasm32), the `keyseal` binary (`cli_env`) and generated base64 texts judged
+//! by Python (`base64_cases`).
 #![allow(dead_code)]
 
-use serde::Deserialize;
-
+#[cfg(not(target_arch = "wasm32"))]
+pub mod base64_cases;
+#[cfg(feature = "cli")]
+pub mod cli_env;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod process;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod temp_db;
+pub mod vectors;
 
-/// The Python module's known answers (`tests/vectors/python/python-interop.json`).
-pub const PYTHON_INTEROP: &str = include_str!("../vectors/python/python-interop.json");
-
-#[derive(Deserialize)]
-pub struct PythonVectors {
-    pub tokens: Vec<TokenCase>,
-    pub rejected_tokens: Vec<RejectedCase>,
-    pub pool_keys: Vec<PoolKeyCase>,
-    pub api_key_hashes: Vec<HashCase>,
-    pub master_key_env: Vec<MasterKeyCase>,
+/// `bytes` as lower-case hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
-#[derive(Deserialize)]
-pub struct TokenCase {
-    pub key_b64: String,
-    pub plaintext: String,
-    pub token: String,
-}
-
-#[derive(Deserialize)]
-pub struct RejectedCase {
-    pub why: String,
-    pub key_b64: String,
-    pub token: String,
-    pub bytes_b64: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct PoolKeyCase {
-    pub master_key_b64: String,
-    pub pool_key_b64: String,
-}
-
-#[derive(Deserialize)]
-pub struct HashCase {
-    pub api_key: String,
-    pub sha256_hex: String,
-}
-
-#[derive(Deserialize)]
-pub struct MasterKeyCase {
-    pub value: String,
-    pub why: String,
-    pub resolves_to_b64: Option<String>,
-}
-
-pub fn python_vectors() -> PythonVectors {
-    serde_json::from_str(PYTHON_INTEROP).expect("python-interop.json parses")
-}
-
+/// The bytes a hex text stands for.
 pub fn hex(text: &str) -> Vec<u8> {
     assert!(text.len() % 2 == 0, "odd hex length");
     (0..text.len())

@@ -22,6 +22,14 @@ impl TempDb {
         TempDb { dir, path }
     }
 
+    /// A fresh folder inside `parent` holding (not yet) a database file called `name`: for
+    /// benchmarks that must measure a given disk rather than the system's temporary folder.
+    pub fn named_in(parent: &Path, name: &str) -> TempDb {
+        let dir = tempfile::tempdir_in(parent).expect("temporary folder");
+        let path = dir.path().join(name);
+        TempDb { dir, path }
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

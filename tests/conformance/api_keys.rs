@@ -8,11 +8,12 @@ use keyseal::{
     ApiKeysConfig, Environment, Error, KeyFormat, NewKey, RateLimit, Refusal, Verification,
 };
 
-use crate::harness::{config, fix_checksum, refusal, wrong_secret, Backend, TempDb};
+use crate::common::temp_db::TempDb;
+use crate::harness::{config, fix_checksum, refusal, wrong_secret, Backend};
 
 pub(crate) fn create_verify_and_serialize(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let created = keys
         .create(
             &NewKey::new("user-1", "CI deploy")
@@ -57,7 +58,7 @@ pub(crate) fn create_verify_and_serialize(backend: &Backend) {
 
 pub(crate) fn every_refusal_reason(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let k = keys
         .create(&NewKey::new("u", "a").rate_limit(RateLimit::per_minute(3)))
         .unwrap();
@@ -112,7 +113,7 @@ pub(crate) fn every_refusal_reason(backend: &Backend) {
     std::thread::sleep(Duration::from_millis(350));
     assert_eq!(refusal(&keys.verify(&e.key).unwrap()), Some("expired")); // cached entry
     assert_eq!(
-        refusal(&(backend.open)(&db.0, config()).verify(&e.key).unwrap()),
+        refusal(&(backend.open)(db.path(), config()).verify(&e.key).unwrap()),
         Some("expired")
     ); // from storage
        // revoked
@@ -121,7 +122,7 @@ pub(crate) fn every_refusal_reason(backend: &Backend) {
     keys.revoke("u", &r.key_id).unwrap();
     assert_eq!(refusal(&keys.verify(&r.key).unwrap()), Some("revoked"));
     assert_eq!(
-        refusal(&(backend.open)(&db.0, config()).verify(&r.key).unwrap()),
+        refusal(&(backend.open)(db.path(), config()).verify(&r.key).unwrap()),
         Some("revoked")
     );
     // revoking someone else's key, or a missing one
@@ -140,7 +141,7 @@ pub(crate) fn tags_and_environments(backend: &Backend) {
         let db = TempDb::new();
         let format = KeyFormat::new(tag).unwrap();
         assert!(format.scanner_regex().contains(tag));
-        let keys = (backend.open)(&db.0, config().format(format));
+        let keys = (backend.open)(db.path(), config().format(format));
         let live = keys.create(&NewKey::new("u", "l")).unwrap();
         let test = keys
             .create(&NewKey::new("u", "t").environment(Environment::Test))
@@ -161,7 +162,7 @@ pub(crate) fn tags_and_environments(backend: &Backend) {
 
 pub(crate) fn arguments_are_checked(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     for bad in [
         NewKey::new("", "n"),
         NewKey::new("u", ""),
@@ -176,14 +177,14 @@ pub(crate) fn arguments_are_checked(backend: &Backend) {
             Err(Error::InvalidArgument { .. })
         ));
     }
-    assert!((backend.try_open)(&db.0, ApiKeysConfig::default().bcrypt_cost(3)).is_err());
+    assert!((backend.try_open)(db.path(), ApiKeysConfig::default().bcrypt_cost(3)).is_err());
 }
 
 /// User ids follow the key store's rule (1 to 1 024 bytes, no NUL): a user who can get a data
 /// key can get an API key. API keys used to refuse spaces and ids over 256 bytes.
 pub(crate) fn api_key_user_ids_follow_the_key_store_rule(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     for user in ["Ada Lovelace".to_owned(), "x".repeat(1024)] {
         let made = keys.create(&NewKey::new(user.as_str(), "n")).unwrap();
         let Verification::Valid(ok) = keys.verify(&made.key).unwrap() else {
@@ -196,7 +197,7 @@ pub(crate) fn api_key_user_ids_follow_the_key_store_rule(backend: &Backend) {
 
 pub(crate) fn repeated_wrong_secret_costs_no_bcrypt_and_ids_are_throttled(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config().bcrypt_cost(8).max_failures_per_key(5));
+    let keys = (backend.open)(db.path(), config().bcrypt_cost(8).max_failures_per_key(5));
     let k = keys.create(&NewKey::new("u", "a")).unwrap();
     assert!(keys.verify(&k.key).unwrap().is_valid());
     let wrong = wrong_secret(&k.key, 1);
@@ -227,7 +228,7 @@ pub(crate) fn repeated_wrong_secret_costs_no_bcrypt_and_ids_are_throttled(backen
 
 pub(crate) fn threads_share_one_manager(backend: &Backend) {
     let db = TempDb::new();
-    let keys = Arc::new((backend.open)(&db.0, config().max_active_keys(None)));
+    let keys = Arc::new((backend.open)(db.path(), config().max_active_keys(None)));
     let made: Vec<_> = (0..4)
         .map(|i| keys.create(&NewKey::new("u", format!("k{i}"))).unwrap())
         .collect();
@@ -261,7 +262,7 @@ pub(crate) fn threads_share_one_manager(backend: &Backend) {
     assert_eq!(refusal(&keys.verify(&victim).unwrap()), Some("revoked"));
     // concurrent creation from threads respects the quota
     let db2 = TempDb::new();
-    let q = Arc::new((backend.open)(&db2.0, config()));
+    let q = Arc::new((backend.open)(db2.path(), config()));
     let ok: usize = (0..8)
         .map(|i| {
             let q = q.clone();
@@ -278,8 +279,8 @@ pub(crate) fn threads_share_one_manager(backend: &Backend) {
 
 pub(crate) fn two_instances_on_one_file(backend: &Backend) {
     let db = TempDb::new();
-    let a = (backend.open)(&db.0, config());
-    let b = (backend.open)(&db.0, config());
+    let a = (backend.open)(db.path(), config());
+    let b = (backend.open)(db.path(), config());
     let k = a.create(&NewKey::new("u", "x")).unwrap();
     // made by `a`, verified by `b` right away
     assert!(b.verify(&k.key).unwrap().is_valid());
@@ -300,8 +301,8 @@ pub(crate) fn revocation_during_a_first_validation_is_not_lost(backend: &Backend
                 .bcrypt_cost(10)
                 .change_check_interval(Duration::from_millis(5))
         };
-        let keys = Arc::new((backend.open)(&db.0, cfg()));
-        let other = (backend.open)(&db.0, cfg());
+        let keys = Arc::new((backend.open)(db.path(), cfg()));
+        let other = (backend.open)(db.path(), cfg());
         let k = keys.create(&NewKey::new("u", "x")).unwrap();
         let key = k.key.clone();
         let verifier = {

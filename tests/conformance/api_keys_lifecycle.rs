@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use keyseal::{Error, KeyStatus, LegacyKey, NewKey, Timestamp, Verification};
 
-use crate::harness::{config, legacy_key, refusal, Backend, TempDb};
+use crate::common::temp_db::TempDb;
+use crate::harness::{config, legacy_key, refusal, Backend};
 
 #[derive(serde::Deserialize)]
 struct BcryptCase {
@@ -16,7 +17,7 @@ struct BcryptCase {
 
 pub(crate) fn quota_of_active_keys(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let mut made = vec![];
     for i in 0..5 {
         made.push(keys.create(&NewKey::new("u", format!("k{i}"))).unwrap());
@@ -40,7 +41,7 @@ pub(crate) fn quota_of_active_keys(backend: &Backend) {
     keys.create(&NewKey::new("u", "six")).unwrap();
     // configurable
     let db2 = TempDb::new();
-    let two = (backend.open)(&db2.0, config().max_active_keys(Some(2)));
+    let two = (backend.open)(db2.path(), config().max_active_keys(Some(2)));
     two.create(&NewKey::new("u", "a")).unwrap();
     two.create(&NewKey::new("u", "b")).unwrap();
     assert_eq!(
@@ -51,7 +52,7 @@ pub(crate) fn quota_of_active_keys(backend: &Backend) {
 
 pub(crate) fn chained_rotations_in_grace_count_against_the_quota(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config()); // quota 5
+    let keys = (backend.open)(db.path(), config()); // quota 5
     let grace = Duration::from_secs(3600);
     let mut current: Vec<_> = (0..5)
         .map(|i| keys.create(&NewKey::new("u", format!("k{i}"))).unwrap())
@@ -84,7 +85,7 @@ pub(crate) fn chained_rotations_in_grace_count_against_the_quota(backend: &Backe
 
 pub(crate) fn rotation_with_grace(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let old = keys
         .create(
             &NewKey::new("u", "svc")
@@ -102,7 +103,7 @@ pub(crate) fn rotation_with_grace(backend: &Backend) {
     let life = new.expires_at.unwrap().unix_millis() - new.created_at.unix_millis();
     assert!((life - 30 * 86_400_000).abs() < 5_000);
     // both valid during the grace period, in this process and a fresh one
-    let fresh = (backend.open)(&db.0, config());
+    let fresh = (backend.open)(db.path(), config());
     for k in [&keys, &fresh] {
         assert!(k.verify(&old.key).unwrap().is_valid());
         assert!(k.verify(&new.key).unwrap().is_valid());
@@ -144,7 +145,7 @@ pub(crate) fn rotation_with_grace(backend: &Backend) {
 
 pub(crate) fn list_shows_metadata_only_and_last_use(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let a = keys.create(&NewKey::new("u", "a").scope("read")).unwrap();
     let b = keys.create(&NewKey::new("u", "b")).unwrap();
     keys.create(&NewKey::new("someone-else", "c")).unwrap();
@@ -164,9 +165,9 @@ pub(crate) fn list_shows_metadata_only_and_last_use(backend: &Backend) {
 
 pub(crate) fn last_use_is_written_at_most_once_per_interval(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let k = keys.create(&NewKey::new("u", "a")).unwrap();
-    let reader = (backend.open)(&db.0, config());
+    let reader = (backend.open)(db.path(), config());
     assert!(keys.verify(&k.key).unwrap().is_valid());
     keys.flush().unwrap();
     let first = reader.info("u", &k.key_id).unwrap().last_used_at.unwrap();
@@ -182,7 +183,7 @@ pub(crate) fn last_use_is_written_at_most_once_per_interval(backend: &Backend) {
     // with a short interval, the next use after it is recorded
     let db2 = TempDb::new();
     let fast = (backend.open)(
-        &db2.0,
+        db2.path(),
         config().last_use_interval(Duration::from_millis(10)),
     );
     let k2 = fast.create(&NewKey::new("u", "a")).unwrap();
@@ -212,7 +213,7 @@ pub(crate) fn bcrypt_vectors_from_pyca_as_imported_legacy_keys(backend: &Backend
     }
     for (i, case) in cases.iter().enumerate() {
         let db = TempDb::new();
-        let keys = (backend.open)(&db.0, config());
+        let keys = (backend.open)(db.path(), config());
         let lookup = case.api_key["mhu_".len().."mhu_".len() + 8].to_owned();
         keys.import_legacy(&LegacyKey {
             prefix: "mhu_".into(),
@@ -240,7 +241,7 @@ pub(crate) fn bcrypt_vectors_from_pyca_as_imported_legacy_keys(backend: &Backend
             assert_eq!(refusal(&v), Some("unknown"));
         }
         // A new process (instance) learns the legacy format from the file.
-        let other = (backend.open)(&db.0, config());
+        let other = (backend.open)(db.path(), config());
         assert_eq!(
             other.verify(&case.api_key).unwrap().is_valid(),
             case.matches
@@ -250,7 +251,7 @@ pub(crate) fn bcrypt_vectors_from_pyca_as_imported_legacy_keys(backend: &Backend
 
 pub(crate) fn legacy_import_checks_and_expiry(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let hash = "$2b$04$veJQMyqjjdomJgmcHmJoIOenKdyYRvxHOQsT0IZRcS8e1vRvtUpLC";
     let key = "mhu_wZ4dBpC_LiIYg_nuq_EiC9QVF2A5FryiwRKe2U6uiVg";
     let mut legacy = LegacyKey {
@@ -289,7 +290,7 @@ pub(crate) fn legacy_import_checks_and_expiry(backend: &Backend) {
 
 pub(crate) fn revoked_legacy_key_variants_past_byte_72_are_refused(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let key = format!("mhu_LongKey0{}", "x".repeat(80));
     assert!(key.len() > 72);
     let mut l = legacy_key("mhu_", "LongKey0", bcrypt::hash(key.as_bytes(), 4).unwrap());
@@ -316,7 +317,7 @@ pub(crate) fn revoked_legacy_key_variants_past_byte_72_are_refused(backend: &Bac
 
 pub(crate) fn imported_bcrypt_cost_above_16_is_refused(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let h = "$2b$04$veJQMyqjjdomJgmcHmJoIOenKdyYRvxHOQsT0IZRcS8e1vRvtUpLC";
     for cost in ["17", "20", "31"] {
         match keys.import_legacy(&legacy_key(
@@ -336,7 +337,7 @@ pub(crate) fn imported_bcrypt_cost_above_16_is_refused(backend: &Backend) {
 /// number of scopes.
 pub(crate) fn legacy_import_caps_scopes_as_create_does(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let hash = bcrypt::hash(b"mhu_LongKey0rest-of-the-key", 4).unwrap();
     let mut l = legacy_key("mhu_", "LongKey0", hash);
     l.scopes = (0..65).map(|i| format!("s{i}")).collect();

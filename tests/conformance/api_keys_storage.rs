@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use keyseal::{Error, LegacyKey, NewKey, RateLimit, Refusal, Verification};
 
-use crate::harness::{config, legacy_key, reason, revoke_sql, until_refused, Backend, TempDb};
+use crate::common::temp_db::TempDb;
+use crate::harness::{config, legacy_key, reason, revoke_sql, until_refused, Backend};
 
 // --- revocation while this process's connection is busy ------------------------------------------
 
@@ -18,12 +19,12 @@ pub(crate) fn revocation_seen_while_connection_busy_with_a_write(backend: &Backe
     let db = TempDb::new();
     let interval = Duration::from_millis(300);
     let keys = Arc::new((backend.open)(
-        &db.0,
+        db.path(),
         config().change_check_interval(interval),
     ));
     let k = keys.create(&NewKey::new("u", "x")).unwrap();
     assert!(keys.verify(&k.key).unwrap().is_valid()); // cached; a change check just ran
-    let mut raw = (backend.raw)(&db.0);
+    let mut raw = (backend.raw)(db.path());
     raw.lock();
     let blocked = {
         let keys = keys.clone();
@@ -50,14 +51,14 @@ pub(crate) fn revocation_seen_and_verify_not_blocked_while_a_flush_waits(backend
     let db = TempDb::new();
     let interval = Duration::from_millis(300);
     let keys = Arc::new((backend.open)(
-        &db.0,
+        db.path(),
         config()
             .change_check_interval(interval)
             .last_use_interval(Duration::from_millis(1)),
     ));
     let k = keys.create(&NewKey::new("u", "x")).unwrap();
     assert!(keys.verify(&k.key).unwrap().is_valid());
-    let mut raw = (backend.raw)(&db.0);
+    let mut raw = (backend.raw)(db.path());
     raw.lock();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flusher = {
@@ -100,12 +101,12 @@ pub(crate) fn revocation_seen_and_verify_not_blocked_while_a_flush_waits(backend
 pub(crate) fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(backend: &Backend) {
     let db = TempDb::new();
     let cfg = || config().change_check_interval(Duration::from_millis(20));
-    let keys = (backend.open)(&db.0, cfg());
+    let keys = (backend.open)(db.path(), cfg());
     let bad = keys.create(&NewKey::new("u", "bad")).unwrap();
     let good = keys.create(&NewKey::new("u", "good")).unwrap();
     assert!(keys.verify(&bad.key).unwrap().is_valid());
     assert!(keys.verify(&good.key).unwrap().is_valid());
-    let mut raw = (backend.raw)(&db.0);
+    let mut raw = (backend.raw)(db.path());
     raw.lock();
     raw.execute(&format!(
         "UPDATE api_keys SET expires_at = 'next tuesday', \
@@ -113,7 +114,7 @@ pub(crate) fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(backend
         bad.key_id
     ));
     raw.commit();
-    let other = (backend.open)(&db.0, cfg());
+    let other = (backend.open)(db.path(), cfg());
     other.revoke("u", &good.key_id).unwrap();
     let (answer, _, _) = until_refused(&keys, &good.key, Duration::from_secs(2));
     assert_eq!(answer, "revoked", "the catch-up is stuck on the bad row");
@@ -124,7 +125,7 @@ pub(crate) fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(backend
         other => panic!("a row that cannot be read must fail closed: {other:?}"),
     }
     // Not cached anywhere: the same, with the row named.
-    match (backend.open)(&db.0, cfg()).verify(&bad.key) {
+    match (backend.open)(db.path(), cfg()).verify(&bad.key) {
         Err(Error::Storage { message, .. }) => {
             assert!(message.contains(&bad.key_id), "{message}");
         }
@@ -154,7 +155,7 @@ fn rate_limited(v: &Verification) -> bool {
 /// The bucket belongs to the key: evicting its cache entry does not refill it.
 pub(crate) fn rate_limit_survives_cache_eviction(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config().cache_capacity(1).max_active_keys(None));
+    let keys = (backend.open)(db.path(), config().cache_capacity(1).max_active_keys(None));
     let k = keys
         .create(&NewKey::new("u", "limited").rate_limit(RateLimit::per_minute(3)))
         .unwrap();
@@ -177,7 +178,7 @@ pub(crate) fn rate_limit_survives_cache_eviction(backend: &Backend) {
 pub(crate) fn rate_limit_holds_for_concurrent_first_verifications(backend: &Backend) {
     let db = TempDb::new();
     let keys = Arc::new((backend.open)(
-        &db.0,
+        db.path(),
         config().bcrypt_cost(6).bcrypt_concurrency(16),
     ));
     let k = keys
@@ -219,7 +220,7 @@ fn legacy(prefix: &str, body: &str, lookup_len: usize, key_id: &str) -> (String,
 /// stored unverifiable.
 pub(crate) fn legacy_lookup_shared_by_many_keys(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config().max_active_keys(None));
+    let keys = (backend.open)(db.path(), config().max_active_keys(None));
     let mut made = vec![];
     for i in 0..16 {
         let (key, l) = legacy("mhu_", &format!("SAMEPREF{i:0>24}"), 8, &format!("old-{i}"));
@@ -231,7 +232,7 @@ pub(crate) fn legacy_lookup_shared_by_many_keys(backend: &Backend) {
         Err(Error::InvalidArgument { what }) => assert!(what.contains("16"), "{what}"),
         other => panic!("the 17th key under one lookup must be refused: {other:?}"),
     }
-    let fresh = (backend.open)(&db.0, config());
+    let fresh = (backend.open)(db.path(), config());
     for key in &made {
         assert!(keys.verify(key).unwrap().is_valid(), "{key}");
         assert!(fresh.verify(key).unwrap().is_valid(), "{key}");
@@ -244,12 +245,12 @@ pub(crate) fn legacy_lookup_shared_by_many_keys(backend: &Backend) {
 /// process that opens the file afterwards.
 pub(crate) fn two_legacy_formats_under_one_prefix(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let (short, l8) = legacy("mhu_", "abcdefgh_short_lookup_key_body", 8, "eight");
     let (long, l12) = legacy("mhu_", "ABCDEFGHIJKL_long_lookup_key_body", 12, "twelve");
     keys.import_legacy(&l8).unwrap();
     keys.import_legacy(&l12).unwrap();
-    for k in [&keys, &(backend.open)(&db.0, config())] {
+    for k in [&keys, &(backend.open)(db.path(), config())] {
         assert!(k.verify(&short).unwrap().is_valid());
         assert!(k.verify(&long).unwrap().is_valid());
     }
@@ -261,10 +262,12 @@ pub(crate) fn legacy_format_imported_elsewhere_is_known_within_the_check_interva
     backend: &Backend,
 ) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let (key, l) = legacy("old_", "zyxwvuts_the_rest_of_the_key", 8, "elsewhere");
     assert_eq!(reason(&keys.verify(&key)), "malformed"); // no such format yet
-    (backend.open)(&db.0, config()).import_legacy(&l).unwrap();
+    (backend.open)(db.path(), config())
+        .import_legacy(&l)
+        .unwrap();
     // Seen at the next change check (the same bound as a revocation), not "never".
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while reason(&keys.verify(&key)) != "valid" {
@@ -279,7 +282,7 @@ pub(crate) fn legacy_format_imported_elsewhere_is_known_within_the_check_interva
 // --- last use on drop ---------------------------------------------------------------------------
 
 fn last_used(backend: &Backend, db: &TempDb, key_id: &str) -> Option<keyseal::Timestamp> {
-    (backend.open)(&db.0, config())
+    (backend.open)(db.path(), config())
         .info("u", key_id)
         .unwrap()
         .last_used_at
@@ -289,10 +292,10 @@ fn last_used(backend: &Backend, db: &TempDb, key_id: &str) -> Option<keyseal::Ti
 /// queued last use; a `flush` that cannot write within its bound says so.
 pub(crate) fn last_use_lands_when_dropped_while_the_store_is_busy(backend: &Backend) {
     let db = TempDb::new();
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let k = keys.create(&NewKey::new("u", "x")).unwrap();
     assert!(keys.verify(&k.key).unwrap().is_valid());
-    let mut raw = (backend.raw)(&db.0);
+    let mut raw = (backend.raw)(db.path());
     raw.lock();
     let holder = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
@@ -306,10 +309,10 @@ pub(crate) fn last_use_lands_when_dropped_while_the_store_is_busy(backend: &Back
     );
 
     // flush() reports a write it could not make, and keeps the uses for the next one.
-    let keys = (backend.open)(&db.0, config());
+    let keys = (backend.open)(db.path(), config());
     let k2 = keys.create(&NewKey::new("u", "y")).unwrap();
     assert!(keys.verify(&k2.key).unwrap().is_valid());
-    let mut raw = (backend.raw)(&db.0);
+    let mut raw = (backend.raw)(db.path());
     raw.lock();
     let t = Instant::now();
     assert!(matches!(keys.flush(), Err(Error::Storage { .. })));

@@ -1,34 +1,10 @@
-//! What every backend's suite shares: a fresh store, the backend's openers, another client
+//! What every backend's API-key suite shares: the backend's openers, another client
 //! of the same store, small helpers.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use keyseal::{ApiKeys, ApiKeysConfig, Error, LegacyKey, Verification};
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh store location under the system temp dir (removed on drop).
-pub(crate) struct TempDb(pub(crate) PathBuf);
-
-impl TempDb {
-    pub(crate) fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "keyseal-conformance-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDb(dir.join("keys.db"))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
-    }
-}
 
 /// Another client of the same store, outside any `ApiKeys`: it takes the write lock, runs
 /// SQL, and commits.
@@ -113,35 +89,9 @@ pub(crate) fn until_refused(
     }
 }
 
-// --- a copy of the key format's checksum, to forge well-formed keys in tests -----------------
-
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-pub(crate) fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 == 1 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
-
 /// `key` with its last 6 characters replaced by a correct checksum.
 pub(crate) fn fix_checksum(key: &str) -> String {
-    let body = &key[..key.len() - 6];
-    let mut v = crc32(body.as_bytes());
-    let mut sum = [b'0'; 6];
-    for slot in sum.iter_mut().rev() {
-        *slot = BASE62[(v % 62) as usize];
-        v /= 62;
-    }
-    format!("{body}{}", std::str::from_utf8(&sum).unwrap())
+    keyseal::testing::with_checksum(&key[..key.len() - 6])
 }
 
 /// Same key id, a different secret, valid checksum.

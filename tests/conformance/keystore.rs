@@ -2,7 +2,7 @@
 //!
 //! A backend joins by implementing [`Harness`] (a fresh, empty store, and a way to open it as
 //! often as a test wants, each handle standing for another process) and invoking
-//! [`keystore_conformance!`] with it. The `SQLite` harness is at the end of this file.
+//! [`keystore_conformance!`] with it, as `sqlite/keystore.rs` does.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -325,21 +325,4 @@ macro_rules! keystore_conformance {
             }
         )*
     };
-}
-
-/// The `SQLite` backend: a fresh file in a temporary folder.
-pub struct Sqlite(crate::common::temp_db::TempDb);
-
-impl Harness for Sqlite {
-    fn fresh() -> Self {
-        Sqlite(crate::common::temp_db::TempDb::new())
-    }
-
-    fn open_with(&self, master: MasterKey, options: KeyStoreOptions) -> Result<KeyStore, Error> {
-        KeyStore::open_with(self.0.path(), master, options)
-    }
-}
-
-mod sqlite {
-    keystore_conformance!(super::Sqlite);
 }

@@ -1,14 +1,32 @@
-//! The conformance suite: behaviour every storage backend must show, written once against a
-//! [`harness::Backend`] (how to open `ApiKeys` on a fresh store, and another client of the
-//! same store) and run for each backend. A new backend adds a module like `sqlite` with its
-//! openers and calls the suites below for them.
-#![cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
+//! The conformance suite: the behaviour every storage backend must show, written once and run
+//! for each backend. One test binary holds both suites:
+//!
+//! - the key store: the bodies in `keystore.rs`, each generic over a [`keystore::Harness`]
+//!   (a fresh, empty store, and a way to open it as often as a test wants);
+//! - API keys: the bodies in `api_keys*.rs`, each given a [`harness::Backend`] (how to open
+//!   `ApiKeys` on a fresh store, and another client of the same store).
+//!
+//! `sqlite/` runs both against `SQLite`. A new backend joins with a folder like it: for each
+//! suite, one harness (a `Harness` impl, a `Backend` value) and one macro call
+//! (`keystore_conformance!(MyHarness);`, `api_keys_suite!(MY_BACKEND);`, plus
+//! `api_keys_write_lock_suite!` for a backend whose other client can be another process).
+//! Temporary databases come from `tests/common/temp_db.rs`.
+#![cfg(not(target_arch = "wasm32"))]
 #![allow(missing_docs)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
+#[cfg(feature = "issuance")]
 mod api_keys;
+#[cfg(feature = "issuance")]
 mod api_keys_lifecycle;
+#[cfg(feature = "issuance")]
 mod api_keys_storage;
+#[cfg(feature = "issuance")]
 mod harness;
+#[cfg(feature = "keystore")]
+mod keystore;
 mod sqlite;
 
 /// One `#[test]` per body `$module::$name`, each called with `$backend`.

@@ -2,55 +2,34 @@
 //! property tests.
 #![cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::temp_db::TempDb;
+use common::to_hex as hex;
 use keyseal::{decrypt, encrypt, DataKey, Error, KeyStore, KeyStoreOptions, MasterKey};
 use proptest::prelude::*;
 use rusqlite::Connection;
-
-const SEED_DB: &str = "tests/vectors/python/seed-keystore.sqlite";
-const SEED_JSON: &str = "tests/vectors/python/seed-keystore.json";
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
 
 fn copy_master(m: &MasterKey) -> MasterKey {
     MasterKey::from_bytes(m.expose_secret()).unwrap()
 }
 
-fn seed() -> (
-    tempfile::TempDir,
-    PathBuf,
-    MasterKey,
-    HashMap<String, String>,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("seed.sqlite");
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED_DB), &path).unwrap();
-    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+fn seed() -> (TempDb, MasterKey, HashMap<String, String>) {
+    let tmp = TempDb::named("seed.sqlite");
+    let path = tmp.path();
+    std::fs::copy(common::vectors::seed_keystore_db(), path).unwrap();
+    let mut perms = std::fs::metadata(path).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
-    std::fs::set_permissions(&path, perms).unwrap();
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED_JSON)).unwrap(),
-    )
-    .unwrap();
-    let master = MasterKey::from_base64(json["master_key_b64"].as_str().unwrap()).unwrap();
-    let users = json["user_keys_hex"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-        .collect();
-    (dir, path, master, users)
+    std::fs::set_permissions(path, perms).unwrap();
+    let seed = common::vectors::seed_keystore();
+    let master = MasterKey::from_base64(&seed.master_key_b64).unwrap();
+    (tmp, master, seed.user_keys_hex)
 }
 
 fn raw(path: &Path) -> Connection {
@@ -80,8 +59,9 @@ fn table_sql(path: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn python_seed_file_yields_its_keys() {
-    let (_dir, path, master, users) = seed();
-    let store = KeyStore::open(&path, master).unwrap();
+    let (seed_db, master, users) = seed();
+    let path = seed_db.path();
+    let store = KeyStore::open(path, master).unwrap();
     assert_eq!(store.user_count().unwrap(), users.len() as u64);
     for (user, expected) in &users {
         let key = store.get_user_key(user).unwrap().expect(user);
@@ -93,15 +73,15 @@ fn python_seed_file_yields_its_keys() {
     }
     // Reopened (check value now present, cache cold): the same keys.
     drop(store);
-    let (_, _, master, _) = seed();
-    let store = KeyStore::open(&path, master).unwrap();
+    let (_seed_db, master, _) = seed();
+    let store = KeyStore::open(path, master).unwrap();
     for (user, expected) in &users {
         let key = store.get_or_create_user_key(user).unwrap();
         assert_eq!(&hex(key.expose_secret()), expected, "{user}");
     }
     assert_eq!(store.user_count().unwrap(), users.len() as u64);
     // The Python table is untouched; keyseal added only its own table.
-    let tables = table_sql(&path);
+    let tables = table_sql(path);
     assert_eq!(
         tables[0],
         (
@@ -115,21 +95,21 @@ fn python_seed_file_yields_its_keys() {
 
 #[test]
 fn new_store_has_python_schema() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a/b/keys.db");
-    let store = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap();
+    let tmp = TempDb::named("a/b/keys.db");
+    let path = tmp.path();
+    let store = KeyStore::open(path, MasterKey::generate().unwrap()).unwrap();
     store.get_or_create_user_key("alice").unwrap();
-    let tables = table_sql(&path);
-    assert_eq!(tables[0].1, table_sql(&seed().1)[0].1);
-    let created_at: String = raw(&path)
+    let tables = table_sql(path);
+    assert_eq!(tables[0].1, table_sql(seed().0.path())[0].1);
+    let created_at: String = raw(path)
         .query_row("SELECT created_at FROM encryption_keys", [], |r| r.get(0))
         .unwrap();
     assert!(
         created_at.ends_with("+00:00") && created_at.len() == 32,
         "{created_at}"
     );
-    assert_eq!(blob_of(&path, "alice").len(), 60);
-    let mode: String = raw(&path)
+    assert_eq!(blob_of(path, "alice").len(), 60);
+    let mode: String = raw(path)
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
@@ -137,9 +117,10 @@ fn new_store_has_python_schema() {
 
 #[test]
 fn wrong_master_on_python_file_names_the_row_and_changes_nothing() {
-    let (_dir, path, _master, _) = seed();
-    let before = std::fs::read(&path).unwrap();
-    let err = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap_err();
+    let (seed_db, _master, _) = seed();
+    let path = seed_db.path();
+    let before = std::fs::read(path).unwrap();
+    let err = KeyStore::open(path, MasterKey::generate().unwrap()).unwrap_err();
     assert_eq!(
         err,
         Error::WrongMasterKey {
@@ -147,13 +128,14 @@ fn wrong_master_on_python_file_names_the_row_and_changes_nothing() {
         }
     );
     assert!(err.to_string().contains("alice@example.com"));
-    assert_eq!(std::fs::read(&path).unwrap(), before, "file changed");
+    assert_eq!(std::fs::read(path).unwrap(), before, "file changed");
 }
 
 #[test]
 fn python_file_with_a_damaged_first_row_still_opens() {
-    let (_dir, path, master, users) = seed();
-    raw(&path)
+    let (seed_db, master, users) = seed();
+    let path = seed_db.path();
+    raw(path)
         .execute(
             "UPDATE encryption_keys SET encrypted_key = x'0102' WHERE user_id = 'alice@example.com'",
             [],
@@ -161,12 +143,12 @@ fn python_file_with_a_damaged_first_row_still_opens() {
         .unwrap();
     // The master key is checked against the first intact row.
     assert_eq!(
-        KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap_err(),
+        KeyStore::open(path, MasterKey::generate().unwrap()).unwrap_err(),
         Error::WrongMasterKey {
             user_id: Some("ユーザー".into())
         }
     );
-    let store = KeyStore::open(&path, master).unwrap();
+    let store = KeyStore::open(path, master).unwrap();
     assert_eq!(
         store
             .get_or_create_user_key("alice@example.com")
@@ -181,15 +163,15 @@ fn python_file_with_a_damaged_first_row_still_opens() {
 
 #[test]
 fn wrong_master_on_keyseal_file_is_refused_before_any_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let master = MasterKey::generate().unwrap();
-    let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+    let store = KeyStore::open(path, copy_master(&master)).unwrap();
     store.get_or_create_user_keys(&["a", "b"]).unwrap();
     // Even an empty store records its master key.
-    let empty = dir.path().join("empty.db");
+    let empty = tmp.dir().join("empty.db");
     KeyStore::open(&empty, copy_master(&master)).unwrap();
-    for p in [&path, &empty] {
+    for p in [path, empty.as_path()] {
         let err = KeyStore::open(p, MasterKey::generate().unwrap()).unwrap_err();
         assert_eq!(err, Error::WrongMasterKey { user_id: None });
         assert_eq!(err.code(), "wrong_master_key");
@@ -200,16 +182,16 @@ fn wrong_master_on_keyseal_file_is_refused_before_any_row() {
 
 #[test]
 fn corrupt_and_foreign_rows_are_errors_never_new_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let master = MasterKey::generate().unwrap();
-    let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+    let store = KeyStore::open(path, copy_master(&master)).unwrap();
     store
         .get_or_create_user_keys(&["first", "short", "flipped", "text"])
         .unwrap();
     drop(store);
-    let conn = raw(&path);
-    let mut flipped = blob_of(&path, "flipped");
+    let conn = raw(path);
+    let mut flipped = blob_of(path, "flipped");
     flipped[20] ^= 1;
     conn.execute(
         "UPDATE encryption_keys SET encrypted_key = ?1 WHERE user_id = 'flipped'",
@@ -226,8 +208,8 @@ fn corrupt_and_foreign_rows_are_errors_never_new_keys() {
         [],
     )
     .unwrap();
-    let short_before = blob_of(&path, "short");
-    let store = KeyStore::open(&path, master).unwrap();
+    let short_before = blob_of(path, "short");
+    let store = KeyStore::open(path, master).unwrap();
     assert_eq!(
         store.get_or_create_user_key("short").unwrap_err(),
         Error::CorruptKey {
@@ -246,29 +228,29 @@ fn corrupt_and_foreign_rows_are_errors_never_new_keys() {
     );
     assert!(store.get_user_key("flipped").is_err());
     assert!(store.get_or_create_user_keys(&["new", "short"]).is_err());
-    assert_eq!(blob_of(&path, "short"), short_before, "row overwritten");
-    assert_eq!(blob_of(&path, "flipped"), flipped, "row overwritten");
+    assert_eq!(blob_of(path, "short"), short_before, "row overwritten");
+    assert_eq!(blob_of(path, "flipped"), flipped, "row overwritten");
     assert!(store.get_or_create_user_key("first").is_ok());
 }
 
 #[test]
 fn rotation_keeps_data_keys_and_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let old = MasterKey::generate().unwrap();
     let new = MasterKey::generate().unwrap();
-    let store = KeyStore::open(&path, copy_master(&old)).unwrap();
+    let store = KeyStore::open(path, copy_master(&old)).unwrap();
     let ids: Vec<String> = (0..1000).map(|i| format!("user-{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let keys = store.get_or_create_user_keys(&refs).unwrap();
     let tokens: Vec<String> = keys.iter().map(|k| encrypt("secret", k).unwrap()).collect();
-    let blobs_before = blob_of(&path, "user-7");
+    let blobs_before = blob_of(path, "user-7");
     let report = store.rotate_master_key(copy_master(&new)).unwrap();
     assert_eq!(report.rewrapped, 1000);
-    assert_ne!(blob_of(&path, "user-7"), blobs_before);
+    assert_ne!(blob_of(path, "user-7"), blobs_before);
     // This store (cache and new rows) and a fresh one with the new key agree.
     store.get_or_create_user_key("after-rotation").unwrap();
-    let fresh = KeyStore::open(&path, copy_master(&new)).unwrap();
+    let fresh = KeyStore::open(path, copy_master(&new)).unwrap();
     for (i, id) in ids.iter().enumerate() {
         let key = fresh.get_or_create_user_key(id).unwrap();
         assert_eq!(key, keys[i]);
@@ -280,7 +262,7 @@ fn rotation_keeps_data_keys_and_tokens() {
     );
     assert_eq!(store.pool_key(), keyseal::derive_pool_key(&new));
     assert_eq!(
-        KeyStore::open(&path, old).unwrap_err(),
+        KeyStore::open(path, old).unwrap_err(),
         Error::WrongMasterKey { user_id: None }
     );
     // Rotating back and forth is fine.
@@ -290,18 +272,18 @@ fn rotation_keeps_data_keys_and_tokens() {
 
 #[test]
 fn rotation_failure_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let master = MasterKey::generate().unwrap();
-    let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+    let store = KeyStore::open(path, copy_master(&master)).unwrap();
     store.get_or_create_user_keys(&["a", "b", "c"]).unwrap();
-    raw(&path)
+    raw(path)
         .execute(
             "UPDATE encryption_keys SET encrypted_key = x'00' WHERE user_id = 'c'",
             [],
         )
         .unwrap();
-    let a_before = blob_of(&path, "a");
+    let a_before = blob_of(path, "a");
     let err = store
         .rotate_master_key(MasterKey::generate().unwrap())
         .unwrap_err();
@@ -311,9 +293,9 @@ fn rotation_failure_changes_nothing() {
             user_id: "c".into()
         }
     );
-    assert_eq!(blob_of(&path, "a"), a_before);
+    assert_eq!(blob_of(path, "a"), a_before);
     drop(store);
-    let store = KeyStore::open(&path, master).unwrap();
+    let store = KeyStore::open(path, master).unwrap();
     assert!(store.get_or_create_user_key("a").is_ok());
 }
 
@@ -329,10 +311,10 @@ fn in_memory_databases_are_refused() {
 
 #[test]
 fn busy_database_fails_within_the_timeout_then_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
     let store = KeyStore::open_with(
-        &path,
+        path,
         MasterKey::generate().unwrap(),
         KeyStoreOptions::default()
             .busy_timeout(Duration::from_millis(300))
@@ -340,7 +322,7 @@ fn busy_database_fails_within_the_timeout_then_recovers() {
     )
     .unwrap();
     store.get_or_create_user_key("existing").unwrap();
-    let blocker = raw(&path);
+    let blocker = raw(path);
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let start = Instant::now();
     let err = store.get_or_create_user_key("new").unwrap_err();
@@ -357,10 +339,10 @@ fn busy_database_fails_within_the_timeout_then_recovers() {
 
 #[test]
 fn a_writer_holding_the_lock_briefly_is_waited_for() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
-    let store = KeyStore::open(&path, MasterKey::generate().unwrap()).unwrap();
-    let blocker = raw(&path);
+    let tmp = TempDb::named("keys.db");
+    let path = tmp.path();
+    let store = KeyStore::open(path, MasterKey::generate().unwrap()).unwrap();
+    let blocker = raw(path);
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let release = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
@@ -390,8 +372,8 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 #[test]
 fn async_variant_runs_off_thread_and_agrees() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = KeyStore::open(dir.path().join("k.db"), MasterKey::generate().unwrap()).unwrap();
+    let tmp = TempDb::new();
+    let store = KeyStore::open(tmp.dir().join("k.db"), MasterKey::generate().unwrap()).unwrap();
     let futures: Vec<_> = (0..50)
         .map(|i| store.get_or_create_user_key_async(&format!("u{}", i % 10)))
         .collect();
@@ -424,17 +406,17 @@ proptest! {
     /// Any valid user ids: keys survive a reopen (cold cache) and a rotation, one row each.
     #[test]
     fn keys_survive_reopen_and_rotation(ids in proptest::collection::vec("[^\u{0}]{1,40}", 1..12)) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.db");
+        let tmp = TempDb::named("p.db");
+        let path = tmp.path();
         let master = MasterKey::generate().unwrap();
-        let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+        let store = KeyStore::open(path, copy_master(&master)).unwrap();
         let keys: Vec<DataKey> = ids.iter().map(|id| store.get_or_create_user_key(id).unwrap()).collect();
         let distinct: std::collections::HashSet<&String> = ids.iter().collect();
         prop_assert_eq!(store.user_count().unwrap(), distinct.len() as u64);
         let new = MasterKey::generate().unwrap();
         store.rotate_master_key(copy_master(&new)).unwrap();
         drop(store);
-        let store = KeyStore::open(&path, new).unwrap();
+        let store = KeyStore::open(path, new).unwrap();
         for (id, key) in ids.iter().zip(&keys) {
             prop_assert_eq!(&store.get_user_key(id).unwrap().unwrap(), key);
         }
@@ -443,21 +425,21 @@ proptest! {
     /// Any damage to a stored blob is an error (corrupt or wrong key), never another key.
     #[test]
     fn damaged_blobs_are_errors(cut in 0usize..70, flip in 0usize..60, extra in proptest::collection::vec(any::<u8>(), 0..4)) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.db");
+        let tmp = TempDb::named("p.db");
+        let path = tmp.path();
         let master = MasterKey::generate().unwrap();
-        let store = KeyStore::open(&path, copy_master(&master)).unwrap();
+        let store = KeyStore::open(path, copy_master(&master)).unwrap();
         store.get_or_create_user_key("anchor").unwrap();
         store.get_or_create_user_key("victim").unwrap();
         drop(store);
-        let mut blob = blob_of(&path, "victim");
+        let mut blob = blob_of(path, "victim");
         blob[flip] ^= 0x80;
         blob.truncate(cut);
         blob.extend_from_slice(&extra);
-        raw(&path).execute("UPDATE encryption_keys SET encrypted_key = ?1 WHERE user_id = 'victim'", [&blob]).unwrap();
-        let store = KeyStore::open(&path, master).unwrap();
+        raw(path).execute("UPDATE encryption_keys SET encrypted_key = ?1 WHERE user_id = 'victim'", [&blob]).unwrap();
+        let store = KeyStore::open(path, master).unwrap();
         let err = store.get_or_create_user_key("victim").unwrap_err();
         prop_assert!(matches!(err.code(), "corrupt_key" | "wrong_master_key"), "{err}");
-        prop_assert_eq!(blob_of(&path, "victim"), blob);
+        prop_assert_eq!(blob_of(path, "victim"), blob);
     }
 }

@@ -4,20 +4,22 @@
 #![cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 #![allow(missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keyseal::{ApiKeys, NewKey};
+
+mod common;
 
 #[path = "conformance/harness.rs"]
 #[allow(dead_code)]
 mod harness;
 
-use harness::{config, legacy_key, TempDb};
+use common::process::{this_test_binary, ChildProcess};
+use common::temp_db::TempDb;
+use harness::{config, legacy_key};
 
 fn open(db: &TempDb) -> ApiKeys {
-    ApiKeys::open_with(&db.0, config()).unwrap()
+    ApiKeys::open_with(db.path(), config()).unwrap()
 }
 
 /// The `SQLite` file never holds a key, nor its secret part (nothing bcrypt-able without it).
@@ -28,7 +30,7 @@ fn the_file_never_holds_the_key() {
     let created = keys.create(&NewKey::new("user-1", "CI deploy")).unwrap();
     assert!(keys.verify(&created.key).unwrap().is_valid());
     drop(keys);
-    let raw = std::fs::read(&db.0).unwrap();
+    let raw = std::fs::read(db.path()).unwrap();
     let hay = String::from_utf8_lossy(&raw);
     assert!(!hay.contains(&created.key));
     assert!(!hay.contains(&created.key[8 + 12..8 + 12 + 43]));
@@ -42,7 +44,7 @@ fn an_old_single_format_row_is_still_read() {
     let l = legacy_key("mhu_", "wZ4dBpC_", hash.into());
     open(&db).import_legacy(&l).unwrap();
     // As an earlier version wrote it: one row per prefix.
-    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
     conn.execute_batch(
         "DELETE FROM api_key_meta; INSERT INTO api_key_meta VALUES ('legacy:mhu_', '8');",
     )
@@ -80,32 +82,19 @@ fn revocation_is_seen_by_another_process() {
     let db = TempDb::new();
     let keys = open(&db);
     let k = keys.create(&NewKey::new("u", "x")).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_process_watcher",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DB, &db.0)
-        .env(CHILD_KEY, &k.key)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next_child_line = || loop {
-        let line = lines.next().expect("child output").unwrap();
-        if let Some(at) = line.find("CHILD ") {
-            return line[at + "CHILD ".len()..].to_owned();
-        }
-    };
-    assert_eq!(next_child_line(), "ready");
+    let mut child = ChildProcess::spawn(
+        this_test_binary("child_process_watcher")
+            .env(CHILD_DB, db.path())
+            .env(CHILD_KEY, &k.key),
+    );
+    let limit = Duration::from_secs(20);
+    assert_eq!(child.line_with("CHILD ", limit), "CHILD ready");
     std::thread::sleep(Duration::from_millis(300)); // the child's cache is warm
     keys.revoke("u", &k.key_id).unwrap();
     let t = Instant::now();
-    assert_eq!(next_child_line(), "refused revoked");
+    assert_eq!(child.line_with("CHILD ", limit), "CHILD refused revoked");
     let latency = t.elapsed();
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_with_output().status.success());
     assert!(latency < Duration::from_secs(1), "{latency:?}");
     eprintln!("revocation seen by the other process after {latency:?}");
 }
@@ -114,7 +103,7 @@ fn revocation_is_seen_by_another_process() {
 fn shares_the_file_with_the_key_store_without_touching_it() {
     let db = TempDb::new();
     {
-        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        let conn = rusqlite::Connection::open(db.path()).unwrap();
         conn.execute_batch(
             "CREATE TABLE encryption_keys(user_id TEXT PRIMARY KEY, encrypted_key BLOB NOT NULL, \
              created_at TEXT NOT NULL); INSERT INTO encryption_keys VALUES ('alice', x'00', 'now');",
@@ -125,7 +114,7 @@ fn shares_the_file_with_the_key_store_without_touching_it() {
     let k = keys.create(&NewKey::new("alice", "a")).unwrap();
     keys.revoke("alice", &k.key_id).unwrap();
     drop(keys);
-    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
     let rows: Vec<(String, Vec<u8>, String)> = conn
         .prepare("SELECT * FROM encryption_keys")
         .unwrap()
@@ -153,7 +142,7 @@ fn works_next_to_the_real_key_store_in_one_file() {
     let db = TempDb::new();
     let master = MasterKey::generate().unwrap();
     let store = KeyStore::open(
-        &db.0,
+        db.path(),
         MasterKey::from_bytes(master.expose_secret()).unwrap(),
     )
     .unwrap();
@@ -164,7 +153,7 @@ fn works_next_to_the_real_key_store_in_one_file() {
     let again = store.get_or_create_user_key("alice").unwrap();
     assert_eq!(before.expose_secret(), again.expose_secret());
     drop((store, keys));
-    let store = KeyStore::open(&db.0, master).unwrap();
+    let store = KeyStore::open(db.path(), master).unwrap();
     assert_eq!(
         store
             .get_or_create_user_key("alice")

@@ -1,16 +1,12 @@
 //! The `keyseal` binary as a user runs it: every command, both output modes, every exit code.
 #![cfg(feature = "cli")]
 
-#[path = "common/base64_cases.rs"]
-mod b64_cases;
-#[path = "common/cli_env.rs"]
-mod cli_env;
+mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use cli_env::{run_in, stderr, stdout, Env};
+use common::cli_env::{run_in, stderr, stdout, Env};
 
 #[test]
 fn master_key_generate_writes_a_private_file_once() {
@@ -435,25 +431,16 @@ fn in_memory_stores_are_refused() {
 /// keyseal chooses, not what the test runner's umask allows.
 #[cfg(unix)]
 fn run_umask_022(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .arg("-c")
         .arg("umask 022 && exec \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_keyseal"))
         .args(args)
         .current_dir(dir)
         .env_remove("API_KEY_MASTER_KEY")
-        .env_remove("KEYSEAL_DB")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A command refused before it reads its input closes the pipe early: not an error here.
-    let written = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    if let Err(e) = written {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-    }
-    child.wait_with_output().unwrap()
+        .env_remove("KEYSEAL_DB");
+    common::process::run_with_stdin(&mut command, stdin.as_bytes())
 }
 
 #[cfg(unix)]
@@ -565,7 +552,7 @@ fn a_store_readable_by_others_is_warned_about() {
 /// now exactly the forms Python accepts work, as the same key.
 #[test]
 fn master_key_files_are_read_as_python_reads_the_variable() {
-    if !b64_cases::python_ready() {
+    if !common::process::python_ready() {
         return;
     }
     let env = Env::new();
@@ -581,8 +568,12 @@ fn master_key_files_are_read_as_python_reads_the_variable() {
         format!("{key}\u{e9}"),
         format!("{key}AAAA"),
     ];
-    let cases: Vec<b64_cases::Case> = forms.iter().cloned().map(b64_cases::Case::master).collect();
-    let answers = b64_cases::python_answers(&cases);
+    let cases: Vec<common::base64_cases::Case> = forms
+        .iter()
+        .cloned()
+        .map(common::base64_cases::Case::master)
+        .collect();
+    let answers = common::base64_cases::python_answers(&cases);
     let mut accepted = 0;
     for (form, python) in forms.iter().zip(&answers) {
         let file = env.dir.path().join("variant.key");

@@ -3,10 +3,10 @@
 // Native only (proptest; the process environment).
 #![cfg(not(target_arch = "wasm32"))]
 
-#[path = "common/base64_cases.rs"]
-mod b64_cases;
+mod common;
 
-use b64_cases::{case_strategy, python_answers, python_ready, std_b64, Case, Kind};
+use common::base64_cases::{case_strategy, python_answers, std_b64, Case, Kind};
+use common::process::python_ready;
 use keyseal::{resolve_master_key, MASTER_KEY_ENV};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -17,17 +17,10 @@ fn resolve_master_key_follows_the_python_rules() {
     std::env::remove_var(MASTER_KEY_ENV);
     assert!(resolve_master_key().is_none(), "missing");
 
-    let text = include_str!("vectors/python/python-interop.json");
-    let json: serde_json::Value = serde_json::from_str(text).unwrap();
-    for case in json["master_key_env"].as_array().unwrap() {
-        std::env::set_var(MASTER_KEY_ENV, case["value"].as_str().unwrap());
+    for case in &common::vectors::python_vectors().master_key_env {
+        std::env::set_var(MASTER_KEY_ENV, &case.value);
         let got = resolve_master_key().map(|k| k.to_base64());
-        assert_eq!(
-            got.as_deref(),
-            case["resolves_to_b64"].as_str(),
-            "{}",
-            case["why"]
-        );
+        assert_eq!(got, case.resolves_to_b64, "{}", case.why);
     }
 
     // No value makes it panic.

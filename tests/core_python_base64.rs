@@ -11,10 +11,10 @@
 //! the test is skipped with a message, or fails if `KEYSEAL_REQUIRE_PYTHON=1`.
 #![cfg(not(target_arch = "wasm32"))]
 
-#[path = "common/base64_cases.rs"]
-mod b64_cases;
+mod common;
 
-use b64_cases::{case_strategy, python_answers, python_ready, std_b64, Case, Kind};
+use common::base64_cases::{case_strategy, python_answers, std_b64, Case, Kind};
+use common::process::python_ready;
 use keyseal::{decrypt, decrypt_bytes, parse_master_key, DataKey};
 use proptest::prelude::*;
 use serde_json::json;

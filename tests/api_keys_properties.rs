@@ -4,29 +4,25 @@
 
 use std::sync::OnceLock;
 
+mod common;
+use common::temp_db::TempDb;
 use keyseal::{ApiKeys, ApiKeysConfig, KeyFormat, NewKey, Timestamp, Verification};
 use proptest::prelude::*;
 
 struct Fixture {
     keys: ApiKeys,
     key: String,
-    _dir: std::path::PathBuf,
+    // A static is never dropped: the folder outlives the run, as one small file.
+    _db: TempDb,
 }
 
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("keyseal-issuance-props-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let keys =
-            ApiKeys::open_with(dir.join("k.db"), ApiKeysConfig::default().bcrypt_cost(4)).unwrap();
+        let db = TempDb::named("k.db");
+        let keys = ApiKeys::open_with(db.path(), ApiKeysConfig::default().bcrypt_cost(4)).unwrap();
         let key = keys.create(&NewKey::new("u", "p")).unwrap().key.clone();
-        Fixture {
-            keys,
-            key,
-            _dir: dir,
-        }
+        Fixture { keys, key, _db: db }
     })
 }
 

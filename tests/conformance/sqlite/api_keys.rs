@@ -1,11 +1,14 @@
-//! The `SQLite` backend under the suites: the file `ApiKeys::open` uses, and another client as
+//! The `SQLite` backend under the API-key suite: the file `ApiKeys::open` uses, and another client as
 //! a second connection, or as another process.
 
+use std::io::Write;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use keyseal::ApiKeys;
 
+use crate::common::process::{this_test_binary, ChildProcess};
 use crate::harness::{Backend, Raw};
 
 struct SqliteRaw(rusqlite::Connection);
@@ -34,51 +37,26 @@ const SQLITE: Backend = Backend {
 
 /// The same client in another process: a copy of this test binary that runs the commands
 /// it reads on standard input (`raw_sql_child`), so the write lock is held by a process.
-struct ChildRaw {
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
-    stdout: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-}
+struct ChildRaw(ChildProcess);
 
 const RAW_CHILD_DB: &str = "KEYSEAL_RAW_CHILD_DB";
 
 impl ChildRaw {
     fn spawn(path: &Path) -> Self {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "sqlite::raw_sql_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(RAW_CHILD_DB, path)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut raw = ChildRaw {
-            child,
-            stdin,
-            stdout,
-        };
+        let mut raw = ChildRaw(ChildProcess::spawn(
+            this_test_binary("sqlite::api_keys::raw_sql_child")
+                .env(RAW_CHILD_DB, path)
+                .stdin(Stdio::piped()),
+        ));
         raw.send("ping");
         raw
     }
 
     fn send(&mut self, line: &str) {
-        use std::io::Write;
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        loop {
-            let got = self.stdout.next().expect("child output").unwrap();
-            if got.contains("RAW ok") {
-                return;
-            }
-            assert!(!got.contains("RAW error"), "{got}");
-        }
+        let stdin = self.0.stdin();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        assert_eq!(self.0.line_with("RAW ", Duration::from_secs(30)), "RAW ok");
     }
 }
 
@@ -91,13 +69,6 @@ impl Raw for ChildRaw {
     }
     fn commit(&mut self) {
         self.send("COMMIT");
-    }
-}
-
-impl Drop for ChildRaw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -9,16 +9,13 @@ mod common;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use common::hex;
+use common::vectors::{
+    wycheproof_groups, WYCHEPROOF_AES_GCM, WYCHEPROOF_HMAC_SHA256, WYCHEPROOF_PBKDF2_HMAC_SHA256,
+};
 use hmac::{Hmac, Mac};
 use keyseal::{decrypt_bytes_with_aad, DataKey, Error};
 use serde::Deserialize;
 use sha2::Sha256;
-
-#[derive(Deserialize)]
-struct File<G> {
-    #[serde(rename = "testGroups")]
-    groups: Vec<G>,
-}
 
 #[derive(Deserialize)]
 struct AeadGroup {
@@ -67,10 +64,9 @@ fn url_safe_b64(bytes: &[u8]) -> String {
 
 #[test]
 fn wycheproof_aes_256_gcm_through_tokens() {
-    let file: File<AeadGroup> =
-        serde_json::from_str(include_str!("vectors/wycheproof/aes_gcm_test.json")).unwrap();
+    let groups: Vec<AeadGroup> = wycheproof_groups(WYCHEPROOF_AES_GCM);
     let (mut valid, mut invalid, mut skipped_shape) = (0, 0, 0);
-    for group in &file.groups {
+    for group in &groups {
         if (group.key_size, group.iv_size, group.tag_size) != (256, 96, 128) {
             skipped_shape += group.tests.len();
             continue;
@@ -127,10 +123,9 @@ struct MacCase {
 
 #[test]
 fn wycheproof_hmac_sha256() {
-    let file: File<MacGroup> =
-        serde_json::from_str(include_str!("vectors/wycheproof/hmac_sha256_test.json")).unwrap();
+    let groups: Vec<MacGroup> = wycheproof_groups(WYCHEPROOF_HMAC_SHA256);
     let mut count = 0;
-    for group in &file.groups {
+    for group in &groups {
         for case in &group.tests {
             let mut mac = Hmac::<Sha256>::new_from_slice(&hex(&case.key)).unwrap();
             mac.update(&hex(&case.msg));
@@ -162,12 +157,9 @@ struct PbkdfCase {
 
 #[test]
 fn wycheproof_pbkdf2_hmac_sha256() {
-    let file: File<PbkdfGroup> = serde_json::from_str(include_str!(
-        "vectors/wycheproof/pbkdf2_hmacsha256_test.json"
-    ))
-    .unwrap();
+    let groups: Vec<PbkdfGroup> = wycheproof_groups(WYCHEPROOF_PBKDF2_HMAC_SHA256);
     let mut count = 0;
-    for group in &file.groups {
+    for group in &groups {
         for case in &group.tests {
             assert_eq!(case.result, "valid");
             let want = hex(&case.dk);

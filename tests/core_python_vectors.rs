@@ -6,7 +6,7 @@ mod common;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use common::python_vectors;
+use common::vectors::python_vectors;
 use keyseal::{api_key_hash, decrypt, decrypt_bytes, derive_pool_key, DataKey, Error, MasterKey};
 
 #[test]
