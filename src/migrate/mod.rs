@@ -231,6 +231,50 @@ fn plaintext_of(mut value: Raw) -> Result<String, FailReason> {
     }
 }
 
+/// What a migration does with one row, without a database: `value` and `user` are stored
+/// values given as a SQLite type (0 NULL, 1 INTEGER, 2 REAL, 3 TEXT, anything else BLOB) and
+/// bytes (INTEGER and REAL from up to 8 little-endian bytes). `Ok(None)`: skipped (NULL, or
+/// TEXT already starting with `v2:`, as the migration's SELECT skips it); `Ok(Some((user id,
+/// plaintext)))`: what would be encrypted, for that user; `Err`: why the row is left as it is.
+/// Also returns the row's description as a report shows it, for the value used as an id.
+/// For fuzzing and tests; not part of the API.
+///
+/// # Errors
+/// The [`FailReason`] a migration would report for the row.
+#[doc(hidden)]
+#[allow(clippy::type_complexity)]
+pub fn value_path(
+    value: (u8, &[u8]),
+    user: (u8, &[u8]),
+) -> (String, Result<Option<(String, String)>, FailReason>) {
+    fn raw((kind, bytes): (u8, &[u8])) -> Raw {
+        let mut le = [0u8; 8];
+        let n = bytes.len().min(8);
+        le[..n].copy_from_slice(&bytes[..n]);
+        match kind {
+            0 => Raw::Null,
+            1 => Raw::Integer(i64::from_le_bytes(le)),
+            2 => Raw::Real(f64::from_le_bytes(le)),
+            3 => Raw::Text(bytes.to_vec()),
+            _ => Raw::Blob(bytes.to_vec()),
+        }
+    }
+    let value = raw(value);
+    let described = value.describe();
+    let skipped = match &value {
+        Raw::Null => true,
+        Raw::Text(bytes) => bytes.starts_with(ENCRYPTED_PREFIX.as_bytes()),
+        _ => false,
+    };
+    if skipped {
+        return (described, Ok(None));
+    }
+    // The same order as a migration: the value first, so it is wiped whatever else is wrong.
+    let result = plaintext_of(value)
+        .and_then(|plaintext| user_id(raw(user)).map(|user| Some((user, plaintext))));
+    (described, result)
+}
+
 /// A migration (`keys` given) or a dry run (`keys` is `None`: read only, nothing written).
 fn run(
     db: &Path,

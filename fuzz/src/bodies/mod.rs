@@ -17,4 +17,5 @@ pub mod decrypt;
 pub mod keystore_ops;
 pub mod master_key;
 pub mod migrate_value;
+pub mod migrate_value_path;
 pub mod util;
