@@ -8,12 +8,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { CHROMIUM, openOnlyOrigin } from '../chromium.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OUT = path.join(ROOT, 'target', 'www');
 const SHOT = path.join(OUT, 'demo.png');
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 const VECTORS = process.env.KEYSEAL_VECTORS ||
   path.join(ROOT, 'tests', 'vectors', 'python', 'python-interop.json');
 const TIME_LIMIT_MS = 90_000;
@@ -38,30 +37,16 @@ const origin = new URL(url).origin;
 let context;
 let failed = false;
 try {
-  say(`serving ${url}; ${EXE} (fresh profile ${path.relative(ROOT, profile)})`);
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: EXE,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  say(`serving ${url}; ${CHROMIUM} (fresh profile ${path.relative(ROOT, profile)})`);
+  // Nothing but our own origin: anything else is refused and counted as a failure.
+  const opened = await openOnlyOrigin(profile, origin, {
     viewport: { width: 1200, height: 900 },
     deviceScaleFactor: 1,
     colorScheme: 'light',
   });
+  context = opened.context;
+  const { page, offsite, errors: uncaught } = opened;
   say(`Chromium ${context.browser()?.version() ?? '(version unknown)'}`);
-
-  // Nothing but our own origin: anything else is refused and counted as a failure.
-  const offsite = [];
-  await context.route('**/*', (route) => {
-    const u = route.request().url();
-    if (u.startsWith(origin + '/')) return route.continue();
-    offsite.push(u);
-    return route.abort();
-  });
-  const page = context.pages()[0] ?? await context.newPage();
-  const uncaught = [];
-  page.on('pageerror', (e) => uncaught.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') uncaught.push(`console: ${m.text()}`); });
 
   await page.goto(url);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });

@@ -16,7 +16,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import webpack from 'webpack';
-import { chromium } from 'playwright-core';
+import { openOnlyOrigin } from '../chromium.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -25,7 +25,6 @@ const BIN = path.join(ROOT, 'bindings', 'node_modules', '.bin');
 const WORK = path.join(ROOT, 'target', 'consumers');
 const APP = path.join(WORK, 'app');
 const OUT = path.join(WORK, 'out'); // outside APP: no node_modules to fall back on
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const VECTORS = process.env.KEYSEAL_VECTORS ||
   path.join(ROOT, 'tests', 'vectors', 'python', 'python-interop.json');
 const LIMIT = { timeout: 90_000 };
@@ -116,23 +115,8 @@ async function inChromium(dir, page) {
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const origin = `http://127.0.0.1:${server.address().port}`;
   const profile = fs.mkdtempSync(path.join(WORK, 'chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const { context, page: tab, offsite, errors } = await openOnlyOrigin(profile, origin);
   try {
-    const offsite = [];
-    await context.route('**/*', (route) => {
-      const u = route.request().url();
-      if (u.startsWith(origin + '/')) return route.continue();
-      offsite.push(u);
-      return route.abort();
-    });
-    const tab = context.pages()[0] ?? await context.newPage();
-    const errors = [];
-    tab.on('pageerror', (e) => errors.push(e.message));
-    tab.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
     await tab.goto(`${origin}/${page}#${encodeURIComponent(VECTOR)}`);
     const result = await tab.waitForFunction(() => globalThis.keysealResult, null, { timeout: 20_000 })
       .then((h) => h.jsonValue())
