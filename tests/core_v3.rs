@@ -1,6 +1,10 @@
 //! `v3:` tokens: round trips, the header and the context authenticated, malformed input typed,
 //! and `decrypt_any` / `token_format` / `is_encrypted` on both formats.
 
+// Under wasm32 the same tests run through wasm-bindgen-test (`make test-wasm`).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use keyseal::{
     decrypt, decrypt_any, decrypt_bytes_any, decrypt_bytes_v3, decrypt_v3, encrypt,
     encrypt_bytes_v3, encrypt_v3, is_encrypted, token_format, Context, DataKey, Error, TokenFormat,
