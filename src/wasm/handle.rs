@@ -33,7 +33,7 @@ impl KeysealKey {
         }
     }
 
-    fn key(&self) -> Result<Rc<DataKey>, Error> {
+    pub(super) fn key(&self) -> Result<Rc<DataKey>, Error> {
         let key = self.key.take();
         let out = key.clone();
         self.key.set(key);

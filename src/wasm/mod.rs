@@ -27,6 +27,7 @@ mod host;
 mod input;
 #[cfg(test)]
 mod tests;
+mod v3;
 
 use js_sys::{JsString, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -39,8 +40,10 @@ use crate::{DataKey, Error, MasterKey};
 const MAX_JS_STRING: usize = (1 << 29) - 24;
 /// Below this many bytes an input is not worth a memory reservation first.
 const RESERVE_THRESHOLD: usize = 1 << 16;
-/// Nonce and tag: what a token holds beyond the plaintext.
+/// Nonce and tag: what a `v2:` token holds beyond the plaintext.
 const OVERHEAD: usize = 12 + 16;
+/// Header, nonce and tag: what a `v3:` token holds beyond the plaintext.
+const OVERHEAD_V3: usize = 5 + 12 + 16;
 
 const TOO_LARGE: Error = Error::Malformed {
     what: "input too large for WebAssembly memory",
@@ -117,19 +120,20 @@ fn reserve(bytes: usize) -> Result<(), Error> {
     probe.try_reserve_exact(bytes).map_err(|_| TOO_LARGE)
 }
 
-/// Length of the token for `n` bytes of plaintext: "v2:" + padded base64 of nonce‖ct‖tag.
-fn token_len(n: usize) -> usize {
-    n.saturating_add(OVERHEAD + 2) / 3 * 4 + crate::ENCRYPTED_PREFIX.len()
+/// Length of the token for `n` bytes of plaintext: a 3-character prefix ("v2:" or "v3:") +
+/// padded base64 of the plaintext and `overhead` bytes.
+fn token_len(n: usize, overhead: usize) -> usize {
+    n.saturating_add(overhead + 2) / 3 * 4 + crate::ENCRYPTED_PREFIX.len()
 }
 
 /// Refuses plaintexts whose token cannot be a JS string, and reserves what encryption needs
 /// besides the plaintext already in wasm memory (ciphertext and token).
-fn check_encrypt_size(n: usize) -> Result<(), Error> {
-    let token = token_len(n);
+fn check_encrypt_size(n: usize, overhead: usize) -> Result<(), Error> {
+    let token = token_len(n, overhead);
     if token > MAX_JS_STRING {
         return Err(TOKEN_TOO_LARGE);
     }
-    reserve(n.saturating_add(OVERHEAD).saturating_add(token))
+    reserve(n.saturating_add(overhead).saturating_add(token))
 }
 
 fn data_key(key: &JsValue) -> Result<DataKey, Error> {
@@ -157,21 +161,41 @@ fn secret_bytes_out(mut v: Vec<u8>) -> Uint8Array {
     out
 }
 
-fn encrypt_str(plaintext: &JsValue, key: &DataKey) -> Result<String, Error> {
+/// Copies a string to encrypt into wasm memory as UTF-8, once its token is known to fit, and
+/// encrypts it with `seal` (a token `overhead` bytes longer than the plaintext).
+fn encrypt_text_with(
+    plaintext: &JsValue,
+    overhead: usize,
+    seal: impl FnOnce(&[u8]) -> Result<String, Error>,
+) -> Result<String, Error> {
     // Every UTF-16 unit takes at least one UTF-8 byte: refuse before copying what cannot fit.
-    if token_len(input::text_units(plaintext)?) > MAX_JS_STRING {
+    if token_len(input::text_units(plaintext)?, overhead) > MAX_JS_STRING {
         return Err(TOKEN_TOO_LARGE);
     }
     let text = input::text_in(plaintext)?;
-    check_encrypt_size(text.len())?;
-    // The UTF-8 bytes of a string: the same token as `crate::encrypt` makes.
-    crate::encrypt_bytes(&text, key)
+    check_encrypt_size(text.len(), overhead)?;
+    // The UTF-8 bytes of a string: the same token as the crate's text functions make.
+    seal(&text)
+}
+
+/// Copies bytes to encrypt into wasm memory, once their token is known to fit, and encrypts
+/// them with `seal`.
+fn encrypt_bytes_with(
+    plaintext: &JsValue,
+    overhead: usize,
+    seal: impl FnOnce(&[u8]) -> Result<String, Error>,
+) -> Result<String, Error> {
+    check_encrypt_size(input::bytes_len(plaintext)?, overhead)?;
+    let data = input::bytes_in(plaintext)?;
+    seal(&data)
+}
+
+fn encrypt_str(plaintext: &JsValue, key: &DataKey) -> Result<String, Error> {
+    encrypt_text_with(plaintext, OVERHEAD, |text| crate::encrypt_bytes(text, key))
 }
 
 fn encrypt_u8(plaintext: &JsValue, key: &DataKey) -> Result<String, Error> {
-    check_encrypt_size(input::bytes_len(plaintext)?)?;
-    let data = input::bytes_in(plaintext)?;
-    crate::encrypt_bytes(&data, key)
+    encrypt_bytes_with(plaintext, OVERHEAD, |data| crate::encrypt_bytes(data, key))
 }
 
 /// Copies a token in, reserving what decryption will need (raw bytes and plaintext).
@@ -240,7 +264,7 @@ pub fn hash(api_key: &JsValue) -> Result<JsString, JsValue> {
     })
 }
 
-/// Whether a value looks like a keyseal token (starts with `v2:`). Never throws.
+/// Whether a value looks like a keyseal token (starts with `v2:` or `v3:`). Never throws.
 #[wasm_bindgen(js_name = isEncrypted)]
 pub fn is_encrypted(value: &JsValue) -> bool {
     value
