@@ -22,6 +22,7 @@
 //! `KeysealKey` ([`handle`]) is an opaque handle that keeps a key and its expanded AES schedule inside
 //! wasm memory, for callers who encrypt or decrypt many values with one key.
 
+mod calls;
 mod handle;
 mod host;
 mod input;
@@ -35,6 +36,7 @@ use wasm_bindgen::JsCast;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::{DataKey, Error, MasterKey};
+use calls::{decrypt_call, encrypt_call, KeyArg};
 
 /// The longest string V8 (Node, Chrome, Deno, workerd) can hold, in UTF-16 units.
 const MAX_JS_STRING: usize = (1 << 29) - 24;
@@ -161,58 +163,11 @@ fn secret_bytes_out(mut v: Vec<u8>) -> Uint8Array {
     out
 }
 
-/// Copies a string to encrypt into wasm memory as UTF-8, once its token is known to fit, and
-/// encrypts it with `seal` (a token `overhead` bytes longer than the plaintext).
-fn encrypt_text_with(
-    plaintext: &JsValue,
-    overhead: usize,
-    seal: impl FnOnce(&[u8]) -> Result<String, Error>,
-) -> Result<String, Error> {
-    // Every UTF-16 unit takes at least one UTF-8 byte: refuse before copying what cannot fit.
-    if token_len(input::text_units(plaintext)?, overhead) > MAX_JS_STRING {
-        return Err(TOKEN_TOO_LARGE);
-    }
-    let text = input::text_in(plaintext)?;
-    check_encrypt_size(text.len(), overhead)?;
-    // The UTF-8 bytes of a string: the same token as the crate's text functions make.
-    seal(&text)
-}
-
-/// Copies bytes to encrypt into wasm memory, once their token is known to fit, and encrypts
-/// them with `seal`.
-fn encrypt_bytes_with(
-    plaintext: &JsValue,
-    overhead: usize,
-    seal: impl FnOnce(&[u8]) -> Result<String, Error>,
-) -> Result<String, Error> {
-    check_encrypt_size(input::bytes_len(plaintext)?, overhead)?;
-    let data = input::bytes_in(plaintext)?;
-    seal(&data)
-}
-
-fn encrypt_str(plaintext: &JsValue, key: &DataKey) -> Result<String, Error> {
-    encrypt_text_with(plaintext, OVERHEAD, |text| crate::encrypt_bytes(text, key))
-}
-
-fn encrypt_u8(plaintext: &JsValue, key: &DataKey) -> Result<String, Error> {
-    encrypt_bytes_with(plaintext, OVERHEAD, |data| crate::encrypt_bytes(data, key))
-}
-
 /// Copies a token in, reserving what decryption will need (raw bytes and plaintext).
 fn token_in(token: &JsValue) -> Result<String, Error> {
     let t = input::token_in(token)?;
     reserve(t.len().saturating_mul(2))?;
     Ok(t)
-}
-
-fn decrypt_str(token: &JsValue, key: &DataKey) -> Result<JsString, Error> {
-    let t = token_in(token)?;
-    crate::decrypt(&t, key).map(secret_string_out)
-}
-
-fn decrypt_u8(token: &JsValue, key: &DataKey) -> Result<Uint8Array, Error> {
-    let t = token_in(token)?;
-    crate::decrypt_bytes(&t, key).map(secret_bytes_out)
 }
 
 /// Encrypts a string with a 32-byte key into a `v2:` token (AES-256-GCM, fresh random nonce).
@@ -221,7 +176,7 @@ fn decrypt_u8(token: &JsValue, key: &DataKey) -> Result<Uint8Array, Error> {
 /// (not a string, a lone surrogate, or too large) or `randomness`.
 #[wasm_bindgen]
 pub fn encrypt(plaintext: &JsValue, key: &JsValue) -> Result<String, JsValue> {
-    guarded(|| data_key(key).and_then(|k| encrypt_str(plaintext, &k)))
+    encrypt_call(plaintext, KeyArg::Bytes(key), None, true)
 }
 
 /// Decrypts a token (with or without the `v2:` prefix) made by `encrypt` or by the Python module.
@@ -230,7 +185,7 @@ pub fn encrypt(plaintext: &JsValue, key: &JsValue) -> Result<String, JsValue> {
 /// (wrong key or altered token) or `not_utf8` (the plaintext is bytes: use `decryptBytes`).
 #[wasm_bindgen]
 pub fn decrypt(token: &JsValue, key: &JsValue) -> Result<JsString, JsValue> {
-    guarded(|| data_key(key).and_then(|k| decrypt_str(token, &k)))
+    decrypt_call(token, KeyArg::Bytes(key), None, true).map(JsCast::unchecked_into)
 }
 
 /// Encrypts bytes into a `v2:` token.
@@ -239,7 +194,7 @@ pub fn decrypt(token: &JsValue, key: &JsValue) -> Result<JsString, JsValue> {
 /// too large) or `randomness`.
 #[wasm_bindgen(js_name = encryptBytes)]
 pub fn encrypt_bytes(plaintext: &JsValue, key: &JsValue) -> Result<String, JsValue> {
-    guarded(|| data_key(key).and_then(|k| encrypt_u8(plaintext, &k)))
+    encrypt_call(plaintext, KeyArg::Bytes(key), None, false)
 }
 
 /// Decrypts a token into bytes.
@@ -247,7 +202,7 @@ pub fn encrypt_bytes(plaintext: &JsValue, key: &JsValue) -> Result<String, JsVal
 /// Throws `KeysealError` with `code` `bad_key`, `malformed` or `authentication`.
 #[wasm_bindgen(js_name = decryptBytes)]
 pub fn decrypt_bytes(token: &JsValue, key: &JsValue) -> Result<Uint8Array, JsValue> {
-    guarded(|| data_key(key).and_then(|k| decrypt_u8(token, &k)))
+    decrypt_call(token, KeyArg::Bytes(key), None, false).map(JsCast::unchecked_into)
 }
 
 /// The lookup hash of an API key: lowercase hex SHA-256 of its UTF-8 bytes.

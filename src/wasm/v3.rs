@@ -9,14 +9,12 @@
 
 use js_sys::{JsString, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
-use zeroize::Zeroizing;
+use wasm_bindgen::JsCast;
 
+use super::calls::{decrypt_call, encrypt_call, KeyArg};
 use super::handle::KeysealKey;
-use super::{
-    data_key, encrypt_bytes_with, encrypt_text_with, guarded, input, reserve, secret_bytes_out,
-    secret_string_out, token_in, OVERHEAD_V3,
-};
-use crate::{Context, DataKey, Error, TokenFormat};
+use super::{guarded, input, token_in};
+use crate::{Context, Error, TokenFormat};
 
 /// More parts than any table/row/column context needs; keeps a hostile array-like (a `Proxy`
 /// claiming 2^32 - 1 elements) from holding a call for minutes.
@@ -40,9 +38,10 @@ extern "C" {
 }
 
 /// Reads an optional context argument.
-fn context_in(v: &JsValue) -> Result<Context, Error> {
+pub(super) fn context_in(v: &JsValue) -> Result<Context, Error> {
+    let mut ctx = Context::none();
     if v.is_undefined() || v.is_null() {
-        return Ok(Context::none());
+        return Ok(ctx);
     }
     if !is_array(v).map_err(|_| CONTEXT_UNREADABLE)? {
         return Err(CONTEXT_TYPE);
@@ -57,11 +56,6 @@ fn context_in(v: &JsValue) -> Result<Context, Error> {
     // A whole number from 0 to 2^16.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let len = len as u32;
-    let mut parts: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-    parts
-        .try_reserve_exact(len as usize)
-        .map_err(|_| super::TOO_LARGE)?;
-    let mut total = 4usize;
     for i in 0..len {
         let part = Reflect::get_u32(v, i).map_err(|_| CONTEXT_UNREADABLE)?;
         let bytes = if part.is_string() {
@@ -75,16 +69,13 @@ fn context_in(v: &JsValue) -> Result<Context, Error> {
                 }
             })?
         };
-        total = total.saturating_add(4).saturating_add(bytes.len());
-        parts.push(bytes);
+        ctx.try_push(&bytes)?;
     }
-    // The encoded context (and the AAD built from it) must not abort the allocator.
-    reserve(total.saturating_mul(2))?;
-    Ok(Context::from_parts(&parts))
+    Ok(ctx)
 }
 
 /// A key version from JS: a whole number from 1 to 2^32 - 1.
-fn version_in(v: &JsValue) -> Result<u32, Error> {
+pub(super) fn version_in(v: &JsValue) -> Result<u32, Error> {
     let bad = || Error::InvalidArgument {
         what: "a key version must be a whole number from 1 to 4294967295".into(),
     };
@@ -95,44 +86,6 @@ fn version_in(v: &JsValue) -> Result<u32, Error> {
     // Checked just above: a whole number in range.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     Ok(n as u32)
-}
-
-fn encrypt_str_v3(
-    plaintext: &JsValue,
-    key: &DataKey,
-    version: &JsValue,
-    context: &JsValue,
-) -> Result<String, Error> {
-    let version = version_in(version)?;
-    let ctx = context_in(context)?;
-    encrypt_text_with(plaintext, OVERHEAD_V3, |text| {
-        crate::encrypt_bytes_v3(text, key, version, &ctx)
-    })
-}
-
-fn encrypt_u8_v3(
-    plaintext: &JsValue,
-    key: &DataKey,
-    version: &JsValue,
-    context: &JsValue,
-) -> Result<String, Error> {
-    let version = version_in(version)?;
-    let ctx = context_in(context)?;
-    encrypt_bytes_with(plaintext, OVERHEAD_V3, |data| {
-        crate::encrypt_bytes_v3(data, key, version, &ctx)
-    })
-}
-
-fn decrypt_str_v3(token: &JsValue, key: &DataKey, context: &JsValue) -> Result<JsString, Error> {
-    let ctx = context_in(context)?;
-    let t = token_in(token)?;
-    crate::decrypt_v3(&t, key, &ctx).map(secret_string_out)
-}
-
-fn decrypt_u8_v3(token: &JsValue, key: &DataKey, context: &JsValue) -> Result<Uint8Array, Error> {
-    let ctx = context_in(context)?;
-    let t = token_in(token)?;
-    crate::decrypt_bytes_v3(&t, key, &ctx).map(secret_bytes_out)
 }
 
 /// Encrypts a string into a `v3:` token under version `version` (1 to 2^32 - 1) of a key,
@@ -148,7 +101,12 @@ pub fn encrypt_v3(
     version: &JsValue,
     context: &JsValue,
 ) -> Result<String, JsValue> {
-    guarded(|| data_key(key).and_then(|k| encrypt_str_v3(plaintext, &k, version, context)))
+    encrypt_call(
+        plaintext,
+        KeyArg::Bytes(key),
+        Some((version, context)),
+        true,
+    )
 }
 
 /// Encrypts bytes into a `v3:` token; see `encryptV3`.
@@ -162,7 +120,12 @@ pub fn encrypt_bytes_v3(
     version: &JsValue,
     context: &JsValue,
 ) -> Result<String, JsValue> {
-    guarded(|| data_key(key).and_then(|k| encrypt_u8_v3(plaintext, &k, version, context)))
+    encrypt_call(
+        plaintext,
+        KeyArg::Bytes(key),
+        Some((version, context)),
+        false,
+    )
 }
 
 /// Decrypts a `v3:` token into text, given the key of the version its header names (see
@@ -173,7 +136,7 @@ pub fn encrypt_bytes_v3(
 /// `not_utf8`.
 #[wasm_bindgen(js_name = decryptV3)]
 pub fn decrypt_v3(token: &JsValue, key: &JsValue, context: &JsValue) -> Result<JsString, JsValue> {
-    guarded(|| data_key(key).and_then(|k| decrypt_str_v3(token, &k, context)))
+    decrypt_call(token, KeyArg::Bytes(key), Some(context), true).map(JsCast::unchecked_into)
 }
 
 /// Decrypts a `v3:` token into bytes; see `decryptV3`.
@@ -185,7 +148,7 @@ pub fn decrypt_bytes_v3(
     key: &JsValue,
     context: &JsValue,
 ) -> Result<Uint8Array, JsValue> {
-    guarded(|| data_key(key).and_then(|k| decrypt_u8_v3(token, &k, context)))
+    decrypt_call(token, KeyArg::Bytes(key), Some(context), false).map(JsCast::unchecked_into)
 }
 
 /// The format of a token: `{ format: "v2" }` or `{ format: "v3", keyVersion }`. Reads only
@@ -224,7 +187,12 @@ impl KeysealKey {
         version: &JsValue,
         context: &JsValue,
     ) -> Result<String, JsValue> {
-        guarded(|| encrypt_str_v3(plaintext, &*self.key()?, version, context))
+        encrypt_call(
+            plaintext,
+            KeyArg::Handle(self),
+            Some((version, context)),
+            true,
+        )
     }
 
     /// Same as the function `encryptBytesV3`, with this key; `bad_key` after `free()`.
@@ -235,13 +203,18 @@ impl KeysealKey {
         version: &JsValue,
         context: &JsValue,
     ) -> Result<String, JsValue> {
-        guarded(|| encrypt_u8_v3(plaintext, &*self.key()?, version, context))
+        encrypt_call(
+            plaintext,
+            KeyArg::Handle(self),
+            Some((version, context)),
+            false,
+        )
     }
 
     /// Same as the function `decryptV3`, with this key; `bad_key` after `free()`.
     #[wasm_bindgen(js_name = decryptV3)]
     pub fn decrypt_v3(&self, token: &JsValue, context: &JsValue) -> Result<JsString, JsValue> {
-        guarded(|| decrypt_str_v3(token, &*self.key()?, context))
+        decrypt_call(token, KeyArg::Handle(self), Some(context), true).map(JsCast::unchecked_into)
     }
 
     /// Same as the function `decryptBytesV3`, with this key; `bad_key` after `free()`.
@@ -251,6 +224,6 @@ impl KeysealKey {
         token: &JsValue,
         context: &JsValue,
     ) -> Result<Uint8Array, JsValue> {
-        guarded(|| decrypt_u8_v3(token, &*self.key()?, context))
+        decrypt_call(token, KeyArg::Handle(self), Some(context), false).map(JsCast::unchecked_into)
     }
 }
