@@ -39,11 +39,6 @@ pub(crate) fn is_transient(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// Whether `e` is a unique violation.
-pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
-}
-
 /// The innermost cause's text (I/O and TLS errors say what failed: "Connection refused",
 /// "invalid peer certificate: …").
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -10,6 +10,7 @@
 //! (driver errors as [`crate::Error`]), `schema` (versioned migrations), `keystore` and
 //! `api_keys` (the two backends).
 
+pub(crate) mod api_keys;
 pub(crate) mod errors;
 pub(crate) mod keystore;
 mod pool;

@@ -16,13 +16,17 @@ use super::url::PgUrl;
 use super::{runtime, schema, tls};
 use crate::Error;
 
-/// Connections per pool: enough for group commit, the change check that must never wait
-/// for a write, and the rotation's transaction at once.
+/// Connections per pool: enough for group commit, last-use writes and the rotation's
+/// transaction at once.
 const POOL_SIZE: usize = 16;
+/// Connections of the read pool, which serves only the API keys' change checks: they never
+/// wait for a connection held by a write (this process's own included).
+const READ_POOL_SIZE: usize = 4;
 
 /// A pool and what is said about where it points.
 pub(crate) struct Shared {
     pool: Pool,
+    read_pool: Pool,
     /// `user@host:port/database`, for messages.
     pub(crate) target: String,
     /// The URL without its password.
@@ -59,27 +63,31 @@ pub(crate) fn shared(url: &str) -> Result<Arc<Shared>, Error> {
     map.retain(|_, weak| weak.strong_count() > 0);
     let mut parsed = PgUrl::parse(url)?;
     let connector = tls::connector(&mut parsed)?;
-    let manager = Manager::from_config(
-        parsed.config.clone(),
-        connector,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    // Building the pool spawns nothing; its connections' tasks run on keyseal's runtime.
+    // Building a pool spawns nothing; its connections' tasks run on keyseal's runtime.
     let _enter = runtime::runtime()?.enter();
-    let pool = Pool::builder(manager)
-        .max_size(POOL_SIZE)
-        .runtime(deadpool_postgres::Runtime::Tokio1)
-        .build()
-        .map_err(|e| {
-            Error::storage(
-                crate::StorageKind::Other,
-                format!("PostgreSQL {}: cannot build the pool: {e}", parsed.target()),
-            )
-        })?;
+    let build = |size: usize| {
+        let manager = Manager::from_config(
+            parsed.config.clone(),
+            connector.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager)
+            .max_size(size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| {
+                Error::storage(
+                    crate::StorageKind::Other,
+                    format!("PostgreSQL {}: cannot build the pool: {e}", parsed.target()),
+                )
+            })
+    };
+    let (pool, read_pool) = (build(POOL_SIZE)?, build(READ_POOL_SIZE)?);
     let shared = Arc::new(Shared {
         pool,
+        read_pool,
         target: parsed.target(),
         display: parsed.display.clone(),
         schema_ready: Mutex::new(false),
@@ -95,13 +103,24 @@ impl Shared {
     /// [`Error::Storage`]: the server cannot be reached, refuses the login, or no connection
     /// came free in time.
     pub(crate) async fn conn(&self, wait: Duration) -> Result<Conn, Error> {
+        self.from(&self.pool, wait).await
+    }
+
+    /// A connection of the read pool (change checks only), waiting at most `wait`.
+    ///
+    /// # Errors
+    /// As [`Shared::conn`].
+    pub(crate) async fn read_conn(&self, wait: Duration) -> Result<Conn, Error> {
+        self.from(&self.read_pool, wait).await
+    }
+
+    async fn from(&self, pool: &Pool, wait: Duration) -> Result<Conn, Error> {
         let timeouts = Timeouts {
             wait: Some(wait),
             create: Some(wait.max(Duration::from_secs(10))),
             recycle: Some(wait.max(Duration::from_secs(1))),
         };
-        let obj = self
-            .pool
+        let obj = pool
             .timeout_get(&timeouts)
             .await
             .map_err(|e| pool_error(&self.target, e))?;

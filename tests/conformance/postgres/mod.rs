@@ -8,6 +8,7 @@
 //! DATABASE`, dropped afterwards), migrated by the superuser and used through the app role
 //! `keyseal_app`, which may only read and write rows: the grants the README documents.
 
+mod api_keys;
 mod keystore;
 
 use std::path::Path;
