@@ -9,7 +9,10 @@
 //! `keyseal_app`, which may only read and write rows: the grants the README documents.
 
 mod api_keys;
+mod errors;
 mod keystore;
+mod runtime;
+mod schema;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
