@@ -13,6 +13,7 @@ mod errors;
 mod keystore;
 mod runtime;
 mod schema;
+mod tls;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
