@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "keyseal", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// The SQLite store (per-user data keys and API keys).
+    /// The store (per-user data keys and API keys): a SQLite file, or a PostgreSQL URL
+    /// (`postgres://USER@HOST:PORT/DATABASE?sslmode=…`; its password from `KEYSEAL_DB`,
+    /// `PGPASSWORD` or a password file, never on the command line).
     #[arg(long, global = true, env = "KEYSEAL_DB", default_value = "keyseal.db")]
     pub db: PathBuf,
     /// A file holding the master key (base64); otherwise `API_KEY_MASTER_KEY` is used.
@@ -50,8 +52,29 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         new_master_key_file: PathBuf,
     },
-    /// Encrypt the legacy plaintext values of one column of one SQLite table in place.
+    /// Encrypt the legacy plaintext values of one column of one table in place.
     Migrate(MigrateArgs),
+    /// Database commands.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Copy the whole store at --db into a new, empty one (another backend too), then verify it.
+    Copy(CopyArgs),
+}
+
+#[derive(Subcommand)]
+pub enum DbCommand {
+    /// Create or upgrade the store's tables: on PostgreSQL, with a role that may create
+    /// tables (the servers can then use one that only reads and writes rows); a SQLite file
+    /// needs nothing (its tables are made when first opened).
+    Migrate,
+}
+
+#[derive(Args)]
+pub struct CopyArgs {
+    /// The new store: a SQLite file or a PostgreSQL URL; it must be empty. A URL with a
+    /// password goes in KEYSEAL_COPY_TO.
+    #[arg(long, env = "KEYSEAL_COPY_TO", value_name = "URL_OR_PATH")]
+    pub to: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -146,8 +169,9 @@ pub struct MigrateArgs {
     /// After migrating, decrypt every value and count.
     #[arg(long)]
     pub verify: bool,
-    /// The database holding the table, when it is not the --db store.
-    #[arg(long, value_name = "PATH")]
+    /// The database holding the table, when it is not the --db store: a SQLite file or a
+    /// PostgreSQL URL (a URL with a password goes in KEYSEAL_DATA_DB).
+    #[arg(long, env = "KEYSEAL_DATA_DB", value_name = "PATH_OR_URL")]
     pub data_db: Option<PathBuf>,
 }
 

@@ -10,6 +10,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::args::Cli;
 use crate::db_path;
 use crate::output::{error_line, unbuffered, Failure};
+use crate::urls::shown;
 
 /// Room up front, so that a usual secret is read without ever moving.
 const FIRST_CAPACITY: usize = 64 * 1024;
@@ -111,14 +112,14 @@ pub fn store_path(cli: &Cli) -> Result<&Path, Failure> {
 pub fn open_store(cli: &Cli) -> Result<KeyStore, Failure> {
     let path = store_path(cli)?;
     let master = master_key(cli)?;
-    KeyStore::open(path, master).map_err(|e| Failure(format!("{}: {e}", path.display())))
+    KeyStore::open(path, master).map_err(|e| Failure(format!("{}: {e}", shown(path))))
 }
 
 /// The API keys at `--db`, new ones hashed at `--bcrypt-cost`.
 pub fn open_api_keys(cli: &Cli) -> Result<ApiKeys, Failure> {
     let path = store_path(cli)?;
     let config = ApiKeysConfig::default().bcrypt_cost(cli.bcrypt_cost);
-    ApiKeys::open_with(path, config).map_err(|e| Failure(format!("{}: {e}", path.display())))
+    ApiKeys::open_with(path, config).map_err(|e| Failure(format!("{}: {e}", shown(path))))
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ fn existing_data_key(cli: &Cli, target: &Target) -> Result<DataKey, Failure> {
         Some(user) => store.get_user_key(user)?.ok_or_else(|| {
             Failure(format!(
                 "user {user:?} has no key in {}: nothing was ever encrypted for them here",
-                cli.db.display()
+                crate::urls::shown(&cli.db)
             ))
         }),
         None => Ok(store.pool_key()),
