@@ -12,7 +12,9 @@ PG_DIR ?= target/pg-test
 ## test-postgres: the conformance suites and the backend's own tests against a throwaway PostgreSQL
 test-postgres:
 	@echo "==> PostgreSQL tests on a throwaway server ($(PG_DIR))"
-	bash scripts/pg-run.sh $(PG_DIR) $(CARGO) test --all-features --test conformance -- postgres::
+	bash scripts/pg-run.sh $(PG_DIR) bash -c '$(CARGO) test --all-features --test conformance -- postgres:: && \
+		$(CARGO) test --all-features --test cli_postgres --test cli_copy && \
+		$(CARGO) test --all-features --test cli_commands -- postgres'
 
 ## pg-start: start a throwaway PostgreSQL in target/pg (then: source target/pg/env)
 pg-start:
