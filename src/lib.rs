@@ -85,6 +85,19 @@ pub use issuance::{
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub mod migrate;
 
+#[cfg(all(
+    feature = "keystore",
+    feature = "issuance",
+    not(target_arch = "wasm32")
+))]
+mod copy;
+#[cfg(all(
+    feature = "keystore",
+    feature = "issuance",
+    not(target_arch = "wasm32")
+))]
+pub use copy::{copy_store, CopyReport};
+
 #[doc(hidden)]
 pub mod testing;
 

@@ -260,6 +260,21 @@ pub trait Backend: Send + Sync + sealed::Sealed {
     /// # Errors
     /// [`Error::Storage`] when the store cannot be read or written.
     fn add_legacy_format(&self, prefix: &str, lookup_len: usize) -> Result<(), Error>;
+    /// For copying a store: every row, in row id order, and the legacy formats, read in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// [`Error::Storage`]; [`Error::Storage`] with kind `corrupt` naming a row that cannot
+    /// be read.
+    fn export(&self) -> Result<(Vec<Row>, Vec<(String, usize)>), Error>;
+    /// For copying a store, into this one: in one transaction, when it holds no row, inserts
+    /// `rows` in order (each every column as given but the row id, which is the backend's
+    /// own, and the change feed's number, taken as for any insert) and records `legacy`,
+    /// returning `true`; otherwise writes nothing and returns `false`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] (a key id given twice included); nothing is changed.
+    fn import(&self, rows: &[Row], legacy: &[(String, usize)]) -> Result<bool, Error>;
 }
 
 pub(crate) mod sealed {

@@ -211,6 +211,11 @@ impl ApiKeys {
         Self::with_backend(backend, config)
     }
 
+    /// The backend, for crate-internal tools that move whole stores (copying).
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
     fn with_backend(backend: Box<dyn Backend>, config: ApiKeysConfig) -> Result<Self, Error> {
         // Prime the change counter before reading, so nothing written in between is missed.
         backend.changed_elsewhere()?;

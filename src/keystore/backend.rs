@@ -58,6 +58,18 @@ pub struct StoredRow {
     pub wrapped: Vec<u8>,
 }
 
+/// A row as a copy moves it between stores: everything the table holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CopiedRow {
+    /// The user.
+    pub user_id: String,
+    /// The wrapped key, as stored.
+    pub wrapped: Vec<u8>,
+    /// When it was created, as stored.
+    pub created_at: String,
+}
+
 /// A row of a rotation: the blob to store instead of the one read.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -161,6 +173,30 @@ pub trait Backend: sealed::Sealed + Send + Sync {
     /// # Errors
     /// [`Error::Storage`].
     fn count(&self) -> Result<u64, Error>;
+
+    /// For copying a store: the check value and every row (creation time included), read in
+    /// one transaction so they agree.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<CopiedRow>), Error>;
+
+    /// For copying a store, into this one: in one transaction, creates the tables if absent
+    /// and, when they hold no check value and no row, stores `check` and `rows` and returns
+    /// `true`; otherwise writes nothing and returns `false`. Rows are stored as given (the key
+    /// store verified them against `check` before).
+    ///
+    /// # Errors
+    /// [`Error::Storage`]; nothing is changed.
+    fn import(&self, check: &[u8], rows: &[CopiedRow]) -> Result<bool, Error>;
+
+    /// Takes back an [`Backend::import`] whose other half (the API keys) failed: in one
+    /// transaction, when the stored check value is still `check`, deletes the rows of
+    /// `user_ids` and the check value; otherwise (someone else's store now) changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Storage`]; nothing is changed.
+    fn undo_import(&self, check: &[u8], user_ids: &[String]) -> Result<(), Error>;
 }
 
 /// An open rotation transaction (see [`Backend::begin_rotation`]); dropping it without

@@ -374,11 +374,16 @@ impl KeyStore {
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
+
+    /// The backend, for crate-internal tools that move whole stores (copying).
+    pub(crate) fn backend(&self) -> &dyn backend::Backend {
+        &*self.inner.backend
+    }
 }
 
 /// The backend `location` selects, and the location as the store shows it (a PostgreSQL
 /// URL without its password).
-fn open_backend(
+pub(crate) fn open_backend(
     location: &Path,
     busy_timeout: std::time::Duration,
 ) -> Result<(Box<dyn backend::Backend>, PathBuf), Error> {

@@ -17,7 +17,7 @@ use super::errors::TxError;
 use super::pool::{write_tx, Conn, Shared};
 use super::runtime::block;
 use crate::keystore::backend::{
-    sealed, Backend, CheckState, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
+    sealed, Backend, CheckState, CopiedRow, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
 };
 use crate::keystore::WRAPPED_LEN;
 use crate::{Error, StorageKind};
@@ -364,6 +364,101 @@ impl Backend for PgKeyStore {
                 .map_err(&db)?
                 .get(0);
             Ok(u64::try_from(n).unwrap_or(0))
+        })?
+    }
+
+    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<CopiedRow>), Error> {
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                // Writers wait until the snapshot is read, as for a rotation.
+                conn.client()
+                    .execute(
+                        "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
+                        &[],
+                    )
+                    .await?;
+                let check = read_check(conn, "").await?;
+                let rows = conn
+                    .client()
+                    .query(
+                        "SELECT user_id, encrypted_key, created_at FROM encryption_keys \
+                         ORDER BY created_at, user_id",
+                        &[],
+                    )
+                    .await?
+                    .into_iter()
+                    .map(|r| CopiedRow {
+                        user_id: r.get(0),
+                        wrapped: r.get(1),
+                        created_at: r.get(2),
+                    })
+                    .collect();
+                (check, rows)
+            })
+        })?
+    }
+
+    fn import(&self, check: &[u8], rows: &[CopiedRow]) -> Result<bool, Error> {
+        let ids: Vec<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
+        let blobs: Vec<&[u8]> = rows.iter().map(|r| r.wrapped.as_slice()).collect();
+        let created: Vec<&str> = rows.iter().map(|r| r.created_at.as_str()).collect();
+        let (ids, blobs, created) = (&ids, &blobs, &created);
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                // No other writer until commit: the emptiness seen stays true.
+                conn.client()
+                    .execute(
+                        "LOCK TABLE keyseal_keystore_meta, encryption_keys \
+                         IN SHARE ROW EXCLUSIVE MODE",
+                        &[],
+                    )
+                    .await?;
+                let there: i64 = conn
+                    .client()
+                    .query_one("SELECT count(*) FROM encryption_keys", &[])
+                    .await?
+                    .get(0);
+                if there > 0 || read_check(conn, "").await?.is_some() {
+                    false
+                } else {
+                    conn.client()
+                        .execute(
+                            "INSERT INTO keyseal_keystore_meta (name, value) \
+                             VALUES ('master_check', $1)",
+                            &[&check],
+                        )
+                        .await?;
+                    conn.client()
+                        .execute(
+                            "INSERT INTO encryption_keys (user_id, encrypted_key, created_at) \
+                             SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[])",
+                            &[ids, blobs, created],
+                        )
+                        .await?;
+                    true
+                }
+            })
+        })?
+    }
+
+    fn undo_import(&self, check: &[u8], user_ids: &[String]) -> Result<(), Error> {
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                if read_check(conn, " FOR UPDATE").await?.as_deref() == Some(check) {
+                    conn.client()
+                        .execute(
+                            "DELETE FROM encryption_keys WHERE user_id = ANY($1::text[])",
+                            &[&user_ids],
+                        )
+                        .await?;
+                    conn.client()
+                        .execute(
+                            "DELETE FROM keyseal_keystore_meta WHERE name = 'master_check'",
+                            &[],
+                        )
+                        .await?;
+                }
+            })
         })?
     }
 }

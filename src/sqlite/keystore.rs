@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{connect, open_private, retry, storage_error, write, TxError};
 use crate::keystore::backend::{
-    sealed, Backend, CheckState, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
+    sealed, Backend, CheckState, CopiedRow, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
 };
 use crate::keystore::WRAPPED_LEN;
 use crate::{Error, StorageKind};
@@ -323,6 +323,78 @@ impl Backend for SqliteBackend {
                 .query_row([], |r| r.get::<_, i64>(0))
         })
         .map(|n| u64::try_from(n).unwrap_or(0))
+    }
+
+    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<CopiedRow>), Error> {
+        // The writer's transaction: the check value and the rows from one moment.
+        self.write(|tx| {
+            let Some(state) = state_of(tx)? else {
+                return Ok((None, Vec::new()));
+            };
+            let check = match state {
+                CheckState::Present(check) => Some(check),
+                CheckState::Absent { .. } => None,
+            };
+            let rows = tx
+                .prepare(
+                    "SELECT user_id, encrypted_key, created_at FROM encryption_keys ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(CopiedRow {
+                        user_id: r.get(0)?,
+                        wrapped: blob_at(r, 1)?,
+                        created_at: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((check, rows))
+        })
+    }
+
+    fn import(&self, check: &[u8], rows: &[CopiedRow]) -> Result<bool, Error> {
+        self.write(|tx| {
+            tx.execute_batch(&format!("{CREATE_KEYS};\n{CREATE_META};"))?;
+            let rows_there: i64 =
+                tx.query_row("SELECT count(*) FROM encryption_keys", [], |r| r.get(0))?;
+            if rows_there > 0 || read_check(tx)?.is_some() {
+                // Dropping the transaction rolls back: not even the tables stay.
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",
+                params![CHECK_NAME, check],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO keyseal_keystore_meta (name, value) \
+                 VALUES ('schema_version', 1)",
+                [],
+            )?;
+            let mut insert = tx.prepare(
+                "INSERT INTO encryption_keys (user_id, encrypted_key, created_at) \
+                 VALUES (?1, ?2, ?3)",
+            )?;
+            for row in rows {
+                insert.execute(params![row.user_id, row.wrapped, row.created_at])?;
+            }
+            Ok(true)
+        })
+    }
+
+    fn undo_import(&self, check: &[u8], user_ids: &[String]) -> Result<(), Error> {
+        self.write(|tx| {
+            if read_check(tx)?.as_deref() != Some(check) {
+                return Ok(());
+            }
+            let mut delete = tx.prepare("DELETE FROM encryption_keys WHERE user_id = ?1")?;
+            for user in user_ids {
+                delete.execute([user])?;
+            }
+            tx.execute(
+                "DELETE FROM keyseal_keystore_meta WHERE name IN (?1, 'schema_version')",
+                [CHECK_NAME],
+            )?;
+            Ok(())
+        })
     }
 }
 

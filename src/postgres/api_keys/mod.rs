@@ -375,4 +375,75 @@ impl Backend for PgApiKeys {
             })
         })?
     }
+
+    fn export(&self) -> Result<(Vec<Row>, Vec<(String, usize)>), Error> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY row_id");
+        let sql = &sql;
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                // Holding the feed's counter keeps every other writer out: one snapshot.
+                next_seq(conn).await?;
+                let rows = conn
+                    .client()
+                    .query(sql.as_str(), &[])
+                    .await?
+                    .iter()
+                    .map(|r| read_row(r).map_err(|why| TxError::App(unreadable(why))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let legacy = conn
+                    .client()
+                    .query(
+                        "SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'",
+                        &[],
+                    )
+                    .await?
+                    .iter()
+                    .filter_map(|r| parse_format(r.get(0), r.get(1)))
+                    .collect();
+                (rows, legacy)
+            })
+        })?
+    }
+
+    fn import(&self, rows: &[Row], legacy: &[(String, usize)]) -> Result<bool, Error> {
+        let params: Vec<InsertParams> = rows.iter().map(InsertParams::of).collect();
+        let params = &params;
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                // Taken first, as by every insert: no other writer until commit.
+                next_seq(conn).await?;
+                let there: i64 = conn
+                    .client()
+                    .query_one("SELECT count(*) FROM api_keys", &[])
+                    .await?
+                    .get(0);
+                if there > 0 {
+                    false
+                } else {
+                    for (row, p) in rows.iter().zip(params) {
+                        let seq = next_seq(conn).await?;
+                        if p.insert(conn.client(), row, seq).await?.is_none() {
+                            return Err(TxError::App(Error::storage(
+                                StorageKind::Corrupt,
+                                format!("key id {} appears twice in the copied rows", row.key_id),
+                            )));
+                        }
+                    }
+                    for (prefix, lookup_len) in legacy {
+                        conn.client()
+                            .execute(
+                                "INSERT INTO api_key_meta (name, value) VALUES ($1, $2) \
+                                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                                &[
+                                    &format!("{FORMAT_NAME}{lookup_len}:{prefix}"),
+                                    &lookup_len.to_string(),
+                                ],
+                            )
+                            .await?;
+                    }
+                    true
+                }
+            })
+        })?
+    }
 }

@@ -289,6 +289,46 @@ impl Backend for SqliteBackend {
         .map_err(|e| storage(&e))?;
         Ok(())
     }
+
+    fn export(&self) -> Result<(Vec<Row>, Vec<(String, usize)>), Error> {
+        write(&mut self.conn(), self.busy_timeout, |tx| {
+            let rows = tx
+                .prepare(&format!("SELECT {COLUMNS} FROM api_keys ORDER BY row_id"))?
+                .query_map([], read_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let legacy = tx
+                .prepare("SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .filter_map(|(n, v)| parse_format(&n, &v))
+                .collect();
+            Ok((rows, legacy))
+        })
+    }
+
+    fn import(&self, rows: &[Row], legacy: &[(String, usize)]) -> Result<bool, Error> {
+        write(&mut self.conn(), self.busy_timeout, |tx| {
+            let there: i64 = tx.query_row("SELECT count(*) FROM api_keys", [], |r| r.get(0))?;
+            if there > 0 {
+                return Ok(false);
+            }
+            for row in rows {
+                let seq = next_seq(tx)?;
+                insert_row(tx, row, seq)?;
+            }
+            for (prefix, lookup_len) in legacy {
+                tx.execute(
+                    "INSERT OR REPLACE INTO api_key_meta (name, value) VALUES (?1, ?2)",
+                    params![
+                        format!("{FORMAT_NAME}{lookup_len}:{prefix}"),
+                        lookup_len.to_string()
+                    ],
+                )?;
+            }
+            Ok(true)
+        })
+    }
 }
 
 #[cfg(test)]
