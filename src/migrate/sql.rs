@@ -1,19 +1,18 @@
-//! The SQL side of a migration: checked names, values exactly as stored, and connections that
-//! change nothing in a dry run.
-
-use std::path::Path;
+//! The SQL side of a migration: checked names, values exactly as stored, and the SQLite data
+//! database ([`SqliteData`]), whose dry-run connection changes nothing on disk.
 
 use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ToSql};
+use rusqlite::{params, Connection, ToSql, TransactionBehavior};
 use zeroize::Zeroize;
 
+use super::data_db::{DataDb, DataRow, Write};
 use super::{FailReason, KeySource, MigrateOptions};
 use crate::Error;
 
 /// A value as SQLite stores it. TEXT is kept as bytes: SQLite does not check that it is UTF-8,
 /// and such a value must be reported (and bound back as the id it is), never a panic.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Raw {
+pub(crate) enum Raw {
     Null,
     Integer(i64),
     Real(f64),
@@ -89,7 +88,7 @@ pub(super) fn user_id(mut value: Raw) -> Result<String, FailReason> {
 }
 
 /// Checks that `name` is a plain SQL identifier and returns it quoted.
-fn identifier(name: &str, what: &str) -> Result<String, Error> {
+pub(super) fn identifier(name: &str, what: &str) -> Result<String, Error> {
     let mut chars = name.chars();
     let plain = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -112,7 +111,7 @@ pub(super) struct Shape {
     pub(super) table: String,
     pub(super) column: String,
     pub(super) id: String,
-    user: Option<String>,
+    pub(super) user: Option<String>,
 }
 
 /// Refuses options that name one column for two jobs; checked before any file is opened.
@@ -219,11 +218,100 @@ pub(super) fn check_ids(
     Ok(())
 }
 
-/// Opens the existing database `db`; with `read_only`, so that nothing on disk changes.
-pub(super) fn open(
-    db: &Path,
-    read_only: bool,
-    options: &MigrateOptions,
-) -> Result<Connection, Error> {
-    crate::sqlite::open_existing(db, read_only, options.busy_timeout)
+/// A table in a SQLite file.
+pub(crate) struct SqliteData {
+    conn: Connection,
+    shape: Option<Shape>,
+}
+
+impl SqliteData {
+    pub(super) fn new(conn: Connection) -> Self {
+        SqliteData { conn, shape: None }
+    }
+
+    fn shape(&self) -> Result<&Shape, Error> {
+        self.shape.as_ref().ok_or_else(|| Error::InvalidArgument {
+            what: "the table was not checked first".into(),
+        })
+    }
+}
+
+impl DataDb for SqliteData {
+    fn prepare(&mut self, options: &MigrateOptions) -> Result<(), Error> {
+        let shape = Shape::new(&self.conn, options)?;
+        check_ids(&self.conn, &shape, options)?;
+        self.shape = Some(shape);
+        Ok(())
+    }
+
+    fn counts(&mut self) -> Result<(u64, u64), Error> {
+        let Shape { table, column, .. } = self.shape()?;
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT count(*), count(*) FILTER (WHERE {column} IS NULL OR \
+                     (typeof({column}) = 'text' AND substr({column}, 1, 3) = 'v2:')) FROM {table}"
+                ),
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map_err(|e| storage(&e))
+    }
+
+    fn rows_after(
+        &mut self,
+        after: &Raw,
+        limit: usize,
+        plaintext_only: bool,
+    ) -> Result<Vec<DataRow>, Error> {
+        let shape = self.shape()?;
+        let Shape {
+            table, column, id, ..
+        } = shape;
+        let user = shape.user_expr();
+        let filter = if plaintext_only {
+            format!(
+                "{column} IS NOT NULL AND NOT (typeof({column}) = 'text' AND \
+                 substr({column}, 1, 3) = 'v2:') AND"
+            )
+        } else {
+            String::new()
+        };
+        let select = format!(
+            "SELECT {id}, {user}, {column} FROM {table} \
+             WHERE {filter} (?1 IS NULL OR {id} > ?1) ORDER BY {id} LIMIT ?2"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(&select).map_err(|e| storage(&e))?;
+        stmt.query_map(params![after, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| storage(&e))
+    }
+
+    fn update(&mut self, writes: &[Write<'_>]) -> Result<Vec<bool>, Error> {
+        let Shape {
+            table, column, id, ..
+        } = self.shape.as_ref().ok_or_else(|| Error::InvalidArgument {
+            what: "the table was not checked first".into(),
+        })?;
+        let update = format!("UPDATE {table} SET {column} = ?1 WHERE {id} = ?2 AND {column} = ?3");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| storage(&e))?;
+        let mut changed = Vec::with_capacity(writes.len());
+        {
+            let mut stmt = tx.prepare_cached(&update).map_err(|e| storage(&e))?;
+            for (row_id, old, new) in writes {
+                let n = stmt
+                    .execute(params![new, row_id, old])
+                    .map_err(|e| storage(&e))?;
+                changed.push(n == 1);
+            }
+        }
+        tx.commit().map_err(|e| storage(&e))?;
+        Ok(changed)
+    }
 }

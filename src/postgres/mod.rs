@@ -13,8 +13,8 @@
 pub(crate) mod api_keys;
 pub(crate) mod errors;
 pub(crate) mod keystore;
-mod pool;
-mod runtime;
+pub(crate) mod pool;
+pub(crate) mod runtime;
 mod schema;
 mod tls;
 mod url;
