@@ -235,3 +235,101 @@ fn db_migrate_applies_the_schema_once_and_reports_its_version() {
     );
     assert!(!stdout(&out).contains(&pg.admin_url()), "no password shown");
 }
+
+/// The application's table in PostgreSQL: `migrate --data-db postgres://…` (its URL, password
+/// included, in `KEYSEAL_DATA_DB`) dry-runs without changing anything, encrypts in batches,
+/// verifies, resumes to nothing left, and each token opens with its owner's key; with the
+/// key store in PostgreSQL too, the table may sit in the store's own database.
+fn migrate_a_postgres_table(env: &Env, data: &PgDb, data_db_flag: bool) {
+    common::pg::run_sql(
+        &data.admin_url(),
+        &format!(
+            "CREATE TABLE creds (id integer PRIMARY KEY, owner text, Secret varchar(200)); \
+             INSERT INTO creds SELECT i, 'user' || (i % 7), \
+               CASE WHEN i % 10 = 0 THEN NULL ELSE 'sk-' || i END \
+             FROM generate_series(1, 2500) AS i; {}",
+            common::pg::APP_GRANTS
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut command = keyseal_in(env.dir.path());
+        match &env.pg {
+            Some(pg) => command.env("KEYSEAL_DB", pg.app_url()),
+            None => command.arg("--db").arg(env.db()),
+        };
+        if data_db_flag {
+            command.env("KEYSEAL_DATA_DB", data.app_url());
+        }
+        command
+            .arg("--master-key-file")
+            .arg(&env.master_file)
+            .args([
+                "migrate",
+                "--table",
+                "creds",
+                "--column",
+                "Secret",
+                "--id-column",
+                "ID",
+                "--user-column",
+                "owner",
+                "--batch",
+                "1000",
+                "--json",
+            ])
+            .args(extra);
+        let out = run_with_stdin(&mut command, b"");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()
+    };
+    let tokens = || {
+        common::pg::query(
+            &data.admin_url(),
+            "SELECT count(*) FILTER (WHERE secret LIKE 'v2:%') FROM creds",
+        )[0][0]
+            .clone()
+            .unwrap()
+    };
+    let dry = run(&["--dry-run"]);
+    assert_eq!(
+        (dry["migrated"].as_u64(), dry["skipped"].as_u64()),
+        (Some(2250), Some(250))
+    );
+    assert_eq!(tokens(), "0", "a dry run changes nothing");
+
+    let done = run(&["--verify"]);
+    assert_eq!(done["migrated"], 2250, "{done}");
+    assert_eq!(done["failed"], 0);
+    assert_eq!(done["verify"]["ok"], 2250);
+    assert_eq!(done["verify"]["null"], 250);
+    assert_eq!(tokens(), "2250");
+    let again = run(&[]);
+    assert_eq!(
+        (again["migrated"].as_u64(), again["skipped"].as_u64()),
+        (Some(0), Some(2500))
+    );
+
+    let token = common::pg::query(
+        &data.admin_url(),
+        "SELECT secret FROM creds WHERE id = 1234",
+    )[0][0]
+        .clone()
+        .unwrap();
+    let out = env.run(&["decrypt", "--user", "user2"], &token);
+    assert_eq!(stdout(&out), "sk-1234", "{}", stderr(&out));
+}
+
+#[test]
+fn migrate_data_db_postgres_with_a_sqlite_store() {
+    let Some(data) = PgDb::empty() else { return };
+    migrate_a_postgres_table(&Env::new(), &data, true);
+}
+
+#[test]
+fn migrate_a_table_in_the_postgres_store_database() {
+    let Some(env) = Env::postgres() else { return };
+    let pg = env.pg.as_ref().unwrap();
+    // The store's own database: no --data-db.
+    migrate_a_postgres_table(&env, pg, false);
+}
