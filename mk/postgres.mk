@@ -8,7 +8,7 @@
 
 PG_DIR ?= target/pg-test
 
-.PHONY: test-postgres pg-start pg-stop
+.PHONY: test-postgres pg-start pg-stop demo-postgres
 ## test-postgres: the conformance suites and the backend's own tests against a throwaway PostgreSQL
 test-postgres:
 	@echo "==> PostgreSQL tests on a throwaway server ($(PG_DIR))"
@@ -23,3 +23,7 @@ pg-start:
 ## pg-stop: stop the server pg-start started
 pg-stop:
 	bash scripts/pg-stop.sh target/pg
+
+## demo-postgres: the README's demo session on a throwaway PostgreSQL (target/pg-demo), then `keyseal copy` to SQLite
+demo-postgres:
+	bash scripts/pg-run.sh target/pg-demo bash scripts/demo-postgres.sh
