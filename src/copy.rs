@@ -41,8 +41,9 @@ fn invalid(what: String) -> Error {
 /// target file, or PostgreSQL tables, may have been created).
 ///
 /// # Errors
-/// - [`Error::InvalidArgument`]: `from` and `to` are the same location, or `to` is not
-///   empty (it holds a check value, a data key or an API key);
+/// - [`Error::InvalidArgument`]: `from` and `to` are the same location, `from` is a SQLite
+///   file that does not exist, or `to` is not empty (it holds a check value, a data key or an
+///   API key);
 /// - [`Error::WrongMasterKey`] (and the other errors of [`KeyStore::open`]): `master` is
 ///   not the source's master key;
 /// - [`Error::Storage`] with kind `corrupt`: a source row cannot be read or its data key does

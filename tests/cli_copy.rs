@@ -276,4 +276,16 @@ fn copy_refuses_a_wrong_master_key_and_the_same_store() {
     assert!(stderr(&out).contains("same store"), "{}", stderr(&out));
     let out = from.run(&["copy", "--to", ":memory:"], "");
     assert_eq!(out.status.code(), Some(1));
+    // A missing source is not created (and copied empty).
+    let out = to.run(
+        &[
+            "copy",
+            "--to",
+            from.dir.path().join("x.db").to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no store"), "{}", stderr(&out));
+    assert!(!to.db().exists());
 }
