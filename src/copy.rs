@@ -59,6 +59,15 @@ pub fn copy_store(from: &Path, to: &Path, master: &MasterKey) -> Result<CopyRepo
             "copy: the source and the target are the same store".into(),
         ));
     }
+    // Opening a missing SQLite source would create an empty store there, and copy nothing.
+    let missing = !crate::db_path::is_postgres(from)
+        && crate::db_path::file_of(from).map_or(true, |file| !file.exists());
+    if missing {
+        return Err(invalid(format!(
+            "copy: there is no store at {} to copy",
+            from.display()
+        )));
+    }
     let source = KeyStore::open(from, MasterKey::from_bytes(master.expose_secret())?)?;
     let source_api = ApiKeys::open(from)?;
     let (check, rows) = source.backend().export()?;

@@ -285,7 +285,7 @@ fn copy_refuses_a_wrong_master_key_and_the_same_store() {
         ],
         "",
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("no store"), "{}", stderr(&out));
     assert!(!to.db().exists());
 }
