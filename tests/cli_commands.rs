@@ -18,13 +18,13 @@ macro_rules! on_both_backends {
 
             #[test]
             fn sqlite() {
-                super::$name(Env::new());
+                super::$name(&Env::new());
             }
 
             #[test]
             fn postgres() {
                 if let Some(env) = Env::postgres() {
-                    super::$name(env);
+                    super::$name(&env);
                 }
             }
         }
@@ -61,7 +61,7 @@ fn master_key_generate_writes_a_private_file_once() {
 }
 
 on_both_backends!(encrypt_and_decrypt_per_user_and_pool);
-fn encrypt_and_decrypt_per_user_and_pool(env: Env) {
+fn encrypt_and_decrypt_per_user_and_pool(env: &Env) {
     for target in [&["--user", "alice"][..], &["--pool"][..]] {
         let mut args = vec!["encrypt"];
         args.extend_from_slice(target);
@@ -195,7 +195,7 @@ fn hash_matches_the_python_vectors() {
 }
 
 on_both_backends!(api_keys_lifecycle);
-fn api_keys_lifecycle(env: Env) {
+fn api_keys_lifecycle(env: &Env) {
     let (code, created) = env.json(
         &[
             "keys",
@@ -304,7 +304,7 @@ fn api_keys_lifecycle(env: Env) {
 }
 
 on_both_backends!(rotate_master_rewraps_and_refuses_the_wrong_key);
-fn rotate_master_rewraps_and_refuses_the_wrong_key(env: Env) {
+fn rotate_master_rewraps_and_refuses_the_wrong_key(env: &Env) {
     let token = stdout(&env.run(&["encrypt", "--user", "alice"], "kept"));
     let new_key = env.new_key_file("new.key");
 
@@ -337,7 +337,7 @@ fn rotate_master_rewraps_and_refuses_the_wrong_key(env: Env) {
 }
 
 on_both_backends!(decrypt_for_an_unknown_user_writes_nothing);
-fn decrypt_for_an_unknown_user_writes_nothing(env: Env) {
+fn decrypt_for_an_unknown_user_writes_nothing(env: &Env) {
     let token = stdout(&env.run(&["encrypt", "--user", "alice"], "x"));
     let out = env.run(&["decrypt", "--user", "alcie"], &token);
     assert_eq!(out.status.code(), Some(1));
@@ -349,7 +349,7 @@ fn decrypt_for_an_unknown_user_writes_nothing(env: Env) {
 }
 
 on_both_backends!(an_expired_key_cannot_be_rotated_past_the_quota);
-fn an_expired_key_cannot_be_rotated_past_the_quota(env: Env) {
+fn an_expired_key_cannot_be_rotated_past_the_quota(env: &Env) {
     let (_, created) = env.json(
         &[
             "--bcrypt-cost",

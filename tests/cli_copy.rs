@@ -167,10 +167,7 @@ fn check_copy(from: &Env, to: &Env, filled: &Filled) {
         let out = to.run_with_key(key, &["keys", "verify", "--json"], api_key);
         let value = json_of(&out);
         assert_eq!(value["reason"].as_str(), *reason, "{value}");
-        assert_eq!(
-            out.status.code(),
-            Some(if reason.is_some() { 1 } else { 0 })
-        );
+        assert_eq!(out.status.code(), Some(i32::from(reason.is_some())));
     }
     // A key made before the copy still verifies in the copy, which also works on its own.
     let out = to.run_with_key(key, &["encrypt", "--user", "dave"], "new");
@@ -219,7 +216,7 @@ fn copy_postgres_to_postgres() {
 /// A target whose key store is empty but which already holds an API key: the data keys go in
 /// first, the API keys are then refused, and the data keys and check value are taken back, so
 /// the target is as it was (another master key may still open it).
-fn a_half_refused_copy_is_taken_back(to: Env) {
+fn a_half_refused_copy_is_taken_back(to: &Env) {
     let from = Env::new();
     fill(&from);
     let out = to.run(
@@ -236,7 +233,7 @@ fn a_half_refused_copy_is_taken_back(to: Env) {
         "",
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = copy(&from, &to);
+    let out = copy(&from, to);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
     let other = keyseal::MasterKey::generate().unwrap();
@@ -246,13 +243,13 @@ fn a_half_refused_copy_is_taken_back(to: Env) {
 
 #[test]
 fn a_half_refused_copy_is_taken_back_on_sqlite() {
-    a_half_refused_copy_is_taken_back(Env::new());
+    a_half_refused_copy_is_taken_back(&Env::new());
 }
 
 #[test]
 fn a_half_refused_copy_is_taken_back_on_postgres() {
     if let Some(to) = Env::postgres() {
-        a_half_refused_copy_is_taken_back(to);
+        a_half_refused_copy_is_taken_back(&to);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `keyseal` binary on PostgreSQL: URLs with a password refused as arguments, passwords
 //! from `KEYSEAL_DB`, `PGPASSWORD` or a password file, and `keyseal db migrate`. (The main
-//! command flows run on both backends in tests/cli_commands.rs.)
+//! command flows run on both backends in `tests/cli_commands.rs`.)
 #![cfg(feature = "cli")]
 
 mod common;

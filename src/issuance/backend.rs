@@ -143,6 +143,10 @@ pub struct Change {
     pub unreadable: Option<String>,
 }
 
+/// A whole API-key store as [`Backend::export`] reads it: every row, and the legacy formats
+/// as (prefix, lookup length).
+pub type Exported = (Vec<Row>, Vec<(String, usize)>);
+
 /// Outcome of an insert.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -266,7 +270,7 @@ pub trait Backend: Send + Sync + sealed::Sealed {
     /// # Errors
     /// [`Error::Storage`]; [`Error::Storage`] with kind `corrupt` naming a row that cannot
     /// be read.
-    fn export(&self) -> Result<(Vec<Row>, Vec<(String, usize)>), Error>;
+    fn export(&self) -> Result<Exported, Error>;
     /// For copying a store, into this one: in one transaction, when it holds no row, inserts
     /// `rows` in order (each every column as given but the row id, which is the backend's
     /// own, and the change feed's number, taken as for any insert) and records `legacy`,

@@ -72,7 +72,7 @@ pub enum DbCommand {
 #[derive(Args)]
 pub struct CopyArgs {
     /// The new store: a SQLite file or a PostgreSQL URL; it must be empty. A URL with a
-    /// password goes in KEYSEAL_COPY_TO.
+    /// password goes in `KEYSEAL_COPY_TO`.
     #[arg(long, env = "KEYSEAL_COPY_TO", value_name = "URL_OR_PATH")]
     pub to: PathBuf,
 }
@@ -170,7 +170,7 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub verify: bool,
     /// The database holding the table, when it is not the --db store: a SQLite file or a
-    /// PostgreSQL URL (a URL with a password goes in KEYSEAL_DATA_DB).
+    /// PostgreSQL URL (a URL with a password goes in `KEYSEAL_DATA_DB`).
     #[arg(long, env = "KEYSEAL_DATA_DB", value_name = "PATH_OR_URL")]
     pub data_db: Option<PathBuf>,
 }

@@ -376,7 +376,7 @@ impl Backend for PgApiKeys {
         })?
     }
 
-    fn export(&self) -> Result<(Vec<Row>, Vec<(String, usize)>), Error> {
+    fn export(&self) -> Result<crate::issuance::backend::Exported, Error> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY row_id");
         let sql = &sql;
         block(async {

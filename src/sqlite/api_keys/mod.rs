@@ -290,7 +290,7 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
-    fn export(&self) -> Result<(Vec<Row>, Vec<(String, usize)>), Error> {
+    fn export(&self) -> Result<crate::issuance::backend::Exported, Error> {
         write(&mut self.conn(), self.busy_timeout, |tx| {
             let rows = tx
                 .prepare(&format!("SELECT {COLUMNS} FROM api_keys ORDER BY row_id"))?
