@@ -38,9 +38,9 @@ fn within_a_second(keys: &ApiKeys, key: &str, required: &Requirement, want: &str
 
 pub(crate) fn update_changes_a_key_in_place_here_and_in_another_instance(backend: &Backend) {
     let db = TempDb::new();
-    let a = (backend.open)(db.path(), config());
-    let b = (backend.open)(db.path(), config());
-    let k = a
+    let here = (backend.open)(db.path(), config());
+    let there = (backend.open)(db.path(), config());
+    let made = here
         .create(
             &NewKey::new("u", "ci")
                 .scope("read")
@@ -50,18 +50,18 @@ pub(crate) fn update_changes_a_key_in_place_here_and_in_another_instance(backend
     let deploy = Requirement::all(["deploy"]);
     // cached in both, without the scope
     assert_eq!(
-        refusal(&a.verify_with(&k.key, &deploy).unwrap()),
+        refusal(&here.verify_with(&made.key, &deploy).unwrap()),
         Some("forbidden")
     );
     assert_eq!(
-        refusal(&b.verify_with(&k.key, &deploy).unwrap()),
+        refusal(&there.verify_with(&made.key, &deploy).unwrap()),
         Some("forbidden")
     );
 
-    let info = a
+    let info = here
         .update(
             "u",
-            &k.key_id,
+            &made.key_id,
             &KeyUpdate::new()
                 .name("ci (new runner)")
                 .scopes(["read", "deploy"])
@@ -76,22 +76,25 @@ pub(crate) fn update_changes_a_key_in_place_here_and_in_another_instance(backend
     assert_eq!(info.rate_limit, Some(RateLimit::per_minute(100)));
     assert_eq!(info.metadata["ticket"], 7);
     // here at once, with no new bcrypt needed; elsewhere through the change feed
-    assert!(a.verify_with(&k.key, &deploy).unwrap().is_valid());
-    within_a_second(&b, &k.key, &deploy, "valid");
-    let v = b.verify(&k.key).unwrap();
-    assert_eq!(&*v.validated().unwrap().scopes, ["read", "deploy"]);
-    assert_eq!(v.validated().unwrap().expires_at, info.expires_at);
-    // list and info give the metadata; a reopened store too
-    assert_eq!(b.info("u", &k.key_id).unwrap().metadata, info.metadata);
-    drop(a);
-    let c = (backend.open)(db.path(), config());
-    assert_eq!(c.list("u").unwrap()[0].metadata["team"], "platform");
+    assert!(here.verify_with(&made.key, &deploy).unwrap().is_valid());
+    within_a_second(&there, &made.key, &deploy, "valid");
+    let seen = there.verify(&made.key).unwrap();
+    assert_eq!(&*seen.validated().unwrap().scopes, ["read", "deploy"]);
+    assert_eq!(seen.validated().unwrap().expires_at, info.expires_at);
+    // list and info give the metadata; here reopened store too
+    assert_eq!(
+        there.info("u", &made.key_id).unwrap().metadata,
+        info.metadata
+    );
+    drop(here);
+    let reopened = (backend.open)(db.path(), config());
+    assert_eq!(reopened.list("u").unwrap()[0].metadata["team"], "platform");
 
     // clearing: expiry and rate limit back to none, metadata emptied
-    let cleared = c
+    let cleared = reopened
         .update(
             "u",
-            &k.key_id,
+            &made.key_id,
             &KeyUpdate::new()
                 .expires_at(None)
                 .rate_limit(None)
@@ -102,10 +105,10 @@ pub(crate) fn update_changes_a_key_in_place_here_and_in_another_instance(backend
     assert_eq!(cleared.rate_limit, None);
     assert!(cleared.metadata.is_empty());
     assert_eq!(cleared.name, "ci (new runner)"); // untouched fields stay
-    within_a_second(&b, &k.key, &Requirement::none(), "valid");
+    within_a_second(&there, &made.key, &Requirement::none(), "valid");
     let t = Instant::now();
-    while b
-        .verify(&k.key)
+    while there
+        .verify(&made.key)
         .unwrap()
         .validated()
         .unwrap()
@@ -265,7 +268,7 @@ pub(crate) fn delete_makes_the_key_unknown_everywhere(backend: &Backend) {
     assert_eq!(refusal(&fresh.verify(&k.key).unwrap()), Some("unknown"));
     // the row is gone, the other key is not
     let left: Vec<String> = a.list("u").unwrap().into_iter().map(|i| i.key_id).collect();
-    assert_eq!(left, [other.key_id.clone()]);
+    assert_eq!(left, std::slice::from_ref(&other.key_id));
     assert!(b.verify(&other.key).unwrap().is_valid());
     // deleting again, or changing the deleted key, finds nothing
     assert_eq!(
