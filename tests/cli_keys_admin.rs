@@ -232,6 +232,15 @@ fn bad_admin_input_exits_non_zero_and_changes_nothing() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("keyseal: "), "{err}");
     }
+    assert_eq!(all(&env), before);
+    assert_eq!(reason(&verify(&env, &key, &["read"])), "valid");
+}
+
+#[test]
+fn bad_admin_usage_exits_2_and_changes_nothing() {
+    let env = Env::new();
+    let (key, id) = create(&env, "alice", &["--scope", "read"]);
+    let before = all(&env);
     // bad usage: exit 2 before anything is opened
     for args in [
         vec![

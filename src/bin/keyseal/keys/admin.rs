@@ -1,6 +1,8 @@
 //! `keys update | disable | enable | delete | revoke`: changes to a key, each answered with
 //! the key's metadata (never the key or its hash).
 
+use std::process::ExitCode;
+
 use keyseal::{ApiKeys, KeyInfo, KeyUpdate};
 
 use crate::args::{Cli, UpdateArgs};
@@ -28,12 +30,12 @@ pub fn update(cli: &Cli, api_keys: &ApiKeys, args: &UpdateArgs) -> Outcome {
         update = update.metadata(m.clone());
     }
     let info = api_keys.update(&args.user, &args.key_id, &update)?;
-    done(cli, &info, "updated")
+    Ok(done(cli, &info, "updated"))
 }
 
 /// The key after a change: its JSON with `--json`, else one line.
-pub fn done(cli: &Cli, info: &KeyInfo, what: &str) -> Outcome {
-    Ok(print(cli, &to_json(info), &summary(info, what)))
+pub fn done(cli: &Cli, info: &KeyInfo, what: &str) -> ExitCode {
+    print(cli, &to_json(info), &summary(info, what))
 }
 
 fn summary(info: &KeyInfo, what: &str) -> String {

@@ -24,19 +24,19 @@ pub fn run(cli: &Cli, command: &KeysCommand) -> Outcome {
         KeysCommand::Update(args) => admin::update(cli, &api_keys, args),
         KeysCommand::Disable { user, key_id } => {
             let info = api_keys.disable(user, key_id)?;
-            admin::done(cli, &info, "disabled")
+            Ok(admin::done(cli, &info, "disabled"))
         }
         KeysCommand::Enable { user, key_id } => {
             let info = api_keys.enable(user, key_id)?;
-            admin::done(cli, &info, "enabled")
+            Ok(admin::done(cli, &info, "enabled"))
         }
         KeysCommand::Delete { user, key_id } => {
             let info = api_keys.delete(user, key_id)?;
-            admin::done(cli, &info, "deleted")
+            Ok(admin::done(cli, &info, "deleted"))
         }
         KeysCommand::Revoke { user, key_id } => {
             let info = api_keys.revoke(user, key_id)?;
-            admin::done(cli, &info, "revoked")
+            Ok(admin::done(cli, &info, "revoked"))
         }
     }
 }
