@@ -129,16 +129,23 @@ fn verify_paths(c: &mut Criterion) {
     g.finish();
 }
 
+/// The scopes of the key the permission benchmarks verify.
+const SCOPES: [&str; 4] = ["read", "write", "deploy", "billing:read"];
+
+/// A new key holding [`SCOPES`].
+fn scoped_key(keys: &ApiKeys) -> String {
+    keys.create(&NewKey::new("bench", "scoped").scopes(SCOPES))
+        .unwrap()
+        .key
+        .clone()
+}
+
 /// The permission check inside verify against a plain cached verify, in one group of one
 /// run: the difference is the check's cost. The key holds four scopes, the requirement two.
 fn permission_checks(c: &mut Criterion) {
     let db_dir = TempDb::new();
     let keys = Arc::new(manager(db_dir.path(), 4));
-    let key = keys
-        .create(&NewKey::new("bench", "scoped").scopes(["read", "write", "deploy", "billing:read"]))
-        .unwrap()
-        .key
-        .clone();
+    let key = scoped_key(&keys);
     let all = Requirement::all(["deploy", "billing:read"]);
     let any = Requirement::any(["admin", "deploy"]);
     let missing = Requirement::all(["deploy", "admin"]);
@@ -170,9 +177,7 @@ fn permission_checks(c: &mut Criterion) {
         });
     });
     g.bench_function("requirement_check_alone_all_of_2", |b| {
-        let held: Vec<String> = ["read", "write", "deploy", "billing:read"]
-            .map(String::from)
-            .to_vec();
+        let held: Vec<String> = SCOPES.map(String::from).to_vec();
         b.iter(|| black_box(&all).is_met_by(black_box(&held)));
     });
     g.bench_function("cached_verify_async_ready", |b| {
@@ -191,11 +196,7 @@ fn permission_overhead() {
     const BATCH: u32 = 20_000;
     let db_dir = TempDb::new();
     let keys = manager(db_dir.path(), 4);
-    let key = keys
-        .create(&NewKey::new("bench", "scoped").scopes(["read", "write", "deploy", "billing:read"]))
-        .unwrap()
-        .key
-        .clone();
+    let key = scoped_key(&keys);
     let all = Requirement::all(["deploy", "billing:read"]);
     let missing = Requirement::all(["deploy", "admin"]);
     assert!(keys.verify_with(&key, &all).unwrap().is_valid());

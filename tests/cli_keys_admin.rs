@@ -243,68 +243,17 @@ fn bad_admin_usage_exits_2_and_changes_nothing() {
     let before = all(&env);
     // bad usage: exit 2 before anything is opened
     for args in [
-        vec![
-            "keys",
-            "create",
-            "--user",
-            "alice",
-            "--name",
-            "x",
-            "--rate-limit",
-            "100/day",
-        ],
-        vec![
-            "keys",
-            "create",
-            "--user",
-            "alice",
-            "--name",
-            "x",
-            "--rate-limit",
-            "0/min",
-        ],
-        vec![
-            "keys",
-            "update",
-            "--user",
-            "alice",
-            &id,
-            "--rate-limit",
-            "fast",
-        ],
-        vec![
-            "keys",
-            "update",
-            "--user",
-            "alice",
-            &id,
-            "--rate-limit",
-            "1/s",
-            "--no-rate-limit",
-        ],
-        vec![
-            "keys",
-            "update",
-            "--user",
-            "alice",
-            &id,
-            "--expires-in",
-            "1d",
-            "--no-expiry",
-        ],
-        vec![
-            "keys",
-            "update",
-            "--user",
-            "alice",
-            &id,
-            "--metadata",
-            "[1]",
-        ],
-        vec!["keys", "list"],
-        vec!["keys", "list", "--user", "alice", "--all"],
-        vec!["keys", "list", "--all", "--status", "gone"],
+        "keys create --user alice --name x --rate-limit 100/day".to_string(),
+        "keys create --user alice --name x --rate-limit 0/min".into(),
+        format!("keys update --user alice {id} --rate-limit fast"),
+        format!("keys update --user alice {id} --rate-limit 1/s --no-rate-limit"),
+        format!("keys update --user alice {id} --expires-in 1d --no-expiry"),
+        format!("keys update --user alice {id} --metadata [1]"),
+        "keys list".into(),
+        "keys list --user alice --all".into(),
+        "keys list --all --status gone".into(),
     ] {
+        let args: Vec<&str> = args.split_whitespace().collect();
         let out = env.run(&args, "");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
