@@ -48,7 +48,17 @@ use crate::Error;
 /// # Ok::<(), keyseal::Error>(())
 /// ```
 #[must_use = "futures do nothing unless awaited (the work itself runs regardless)"]
-pub struct ApiKeysFuture<T>(Completion<T>);
+pub struct ApiKeysFuture<T>(State<T>);
+
+/// A cached answer is held inline (no allocation, no lock); other work hands its result over
+/// through a [`Completion`].
+enum State<T> {
+    Ready(Option<Result<T, Error>>),
+    Running(Completion<T>),
+}
+
+// Nothing is pinned structurally: the inline value is moved out, the completion is `Unpin`.
+impl<T> Unpin for State<T> {}
 
 impl<T> core::fmt::Debug for ApiKeysFuture<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -60,7 +70,14 @@ impl<T> Future for ApiKeysFuture<T> {
     type Output = Result<T, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
+        match &mut self.0 {
+            State::Ready(value) => Poll::Ready(value.take().unwrap_or_else(|| {
+                Err(Error::InvalidArgument {
+                    what: "an ApiKeysFuture was polled after it completed".into(),
+                })
+            })),
+            State::Running(completion) => Pin::new(completion).poll(cx),
+        }
     }
 }
 
@@ -70,9 +87,10 @@ impl<T: Send + 'static> ApiKeysFuture<T> {
         work: impl FnOnce(&ApiKeys) -> Result<T, Error> + Send + 'static,
     ) -> Self {
         let keys = Arc::clone(keys);
-        ApiKeysFuture(Completion::spawn("the api keys call panicked", move || {
-            work(&keys)
-        }))
+        ApiKeysFuture(State::Running(Completion::spawn(
+            "the api keys call panicked",
+            move || work(&keys),
+        )))
     }
 }
 
@@ -80,7 +98,10 @@ impl<T> ApiKeysFuture<T> {
     /// Whether the answer was there at once (no thread involved).
     #[doc(hidden)]
     pub fn is_ready(&self) -> bool {
-        self.0.is_ready()
+        match &self.0 {
+            State::Ready(value) => value.is_some(),
+            State::Running(completion) => completion.is_ready(),
+        }
     }
 }
 
@@ -109,7 +130,7 @@ impl ApiKeys {
         required: &Requirement,
     ) -> ApiKeysFuture<Verification> {
         if let Some(answer) = self.verify_from_memory(key, required) {
-            return ApiKeysFuture(Completion::ready(answer));
+            return ApiKeysFuture(State::Ready(Some(answer)));
         }
         let key = zeroize::Zeroizing::new(key.to_owned());
         let required = required.clone();

@@ -1,7 +1,9 @@
-//! API key issuance: create, verify, list, revoke and rotate API keys, bcrypt-hashed at rest.
+//! API key issuance: create, verify (with scope requirements), list, update, disable /
+//! enable, delete, revoke and rotate API keys, bcrypt-hashed at rest; every operation also
+//! async ([`ApiKeysFuture`]).
 //!
-//! [`ApiKeys`] keeps keys in a `SQLite` file (tables `api_keys` and `api_key_meta`; the key
-//! store's tables in the same file are never touched).
+//! [`ApiKeys`] keeps keys in a `SQLite` file (tables `api_keys`, `api_key_meta` and
+//! `api_key_tombstones`; the key store's tables in the same file are never touched).
 //!
 //! # Key format
 //! `{tag}_{live|test}_{key id: 12}{secret: 43}{CRC-32: 6}`, all base62 after the marker; see
@@ -58,9 +60,12 @@
 //! # Storage
 //! Table `api_keys` (one row per key: public `key_id`, indexed `lookup`, `scheme`, bcrypt
 //! `hash`, owner, name, space-separated scopes, `live`/`test`, times in Unix milliseconds,
-//! `revoked_at`, `rotated_to`, rate limit, `last_used_at`, and a store-wide change sequence
-//! `seq`) and `api_key_meta` (the legacy key formats that imports registered). Last use is
-//! written in batches, at most once per [`ApiKeysConfig::last_use_interval`] per key.
+//! `revoked_at`, `rotated_to`, rate limit, `last_used_at`, `enabled`, JSON `metadata`, and a
+//! store-wide change sequence `seq`), `api_key_tombstones` (row id, lookup and `seq` of each
+//! deleted key, so other processes drop it) and `api_key_meta` (the legacy key formats that
+//! imports registered, and `schema_version`: files of an older version are upgraded in place
+//! on open, in one transaction; a newer version is refused). Last use is written in batches,
+//! at most once per [`ApiKeysConfig::last_use_interval`] per key.
 //!
 //! # Example
 //! ```
