@@ -515,3 +515,46 @@ pub(crate) fn list_pages_filter_by_status_and_stay_stable_under_inserts(backend:
     assert!(ListCursor::parse("r0").is_err());
     assert!(ListCursor::parse("12").is_err());
 }
+
+/// Updates make cached entries stale, and every thread that meets a stale entry re-reads the
+/// row and replaces the entry. Two threads doing so at once must not leave two live entries
+/// for one row (a revocation would then flip only one): after `revoke` returns, no thread
+/// may see the key valid.
+pub(crate) fn concurrent_refreshes_never_outlive_a_revocation(backend: &Backend) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let db = TempDb::new();
+    let keys = Arc::new((backend.open)(db.path(), config()));
+    for round in 0..20 {
+        let user = format!("u{round}");
+        let made = keys.create(&NewKey::new(&user, "x").scope("a")).unwrap();
+        assert!(keys.verify(&made.key).unwrap().is_valid());
+        let revoked = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (keys, key, revoked) = (keys.clone(), made.key.clone(), revoked.clone());
+                std::thread::spawn(move || loop {
+                    let after = revoked.load(Ordering::SeqCst);
+                    let v = keys.verify(&key).unwrap();
+                    if after {
+                        return refusal(&v).map(str::to_owned);
+                    }
+                })
+            })
+            .collect();
+        for i in 0..10 {
+            let scopes = if i % 2 == 0 { ["a", "b"] } else { ["b", "a"] };
+            keys.update(&user, &made.key_id, &KeyUpdate::new().scopes(scopes))
+                .unwrap();
+        }
+        keys.revoke(&user, &made.key_id).unwrap();
+        revoked.store(true, Ordering::SeqCst);
+        for t in threads {
+            assert_eq!(
+                t.join().unwrap().as_deref(),
+                Some("revoked"),
+                "round {round}"
+            );
+        }
+    }
+}

@@ -89,6 +89,7 @@ macro_rules! api_keys_suite {
             api_keys_admin::bad_admin_input_changes_nothing,
             api_keys_admin::reviving_an_expired_key_counts_against_the_quota,
             api_keys_admin::list_pages_filter_by_status_and_stay_stable_under_inserts,
+            api_keys_admin::concurrent_refreshes_never_outlive_a_revocation,
             api_keys_async::async_api_under_tokio_current_thread_and_block_on,
             api_keys_async::cached_async_verify_is_ready_at_once,
         );
