@@ -157,19 +157,14 @@ impl Cache {
             .cloned()
     }
 
-    /// The row's entry if one is cached, else `fresh`, which becomes the row's entry.
-    /// `replacing`: the stale entry `fresh` replaces; if the row's entry is another one
-    /// already (a concurrent refresh won), that one is returned, so the row never has two
-    /// live entries of which a revocation would flip only one.
-    pub(crate) fn entry_for(
-        &self,
-        fresh: Arc<CachedKey>,
-        replacing: Option<&CachedKey>,
-    ) -> Arc<CachedKey> {
+    /// The row's entry if one is cached and current, else `fresh`, which becomes the row's
+    /// entry (replacing a stale one). So every entry in the cache is either the row's entry,
+    /// which writes and the change feed flip, or stale, which is re-read before it answers;
+    /// two concurrent refreshes leave one live entry.
+    pub(crate) fn entry_for(&self, fresh: Arc<CachedKey>) -> Arc<CachedKey> {
         let mut by_row = self.by_row.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = by_row.get(&fresh.row_id).and_then(Weak::upgrade) {
-            let is_the_stale_one = replacing.is_some_and(|s| std::ptr::eq(Arc::as_ptr(&entry), s));
-            if !is_the_stale_one {
+            if !entry.stale.load(Ordering::SeqCst) {
                 return entry;
             }
         }

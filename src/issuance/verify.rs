@@ -172,7 +172,7 @@ impl ApiKeys {
         let generation = self.generation.load(Ordering::SeqCst);
         match self.backend.get(stale.row_id)? {
             Some(row) if row.key_id == *stale.key_id => {
-                Ok(self.cache_verified(cache_key, row, generation, Some(stale), required))
+                Ok(self.cache_verified(cache_key, row, generation, required))
             }
             _ => {
                 stale.gone.store(true, Ordering::SeqCst);
@@ -303,7 +303,7 @@ impl ApiKeys {
             let ok = bcrypt_ok(row.scheme, key, &row.hash);
             drop(slot);
             if ok {
-                return Ok(self.cache_verified(cache_key, row, generation, None, required));
+                return Ok(self.cache_verified(cache_key, row, generation, required));
             }
             tried = Some(row.row_id);
         }
@@ -325,14 +325,14 @@ impl ApiKeys {
     ///
     /// Every write bumps `generation` *before* it looks for a cached entry to flip, so
     /// re-reading the row whenever the generation moved, both before and after the entry is
-    /// inserted, leaves no window in which a stale entry could stay valid. `replacing`: the
-    /// row's stale entry, which this one takes the place of.
+    /// inserted, leaves no window in which a stale entry could stay valid. A stale entry of
+    /// the row is replaced by this one (read after `seen`, so no older than the change that
+    /// made it stale, or the loop below catches that change).
     fn cache_verified(
         &self,
         cache_key: CacheKey,
         row: Row,
         mut seen: u64,
-        replacing: Option<&CachedKey>,
         required: &Requirement,
     ) -> Verification {
         let fresh = Arc::new(CachedKey {
@@ -350,7 +350,7 @@ impl ApiKeys {
             last_use_queued: AtomicI64::new(row.last_used_at.map_or(0, Timestamp::unix_millis)),
             bucket: row.rate_limit.map(|l| self.cache.bucket(row.row_id, l)),
         });
-        let cached = self.cache.entry_for(fresh, replacing);
+        let cached = self.cache.entry_for(fresh);
         let mut inserted = false;
         loop {
             let current = self.generation.load(Ordering::SeqCst);
