@@ -426,4 +426,62 @@ mod tests {
         old.expires_at = Some(at(NOW + 4000));
         assert_eq!(successor_expiry(&old, at(NOW)), Some(at(NOW + 5000)));
     }
+
+    #[test]
+    fn updates_refuse_revoked_keys_and_rotated_expiry() {
+        let old = row("k");
+        let upd = KeyUpdate::new().name("new").scopes(["a"]).enabled(false);
+        let new = updated_row(&old, &[old.clone()], &upd, Some(1), at(NOW)).unwrap();
+        assert_eq!((new.name.as_str(), new.enabled), ("new", false));
+        assert_eq!(new.scopes, ["a"]);
+        assert_eq!((new.row_id, &new.hash), (old.row_id, &old.hash));
+        let mut revoked = old.clone();
+        revoked.revoked_at = Some(at(NOW));
+        for upd in [KeyUpdate::new().name("n"), KeyUpdate::new().enabled(true)] {
+            assert!(matches!(
+                updated_row(&revoked, &[], &upd, None, at(NOW)),
+                Err(Error::InvalidArgument { .. })
+            ));
+        }
+        let mut rotated = old.clone();
+        rotated.rotated_to = Some("next".into());
+        let clear = KeyUpdate::new().expires_at(None);
+        assert!(updated_row(&rotated, &[], &clear, None, at(NOW)).is_err());
+        assert!(updated_row(&rotated, &[], &KeyUpdate::new().name("n"), None, at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn reviving_an_expired_key_is_held_to_the_quota() {
+        let mut expired = row("old");
+        expired.row_id = 1;
+        expired.expires_at = Some(at(NOW));
+        let mut other = row("other");
+        other.row_id = 2;
+        let revive = KeyUpdate::new().expires_at(None);
+        let rows = [expired.clone(), other.clone()];
+        assert_eq!(
+            updated_row(&expired, &rows, &revive, Some(1), at(NOW)).unwrap_err(),
+            Error::QuotaExceeded { limit: 1 }
+        );
+        assert!(updated_row(&expired, &rows, &revive, Some(2), at(NOW)).is_ok());
+        assert!(updated_row(&expired, &rows, &revive, None, at(NOW)).is_ok());
+        // a disabled other key still counts; a change that keeps it expired is free
+        other.enabled = false;
+        let rows = [expired.clone(), other];
+        assert!(updated_row(&expired, &rows, &revive, Some(1), at(NOW)).is_err());
+        let rename = KeyUpdate::new().name("n");
+        assert!(updated_row(&expired, &rows, &rename, Some(1), at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn metadata_is_an_object_within_the_bound() {
+        use serde_json::json;
+        assert!(check_metadata(json!({})).unwrap().is_empty());
+        assert!(check_metadata(json!([])).is_err());
+        assert!(check_metadata(json!(null)).is_err());
+        let fits = json!({ "b": "x".repeat(MAX_METADATA_BYTES - 8) });
+        assert!(check_metadata(fits).is_ok());
+        let over = json!({ "b": "x".repeat(MAX_METADATA_BYTES - 7) });
+        assert!(check_metadata(over).is_err());
+    }
 }
