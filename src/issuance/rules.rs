@@ -431,7 +431,7 @@ mod tests {
     fn updates_refuse_revoked_keys_and_rotated_expiry() {
         let old = row("k");
         let upd = KeyUpdate::new().name("new").scopes(["a"]).enabled(false);
-        let new = updated_row(&old, &[old.clone()], &upd, Some(1), at(NOW)).unwrap();
+        let new = updated_row(&old, std::slice::from_ref(&old), &upd, Some(1), at(NOW)).unwrap();
         assert_eq!((new.name.as_str(), new.enabled), ("new", false));
         assert_eq!(new.scopes, ["a"]);
         assert_eq!((new.row_id, &new.hash), (old.row_id, &old.hash));
