@@ -64,6 +64,7 @@ pub(crate) struct Completion<T> {
 
 impl<T> Completion<T> {
     /// Already complete: no thread involved.
+    #[cfg_attr(not(feature = "keystore"), allow(dead_code))]
     pub(crate) fn ready(value: Result<T, Error>) -> Self {
         Completion {
             slot: Arc::new(Mutex::new(Slot {
