@@ -101,7 +101,17 @@ impl ApiKeys {
 
     /// Enables a disabled key again. Enabling an enabled key is fine.
     ///
-    /// See [`ApiKeys::disable`] for an example.
+    /// ```
+    /// use keyseal::{ApiKeys, ApiKeysConfig, KeyStatus, NewKey};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let keys = ApiKeys::open_with(dir.path().join("keys.db"), ApiKeysConfig::default().bcrypt_cost(4))?;
+    /// let made = keys.create(&NewKey::new("user-42", "CI"))?;
+    /// assert_eq!(keys.disable("user-42", &made.key_id)?.status, KeyStatus::Disabled);
+    /// assert_eq!(keys.enable("user-42", &made.key_id)?.status, KeyStatus::Active);
+    /// keys.revoke("user-42", &made.key_id)?;
+    /// assert!(keys.enable("user-42", &made.key_id).is_err()); // a revocation is final
+    /// # Ok::<(), keyseal::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`ApiKeys::update`]: [`Error::NotFound`]; [`Error::InvalidArgument`] for a

@@ -22,6 +22,12 @@ impl ListCursor {
     }
     /// A cursor given back as text.
     ///
+    /// ```
+    /// use keyseal::ListCursor;
+    /// assert!(ListCursor::parse("r42").is_ok());
+    /// assert!(ListCursor::parse("42").is_err());
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] for text no cursor gives.
     pub fn parse(text: &str) -> Result<Self, Error> {

@@ -170,6 +170,13 @@ impl KeyStatus {
     }
 
     /// The status named `s` (as [`KeyStatus::as_str`] gives it), if any.
+    ///
+    /// ```
+    /// use keyseal::KeyStatus;
+    /// assert_eq!(KeyStatus::parse("disabled"), Some(KeyStatus::Disabled));
+    /// assert_eq!(KeyStatus::Rotated.as_str(), "rotated");
+    /// assert_eq!(KeyStatus::parse("gone"), None);
+    /// ```
     pub fn parse(s: &str) -> Option<Self> {
         [
             KeyStatus::Active,
