@@ -310,7 +310,10 @@ impl Backend for SqliteBackend {
 
     fn changes_since(&self, seq: i64) -> Result<(Vec<Change>, i64), Error> {
         let conn = self.reader();
-        let mut stmt = conn
+        // One snapshot for both tables: read apart, a tombstone committed between the two
+        // reads could carry the highest `seq` past a row change the first read missed.
+        let snapshot = conn.unchecked_transaction().map_err(|e| storage(&e))?;
+        let mut stmt = snapshot
             .prepare_cached(
                 "SELECT row_id, lookup, expires_at, revoked_at, seq, key_id, enabled \
                  FROM api_keys WHERE seq > ?1",
@@ -327,10 +330,8 @@ impl Backend for SqliteBackend {
             changes.push(change);
         }
         drop(rows);
-        // The same read transaction is not needed: a tombstone and its row's deletion
-        // commit together, and a tombstone read without its row's last change only makes
-        // the key unknown sooner.
-        let mut stmt = conn
+        drop(stmt);
+        let mut stmt = snapshot
             .prepare_cached("SELECT row_id, lookup, seq FROM api_key_tombstones WHERE seq > ?1")
             .map_err(|e| storage(&e))?;
         let gone = stmt
@@ -355,6 +356,8 @@ impl Backend for SqliteBackend {
                 unreadable: None,
             });
         }
+        drop(stmt);
+        snapshot.commit().map_err(|e| storage(&e))?;
         Ok((changes, max))
     }
 
