@@ -124,6 +124,34 @@ pub struct Row {
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Row {
+    /// The metadata as backends store it: compact JSON text, `None` when empty.
+    pub(crate) fn metadata_text(&self) -> Option<String> {
+        (!self.metadata.is_empty())
+            .then(|| serde_json::Value::Object(self.metadata.clone()).to_string())
+    }
+
+    /// Metadata read back from its stored text (`None`: empty).
+    pub(crate) fn metadata_from_text(
+        text: Option<&str>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, &'static str> {
+        text.map_or_else(
+            || Ok(serde_json::Map::new()),
+            |t| serde_json::from_str(t).map_err(|_| "api_keys: unreadable metadata"),
+        )
+    }
+
+    /// The rate limit as backends store it: (requests, period in ms), both `None` for none.
+    pub(crate) fn rate_columns(&self) -> (Option<i64>, Option<i64>) {
+        self.rate_limit.map_or((None, None), |r| {
+            (
+                Some(i64::from(r.requests())),
+                Some(i64::try_from(r.period().as_millis()).unwrap_or(i64::MAX)),
+            )
+        })
+    }
+}
+
 impl core::fmt::Debug for Row {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Row")

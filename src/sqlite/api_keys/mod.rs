@@ -3,7 +3,7 @@
 //! come from the crate's one `SQLite` module, with the key store's policy: the file is switched
 //! to WAL only once its schema was accepted, so a refused file is left as it was.
 
-mod rows;
+pub(crate) mod rows;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
@@ -21,9 +21,8 @@ use crate::sqlite::{
 use crate::Timestamp;
 use crate::{Error, StorageKind};
 use rows::{
-    find_user_key, insert_row, is_unique_violation, metadata_column, next_seq, parse_format,
-    rate_columns, read_change, read_row, rows_where, touch_in, upgrade, COLUMNS, FORMAT_NAME,
-    MAX_SEQ, SCHEMA,
+    find_user_key, insert_row, is_unique_violation, next_seq, parse_format, read_change, read_row,
+    rows_where, touch_in, upgrade, COLUMNS, FORMAT_NAME, MAX_SEQ, SCHEMA,
 };
 
 /// How long a change check may wait for a read to be allowed.
@@ -199,7 +198,7 @@ impl Backend for SqliteBackend {
             };
             let new = decide(old, &user_rows)?;
             let seq = next_seq(tx)?;
-            let (rate_n, rate_ms) = rate_columns(new.rate_limit);
+            let (rate_n, rate_ms) = new.rate_columns();
             tx.prepare_cached(
                 "UPDATE api_keys SET name = ?1, scopes = ?2, expires_at = ?3, rate_requests = ?4, \
                  rate_period_ms = ?5, metadata = ?6, enabled = ?7, seq = ?8 WHERE row_id = ?9",
@@ -210,7 +209,7 @@ impl Backend for SqliteBackend {
                 new.expires_at.map(Timestamp::unix_millis),
                 rate_n,
                 rate_ms,
-                metadata_column(&new),
+                new.metadata_text(),
                 i64::from(new.enabled),
                 seq,
                 old.row_id,

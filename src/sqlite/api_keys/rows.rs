@@ -162,26 +162,9 @@ pub(super) fn read_row_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         rate_limit: rate,
         last_used_at: opt_ts(r.get(15)?),
         enabled: r.get::<_, i64>(16)? != 0,
-        metadata: match r.get::<_, Option<String>>(17)? {
-            None => serde_json::Map::new(),
-            Some(text) => serde_json::from_str(&text).map_err(|_| bad("metadata"))?,
-        },
+        metadata: Row::metadata_from_text(r.get::<_, Option<String>>(17)?.as_deref())
+            .map_err(|_| bad("metadata"))?,
     })
-}
-
-/// A rate limit as its two columns.
-pub(super) fn rate_columns(limit: Option<RateLimit>) -> (Option<i64>, Option<i64>) {
-    limit.map_or((None, None), |r| {
-        (
-            Some(i64::from(r.requests())),
-            Some(i64::try_from(r.period().as_millis()).unwrap_or(i64::MAX)),
-        )
-    })
-}
-
-/// Metadata as its column: `NULL` when empty.
-pub(super) fn metadata_column(row: &Row) -> Option<String> {
-    (!row.metadata.is_empty()).then(|| serde_json::Value::Object(row.metadata.clone()).to_string())
 }
 
 /// The highest sequence number handed out, tombstones included (a deleted row's `seq` must
@@ -198,7 +181,7 @@ pub(super) fn next_seq(tx: &Connection) -> rusqlite::Result<i64> {
 }
 
 pub(super) fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Result<i64> {
-    let (rate_n, rate_ms) = rate_columns(row.rate_limit);
+    let (rate_n, rate_ms) = row.rate_columns();
     tx.prepare_cached(
         "INSERT INTO api_keys (key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
          created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, \
@@ -223,7 +206,7 @@ pub(super) fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Resu
         row.last_used_at.map(Timestamp::unix_millis),
         seq,
         i64::from(row.enabled),
-        metadata_column(row),
+        row.metadata_text(),
     ])?;
     Ok(tx.last_insert_rowid())
 }
@@ -316,11 +299,11 @@ pub(super) fn read_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Change, Op
 }
 
 /// One meta row per (prefix, lookup length), so that one prefix can have several formats.
-pub(super) const FORMAT_NAME: &str = "legacy-format:";
+pub(crate) const FORMAT_NAME: &str = "legacy-format:";
 
 /// A legacy format from `api_key_meta`: `legacy-format:{len}:{prefix}`, or the older
 /// `legacy:{prefix}` = `{len}` (one format per prefix), still read.
-pub(super) fn parse_format(name: &str, value: &str) -> Option<(String, usize)> {
+pub(crate) fn parse_format(name: &str, value: &str) -> Option<(String, usize)> {
     if let Some(rest) = name.strip_prefix(FORMAT_NAME) {
         let (len, prefix) = rest.split_once(':')?;
         return Some((prefix.to_owned(), len.parse().ok()?));
