@@ -89,14 +89,64 @@ fn cached_verify(keys: &ApiKeys, n: usize) -> Duration {
     t.elapsed()
 }
 
-fn main() {
-    // `cargo bench` passes --bench; nothing else is read.
-    let s = server();
-    let cfg = ApiKeysConfig::default().bcrypt_cost(4);
+/// 8 threads creating `n` new users in `store`, each durable before it returns.
+fn new_users(store: &KeyStore, n: usize) -> Duration {
+    let next = AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|sc| {
+        for _ in 0..8 {
+            sc.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                black_box(store.get_or_create_user_key(&format!("new-{i}")).unwrap());
+            });
+        }
+    });
+    t.elapsed()
+}
 
-    // Cached verify: PostgreSQL, then SQLite, same process, same loop.
+fn main() {
+    // `cargo bench --bench postgres -- WORD` runs the figures whose section names WORD
+    // (verify, uncached, new, rotate); `--bench` itself is passed by cargo and ignored.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted =
+        |section: &str| filter.is_empty() || filter.iter().any(|f| section.contains(f.as_str()));
+    let s = server();
+    if wanted("verify") {
+        cached_verify_section(&s);
+    }
+    if wanted("uncached") {
+        uncached_section(&s);
+    }
+    if wanted("new") {
+        new_users_section(&s);
+    }
+    if wanted("rotate") {
+        rotate_section(&s);
+    }
+    for name in [
+        "bench_verify",
+        "bench_uncached",
+        "bench_new",
+        "bench_rotate",
+    ] {
+        admin(
+            &s.admin_url,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
+    }
+}
+
+/// Cached verify: PostgreSQL, then SQLite, same process, same loop.
+fn cached_verify_section(s: &Server) {
+    let cfg = ApiKeysConfig::default().bcrypt_cost(4);
     let n = 5_000_000;
-    let url = fresh_db(&s, "bench_verify");
+    let url = fresh_db(s, "bench_verify");
     let keys = ApiKeys::open_with(&url, cfg.clone()).unwrap();
     report(
         "cached verify, PostgreSQL, 1 thread",
@@ -105,16 +155,17 @@ fn main() {
     );
     drop(keys);
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let keys = ApiKeys::open_with(dir.path().join("bench.db"), cfg.clone()).unwrap();
+    let keys = ApiKeys::open_with(dir.path().join("bench.db"), cfg).unwrap();
     report(
         "cached verify, SQLite, 1 thread",
         n,
         cached_verify(&keys, n),
     );
-    drop(keys);
+}
 
-    // An existing user's data key, cache off: one indexed read per call.
-    let url = fresh_db(&s, "bench_uncached");
+/// An existing user's data key, cache off: one indexed read per call.
+fn uncached_section(s: &Server) {
+    let url = fresh_db(s, "bench_uncached");
     let options = KeyStoreOptions::default().cache_capacity(0);
     let store = KeyStore::open_with(&url, MasterKey::generate().unwrap(), options).unwrap();
     let ids: Vec<String> = (0..10_000).map(|i| format!("user-{i}")).collect();
@@ -130,34 +181,32 @@ fn main() {
         n,
         t.elapsed(),
     );
-    drop(store);
+}
 
-    // New users, each durable before it is returned, 8 threads.
-    let url = fresh_db(&s, "bench_new");
+/// New users, each durable before it is returned, 8 threads; SQLite on the same disk.
+fn new_users_section(s: &Server) {
+    let url = fresh_db(s, "bench_new");
     let store = KeyStore::open(&url, MasterKey::generate().unwrap()).unwrap();
     let n = 40_000;
-    let next = AtomicUsize::new(0);
-    let t = Instant::now();
-    std::thread::scope(|sc| {
-        for _ in 0..8 {
-            sc.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                black_box(store.get_or_create_user_key(&format!("new-{i}")).unwrap());
-            });
-        }
-    });
     report(
         "new users, durable, PostgreSQL socket, 8 threads",
         n,
-        t.elapsed(),
+        new_users(&store, n),
     );
     drop(store);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let store =
+        KeyStore::open(dir.path().join("bench.db"), MasterKey::generate().unwrap()).unwrap();
+    report(
+        "new users, durable, SQLite, 8 threads",
+        n,
+        new_users(&store, n),
+    );
+}
 
-    // Rotation of 100 000 users.
-    let url = fresh_db(&s, "bench_rotate");
+/// Rotation of 100 000 users.
+fn rotate_section(s: &Server) {
+    let url = fresh_db(s, "bench_rotate");
     let store = KeyStore::open(&url, MasterKey::generate().unwrap()).unwrap();
     let ids: Vec<String> = (0..100_000).map(|i| format!("user-{i}")).collect();
     for chunk in ids.chunks(5_000) {
@@ -165,26 +214,14 @@ fn main() {
         store.get_or_create_user_keys(&refs).unwrap();
     }
     let t = Instant::now();
-    let report_rot = store
+    let rotated = store
         .rotate_master_key(MasterKey::generate().unwrap())
         .unwrap();
     let took = t.elapsed();
-    assert_eq!(report_rot.rewrapped, 100_000);
+    assert_eq!(rotated.rewrapped, 100_000);
     println!(
         "{:<58} {:>12.2} s",
         "rotate_master_key, 100 000 users, PostgreSQL socket",
         took.as_secs_f64()
     );
-    drop(store);
-    for name in [
-        "bench_verify",
-        "bench_uncached",
-        "bench_new",
-        "bench_rotate",
-    ] {
-        admin(
-            &s.admin_url,
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        );
-    }
 }
