@@ -42,7 +42,7 @@ mod rotation;
 mod rules;
 mod wrap;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use cache::KeyCache;
@@ -184,12 +184,12 @@ impl KeyStore {
     ) -> Result<KeyStore, Error> {
         let path = path.as_ref();
         let options = options.into();
-        let backend = SqliteBackend::open(path, options.busy_timeout)?;
-        let check = rules::open_store(&backend, &master)?;
+        let (backend, path) = open_backend(path, options.busy_timeout)?;
+        let check = rules::open_store(&*backend, &master)?;
         Ok(KeyStore {
             inner: Arc::new(Inner {
-                path: path.to_path_buf(),
-                backend: Box::new(backend),
+                path,
+                backend,
                 master: RwLock::new(Arc::new(master)),
                 check: Mutex::new(check),
                 cache: KeyCache::new(options.cache_capacity),
@@ -374,6 +374,27 @@ impl KeyStore {
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
+}
+
+/// The backend `location` selects, and the location as the store shows it (a PostgreSQL
+/// URL without its password).
+fn open_backend(
+    location: &Path,
+    busy_timeout: std::time::Duration,
+) -> Result<(Box<dyn backend::Backend>, PathBuf), Error> {
+    if crate::db_path::is_postgres(location) {
+        #[cfg(feature = "postgres")]
+        {
+            let url = location.to_str().unwrap_or_default();
+            let backend = crate::postgres::keystore::PgKeyStore::open(url, busy_timeout)?;
+            let shown = PathBuf::from(backend.display());
+            return Ok((Box::new(backend), shown));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::postgres_not_built());
+    }
+    let backend = SqliteBackend::open(location, busy_timeout)?;
+    Ok((Box::new(backend), location.to_path_buf()))
 }
 
 #[cfg(test)]

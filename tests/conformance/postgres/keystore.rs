@@ -1,0 +1,25 @@
+//! The PostgreSQL backend under the key store suite: a database of its own per test, used
+//! through the app role.
+
+use keyseal::{Error, KeyStore, KeyStoreOptions, MasterKey};
+
+use super::PgDb;
+use crate::keystore::Harness;
+
+pub struct Postgres(PgDb);
+
+impl Harness for Postgres {
+    fn available() -> bool {
+        super::available()
+    }
+
+    fn fresh() -> Self {
+        Postgres(PgDb::new())
+    }
+
+    fn open_with(&self, master: MasterKey, options: KeyStoreOptions) -> Result<KeyStore, Error> {
+        KeyStore::open_with(&self.0.url, master, options)
+    }
+}
+
+crate::keystore_conformance!(Postgres);
