@@ -27,3 +27,8 @@ pg-stop:
 ## demo-postgres: the README's demo session on a throwaway PostgreSQL (target/pg-demo), then `keyseal copy` to SQLite
 demo-postgres:
 	bash scripts/pg-run.sh target/pg-demo bash scripts/demo-postgres.sh
+
+.PHONY: bench-postgres
+## bench-postgres: the PostgreSQL backend's figures beside SQLite's (BENCHMARKS.md), on a throwaway server
+bench-postgres:
+	bash scripts/pg-run.sh $(PG_DIR) $(CARGO) bench --features postgres --bench postgres

@@ -1,5 +1,5 @@
 //! Copying a whole store (per-user data keys, the master key check value, API keys with their
-//! hashes and every state column, legacy key formats) to another location, SQLite or
+//! hashes and every state column (enabled, metadata included), legacy key formats) to another location, SQLite or
 //! PostgreSQL, through the backend traits: the way up from one SQLite file to a shared
 //! PostgreSQL database, and back.
 
@@ -186,4 +186,6 @@ fn same_row(a: &Row, b: &Row) -> bool {
         && a.rotated_to == b.rotated_to
         && a.rate_limit == b.rate_limit
         && a.last_used_at == b.last_used_at
+        && a.enabled == b.enabled
+        && a.metadata == b.metadata
 }

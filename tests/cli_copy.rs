@@ -54,7 +54,29 @@ fn fill(env: &Env) -> Filled {
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         json_of(&out)
     };
-    let plain = create("alice", "ci", &[]);
+    let plain = create(
+        "alice",
+        "ci",
+        &[
+            "--metadata",
+            r#"{"team":"infra","n":3}"#,
+            "--rate-limit",
+            "100/min",
+            "--test",
+        ],
+    );
+    let disabled = create("carol", "paused", &[]);
+    let out = env.run(
+        &[
+            "keys",
+            "disable",
+            "--user",
+            "carol",
+            disabled["key_id"].as_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let expiring = create("alice", "temp", &["--expires-in", "30d"]);
     let revoked = create("bob", "old", &[]);
     let out = env.run(
@@ -107,6 +129,7 @@ fn fill(env: &Env) -> Filled {
             (key(&expiring), None),
             (key(&rotated), None),
             (key(&revoked), Some("revoked")),
+            (key(&disabled), Some("disabled")),
             (LEGACY_KEY.into(), None),
         ],
     }
@@ -137,7 +160,7 @@ fn check_copy(from: &Env, to: &Env, filled: &Filled) {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = json_of(&out);
     assert_eq!(report["data_keys"], 3);
-    assert_eq!(report["api_keys"], 5);
+    assert_eq!(report["api_keys"], 6);
     assert_eq!(report["legacy_formats"], 1);
     assert_eq!(report["verified"], true);
     let text = report.to_string();
