@@ -8,29 +8,6 @@ use std::process::{Command, Output};
 
 use common::cli_env::{run_in, stderr, stdout, Env};
 
-/// The flow `$name(env)` as two tests, `$name::sqlite` and `$name::postgres` (the latter on a
-/// throwaway server: skipped with a note without one, unless `KEYSEAL_REQUIRE_POSTGRES=1`):
-/// every command works the same on both backends.
-macro_rules! on_both_backends {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn sqlite() {
-                super::$name(&Env::new());
-            }
-
-            #[test]
-            fn postgres() {
-                if let Some(env) = Env::postgres() {
-                    super::$name(&env);
-                }
-            }
-        }
-    };
-}
-
 #[test]
 fn master_key_generate_writes_a_private_file_once() {
     let env = Env::new();
@@ -60,7 +37,7 @@ fn master_key_generate_writes_a_private_file_once() {
     keyseal::parse_master_key(&stdout(&out)).unwrap();
 }
 
-on_both_backends!(encrypt_and_decrypt_per_user_and_pool);
+crate::on_both_backends!(encrypt_and_decrypt_per_user_and_pool);
 fn encrypt_and_decrypt_per_user_and_pool(env: &Env) {
     for target in [&["--user", "alice"][..], &["--pool"][..]] {
         let mut args = vec!["encrypt"];
@@ -194,7 +171,7 @@ fn hash_matches_the_python_vectors() {
     );
 }
 
-on_both_backends!(api_keys_lifecycle);
+crate::on_both_backends!(api_keys_lifecycle);
 fn api_keys_lifecycle(env: &Env) {
     let (code, created) = env.json(
         &[
@@ -303,7 +280,7 @@ fn api_keys_lifecycle(env: &Env) {
     assert_eq!((code, unknown["reason"].as_str()), (1, Some("unknown")));
 }
 
-on_both_backends!(rotate_master_rewraps_and_refuses_the_wrong_key);
+crate::on_both_backends!(rotate_master_rewraps_and_refuses_the_wrong_key);
 fn rotate_master_rewraps_and_refuses_the_wrong_key(env: &Env) {
     let token = stdout(&env.run(&["encrypt", "--user", "alice"], "kept"));
     let new_key = env.new_key_file("new.key");
@@ -336,7 +313,7 @@ fn rotate_master_rewraps_and_refuses_the_wrong_key(env: &Env) {
     assert_eq!(stdout(&out), "kept");
 }
 
-on_both_backends!(decrypt_for_an_unknown_user_writes_nothing);
+crate::on_both_backends!(decrypt_for_an_unknown_user_writes_nothing);
 fn decrypt_for_an_unknown_user_writes_nothing(env: &Env) {
     let token = stdout(&env.run(&["encrypt", "--user", "alice"], "x"));
     let out = env.run(&["decrypt", "--user", "alcie"], &token);
@@ -348,7 +325,7 @@ fn decrypt_for_an_unknown_user_writes_nothing(env: &Env) {
     assert_eq!(store.user_count().unwrap(), 1);
 }
 
-on_both_backends!(an_expired_key_cannot_be_rotated_past_the_quota);
+crate::on_both_backends!(an_expired_key_cannot_be_rotated_past_the_quota);
 fn an_expired_key_cannot_be_rotated_past_the_quota(env: &Env) {
     let (_, created) = env.json(
         &[

@@ -56,9 +56,8 @@ fn all(env: &Env) -> Value {
     listed
 }
 
-#[test]
-fn create_with_rate_limit_and_test_marker() {
-    let env = Env::new();
+crate::on_both_backends!(create_with_rate_limit_and_test_marker);
+fn create_with_rate_limit_and_test_marker(env: &Env) {
     let (key, id) = create(
         &env,
         "alice",
@@ -87,9 +86,8 @@ fn create_with_rate_limit_and_test_marker() {
     assert_eq!(reason(&verify(&env, &key, &[])), "valid");
 }
 
-#[test]
-fn update_disable_enable_delete() {
-    let env = Env::new();
+crate::on_both_backends!(update_disable_enable_delete);
+fn update_disable_enable_delete(env: &Env) {
     let (key, id) = create(&env, "alice", &["--scope", "read", "--expires-in", "1d"]);
     assert_eq!(reason(&verify(&env, &key, &["deploy"])), "forbidden");
     let (code, updated) = env.json(
@@ -156,9 +154,8 @@ fn update_disable_enable_delete() {
     assert_eq!(all(&env)["keys"], serde_json::json!([]));
 }
 
-#[test]
-fn list_all_pages_through_every_key_and_filters_by_status() {
-    let env = Env::new();
+crate::on_both_backends!(list_all_pages_through_every_key_and_filters_by_status);
+fn list_all_pages_through_every_key_and_filters_by_status(env: &Env) {
     let mut ids = Vec::new();
     for user in ["a", "b", "c"] {
         for _ in 0..2 {
@@ -191,9 +188,8 @@ fn list_all_pages_through_every_key_and_filters_by_status() {
     assert_eq!(stdout(&out), "no keys in status expired");
 }
 
-#[test]
-fn bad_admin_input_exits_non_zero_and_changes_nothing() {
-    let env = Env::new();
+crate::on_both_backends!(bad_admin_input_exits_non_zero_and_changes_nothing);
+fn bad_admin_input_exits_non_zero_and_changes_nothing(env: &Env) {
     let (key, id) = create(&env, "alice", &["--scope", "read"]);
     let (_, bobs) = create(&env, "bob", &[]);
     let (_, revoked) = create(&env, "alice", &[]);
@@ -236,9 +232,8 @@ fn bad_admin_input_exits_non_zero_and_changes_nothing() {
     assert_eq!(reason(&verify(&env, &key, &["read"])), "valid");
 }
 
-#[test]
-fn bad_admin_usage_exits_2_and_changes_nothing() {
-    let env = Env::new();
+crate::on_both_backends!(bad_admin_usage_exits_2_and_changes_nothing);
+fn bad_admin_usage_exits_2_and_changes_nothing(env: &Env) {
     let (key, id) = create(&env, "alice", &["--scope", "read"]);
     let before = all(&env);
     // bad usage: exit 2 before anything is opened

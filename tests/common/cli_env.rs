@@ -140,3 +140,27 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim().to_string()
 }
+
+/// The flow `$name(env)` as two tests, `$name::sqlite` and `$name::postgres` (the latter on a
+/// throwaway server: skipped with a note without one, unless `KEYSEAL_REQUIRE_POSTGRES=1`):
+/// every command works the same on both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn sqlite() {
+                super::$name(&Env::new());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(env) = Env::postgres() {
+                    super::$name(&env);
+                }
+            }
+        }
+    };
+}
