@@ -27,6 +27,23 @@ fn json_of(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}; {}", stdout(out), stderr(out)))
 }
 
+/// A legacy key, through the library (the CLI has no import command here).
+fn import_legacy(env: &Env) {
+    let api = keyseal::ApiKeys::open(env.location()).unwrap();
+    api.import_legacy(&keyseal::LegacyKey {
+        prefix: "mhu_".into(),
+        lookup: "wZ4dBpC_".into(),
+        key_id: None,
+        user_id: "carol".into(),
+        name: "legacy".into(),
+        scopes: vec!["read".into()],
+        bcrypt_hash: LEGACY_HASH.into(),
+        created_at: None,
+        expires_at: None,
+    })
+    .unwrap();
+}
+
 fn fill(env: &Env) -> Filled {
     let mut tokens = Vec::new();
     for user in ["alice", "bob", "carol"] {
@@ -107,20 +124,7 @@ fn fill(env: &Env) -> Filled {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rotated = json_of(&out);
-    // A legacy key, through the library (the CLI has no import command here).
-    let api = keyseal::ApiKeys::open(env.location()).unwrap();
-    api.import_legacy(&keyseal::LegacyKey {
-        prefix: "mhu_".into(),
-        lookup: "wZ4dBpC_".into(),
-        key_id: None,
-        user_id: "carol".into(),
-        name: "legacy".into(),
-        scopes: vec!["read".into()],
-        bcrypt_hash: LEGACY_HASH.into(),
-        created_at: None,
-        expires_at: None,
-    })
-    .unwrap();
+    import_legacy(env);
     let key = |v: &Value| v["key"].as_str().unwrap().to_owned();
     Filled {
         tokens,

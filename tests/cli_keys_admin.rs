@@ -59,7 +59,7 @@ fn all(env: &Env) -> Value {
 crate::on_both_backends!(create_with_rate_limit_and_test_marker);
 fn create_with_rate_limit_and_test_marker(env: &Env) {
     let (key, id) = create(
-        &env,
+        env,
         "alice",
         &[
             "--rate-limit",
@@ -83,13 +83,13 @@ fn create_with_rate_limit_and_test_marker(env: &Env) {
     assert_eq!(k["status"], "active");
     // one process per verify: each gets a full bucket, so the limit shows within one
     // process only; the library tests cover the bucket.
-    assert_eq!(reason(&verify(&env, &key, &[])), "valid");
+    assert_eq!(reason(&verify(env, &key, &[])), "valid");
 }
 
 crate::on_both_backends!(update_disable_enable_delete);
 fn update_disable_enable_delete(env: &Env) {
-    let (key, id) = create(&env, "alice", &["--scope", "read", "--expires-in", "1d"]);
-    assert_eq!(reason(&verify(&env, &key, &["deploy"])), "forbidden");
+    let (key, id) = create(env, "alice", &["--scope", "read", "--expires-in", "1d"]);
+    assert_eq!(reason(&verify(env, &key, &["deploy"])), "forbidden");
     let (code, updated) = env.json(
         &[
             "keys",
@@ -117,7 +117,7 @@ fn update_disable_enable_delete(env: &Env) {
     assert_eq!(updated["expires_at"], Value::Null);
     assert_eq!(updated["rate_limit"]["requests"], 100);
     assert_eq!(updated["metadata"]["ticket"], "OPS-1");
-    assert_eq!(reason(&verify(&env, &key, &["deploy", "read"])), "valid");
+    assert_eq!(reason(&verify(env, &key, &["deploy", "read"])), "valid");
     // human output too
     let out = env.run(
         &[
@@ -138,7 +138,7 @@ fn update_disable_enable_delete(env: &Env) {
 
     let out = env.run(&["keys", "disable", "--user", "alice", &id], "");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(reason(&verify(&env, &key, &[])), "disabled");
+    assert_eq!(reason(&verify(env, &key, &[])), "disabled");
     let (_, listed) = env.json(
         &["keys", "list", "--user", "alice", "--status", "disabled"],
         "",
@@ -146,12 +146,12 @@ fn update_disable_enable_delete(env: &Env) {
     assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
     let (code, enabled) = env.json(&["keys", "enable", "--user", "alice", &id], "");
     assert_eq!((code, &enabled["status"]), (0, &Value::from("active")));
-    assert_eq!(reason(&verify(&env, &key, &[])), "valid");
+    assert_eq!(reason(&verify(env, &key, &[])), "valid");
 
     let out = env.run(&["keys", "delete", "--user", "alice", &id], "");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(reason(&verify(&env, &key, &[])), "unknown");
-    assert_eq!(all(&env)["keys"], serde_json::json!([]));
+    assert_eq!(reason(&verify(env, &key, &[])), "unknown");
+    assert_eq!(all(env)["keys"], serde_json::json!([]));
 }
 
 crate::on_both_backends!(list_all_pages_through_every_key_and_filters_by_status);
@@ -159,12 +159,12 @@ fn list_all_pages_through_every_key_and_filters_by_status(env: &Env) {
     let mut ids = Vec::new();
     for user in ["a", "b", "c"] {
         for _ in 0..2 {
-            ids.push(create(&env, user, &[]).1);
+            ids.push(create(env, user, &[]).1);
         }
     }
     let out = env.run(&["keys", "revoke", "--user", "b", &ids[2]], "");
     assert_eq!(out.status.code(), Some(0));
-    let listed = all(&env);
+    let listed = all(env);
     let got: Vec<&str> = listed["keys"]
         .as_array()
         .unwrap()
@@ -190,16 +190,16 @@ fn list_all_pages_through_every_key_and_filters_by_status(env: &Env) {
 
 crate::on_both_backends!(bad_admin_input_exits_non_zero_and_changes_nothing);
 fn bad_admin_input_exits_non_zero_and_changes_nothing(env: &Env) {
-    let (key, id) = create(&env, "alice", &["--scope", "read"]);
-    let (_, bobs) = create(&env, "bob", &[]);
-    let (_, revoked) = create(&env, "alice", &[]);
+    let (key, id) = create(env, "alice", &["--scope", "read"]);
+    let (_, bobs) = create(env, "bob", &[]);
+    let (_, revoked) = create(env, "alice", &[]);
     assert_eq!(
         env.run(&["keys", "revoke", "--user", "alice", &revoked], "")
             .status
             .code(),
         Some(0)
     );
-    let before = all(&env);
+    let before = all(env);
     let big = format!(r#"{{"b":"{}"}}"#, "x".repeat(5000));
     // refused by the library: exit 1, one line on stderr
     for args in [
@@ -228,14 +228,14 @@ fn bad_admin_input_exits_non_zero_and_changes_nothing(env: &Env) {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("keyseal: "), "{err}");
     }
-    assert_eq!(all(&env), before);
-    assert_eq!(reason(&verify(&env, &key, &["read"])), "valid");
+    assert_eq!(all(env), before);
+    assert_eq!(reason(&verify(env, &key, &["read"])), "valid");
 }
 
 crate::on_both_backends!(bad_admin_usage_exits_2_and_changes_nothing);
 fn bad_admin_usage_exits_2_and_changes_nothing(env: &Env) {
-    let (key, id) = create(&env, "alice", &["--scope", "read"]);
-    let before = all(&env);
+    let (key, id) = create(env, "alice", &["--scope", "read"]);
+    let before = all(env);
     // bad usage: exit 2 before anything is opened
     for args in [
         "keys create --user alice --name x --rate-limit 100/day".to_string(),
@@ -252,6 +252,6 @@ fn bad_admin_usage_exits_2_and_changes_nothing(env: &Env) {
         let out = env.run(&args, "");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
-    assert_eq!(all(&env), before);
-    assert_eq!(reason(&verify(&env, &key, &["read"])), "valid");
+    assert_eq!(all(env), before);
+    assert_eq!(reason(&verify(env, &key, &["read"])), "valid");
 }
