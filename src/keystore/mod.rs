@@ -193,7 +193,7 @@ impl KeyStore {
                 master: RwLock::new(Arc::new(master)),
                 check: Mutex::new(check),
                 cache: KeyCache::new(options.cache_capacity),
-                write_lock: Mutex::new(()),
+                write_lock: RwLock::new(()),
                 group_commit: GroupCommit::default(),
             }),
         })

@@ -106,7 +106,10 @@ impl KeyStore {
         let inner = &*self.inner;
         // Batches commit under the write lock and wrap with the master key current then, so
         // requests still queued are wrapped under the new key after the rotation.
-        let _write = lock(&inner.write_lock);
+        let _write = inner
+            .write_lock
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let old = inner.master();
         let new_check = wrap::make_check(&new_master)?;
         // Other writers (other processes) are kept out from here to the commit.

@@ -76,8 +76,9 @@ pub(super) struct Inner {
     /// The stored check value known to belong to `master`.
     pub(super) check: Mutex<Vec<u8>>,
     pub(super) cache: KeyCache,
-    /// Held while committing a batch or rotating.
-    pub(super) write_lock: Mutex<()>,
+    /// Shared while committing a batch (several at once when the backend allows), exclusive
+    /// while rotating: the master key cannot change under a commit.
+    pub(super) write_lock: RwLock<()>,
     pub(super) group_commit: GroupCommit,
 }
 
@@ -126,7 +127,10 @@ impl Inner {
             Err(Error::WrongMasterKey { .. }) => {
                 // Maybe a rotation in this process committed between reading the master key
                 // and the row: wait for it to finish (it holds the write lock), then retry.
-                let _write = lock(&self.write_lock);
+                let _write = self
+                    .write_lock
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
                 let master = self.master();
                 let Some(blob) = self.backend.load(user_id)? else {
                     return Ok(None);

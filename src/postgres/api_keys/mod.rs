@@ -318,7 +318,8 @@ impl Backend for PgApiKeys {
             block(self.many_rows(&sql, &[&user, &before, &limit]))?
         } else {
             let sql = format!(
-                "SELECT {COLUMNS} FROM api_keys WHERE row_id < $1 ORDER BY row_id DESC LIMIT $2"
+                "SELECT {COLUMNS} FROM api_keys WHERE row_id < $1 ORDER BY row_id DESC \
+                 LIMIT $2"
             );
             block(self.many_rows(&sql, &[&before, &limit]))?
         }
