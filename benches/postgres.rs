@@ -68,7 +68,7 @@ fn fresh_db(s: &Server, name: &str) -> String {
 }
 
 fn rate(n: usize, took: Duration) -> f64 {
-    n as f64 / took.as_secs_f64()
+    f64::from(u32::try_from(n).unwrap_or(u32::MAX)) / took.as_secs_f64()
 }
 
 fn report(what: &str, n: usize, took: Duration) {

@@ -81,7 +81,7 @@ impl PgKeyStore {
             let begin = super::pool::begin_sql(self.busy_timeout);
             conn.set_in_tx(true);
             let client = conn.client();
-            let (began, checked, found, committed) = futures_util::future::join4(
+            let (opened, checked, found, committed) = futures_util::future::join4(
                 client.batch_execute(&begin),
                 client.query_opt(&insert, &[&ids, &blobs, &created, &expected_check]),
                 client.query(&select, &[&ids]),
@@ -91,7 +91,9 @@ impl PgKeyStore {
             if committed.is_ok() {
                 conn.set_in_tx(false);
             }
-            let outcome = began.and(checked).and_then(|c| Ok((c, found?, committed?)));
+            let outcome = opened
+                .and(checked)
+                .and_then(|c| Ok((c, found?, committed?)));
             let (checked, found, ()) = match outcome {
                 Ok(v) => v,
                 Err(e)

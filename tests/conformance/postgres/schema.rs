@@ -26,7 +26,11 @@ fn app_role_with_row_rights_only_runs_the_whole_flow() {
     }
     let db = PgDb::new();
     let denied = run_sql(db.app_url(), "CREATE TABLE sneaky (x int)").unwrap_err();
-    assert_eq!(denied.code().map(|c| c.code()), Some("42501"), "{denied}");
+    assert_eq!(
+        denied.code().map(tokio_postgres::error::SqlState::code),
+        Some("42501"),
+        "{denied}"
+    );
 
     let master = MasterKey::generate().unwrap();
     let store = KeyStore::open(db.app_url(), master).unwrap();
