@@ -140,6 +140,40 @@ impl PgKeyStore {
         })
     }
 
+    /// The check state of the store at `url`, read without writing anything (no migration,
+    /// no table created); `None` when the database holds no key store yet.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a URL that cannot be read; [`Error::Storage`] when the
+    /// server cannot be reached or read.
+    pub(crate) fn peek_check_state(
+        url: &str,
+        busy_timeout: Duration,
+    ) -> Result<Option<CheckState>, Error> {
+        let shared = super::pool::shared(url)?;
+        block(async {
+            let conn = shared.conn(busy_timeout).await?;
+            let db = |e: tokio_postgres::Error| shared.error(&e);
+            let exists: bool = conn
+                .client()
+                .query_one(
+                    "SELECT to_regclass('encryption_keys') IS NOT NULL \
+                     AND to_regclass('keyseal_keystore_meta') IS NOT NULL",
+                    &[],
+                )
+                .await
+                .map_err(db)?
+                .get(0);
+            if !exists {
+                return Ok(None);
+            }
+            match state_of(&conn).await.map_err(db)? {
+                CheckState::Absent { first_row: None } => Ok(None),
+                state => Ok(Some(state)),
+            }
+        })?
+    }
+
     /// The URL without its password.
     pub(crate) fn display(&self) -> &str {
         &self.shared.display
