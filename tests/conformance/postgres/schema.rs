@@ -92,8 +92,8 @@ fn a_privileged_role_migrates_on_open() {
     let store = KeyStore::open(db.admin_url(), MasterKey::generate().unwrap()).unwrap();
     store.get_or_create_user_key("a").unwrap();
     assert_eq!(
-        query_text(&db.admin_url(), "SELECT version FROM keyseal_schema").as_deref(),
-        Some("1")
+        query_text(&db.admin_url(), "SELECT version FROM keyseal_schema"),
+        Some(keyseal::postgres::SCHEMA_VERSION.to_string())
     );
 }
 
