@@ -35,6 +35,7 @@
 pub mod backend;
 mod blocking;
 mod cache;
+mod copy;
 mod group_commit;
 mod master_key_check;
 mod options;
@@ -50,6 +51,7 @@ use group_commit::{lost_request, GroupCommit};
 use rules::Inner;
 
 pub use blocking::KeyStoreFuture;
+pub use copy::CopyReport;
 pub use options::KeyStoreOptions;
 pub use rotation::RotationReport;
 pub(crate) use wrap::WRAPPED_LEN;
