@@ -189,10 +189,14 @@ impl core::fmt::Debug for ApiKeys {
 
 impl ApiKeys {
     /// Opens (creating if needed) the key tables in the `SQLite` file at `path`, default
-    /// settings.
+    /// settings. A `path` whose text starts with `postgres://` or `postgresql://` is a
+    /// PostgreSQL URL instead (feature `postgres`; see the README's PostgreSQL section).
     ///
     /// # Errors
-    /// [`Error::Storage`] when the file cannot be opened or written.
+    /// [`Error::Storage`] when the file cannot be opened or written, or the PostgreSQL server
+    /// cannot be reached, refuses the login, or its schema cannot be used (kind `schema`);
+    /// [`Error::InvalidArgument`] for a PostgreSQL URL that cannot be read, or in a build
+    /// without the `postgres` feature.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         Self::open_with(path, ApiKeysConfig::default())
     }

@@ -26,7 +26,7 @@
 //! check value is one extra named value. A blob is returned exactly as stored (a value of
 //! another type as empty bytes, which the key store reports as a corrupt key).
 //!
-//! The trait is sealed: the backends live in this crate (`SQLite` today), so that each one runs
+//! The trait is sealed: the backends live in this crate (`SQLite`, `PostgreSQL`), so that each one runs
 //! the same conformance tests before it ships.
 
 use crate::Error;
