@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{connect, open_private, retry, storage_error, write, TxError};
 use crate::keystore::backend::{
-    sealed, Backend, CheckState, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
+    sealed, Backend, CheckState, FullRow, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
 };
 use crate::keystore::WRAPPED_LEN;
 use crate::{Error, StorageKind};
@@ -315,6 +315,54 @@ impl Backend for SqliteBackend {
             conn.execute_batch("BEGIN IMMEDIATE").map_err(TxError::Db)
         })?;
         Ok(Box::new(SqliteRotation { conn, open: true }))
+    }
+
+    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<FullRow>), Error> {
+        self.write(|tx| {
+            if state_of(tx)?.is_none() {
+                return Ok((None, Vec::new()));
+            }
+            let check = read_check(tx)?;
+            let rows = tx
+                .prepare(
+                    "SELECT user_id, encrypted_key, created_at FROM encryption_keys ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(FullRow {
+                        user_id: r.get(0)?,
+                        wrapped: blob_at(r, 1)?,
+                        created_at: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((check, rows))
+        })
+    }
+
+    fn import(&self, check: &[u8], rows: &[FullRow]) -> Result<bool, Error> {
+        let imported = self.write(|tx| {
+            tx.execute_batch(&format!("{CREATE_KEYS};\n{CREATE_META};"))?;
+            let rows_there: i64 =
+                tx.query_row("SELECT COUNT(*) FROM encryption_keys", [], |r| r.get(0))?;
+            if rows_there > 0 || read_check(tx)?.is_some() {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",
+                params![CHECK_NAME, check],
+            )?;
+            let mut insert = tx.prepare(
+                "INSERT INTO encryption_keys (user_id, encrypted_key, created_at) VALUES (?1, ?2, ?3)",
+            )?;
+            for row in rows {
+                insert.execute(params![row.user_id, row.wrapped, row.created_at])?;
+            }
+            Ok(true)
+        })?;
+        if imported {
+            super::enable_wal(&lock(&self.writer), self.busy_timeout)?;
+        }
+        Ok(imported)
     }
 
     fn count(&self) -> Result<u64, Error> {
