@@ -14,7 +14,7 @@ use crate::{ApiKeys, Error, KeyStore, MasterKey, StorageKind};
 /// What [`copy_store`] copied (and then verified).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct CopyReport {
+pub struct StoreCopyReport {
     /// Users whose data key was copied.
     pub data_keys: u64,
     /// API keys copied (revoked and expired ones included).
@@ -53,7 +53,7 @@ fn invalid(what: String) -> Error {
 /// # Security
 /// Wrapped keys and hashes are moved as stored, never unwrapped into anything but memory
 /// that is wiped; nothing secret is logged.
-pub fn copy_store(from: &Path, to: &Path, master: &MasterKey) -> Result<CopyReport, Error> {
+pub fn copy_store(from: &Path, to: &Path, master: &MasterKey) -> Result<StoreCopyReport, Error> {
     if from == to {
         return Err(invalid(
             "copy: the source and the target are the same store".into(),
@@ -111,7 +111,7 @@ pub fn copy_store(from: &Path, to: &Path, master: &MasterKey) -> Result<CopyRepo
     drop(target);
 
     verify(&source, to, master, &api_rows, &legacy)?;
-    Ok(CopyReport {
+    Ok(StoreCopyReport {
         data_keys: rows.len() as u64,
         api_keys: api_rows.len() as u64,
         legacy_formats: legacy.len() as u64,

@@ -65,7 +65,9 @@ mod user_id;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::backend as keystore_backend;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
-pub use keystore::{KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MAX_USER_ID_LEN};
+pub use keystore::{
+    CopyReport, KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MAX_USER_ID_LEN,
+};
 // The one SQLite layer: connections, pragmas, busy handling, error mapping.
 #[cfg(all(
     any(feature = "keystore", feature = "issuance"),
@@ -84,9 +86,9 @@ mod issuance;
 pub use issuance::backend as api_keys_backend;
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 pub use issuance::{
-    ApiKeys, ApiKeysConfig, ApiKeysFuture, CreatedKey, Environment, KeyFormat, KeyInfo, KeyPage,
-    KeyStatus, KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey, RateLimit, Refusal,
-    Requirement, Timestamp, Validated, Verification, MAX_METADATA_BYTES,
+    ApiKeys, ApiKeysConfig, ApiKeysCopyReport, ApiKeysFuture, CreatedKey, Environment, KeyFormat,
+    KeyInfo, KeyPage, KeyStatus, KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey, RateLimit,
+    Refusal, Requirement, Timestamp, Validated, Verification, MAX_METADATA_BYTES,
 };
 
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
@@ -103,7 +105,7 @@ mod copy;
     feature = "issuance",
     not(target_arch = "wasm32")
 ))]
-pub use copy::{copy_store, CopyReport};
+pub use copy::{copy_store, StoreCopyReport};
 
 #[doc(hidden)]
 pub mod testing;

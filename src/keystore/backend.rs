@@ -26,7 +26,7 @@
 //! check value is one extra named value. A blob is returned exactly as stored (a value of
 //! another type as empty bytes, which the key store reports as a corrupt key).
 //!
-//! The trait is sealed: the backends live in this crate (`SQLite` today), so that each one runs
+//! The trait is sealed: the backends live in this crate (`SQLite`, `PostgreSQL`), so that each one runs
 //! the same conformance tests before it ships.
 
 use crate::Error;
@@ -58,18 +58,6 @@ pub struct StoredRow {
     pub wrapped: Vec<u8>,
 }
 
-/// A row as a copy moves it between stores: everything the table holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CopiedRow {
-    /// The user.
-    pub user_id: String,
-    /// The wrapped key, as stored.
-    pub wrapped: Vec<u8>,
-    /// When it was created, as stored.
-    pub created_at: String,
-}
-
 /// A row of a rotation: the blob to store instead of the one read.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -78,6 +66,18 @@ pub struct Rewrapped {
     pub user_id: String,
     /// The blob under the new master key.
     pub wrapped: Vec<u8>,
+}
+
+/// A row as a copy reads and writes it: everything the table holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FullRow {
+    /// The user.
+    pub user_id: String,
+    /// The wrapped key, as stored.
+    pub wrapped: Vec<u8>,
+    /// When it was created, as stored.
+    pub created_at: String,
 }
 
 /// What a store holds about its master key.
@@ -174,6 +174,21 @@ pub trait Backend: sealed::Sealed + Send + Sync {
     /// [`Error::Storage`].
     fn count(&self) -> Result<u64, Error>;
 
+    /// For copying a store: the check value and every row (with its creation time), read in
+    /// one transaction.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<FullRow>), Error>;
+
+    /// For copying a store into this one: in one transaction, if this store holds neither a
+    /// row nor a check value, stores `check` and `rows` exactly as given and returns `true`;
+    /// otherwise writes nothing and returns `false`. The tables are created if absent.
+    ///
+    /// # Errors
+    /// [`Error::Storage`]; nothing is written then.
+    fn import(&self, check: &[u8], rows: &[FullRow]) -> Result<bool, Error>;
+
     /// How many [`Backend::insert_if_absent`] transactions one key store may run at once.
     /// `SQLite` has one writer at a time: 1 (the default). A server that merges the flushes of
     /// concurrent commits (`PostgreSQL`) returns more, and the key store's group commit then
@@ -183,22 +198,6 @@ pub trait Backend: sealed::Sealed + Send + Sync {
     fn concurrent_writers(&self) -> usize {
         1
     }
-
-    /// For copying a store: the check value and every row (creation time included), read in
-    /// one transaction so they agree.
-    ///
-    /// # Errors
-    /// [`Error::Storage`].
-    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<CopiedRow>), Error>;
-
-    /// For copying a store, into this one: in one transaction, creates the tables if absent
-    /// and, when they hold no check value and no row, stores `check` and `rows` and returns
-    /// `true`; otherwise writes nothing and returns `false`. Rows are stored as given (the key
-    /// store verified them against `check` before).
-    ///
-    /// # Errors
-    /// [`Error::Storage`]; nothing is changed.
-    fn import(&self, check: &[u8], rows: &[CopiedRow]) -> Result<bool, Error>;
 
     /// Takes back an [`Backend::import`] whose other half (the API keys) failed: in one
     /// transaction, when the stored check value is still `check`, deletes the rows of

@@ -10,7 +10,7 @@ use crate::{Error, MasterKey};
 impl KeyStore {
     /// Checks that [`KeyStore::open`] would accept `master` for the store at `path`, without
     /// changing anything on disk: no file, table or journal mode is created, and no `-wal` or
-    /// `-shm` file is left behind. A missing file, or one without a key store yet, passes (a
+    /// `-shm` file is left behind (on PostgreSQL: nothing is written, no schema migrated). A missing file, or one without a key store yet, passes (a
     /// new store takes any key). For dry runs.
     ///
     /// # Errors
@@ -36,6 +36,19 @@ impl KeyStore {
     /// ```
     pub fn check_master_key(path: impl AsRef<Path>, master: &MasterKey) -> Result<(), Error> {
         let path = path.as_ref();
+        if crate::db_path::is_postgres(path) {
+            #[cfg(feature = "postgres")]
+            {
+                let url = path.to_str().unwrap_or_default();
+                let state = crate::postgres::keystore::PgKeyStore::peek_check_state(
+                    url,
+                    super::KeyStoreOptions::default().busy_timeout,
+                )?;
+                return state.map_or(Ok(()), |s| verify_master_key(master, &s).map(drop));
+            }
+            #[cfg(not(feature = "postgres"))]
+            return Err(Error::postgres_not_built());
+        }
         if crate::db_path::is_temporary(path) {
             return Err(Error::InvalidArgument {
                 what: "the key store needs a file (not empty, not :memory:, not an in-memory \

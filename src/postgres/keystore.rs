@@ -17,7 +17,7 @@ use super::errors::TxError;
 use super::pool::{write_tx, Conn, Shared};
 use super::runtime::block;
 use crate::keystore::backend::{
-    sealed, Backend, CheckState, CopiedRow, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
+    sealed, Backend, CheckState, FullRow, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
 };
 use crate::keystore::WRAPPED_LEN;
 use crate::{Error, StorageKind};
@@ -138,6 +138,40 @@ impl PgKeyStore {
             shared,
             busy_timeout,
         })
+    }
+
+    /// The check state of the store at `url`, read without writing anything (no migration,
+    /// no table created); `None` when the database holds no key store yet.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a URL that cannot be read; [`Error::Storage`] when the
+    /// server cannot be reached or read.
+    pub(crate) fn peek_check_state(
+        url: &str,
+        busy_timeout: Duration,
+    ) -> Result<Option<CheckState>, Error> {
+        let shared = super::pool::shared(url)?;
+        block(async {
+            let conn = shared.conn(busy_timeout).await?;
+            let db = |e: tokio_postgres::Error| shared.error(&e);
+            let exists: bool = conn
+                .client()
+                .query_one(
+                    "SELECT to_regclass('encryption_keys') IS NOT NULL \
+                     AND to_regclass('keyseal_keystore_meta') IS NOT NULL",
+                    &[],
+                )
+                .await
+                .map_err(db)?
+                .get(0);
+            if !exists {
+                return Ok(None);
+            }
+            match state_of(&conn).await.map_err(db)? {
+                CheckState::Absent { first_row: None } => Ok(None),
+                state => Ok(Some(state)),
+            }
+        })?
     }
 
     /// The URL without its password.
@@ -397,37 +431,15 @@ impl Backend for PgKeyStore {
         }))
     }
 
-    /// PostgreSQL merges the WAL flushes of concurrent commits: several batches in flight
-    /// share one disk flush, which a single leader waiting for each flush cannot.
-    fn concurrent_writers(&self) -> usize {
-        CONCURRENT_WRITERS
-    }
-
-    fn count(&self) -> Result<u64, Error> {
+    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<FullRow>), Error> {
         let db = self.db();
         block(async {
-            let conn = self.shared.conn(self.busy_timeout).await?;
-            let n: i64 = conn
-                .client()
-                .query_one("SELECT COUNT(*) FROM encryption_keys", &[])
-                .await
-                .map_err(&db)?
-                .get(0);
-            Ok(u64::try_from(n).unwrap_or(0))
-        })?
-    }
-
-    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<CopiedRow>), Error> {
-        block(async {
-            write_tx!(self.shared, self.busy_timeout, |conn| {
-                // Writers wait until the snapshot is read, as for a rotation.
+            let mut conn = self.shared.conn(self.busy_timeout).await?;
+            let read = async {
                 conn.client()
-                    .execute(
-                        "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
-                        &[],
-                    )
+                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?;
-                let check = read_check(conn, "").await?;
+                let check = read_check(&conn, "").await?;
                 let rows = conn
                     .client()
                     .query(
@@ -436,58 +448,23 @@ impl Backend for PgKeyStore {
                         &[],
                     )
                     .await?
-                    .into_iter()
-                    .map(|r| CopiedRow {
+                    .iter()
+                    .map(|r| FullRow {
                         user_id: r.get(0),
                         wrapped: r.get(1),
                         created_at: r.get(2),
                     })
                     .collect();
-                (check, rows)
-            })
-        })?
-    }
-
-    fn import(&self, check: &[u8], rows: &[CopiedRow]) -> Result<bool, Error> {
-        let ids: Vec<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
-        let blobs: Vec<&[u8]> = rows.iter().map(|r| r.wrapped.as_slice()).collect();
-        let created: Vec<&str> = rows.iter().map(|r| r.created_at.as_str()).collect();
-        let (ids, blobs, created) = (&ids, &blobs, &created);
-        block(async {
-            write_tx!(self.shared, self.busy_timeout, |conn| {
-                // No other writer until commit: the emptiness seen stays true.
-                conn.client()
-                    .execute(
-                        "LOCK TABLE keyseal_keystore_meta, encryption_keys \
-                         IN SHARE ROW EXCLUSIVE MODE",
-                        &[],
-                    )
-                    .await?;
-                let there: i64 = conn
-                    .client()
-                    .query_one("SELECT count(*) FROM encryption_keys", &[])
-                    .await?
-                    .get(0);
-                if there > 0 || read_check(conn, "").await?.is_some() {
-                    false
-                } else {
-                    conn.client()
-                        .execute(
-                            "INSERT INTO keyseal_keystore_meta (name, value) \
-                             VALUES ('master_check', $1)",
-                            &[&check],
-                        )
-                        .await?;
-                    conn.client()
-                        .execute(
-                            "INSERT INTO encryption_keys (user_id, encrypted_key, created_at) \
-                             SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[])",
-                            &[ids, blobs, created],
-                        )
-                        .await?;
-                    true
+                conn.client().batch_execute("COMMIT").await?;
+                Ok::<_, tokio_postgres::Error>((check, rows))
+            };
+            match read.await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    conn.rollback().await;
+                    Err(db(e))
                 }
-            })
+            }
         })?
     }
 
@@ -509,6 +486,77 @@ impl Backend for PgKeyStore {
                         .await?;
                 }
             })
+        })?
+    }
+
+    fn import(&self, check: &[u8], rows: &[FullRow]) -> Result<bool, Error> {
+        let ids: Vec<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
+        let blobs: Vec<&[u8]> = rows.iter().map(|r| r.wrapped.as_slice()).collect();
+        let created: Vec<&str> = rows.iter().map(|r| r.created_at.as_str()).collect();
+        let (ids, blobs, created) = (&ids, &blobs, &created);
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                conn.client()
+                    .execute(
+                        "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
+                        &[],
+                    )
+                    .await?;
+                let there: bool = conn
+                    .client()
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM encryption_keys) \
+                         OR EXISTS (SELECT 1 FROM keyseal_keystore_meta WHERE name = 'master_check')",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                if there {
+                    return Ok(false);
+                }
+                conn.client()
+                    .execute(
+                        "INSERT INTO keyseal_keystore_meta (name, value) VALUES ('master_check', $1)",
+                        &[&check],
+                    )
+                    .await?;
+                for chunk in 0..ids.len().div_ceil(ROTATION_BATCH) {
+                    let range =
+                        chunk * ROTATION_BATCH..((chunk + 1) * ROTATION_BATCH).min(ids.len());
+                    conn.client()
+                        .execute(
+                            "INSERT INTO encryption_keys (user_id, encrypted_key, created_at) \
+                             SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[])",
+                            &[
+                                &&ids[range.clone()],
+                                &&blobs[range.clone()],
+                                &&created[range],
+                            ],
+                        )
+                        .await?;
+                }
+                true
+            })
+        })?
+    }
+
+    /// PostgreSQL merges the WAL flushes of concurrent commits: several batches in flight
+    /// share one disk flush, which a single leader waiting for each flush cannot.
+    fn concurrent_writers(&self) -> usize {
+        CONCURRENT_WRITERS
+    }
+
+    fn count(&self) -> Result<u64, Error> {
+        let db = self.db();
+        block(async {
+            let conn = self.shared.conn(self.busy_timeout).await?;
+            let n: i64 = conn
+                .client()
+                .query_one("SELECT COUNT(*) FROM encryption_keys", &[])
+                .await
+                .map_err(&db)?
+                .get(0);
+            Ok(u64::try_from(n).unwrap_or(0))
         })?
     }
 }

@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{connect, open_private, retry, storage_error, write, TxError};
 use crate::keystore::backend::{
-    sealed, Backend, CheckState, CopiedRow, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
+    sealed, Backend, CheckState, FullRow, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
 };
 use crate::keystore::WRAPPED_LEN;
 use crate::{Error, StorageKind};
@@ -317,30 +317,18 @@ impl Backend for SqliteBackend {
         Ok(Box::new(SqliteRotation { conn, open: true }))
     }
 
-    fn count(&self) -> Result<u64, Error> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT COUNT(*) FROM encryption_keys")?
-                .query_row([], |r| r.get::<_, i64>(0))
-        })
-        .map(|n| u64::try_from(n).unwrap_or(0))
-    }
-
-    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<CopiedRow>), Error> {
-        // The writer's transaction: the check value and the rows from one moment.
+    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<FullRow>), Error> {
         self.write(|tx| {
-            let Some(state) = state_of(tx)? else {
+            if state_of(tx)?.is_none() {
                 return Ok((None, Vec::new()));
-            };
-            let check = match state {
-                CheckState::Present(check) => Some(check),
-                CheckState::Absent { .. } => None,
-            };
+            }
+            let check = read_check(tx)?;
             let rows = tx
                 .prepare(
                     "SELECT user_id, encrypted_key, created_at FROM encryption_keys ORDER BY rowid",
                 )?
                 .query_map([], |r| {
-                    Ok(CopiedRow {
+                    Ok(FullRow {
                         user_id: r.get(0)?,
                         wrapped: blob_at(r, 1)?,
                         created_at: r.get(2)?,
@@ -348,35 +336,6 @@ impl Backend for SqliteBackend {
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             Ok((check, rows))
-        })
-    }
-
-    fn import(&self, check: &[u8], rows: &[CopiedRow]) -> Result<bool, Error> {
-        self.write(|tx| {
-            tx.execute_batch(&format!("{CREATE_KEYS};\n{CREATE_META};"))?;
-            let rows_there: i64 =
-                tx.query_row("SELECT count(*) FROM encryption_keys", [], |r| r.get(0))?;
-            if rows_there > 0 || read_check(tx)?.is_some() {
-                // Dropping the transaction rolls back: not even the tables stay.
-                return Ok(false);
-            }
-            tx.execute(
-                "INSERT INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",
-                params![CHECK_NAME, check],
-            )?;
-            tx.execute(
-                "INSERT OR IGNORE INTO keyseal_keystore_meta (name, value) \
-                 VALUES ('schema_version', 1)",
-                [],
-            )?;
-            let mut insert = tx.prepare(
-                "INSERT INTO encryption_keys (user_id, encrypted_key, created_at) \
-                 VALUES (?1, ?2, ?3)",
-            )?;
-            for row in rows {
-                insert.execute(params![row.user_id, row.wrapped, row.created_at])?;
-            }
-            Ok(true)
         })
     }
 
@@ -395,6 +354,40 @@ impl Backend for SqliteBackend {
             )?;
             Ok(())
         })
+    }
+
+    fn import(&self, check: &[u8], rows: &[FullRow]) -> Result<bool, Error> {
+        let imported = self.write(|tx| {
+            tx.execute_batch(&format!("{CREATE_KEYS};\n{CREATE_META};"))?;
+            let rows_there: i64 =
+                tx.query_row("SELECT COUNT(*) FROM encryption_keys", [], |r| r.get(0))?;
+            if rows_there > 0 || read_check(tx)?.is_some() {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",
+                params![CHECK_NAME, check],
+            )?;
+            let mut insert = tx.prepare(
+                "INSERT INTO encryption_keys (user_id, encrypted_key, created_at) VALUES (?1, ?2, ?3)",
+            )?;
+            for row in rows {
+                insert.execute(params![row.user_id, row.wrapped, row.created_at])?;
+            }
+            Ok(true)
+        })?;
+        if imported {
+            super::enable_wal(&lock(&self.writer), self.busy_timeout)?;
+        }
+        Ok(imported)
+    }
+
+    fn count(&self) -> Result<u64, Error> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT COUNT(*) FROM encryption_keys")?
+                .query_row([], |r| r.get::<_, i64>(0))
+        })
+        .map(|n| u64::try_from(n).unwrap_or(0))
     }
 }
 

@@ -73,7 +73,8 @@ async fn next_seq(conn: &Conn) -> Result<i64, TxError> {
     row.map(|r| r.get(0)).ok_or_else(|| {
         TxError::App(Error::storage(
             StorageKind::Corrupt,
-            "the change feed's counter row (keyseal_feed) is missing: run `keyseal db migrate`",
+            "the change feed's counter row (keyseal_feed) is missing: run `keyseal db migrate` \
+             (keyseal::postgres::migrate)",
         ))
     })
 }

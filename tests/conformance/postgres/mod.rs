@@ -9,6 +9,7 @@
 //! `keyseal_app`, which may only read and write rows: the grants the README documents.
 
 mod api_keys;
+mod copy;
 mod errors;
 mod keystore;
 mod runtime;

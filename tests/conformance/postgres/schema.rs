@@ -168,6 +168,37 @@ fn a_schema_marked_incompatible_is_refused_with_the_release_it_needs() {
     }
 }
 
+/// A dry-run check of a master key against a PostgreSQL store reads the store's check value:
+/// it used to take the URL for a missing SQLite file and accept any key. It writes nothing.
+#[test]
+fn check_master_key_reads_a_postgres_store_and_refuses_a_wrong_key() {
+    if !available() {
+        return;
+    }
+    let db = PgDb::empty();
+    let master = MasterKey::generate().unwrap();
+    // No store yet: any key, and nothing is created.
+    KeyStore::check_master_key(db.admin_url(), &master).unwrap();
+    assert_eq!(
+        query_text(
+            &db.admin_url(),
+            "SELECT to_regclass('keyseal_schema') IS NULL"
+        )
+        .as_deref(),
+        Some("t")
+    );
+    let copy = MasterKey::from_bytes(master.expose_secret()).unwrap();
+    KeyStore::open(db.admin_url(), master)
+        .unwrap()
+        .get_or_create_user_key("alice")
+        .unwrap();
+    KeyStore::check_master_key(db.admin_url(), &copy).unwrap();
+    assert_eq!(
+        KeyStore::check_master_key(db.admin_url(), &MasterKey::generate().unwrap()),
+        Err(Error::WrongMasterKey { user_id: None })
+    );
+}
+
 /// A database at schema version 1 (no `enabled`, `metadata` or tombstones) holding keys:
 /// migrated to the current version on open by a privileged role, its keys still valid, and
 /// the new operations working on them. Version 2 is marked incompatible with servers that
