@@ -52,7 +52,10 @@ mod user_id;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::backend as keystore_backend;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
-pub use keystore::{KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MAX_USER_ID_LEN};
+pub use keystore::{
+    KeyStore, KeyStoreFuture, KeyStoreOptions, MasterKeyId, MasterKeyStatus, MasterKeyring,
+    RewrapReport, RotationReport, MAX_USER_ID_LEN,
+};
 // The one SQLite layer: connections, pragmas, busy handling, error mapping.
 #[cfg(all(
     any(feature = "keystore", feature = "issuance"),

@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
-use super::rules::verify_master_key;
+use super::keyring::MasterKeyring;
+use super::rules::check_ring;
 use super::KeyStore;
-use crate::sqlite::keystore::peek_check_state;
+use crate::sqlite::keystore::peek_state;
 use crate::{Error, MasterKey};
 
 impl KeyStore {
@@ -43,8 +44,9 @@ impl KeyStore {
                     .into(),
             });
         }
-        match peek_check_state(path)? {
-            Some(state) => verify_master_key(master, &state).map(drop),
+        let ring = MasterKeyring::new(MasterKey::from_bytes(master.expose_secret())?);
+        match peek_state(path)? {
+            Some((state, keys)) => check_ring(&ring, &state, &keys),
             None => Ok(()),
         }
     }

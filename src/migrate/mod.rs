@@ -197,7 +197,10 @@ pub fn migrate_column(
     }
     let keys = Keys {
         store,
-        pool: matches!(options.keys, KeySource::Pool).then(|| store.pool_key()),
+        pool: match options.keys {
+            KeySource::Pool => Some(store.pool_key()?),
+            _ => None,
+        },
     };
     run(db, options, Some(&keys), progress)
 }
@@ -455,7 +458,10 @@ pub fn verify_column(
             row.get(0)
         })
         .map_err(|e| storage(&e))?;
-    let pool = matches!(options.keys, KeySource::Pool).then(|| store.pool_key());
+    let pool = match options.keys {
+        KeySource::Pool => Some(store.pool_key()?),
+        _ => None,
+    };
     let mut user_keys: HashMap<String, Option<DataKey>> = HashMap::new();
     let mut report = VerifyReport::default();
     let mut stmt = conn

@@ -16,6 +16,11 @@ pub struct Cli {
     /// A file holding the master key (base64); otherwise `API_KEY_MASTER_KEY` is used.
     #[arg(long, global = true, value_name = "PATH")]
     pub master_key_file: Option<PathBuf>,
+    /// A file holding a previous master key (base64), used only to unwrap rows still wrapped
+    /// under it during a rolling rotation; repeat for several. Also read from
+    /// `KEYSEAL_PREVIOUS_MASTER_KEYS` (keys separated by commas or newlines).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub previous_master_key_file: Vec<PathBuf>,
     /// Print one JSON object instead of human output.
     #[arg(long, global = true)]
     pub json: bool,

@@ -33,7 +33,7 @@ fn data_key(cli: &Cli, target: &Target) -> Result<DataKey, Failure> {
     let store = open_store(cli)?;
     match &target.user {
         Some(user) => Ok(store.get_or_create_user_key(user)?),
-        None => Ok(store.pool_key()),
+        None => Ok(store.pool_key()?),
     }
 }
 
@@ -48,6 +48,6 @@ fn existing_data_key(cli: &Cli, target: &Target) -> Result<DataKey, Failure> {
                 cli.db.display()
             ))
         }),
-        None => Ok(store.pool_key()),
+        None => Ok(store.pool_key()?),
     }
 }
