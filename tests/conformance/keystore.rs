@@ -34,6 +34,8 @@ pub trait Harness: Sized {
     }
 }
 
+pub use crate::keystore_keyring::*;
+
 fn copy(m: &MasterKey) -> MasterKey {
     MasterKey::from_bytes(m.expose_secret()).unwrap()
 }
@@ -330,6 +332,10 @@ macro_rules! keystore_conformance {
             a_stale_handle_never_writes_under_the_old_master_key,
             readers_and_creators_during_rotations_never_fail,
             rows_created_by_another_handle_during_a_rotation_are_never_left_behind,
+            a_fleet_rotates_its_master_key_server_by_server,
+            rewrap_resumes_and_never_rewraps_a_row_twice,
+            retiring_the_current_or_an_unknown_master_key_is_refused,
+            the_pool_key_survives_every_master_rotation,
         );
     };
     (@tests $harness:ty; $($name:ident),* $(,)?) => {

@@ -27,6 +27,8 @@ mod api_keys_storage;
 mod harness;
 #[cfg(feature = "keystore")]
 mod keystore;
+#[cfg(feature = "keystore")]
+mod keystore_keyring;
 mod sqlite;
 
 /// One `#[test]` per body `$module::$name`, each called with `$backend`.
