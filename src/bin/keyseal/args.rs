@@ -55,6 +55,14 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         new_master_key_file: PathBuf,
     },
+    /// Rewrap, under the current master key, the stored keys still wrapped under a previous
+    /// one (rolling rotation; resumable, one transaction per batch).
+    RewrapKeys {
+        /// Keys per transaction.
+        #[arg(long, value_name = "N", default_value_t = 1000,
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        batch: u32,
+    },
     /// Encrypt the legacy plaintext values of one column of one SQLite table in place.
     Migrate(MigrateArgs),
 }
@@ -66,6 +74,14 @@ pub enum MasterKeyCommand {
         /// Write the key to this new file (mode 0600) instead of standard output.
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
+    },
+    /// The store's master keys (ids, never keys): which one is current, retired, and how many
+    /// stored keys each wraps; and the live pool key versions.
+    Status,
+    /// Retire a master key by id (refused while stored keys still need it).
+    Retire {
+        /// The id shown by `master-key status`.
+        id: String,
     },
 }
 

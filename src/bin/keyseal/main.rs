@@ -40,6 +40,9 @@ fn run(cli: &Cli) -> Outcome {
         Command::MasterKey(MasterKeyCommand::Generate { out }) => {
             master_key::generate(cli, out.as_deref())
         }
+        Command::MasterKey(MasterKeyCommand::Status) => rotate_master::status(cli),
+        Command::MasterKey(MasterKeyCommand::Retire { id }) => rotate_master::retire(cli, id),
+        Command::RewrapKeys { batch } => rotate_master::rewrap_keys(cli, *batch),
         Command::Encrypt(target) => crypt::encrypt_stdin(cli, target),
         Command::Decrypt(target) => crypt::decrypt_stdin(cli, target),
         Command::Hash => crypt::hash_stdin(cli),
