@@ -219,7 +219,11 @@ mod tests {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&[7; 32]).unwrap();
         mac.update(b"keyseal master key id");
         let tag = mac.finalize().into_bytes();
-        let hex: String = tag[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = tag[..8]
+            .iter()
+            .flat_map(|b| [b >> 4, b & 15])
+            .map(|n| char::from(b"0123456789abcdef"[usize::from(n)]))
+            .collect();
         assert_eq!(id.as_str(), hex);
     }
 

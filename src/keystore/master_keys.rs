@@ -48,6 +48,7 @@ pub struct RewrapReport {
 /// Ids and counts only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[allow(clippy::struct_excessive_bools)] // Independent facts, each shown to an operator.
 pub struct MasterKeyStatus {
     /// The key's id.
     pub id: MasterKeyId,
@@ -64,18 +65,14 @@ pub struct MasterKeyStatus {
     pub wraps: u64,
 }
 
-impl Inner {
-    /// The pool key version in `row`.
-    pub(super) fn unwrap_pool_row(
-        &self,
-        ring: &MasterKeyring,
-        row: &PoolKeyRow,
-    ) -> Result<KeyBytes, Error> {
-        let id = MasterKeyId::from_stored(row.master_id.clone());
-        let name = format!("pool key version {}", row.version);
-        wrap::unwrap(ring.need(&id, Some(&name))?, &name, &row.wrapped)
-    }
+/// The pool key version in `row`.
+pub(super) fn unwrap_pool_row(ring: &MasterKeyring, row: &PoolKeyRow) -> Result<KeyBytes, Error> {
+    let id = MasterKeyId::from_stored(row.master_id.clone());
+    let name = format!("pool key version {}", row.version);
+    wrap::unwrap(ring.need(&id, Some(&name))?, &name, &row.wrapped)
+}
 
+impl Inner {
     /// Every pool key version, oldest first; version 1 is stored first if it is not yet.
     ///
     /// # Errors
@@ -89,7 +86,7 @@ impl Inner {
             rows.push(self.store_first_pool_key(&ring)?);
         }
         rows.iter()
-            .map(|row| Ok((row.version, self.unwrap_pool_row(&ring, row)?)))
+            .map(|row| Ok((row.version, unwrap_pool_row(&ring, row)?)))
             .collect()
     }
 
@@ -248,7 +245,7 @@ impl KeyStore {
         let mut pool = Vec::new();
         for row in inner.backend.pool_keys()? {
             if row.master_id != current {
-                let key = inner.unwrap_pool_row(&ring, &row)?;
+                let key = unwrap_pool_row(&ring, &row)?;
                 pool.push(Rewrapped::new(
                     Slot::Pool(row.version),
                     row.wrapped,

@@ -143,7 +143,7 @@ impl KeyStore {
         progress(0, total);
         let rewrapped = rewrap_all(inner, &ring, &new_master, &new_id, state)?;
         rotation.commit(&new_row, &rewrapped, &mut |done| {
-            progress(done.min(total), total)
+            progress(done.min(total), total);
         })?;
         *lock(&inner.check) = new_row.check;
         *lock(&inner.legacy_id) = Some(new_id);
@@ -190,7 +190,7 @@ fn rewrap_all(
         ));
     }
     for version in state.pool {
-        let key = inner.unwrap_pool_row(ring, &version)?;
+        let key = super::master_keys::unwrap_pool_row(ring, &version)?;
         out.push(Rewrapped::new(
             Slot::Pool(version.version),
             version.wrapped,

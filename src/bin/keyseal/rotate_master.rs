@@ -82,7 +82,7 @@ pub fn status(cli: &Cli) -> Outcome {
     let store = open_store(cli)?;
     let keys = store.master_keys()?;
     let pool = store.pool_key_versions()?;
-    let mut human = String::new();
+    let mut lines = Vec::new();
     for k in &keys {
         let mut notes = Vec::new();
         if k.current {
@@ -96,8 +96,8 @@ pub fn status(cli: &Cli) -> Outcome {
         if k.legacy {
             notes.push("legacy (Python's rows)");
         }
-        human.push_str(&format!(
-            "master key {}: wraps {} stored keys{}{}\n",
+        lines.push(format!(
+            "master key {}: wraps {} stored keys{}{}",
             k.id,
             k.wraps,
             if notes.is_empty() { "" } else { "; " },
@@ -105,7 +105,8 @@ pub fn status(cli: &Cli) -> Outcome {
         ));
     }
     let live: Vec<String> = pool.iter().map(u32::to_string).collect();
-    human.push_str(&format!("pool key versions live: {}", live.join(", ")));
+    lines.push(format!("pool key versions live: {}", live.join(", ")));
+    let human = lines.join("\n");
     let value = json!({
         "master_keys": keys.iter().map(|k| json!({
             "id": k.id.as_str(),

@@ -17,19 +17,19 @@ use crate::keystore::now_iso8601;
 use crate::sqlite::storage_error;
 use crate::Error;
 
-/// `None` when `guard` holds (its key stored with that check value, not retired); else the
-/// stored row of that key, if any.
-pub(super) fn guard_fails(
+/// `Ok(())` when `guard` holds (its key stored with that check value, not retired); else
+/// `Err` with the stored row of that key, if any, for [`Written::CheckChanged`].
+pub(super) fn check_guard(
     conn: &Connection,
     guard: Guard<'_>,
-) -> rusqlite::Result<Option<Option<MasterKeyRow>>> {
+) -> rusqlite::Result<Result<(), Option<MasterKeyRow>>> {
     let stored = conn
         .prepare_cached(SELECT_MASTER_KEY)?
         .query_row([guard.master_id], master_key_row)
         .optional()?;
     Ok(match stored {
-        Some(row) if !row.retired && row.check == guard.check => None,
-        other => Some(other),
+        Some(row) if !row.retired && row.check == guard.check => Ok(()),
+        other => Err(other),
     })
 }
 
@@ -58,8 +58,8 @@ pub(super) fn insert_pool_key(
     guard: Guard<'_>,
     row: &PoolKeyRow,
 ) -> rusqlite::Result<Written<PoolKeyRow>> {
-    if let Some(changed) = guard_fails(conn, guard)? {
-        return Ok(Written::CheckChanged(changed));
+    if let Err(stored) = check_guard(conn, guard)? {
+        return Ok(Written::CheckChanged(stored));
     }
     conn.execute(
         "INSERT OR IGNORE INTO keyseal_pool_keys (version, wrapped, master_key_id, created_at) \
@@ -128,8 +128,8 @@ pub(super) fn store_rewrapped(
     guard: Guard<'_>,
     rows: &[Rewrapped],
 ) -> rusqlite::Result<Written<u64>> {
-    if let Some(changed) = guard_fails(conn, guard)? {
-        return Ok(Written::CheckChanged(changed));
+    if let Err(stored) = check_guard(conn, guard)? {
+        return Ok(Written::CheckChanged(stored));
     }
     update_slots(conn, rows, true).map(Written::Done)
 }

@@ -253,8 +253,8 @@ impl Backend for SqliteBackend {
         rows: &[NewRow<'_>],
     ) -> Result<Written<Vec<StoredRow>>, Error> {
         self.write(|tx| {
-            if let Some(changed) = keyring::guard_fails(tx, guard)? {
-                return Ok(Written::CheckChanged(changed));
+            if let Err(stored) = keyring::check_guard(tx, guard)? {
+                return Ok(Written::CheckChanged(stored));
             }
             let mut insert = tx.prepare_cached(INSERT_KEY)?;
             let mut select = tx.prepare_cached(SELECT_KEY)?;
