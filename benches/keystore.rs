@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 mod temp_db;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use keyseal::{KeyStore, KeyStoreOptions, MasterKey};
+use keyseal::{KeyStore, KeyStoreOptions, MasterKey, MasterKeyring};
 use std::hint::black_box;
 use temp_db::TempDb;
 
@@ -171,5 +171,42 @@ fn rotation(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, existing_users, new_users, rotation);
+/// The rolling rotation's background step: 100 000 rows rewrapped under a new current master
+/// key, 1 000 rows per durable transaction.
+fn rewrap_master(c: &mut Criterion) {
+    let mut g = c.benchmark_group("keystore_rewrap_master");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(40));
+    g.throughput(Throughput::Elements(100_000));
+    let dir = temp_dir();
+    let first = MasterKey::generate().unwrap();
+    let mut previous = MasterKey::from_bytes(first.expose_secret()).unwrap();
+    let options = KeyStoreOptions::default().cache_capacity(0);
+    let store = KeyStore::open_with(dir.path(), first, &options).unwrap();
+    let ids: Vec<String> = (0..100_000).map(|i| format!("user-{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    store.get_or_create_user_keys(&refs).unwrap();
+    drop(store);
+    g.bench_function("rewrap_100k_users_batch_1000", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let new = MasterKey::generate().unwrap();
+                let next = MasterKey::from_bytes(new.expose_secret()).unwrap();
+                let old = MasterKey::from_bytes(previous.expose_secret()).unwrap();
+                let ring = MasterKeyring::new(new).with_previous(old);
+                let store = KeyStore::open_keyring(dir.path(), ring, &options).unwrap();
+                let start = Instant::now();
+                let report = store.rewrap_master_keys(1000, |_| {}).unwrap();
+                total += start.elapsed();
+                assert_eq!(report.rewrapped, 100_000);
+                previous = next;
+            }
+            total
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, existing_users, new_users, rotation, rewrap_master);
 criterion_main!(benches);
