@@ -199,7 +199,8 @@ fn rewrap_master(c: &mut Criterion) {
                 let start = Instant::now();
                 let report = store.rewrap_master_keys(1000, |_| {}).unwrap();
                 total += start.elapsed();
-                assert_eq!(report.rewrapped, 100_000);
+                // The users, and the pool key once it exists.
+                assert!((100_000..=100_001).contains(&report.rewrapped));
                 previous = next;
             }
             total

@@ -59,6 +59,14 @@ pub enum Error {
         /// The user row that needs it, when a particular row was read.
         user_id: Option<String>,
     },
+    /// A data key version is disabled or destroyed, so nothing is decrypted under it (or the
+    /// version does not exist). A disabled version can be enabled again.
+    KeyVersionUnavailable {
+        /// The version asked for.
+        version: u32,
+        /// `disabled`, `destroyed` or `missing`.
+        state: &'static str,
+    },
     /// A stored wrapped key is shorter or longer than a wrapped 32-byte key can be.
     CorruptKey {
         /// The user row holding the damaged blob.
@@ -202,8 +210,8 @@ impl Error {
     /// A short, stable, machine-readable name for the kind of error.
     ///
     /// One of `malformed`, `authentication`, `bad_key`, `not_utf8`, `randomness`, `storage`,
-    /// `wrong_master_key`, `missing_master_key`, `corrupt_key`, `not_found`, `quota_exceeded`,
-    /// `invalid_argument`.
+    /// `wrong_master_key`, `missing_master_key`, `key_version_unavailable`, `corrupt_key`,
+    /// `not_found`, `quota_exceeded`, `invalid_argument`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
@@ -215,6 +223,7 @@ impl Error {
             Error::Storage { .. } => "storage",
             Error::WrongMasterKey { .. } => "wrong_master_key",
             Error::MissingMasterKey { .. } => "missing_master_key",
+            Error::KeyVersionUnavailable { .. } => "key_version_unavailable",
             Error::CorruptKey { .. } => "corrupt_key",
             Error::NotFound { .. } => "not_found",
             Error::QuotaExceeded { .. } => "quota_exceeded",
@@ -254,6 +263,12 @@ impl fmt::Display for Error {
                     None => f.write_str("a stored key is wrapped under it"),
                 }?;
                 f.write_str("; give this process that key as a previous master key")
+            }
+            Error::KeyVersionUnavailable { version, state } => {
+                write!(
+                    f,
+                    "key version {version} is {state}: nothing is decrypted under it"
+                )
             }
             Error::CorruptKey { user_id } => write!(
                 f,

@@ -152,7 +152,7 @@ fn pool_values_still_decrypt_after_rotate_master() {
         "",
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json(&out)["pool_versions"], 1);
+    assert_eq!(json(&out)["key_versions"], 1);
     let out = run(&env, &new, &[], &["decrypt", "--pool"], &pooled);
     assert_eq!(stdout(&out), "shared secret", "{}", stderr(&out));
     // New pool values use the same key.

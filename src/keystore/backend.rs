@@ -26,7 +26,8 @@
 //! plus one nullable column, the id of the master key that wrapped the row (`NULL` for a row
 //! the Python module wrote: the key store decides which master key that is). Beside them: the
 //! legacy check value (one named value), the master keys the store knows (id, check value,
-//! retired or not) and the pool key's versions (version, wrapped key, master key id). A blob
+//! retired or not) and the data key versions (owner, version, wrapped key, master key id,
+//! state). A blob
 //! is returned exactly as stored (a value of another type as empty bytes, which the key store
 //! reports as a corrupt key).
 //!
@@ -124,28 +125,90 @@ pub struct Keyring {
     pub legacy_id: Option<String>,
 }
 
-/// One version of the pool key, wrapped under a master key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The owner of the pool key's versions in [`VersionRow::owner`] (user ids are never empty).
+pub const POOL_OWNER: &str = "";
+
+/// The state of a key version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub struct PoolKeyRow {
-    /// The version (1 is the pool key the Python module derives from the original master key).
-    pub version: u32,
-    /// The pool key wrapped under the master key.
-    pub wrapped: Vec<u8>,
-    /// The id of that master key.
-    pub master_id: String,
+pub enum KeyState {
+    /// In use: decrypts, and encrypts when it is the newest active version.
+    Active,
+    /// Kept but refused: decrypting under it fails (reversible).
+    Disabled,
+    /// The key material is gone (irreversible).
+    Destroyed,
 }
 
-impl PoolKeyRow {
-    /// A pool key version.
+impl KeyState {
+    /// `active`, `disabled` or `destroyed`, as stored.
     #[must_use]
-    pub fn new(version: u32, wrapped: Vec<u8>, master_id: String) -> Self {
-        PoolKeyRow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Disabled => "disabled",
+            KeyState::Destroyed => "destroyed",
+        }
+    }
+
+    /// The state stored as `text`; anything unknown reads as disabled (refused, not lost).
+    #[must_use]
+    pub fn parse(text: &str) -> KeyState {
+        match text {
+            "active" => KeyState::Active,
+            "destroyed" => KeyState::Destroyed,
+            _ => KeyState::Disabled,
+        }
+    }
+}
+
+/// One version of a data key: the pool key's ([`POOL_OWNER`]) or a user's. A user's version 1
+/// is the user's row of `encryption_keys`: its version row, if any, only holds its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VersionRow {
+    /// The user, or [`POOL_OWNER`].
+    pub owner: String,
+    /// The version, from 1.
+    pub version: u32,
+    /// The key wrapped under the master key; `None` once destroyed, and for the state row of
+    /// a user's version 1.
+    pub wrapped: Option<Vec<u8>>,
+    /// The id of that master key.
+    pub master_id: Option<String>,
+    /// Its state.
+    pub state: KeyState,
+}
+
+impl VersionRow {
+    /// An active version.
+    #[must_use]
+    pub fn new(
+        owner: &str,
+        version: u32,
+        wrapped: Option<Vec<u8>>,
+        master_id: Option<String>,
+    ) -> Self {
+        VersionRow {
+            owner: owner.to_owned(),
             version,
             wrapped,
             master_id,
+            state: KeyState::Active,
         }
     }
+}
+
+/// What [`Backend::change_state`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StateChange {
+    /// Changed.
+    Done,
+    /// Nothing changed: the version is in this state, not the one expected.
+    Was(KeyState),
+    /// Nothing changed: no such version.
+    Missing,
 }
 
 /// Which stored key a [`Rewrapped`] replaces.
@@ -154,8 +217,13 @@ impl PoolKeyRow {
 pub enum Slot {
     /// A user's row in `encryption_keys`.
     User(String),
-    /// A version of the pool key.
-    Pool(u32),
+    /// A key version.
+    Version {
+        /// The user, or [`POOL_OWNER`].
+        owner: String,
+        /// The version.
+        version: u32,
+    },
 }
 
 /// A key rewrapped under another master key: the blob to store instead of `previous`.
@@ -243,8 +311,8 @@ pub struct RotationState {
     pub keyring: Keyring,
     /// Every user's row.
     pub rows: Vec<StoredRow>,
-    /// Every pool key version.
-    pub pool: Vec<PoolKeyRow>,
+    /// Every key version that holds a wrapped key.
+    pub versions: Vec<VersionRow>,
 }
 
 /// Transactional storage of wrapped per-user keys; see the module docs for the contract.
@@ -306,22 +374,60 @@ pub trait Backend: sealed::Sealed + Send + Sync {
         rows: &[NewRow<'_>],
     ) -> Result<Written<Vec<StoredRow>>, Error>;
 
-    /// Every version of the pool key, oldest first.
+    /// The versions of `owner`'s key ([`POOL_OWNER`] for the pool key), oldest first.
     ///
     /// # Errors
     /// [`Error::Storage`].
-    fn pool_keys(&self) -> Result<Vec<PoolKeyRow>, Error>;
+    fn versions(&self, owner: &str) -> Result<Vec<VersionRow>, Error>;
 
-    /// If `guard` holds and `row.master_id` is the guard's: stores `row` unless its version is
-    /// stored; returns the row stored for that version.
+    /// If `guard` holds and `row` holds no key or one wrapped under the guard's key: stores
+    /// `row` unless its version is stored; returns the row stored for that version.
     ///
     /// # Errors
     /// [`Error::Storage`].
-    fn insert_pool_key(
+    fn insert_version(
         &self,
         guard: Guard<'_>,
-        row: &PoolKeyRow,
-    ) -> Result<Written<PoolKeyRow>, Error>;
+        row: &VersionRow,
+    ) -> Result<Written<VersionRow>, Error>;
+
+    /// If `guard` holds: stores `wrapped` (under the guard's key) as `owner`'s next version,
+    /// one more than the highest stored and at least `first`; returns the stored row.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn add_version(
+        &self,
+        guard: Guard<'_>,
+        owner: &str,
+        first: u32,
+        wrapped: &[u8],
+    ) -> Result<Written<VersionRow>, Error>;
+
+    /// In one transaction: when `owner`'s `version` is in state `from`, sets it to `to`
+    /// (dropping the wrapped key when `to` is [`KeyState::Destroyed`]).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn change_state(
+        &self,
+        owner: &str,
+        version: u32,
+        from: KeyState,
+        to: KeyState,
+    ) -> Result<StateChange, Error>;
+
+    /// Up to `limit` versions holding a key not wrapped under `master_id`, in (owner, version)
+    /// order, after `after` when given.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn stale_versions(
+        &self,
+        master_id: &str,
+        after: Option<(&str, u32)>,
+        limit: usize,
+    ) -> Result<Vec<VersionRow>, Error>;
 
     /// Up to `limit` user rows not wrapped under `master_id` (rows without an id included),
     /// in user id order, after `after` when given.
@@ -343,7 +449,7 @@ pub trait Backend: sealed::Sealed + Send + Sync {
     /// [`Error::Storage`].
     fn store_rewrapped(&self, guard: Guard<'_>, rows: &[Rewrapped]) -> Result<Written<u64>, Error>;
 
-    /// How many stored keys (user rows and pool key versions) each master key id wraps
+    /// How many stored keys (user rows and key versions) each master key id wraps
     /// (`None`: user rows without an id), in id order.
     ///
     /// # Errors
@@ -377,6 +483,18 @@ pub trait Backend: sealed::Sealed + Send + Sync {
     /// # Errors
     /// [`Error::Storage`].
     fn count(&self) -> Result<u64, Error>;
+
+    /// Whether the store was marked as shared with the Python module; `None` when never set.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn shared_with_python(&self) -> Result<Option<bool>, Error>;
+
+    /// Marks the store as shared with the Python module or not.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn set_shared_with_python(&self, shared: bool) -> Result<(), Error>;
 }
 
 /// An open rotation transaction (see [`Backend::begin_rotation`]); dropping it without
@@ -388,8 +506,8 @@ pub trait Rotation {
     /// [`Error::Storage`].
     fn state(&mut self) -> Result<RotationState, Error>;
 
-    /// Replaces every stored key by its [`Rewrapped`] (`rows`: every user row and pool key
-    /// version [`Rotation::state`] returned), adds `new` as the only active master key (every
+    /// Replaces every stored key by its [`Rewrapped`] (`rows`: every user row and key version
+    /// [`Rotation::state`] returned), adds `new` as the only active master key (every
     /// other one retired) and the legacy key, with its check value as the legacy check value,
     /// and commits: all or nothing. Calls `written(rows_stored)` every 1 024 rows and once
     /// after the last, before the commit, so that a progress bar follows the transaction; it

@@ -9,15 +9,15 @@
 //!
 //! The pool key's version 1 is what the Python module derives from the store's original master
 //! key ([`crate::derive_pool_key`]). It is stored wrapped under a master key (the first time it
-//! is needed, while that original key is at hand) and rewrapped like the users' keys, so a
-//! master rotation never changes it.
+//! is needed, while that original key is at hand) and rewrapped like the users' keys and every
+//! other key version, so a master rotation never changes it.
 
-use super::backend::{Guard, PoolKeyRow, Retired, Rewrapped, Slot, Written};
+use super::backend::{Guard, Retired, Rewrapped, Slot, VersionRow, Written, POOL_OWNER};
 use super::keyring::{MasterKeyId, MasterKeyring};
 use super::rules::{kept_changing, lock, Inner, MAX_ATTEMPTS};
 use super::wrap::{self, KeyBytes};
 use super::KeyStore;
-use crate::{derive_pool_key, DataKey, Error};
+use crate::{derive_pool_key, Error};
 
 /// What [`KeyStore::rewrap_master_keys`] did.
 ///
@@ -60,16 +60,26 @@ pub struct MasterKeyStatus {
     pub current: bool,
     /// The key of rows without an id (those the Python module writes).
     pub legacy: bool,
-    /// Stored keys (user rows, pool key versions) wrapped under it, rows without an id
-    /// counted under the legacy key.
+    /// Stored keys (user rows, key versions) wrapped under it, rows without an id counted
+    /// under the legacy key.
     pub wraps: u64,
 }
 
-/// The pool key version in `row`.
-pub(super) fn unwrap_pool_row(ring: &MasterKeyring, row: &PoolKeyRow) -> Result<KeyBytes, Error> {
-    let id = MasterKeyId::from_stored(row.master_id.clone());
-    let name = format!("pool key version {}", row.version);
-    wrap::unwrap(ring.need(&id, Some(&name))?, &name, &row.wrapped)
+/// The key held by version `row`; [`Error::KeyVersionUnavailable`] when it holds none.
+pub(super) fn unwrap_version(ring: &MasterKeyring, row: &VersionRow) -> Result<KeyBytes, Error> {
+    let (Some(wrapped), Some(master_id)) = (&row.wrapped, &row.master_id) else {
+        return Err(Error::KeyVersionUnavailable {
+            version: row.version,
+            state: "destroyed",
+        });
+    };
+    let id = MasterKeyId::from_stored(master_id.clone());
+    let name = if row.owner == POOL_OWNER {
+        format!("pool key version {}", row.version)
+    } else {
+        format!("{} (key version {})", row.owner, row.version)
+    };
+    wrap::unwrap(ring.need(&id, Some(&name))?, &name, wrapped)
 }
 
 impl Inner {
@@ -77,37 +87,39 @@ impl Inner {
     ///
     /// # Errors
     /// [`Error::MissingMasterKey`] when version 1 is not stored yet and this process does not
-    /// hold the legacy master key it is derived from, or a version is wrapped under a key it
-    /// does not hold; [`Error::Storage`].
-    pub(super) fn pool_versions(&self) -> Result<Vec<(u32, KeyBytes)>, Error> {
-        let ring = self.ring();
-        let mut rows = self.backend.pool_keys()?;
-        if rows.is_empty() {
-            rows.push(self.store_first_pool_key(&ring)?);
+    /// hold the legacy master key it is derived from; [`Error::Storage`].
+    pub(super) fn pool_versions(&self) -> Result<Vec<VersionRow>, Error> {
+        let mut rows = self.backend.versions(POOL_OWNER)?;
+        if rows.first().is_none_or(|r| r.version != 1) {
+            rows.insert(0, self.store_first_pool_key(&self.ring())?);
         }
-        rows.iter()
-            .map(|row| Ok((row.version, unwrap_pool_row(&ring, row)?)))
-            .collect()
+        Ok(rows)
     }
 
     /// Stores pool key version 1, derived from the legacy master key, wrapped under the current.
-    fn store_first_pool_key(&self, ring: &MasterKeyring) -> Result<PoolKeyRow, Error> {
+    fn store_first_pool_key(&self, ring: &MasterKeyring) -> Result<VersionRow, Error> {
         let legacy = self
             .legacy_id()
             .unwrap_or_else(|| ring.current_id().clone());
         let derived = derive_pool_key(ring.need(&legacy, None)?);
         let mut key: KeyBytes = Box::default();
         key.copy_from_slice(derived.expose_secret());
-        let row = PoolKeyRow::new(
-            1,
-            wrap::wrap(ring.current(), &key)?,
-            ring.current_id().to_string(),
-        );
+        let wrapped = wrap::wrap(ring.current(), &key)?;
+        let row = VersionRow::new(POOL_OWNER, 1, Some(wrapped), None);
+        self.write_guarded(ring, |guard| self.backend.insert_version(guard, &row))
+    }
+
+    /// Runs a write guarded by the current master key, accepting a changed check value of the
+    /// same key and refusing a retired one.
+    pub(super) fn write_guarded<T>(
+        &self,
+        ring: &MasterKeyring,
+        mut write: impl FnMut(Guard<'_>) -> Result<Written<T>, Error>,
+    ) -> Result<T, Error> {
         for _ in 0..MAX_ATTEMPTS {
             let check = self.known_check();
-            let guard = Guard::new(ring.current_id().as_str(), &check);
-            match self.backend.insert_pool_key(guard, &row)? {
-                Written::Done(stored) => return Ok(stored),
+            match write(Guard::new(ring.current_id().as_str(), &check))? {
+                Written::Done(done) => return Ok(done),
                 Written::CheckChanged(now) => self.accept_check(ring, now.as_ref())?,
             }
         }
@@ -116,63 +128,6 @@ impl Inner {
 }
 
 impl KeyStore {
-    /// The newest pool key: the key of values shared by every user (`keyseal encrypt --pool`).
-    ///
-    /// Version 1 is what the Python module derives from the store's original master key
-    /// ([`crate::derive_pool_key`]); it is stored, wrapped, the first time it is asked for
-    /// (one PBKDF2 of 100 000 iterations), and never changes with a master key rotation.
-    ///
-    /// # Errors
-    /// [`Error::MissingMasterKey`] when the pool key is wrapped under (or, not stored yet,
-    /// derived from) a master key this store was not given; [`Error::WrongMasterKey`],
-    /// [`Error::Storage`].
-    ///
-    /// # Security
-    /// The pool key decrypts every pool secret; keep it in memory only.
-    ///
-    /// # Example
-    /// ```
-    /// use keyseal::{derive_pool_key, KeyStore, MasterKey};
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// let master = MasterKey::generate()?;
-    /// let expected = derive_pool_key(&master);
-    /// let store = KeyStore::open(dir.path().join("keys.db"), master)?;
-    /// assert_eq!(store.pool_key()?, expected);
-    /// store.rotate_master_key(MasterKey::generate()?)?;
-    /// assert_eq!(store.pool_key()?, expected, "kept across the rotation");
-    /// # Ok::<(), keyseal::Error>(())
-    /// ```
-    pub fn pool_key(&self) -> Result<DataKey, Error> {
-        let mut versions = self.inner.pool_versions()?;
-        let (_, key) = versions.pop().ok_or_else(kept_changing)?;
-        Ok(DataKey::from_array(zeroize::Zeroizing::new(**key)))
-    }
-
-    /// The live versions of the pool key, oldest first.
-    ///
-    /// # Errors
-    /// As [`KeyStore::pool_key`].
-    ///
-    /// # Security
-    /// Version numbers only.
-    ///
-    /// # Example
-    /// ```
-    /// use keyseal::{KeyStore, MasterKey};
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// let store = KeyStore::open(dir.path().join("keys.db"), MasterKey::generate()?)?;
-    /// assert_eq!(store.pool_key_versions()?, [1]);
-    /// # Ok::<(), keyseal::Error>(())
-    /// ```
-    pub fn pool_key_versions(&self) -> Result<Vec<u32>, Error> {
-        Ok(self
-            .inner
-            .pool_versions()?
-            .into_iter()
-            .map(|(v, _)| v)
-            .collect())
-    }
-
     /// Rewraps, under this store's current master key, every stored key wrapped under another
     /// one: `batch` rows per durable transaction, calling `progress(report_so_far)` after each.
     /// Safe while other processes use the store; interrupted (even by `kill -9`), it resumes
@@ -190,7 +145,7 @@ impl KeyStore {
     ///
     /// # Example
     /// ```
-    /// use keyseal::{KeyStore, MasterKey, MasterKeyId, MasterKeyring};
+    /// use keyseal::{KeyStore, KeyStoreOptions, MasterKey, MasterKeyId, MasterKeyring};
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let path = dir.path().join("keys.db");
     /// let old = MasterKey::generate()?;
@@ -199,9 +154,9 @@ impl KeyStore {
     /// let key = KeyStore::open(&path, old)?.get_or_create_user_key("alice")?;
     /// // The new key becomes current; the old one is kept to unwrap existing rows.
     /// let ring = MasterKeyring::new(MasterKey::generate()?).with_previous(old_copy);
-    /// let store = KeyStore::open_keyring(&path, ring, Default::default())?;
+    /// let store = KeyStore::open_keyring(&path, ring, KeyStoreOptions::default())?;
     /// let report = store.rewrap_master_keys(1000, |_| {})?;
-    /// assert_eq!(report.rewrapped, 2, "alice and the pool key");
+    /// assert_eq!(report.rewrapped, 1, "alice");
     /// store.retire_master_key(&old_id)?;
     /// assert_eq!(store.get_or_create_user_key("alice")?, key);
     /// # Ok::<(), keyseal::Error>(())
@@ -242,20 +197,30 @@ impl KeyStore {
             self.store_rewrapped(&ring, &rewrapped, &mut report)?;
             progress(report);
         }
-        let mut pool = Vec::new();
-        for row in inner.backend.pool_keys()? {
-            if row.master_id != current {
-                let key = unwrap_pool_row(&ring, &row)?;
-                pool.push(Rewrapped::new(
-                    Slot::Pool(row.version),
-                    row.wrapped,
-                    wrap::wrap(ring.current(), &key)?,
-                    current.to_owned(),
-                ));
+        let mut after: Option<(String, u32)> = None;
+        loop {
+            let cursor = after.as_ref().map(|(o, v)| (o.as_str(), *v));
+            let versions = inner.backend.stale_versions(current, cursor, batch)?;
+            let Some(last) = versions.last() else { break };
+            after = Some((last.owner.clone(), last.version));
+            let mut rewrapped = Vec::with_capacity(versions.len());
+            for row in versions {
+                match (unwrap_version(&ring, &row), row.wrapped) {
+                    (Ok(key), Some(previous)) => rewrapped.push(Rewrapped::new(
+                        Slot::Version {
+                            owner: row.owner,
+                            version: row.version,
+                        },
+                        previous,
+                        wrap::wrap(ring.current(), &key)?,
+                        current.to_owned(),
+                    )),
+                    _ => report.refused += 1,
+                }
             }
+            self.store_rewrapped(&ring, &rewrapped, &mut report)?;
+            progress(report);
         }
-        self.store_rewrapped(&ring, &pool, &mut report)?;
-        progress(report);
         Ok(report)
     }
 
@@ -271,19 +236,10 @@ impl KeyStore {
         let inner = &*self.inner;
         // Serialised with this process's own batches and rotations.
         let _write = lock(&inner.write_lock);
-        for _ in 0..MAX_ATTEMPTS {
-            let check = inner.known_check();
-            let guard = Guard::new(ring.current_id().as_str(), &check);
-            match inner.backend.store_rewrapped(guard, rows)? {
-                Written::Done(n) => {
-                    report.rewrapped += n;
-                    report.skipped += rows.len() as u64 - n;
-                    return Ok(());
-                }
-                Written::CheckChanged(now) => inner.accept_check(ring, now.as_ref())?,
-            }
-        }
-        Err(kept_changing())
+        let n = inner.write_guarded(ring, |guard| inner.backend.store_rewrapped(guard, rows))?;
+        report.rewrapped += n;
+        report.skipped += rows.len() as u64 - n;
+        Ok(())
     }
 
     /// Retires master key `id` from the store: from now on no process may open the store with

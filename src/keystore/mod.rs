@@ -42,20 +42,24 @@ mod master_keys;
 mod options;
 mod rotation;
 mod rules;
+mod versions;
 mod wrap;
 
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use cache::KeyCache;
 use group_commit::{lost_request, GroupCommit};
 use rules::Inner;
 
+pub use backend::KeyState;
 pub use blocking::KeyStoreFuture;
 pub use keyring::{MasterKeyId, MasterKeyring};
 pub use master_keys::{MasterKeyStatus, RewrapReport};
 pub use options::KeyStoreOptions;
 pub use rotation::RotationReport;
+pub use versions::{KeyOwner, KeyVersion};
 pub(crate) use wrap::{now_iso8601, WRAPPED_LEN};
 
 use crate::sqlite::keystore::SqliteBackend;
@@ -235,6 +239,7 @@ impl KeyStore {
                 ring: RwLock::new(Arc::new(ring)),
                 check: Mutex::new(opened.check),
                 legacy_id: Mutex::new(opened.legacy_id),
+                refused_decrypts: AtomicU64::new(0),
                 cache: KeyCache::new(options.cache_capacity),
                 write_lock: Mutex::new(()),
                 group_commit: GroupCommit::default(),

@@ -32,8 +32,9 @@ use crate::{Error, MasterKey};
 pub struct RotationReport {
     /// Rows rewrapped under the new master key (every row of `encryption_keys`).
     pub rewrapped: usize,
-    /// Pool key versions rewrapped under it (every one: the pool key does not change).
-    pub pool_versions: usize,
+    /// Key versions (of the pool key and of users' keys) rewrapped under it: every one that
+    /// holds a key. The pool key does not change.
+    pub key_versions: usize,
 }
 
 impl KeyStore {
@@ -139,7 +140,7 @@ impl KeyStore {
             .clone()
             .map(MasterKeyId::from_stored);
         // Progress counts users' rows, which come first.
-        let (total, pool_versions) = (state.rows.len(), state.pool.len());
+        let (total, key_versions) = (state.rows.len(), state.versions.len());
         progress(0, total);
         let rewrapped = rewrap_all(inner, &ring, &new_master, &new_id, state)?;
         rotation.commit(&new_row, &rewrapped, &mut |done| {
@@ -150,8 +151,8 @@ impl KeyStore {
         *inner.ring.write().unwrap_or_else(PoisonError::into_inner) =
             Arc::new(MasterKeyring::new(new_master));
         Ok(RotationReport {
-            rewrapped: rewrapped.len() - pool_versions,
-            pool_versions,
+            rewrapped: rewrapped.len() - key_versions,
+            key_versions,
         })
     }
 
@@ -179,7 +180,7 @@ fn rewrap_all(
     new_id: &MasterKeyId,
     state: RotationState,
 ) -> Result<Vec<Rewrapped>, Error> {
-    let mut out = Vec::with_capacity(state.rows.len() + state.pool.len());
+    let mut out = Vec::with_capacity(state.rows.len() + state.versions.len());
     for row in state.rows {
         let key = inner.unwrap_row(ring, &row)?;
         out.push(Rewrapped::new(
@@ -189,11 +190,14 @@ fn rewrap_all(
             new_id.to_string(),
         ));
     }
-    for version in state.pool {
-        let key = super::master_keys::unwrap_pool_row(ring, &version)?;
+    for version in state.versions {
+        let key = super::master_keys::unwrap_version(ring, &version)?;
         out.push(Rewrapped::new(
-            Slot::Pool(version.version),
-            version.wrapped,
+            Slot::Version {
+                owner: version.owner,
+                version: version.version,
+            },
+            version.wrapped.unwrap_or_default(),
             wrap::wrap(new, &key)?,
             new_id.to_string(),
         ));

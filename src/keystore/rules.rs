@@ -18,6 +18,7 @@
 //! not the row's never yields a wrong data key.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::backend::{Backend, CheckState, Keyring, MasterKeyRow, Opened, StoredRow};
@@ -174,6 +175,8 @@ pub(super) struct Inner {
     /// The master key of rows without an id.
     pub(super) legacy_id: Mutex<Option<MasterKeyId>>,
     pub(super) cache: KeyCache,
+    /// Decryptions refused because their key version is disabled.
+    pub(super) refused_decrypts: AtomicU64,
     /// Held while committing a batch, rotating or rewrapping.
     pub(super) write_lock: Mutex<()>,
     pub(super) group_commit: GroupCommit,

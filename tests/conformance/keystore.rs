@@ -177,7 +177,7 @@ pub fn rotation_keeps_data_keys_and_retires_the_old_master_key<H: Harness>() {
     assert_eq!(store.get_or_create_user_key("a").unwrap(), keys[0]);
     // The pool key survives the rotation (it used to change silently with the master key).
     assert_eq!(store.pool_key().unwrap(), keyseal::derive_pool_key(&old));
-    assert_eq!(report.pool_versions, 1);
+    assert_eq!(report.key_versions, 1);
     let d = store.get_or_create_user_key("d").unwrap();
     let reopened = h.open(copy(&new)).unwrap();
     assert_eq!(reopened.get_user_key("c").unwrap().as_ref(), Some(&keys[2]));

@@ -193,7 +193,7 @@ pub fn the_pool_key_survives_every_master_rotation<H: Harness>() {
     for _ in 0..2 {
         last = MasterKey::generate().unwrap();
         let report = store.rotate_master_key(copy(&last)).unwrap();
-        assert_eq!(report.pool_versions, 1);
+        assert_eq!(report.key_versions, 1);
     }
     let reopened = h.open(last).unwrap();
     assert_eq!(reopened.pool_key().unwrap(), expected);

@@ -28,12 +28,12 @@ pub fn run(cli: &Cli, new_file: &Path) -> Outcome {
     reporter.finish();
     Ok(print(
         cli,
-        &json!({ "rewrapped": report.rewrapped, "pool_versions": report.pool_versions }),
+        &json!({ "rewrapped": report.rewrapped, "key_versions": report.key_versions }),
         &format!(
-            "rewrapped {} user keys and {} pool key version(s) under the new master key (the \
+            "rewrapped {} user keys and {} key version(s) under the new master key (the \
              pool key is unchanged); use {} from now on",
             report.rewrapped,
-            report.pool_versions,
+            report.key_versions,
             new_file.display()
         ),
     ))

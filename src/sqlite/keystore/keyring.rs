@@ -6,12 +6,12 @@ use std::sync::MutexGuard;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::schema::{
-    self, master_key_row, read_check, read_keyring, read_pool_keys, select_all, stored_row,
-    SELECT_MASTER_KEY,
+    self, master_key_row, read_check, read_keyring, read_versions, select_all, stored_row,
+    version_row, SELECT_MASTER_KEY, VERSION_COLUMNS,
 };
 use crate::keystore::backend::{
-    Guard, MasterKeyRow, PoolKeyRow, Retired, Rewrapped, Rotation, RotationState, Slot, StoredRow,
-    Written,
+    Guard, KeyState, MasterKeyRow, Retired, Rewrapped, Rotation, RotationState, Slot, StateChange,
+    StoredRow, VersionRow, Written,
 };
 use crate::keystore::now_iso8601;
 use crate::sqlite::storage_error;
@@ -53,25 +53,114 @@ pub(super) fn add_master_key(
     Ok(stored)
 }
 
-pub(super) fn insert_pool_key(
+fn select_version(
+    conn: &Connection,
+    owner: &str,
+    version: u32,
+) -> rusqlite::Result<Option<VersionRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM keyseal_key_versions WHERE owner = ?1 AND version = ?2"
+    ))?
+    .query_row(params![owner, version], version_row)
+    .optional()
+}
+
+fn found(row: Option<VersionRow>) -> rusqlite::Result<VersionRow> {
+    row.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
+pub(super) fn insert_version(
     conn: &Connection,
     guard: Guard<'_>,
-    row: &PoolKeyRow,
-) -> rusqlite::Result<Written<PoolKeyRow>> {
+    row: &VersionRow,
+) -> rusqlite::Result<Written<VersionRow>> {
     if let Err(stored) = check_guard(conn, guard)? {
         return Ok(Written::CheckChanged(stored));
     }
-    conn.execute(
-        "INSERT OR IGNORE INTO keyseal_pool_keys (version, wrapped, master_key_id, created_at) \
-         VALUES (?1, ?2, ?3, ?4)",
-        params![row.version, row.wrapped, guard.master_id, now_iso8601()],
+    let master = row.wrapped.as_ref().map(|_| guard.master_id);
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO keyseal_key_versions \
+         (owner, version, wrapped, master_key_id, state, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        row.owner,
+        row.version,
+        row.wrapped,
+        master,
+        row.state.as_str(),
+        now_iso8601()
+    ])?;
+    found(select_version(conn, &row.owner, row.version)?).map(Written::Done)
+}
+
+pub(super) fn add_version(
+    conn: &Connection,
+    guard: Guard<'_>,
+    owner: &str,
+    first: u32,
+    wrapped: &[u8],
+) -> rusqlite::Result<Written<VersionRow>> {
+    if let Err(stored) = check_guard(conn, guard)? {
+        return Ok(Written::CheckChanged(stored));
+    }
+    let highest: Option<u32> = conn.query_row(
+        "SELECT MAX(version) FROM keyseal_key_versions WHERE owner = ?1",
+        [owner],
+        |r| r.get(0),
     )?;
-    conn.query_row(
-        "SELECT version, wrapped, master_key_id FROM keyseal_pool_keys WHERE version = ?1",
-        [row.version],
-        schema::pool_key_row,
-    )
-    .map(Written::Done)
+    let version = highest.map_or(first, |h| (h + 1).max(first));
+    let row = VersionRow::new(owner, version, Some(wrapped.to_vec()), None);
+    insert_version(conn, guard, &row)
+}
+
+pub(super) fn change_state(
+    conn: &Connection,
+    owner: &str,
+    version: u32,
+    from: KeyState,
+    to: KeyState,
+) -> rusqlite::Result<StateChange> {
+    let Some(row) = select_version(conn, owner, version)? else {
+        return Ok(StateChange::Missing);
+    };
+    if row.state != from {
+        return Ok(StateChange::Was(row.state));
+    }
+    if to == KeyState::Destroyed {
+        conn.execute(
+            "UPDATE keyseal_key_versions SET state = ?3, wrapped = NULL, master_key_id = NULL \
+             WHERE owner = ?1 AND version = ?2",
+            params![owner, version, to.as_str()],
+        )?;
+    } else {
+        conn.execute(
+            "UPDATE keyseal_key_versions SET state = ?3 WHERE owner = ?1 AND version = ?2",
+            params![owner, version, to.as_str()],
+        )?;
+    }
+    Ok(StateChange::Done)
+}
+
+pub(super) fn stale_versions(
+    conn: &Connection,
+    master_id: &str,
+    after: Option<(&str, u32)>,
+    limit: usize,
+) -> rusqlite::Result<Vec<VersionRow>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (after_owner, after_version) = after.map_or((None, 0), |(o, v)| (Some(o), v));
+    conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM keyseal_key_versions \
+         WHERE wrapped IS NOT NULL AND (master_key_id IS NULL OR master_key_id <> ?1) \
+         AND (?2 IS NULL OR (owner, version) > (?2, ?3)) \
+         ORDER BY owner, version LIMIT ?4"
+    ))?
+    .query_map(
+        params![master_id, after_owner, after_version, limit],
+        version_row,
+    )?
+    .collect()
 }
 
 pub(super) fn stale_rows(
@@ -96,9 +185,9 @@ fn update_slots(conn: &Connection, rows: &[Rewrapped], compare: bool) -> rusqlit
         "UPDATE encryption_keys SET encrypted_key = ?2, master_key_id = ?3 \
          WHERE user_id = ?1 AND (?5 = 0 OR encrypted_key = ?4)",
     )?;
-    let mut pool = conn.prepare_cached(
-        "UPDATE keyseal_pool_keys SET wrapped = ?2, master_key_id = ?3 \
-         WHERE version = ?1 AND (?5 = 0 OR wrapped = ?4)",
+    let mut version_update = conn.prepare_cached(
+        "UPDATE keyseal_key_versions SET wrapped = ?3, master_key_id = ?4 \
+         WHERE owner = ?1 AND version = ?2 AND wrapped IS NOT NULL AND (?6 = 0 OR wrapped = ?5)",
     )?;
     let mut stored = 0;
     for row in rows {
@@ -110,7 +199,8 @@ fn update_slots(conn: &Connection, rows: &[Rewrapped], compare: bool) -> rusqlit
                 row.previous,
                 compare
             ])?,
-            Slot::Pool(version) => pool.execute(params![
+            Slot::Version { owner, version } => version_update.execute(params![
+                owner,
                 version,
                 row.wrapped,
                 row.master_id,
@@ -150,11 +240,12 @@ pub(super) fn usage(conn: &Connection) -> rusqlite::Result<Vec<(Option<String>, 
         let (id, n) = row?;
         add(id, n);
     }
-    if schema::has_table(conn, "keyseal_pool_keys")? {
-        let mut pool = conn.prepare_cached(
-            "SELECT master_key_id, COUNT(*) FROM keyseal_pool_keys GROUP BY master_key_id",
+    if schema::has_table(conn, "keyseal_key_versions")? {
+        let mut versions = conn.prepare_cached(
+            "SELECT master_key_id, COUNT(*) FROM keyseal_key_versions \
+             WHERE wrapped IS NOT NULL GROUP BY master_key_id",
         )?;
-        for row in pool.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+        for row in versions.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
             let (id, n) = row?;
             add(Some(id), n);
         }
@@ -177,7 +268,10 @@ pub(super) fn retire(
     }
     let count = |sql: &str| conn.query_row(sql, [id], |r| r.get::<_, i64>(0));
     let mut in_use = count("SELECT COUNT(*) FROM encryption_keys WHERE master_key_id = ?1")?
-        + count("SELECT COUNT(*) FROM keyseal_pool_keys WHERE master_key_id = ?1")?;
+        + count(
+            "SELECT COUNT(*) FROM keyseal_key_versions \
+             WHERE master_key_id = ?1 AND wrapped IS NOT NULL",
+        )?;
     if untagged_rows_need_it {
         in_use += conn.query_row(
             "SELECT COUNT(*) FROM encryption_keys WHERE master_key_id IS NULL",
@@ -234,7 +328,10 @@ impl Rotation for SqliteRotation<'_> {
                 legacy_check: read_check(conn)?,
                 keyring: read_keyring(conn)?,
                 rows,
-                pool: read_pool_keys(conn)?,
+                versions: read_versions(conn, None)?
+                    .into_iter()
+                    .filter(|v| v.wrapped.is_some())
+                    .collect(),
             })
         };
         read().map_err(|e| storage_error(&e))

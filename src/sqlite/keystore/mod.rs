@@ -18,8 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{connect, open_private, retry, storage_error, write, TxError};
 use crate::keystore::backend::{
-    sealed, Backend, CheckState, Guard, Keyring, MasterKeyRow, NewRow, Opened, PoolKeyRow, Retired,
-    Rewrapped, Rotation, StoredRow, Written,
+    sealed, Backend, CheckState, Guard, KeyState, Keyring, MasterKeyRow, NewRow, Opened, Retired,
+    Rewrapped, Rotation, StateChange, StoredRow, VersionRow, Written,
 };
 use crate::keystore::WRAPPED_LEN;
 use crate::{Error, StorageKind};
@@ -207,16 +207,45 @@ impl Backend for SqliteBackend {
         self.write(|tx| keyring::add_master_key(tx, key, legacy).map_err(TxError::Db))
     }
 
-    fn pool_keys(&self) -> Result<Vec<PoolKeyRow>, Error> {
-        self.read(schema::read_pool_keys)
+    fn versions(&self, owner: &str) -> Result<Vec<VersionRow>, Error> {
+        self.read(|conn| schema::read_versions(conn, Some(owner)))
     }
 
-    fn insert_pool_key(
+    fn insert_version(
         &self,
         guard: Guard<'_>,
-        row: &PoolKeyRow,
-    ) -> Result<Written<PoolKeyRow>, Error> {
-        self.write(|tx| keyring::insert_pool_key(tx, guard, row).map_err(TxError::Db))
+        row: &VersionRow,
+    ) -> Result<Written<VersionRow>, Error> {
+        self.write(|tx| keyring::insert_version(tx, guard, row).map_err(TxError::Db))
+    }
+
+    fn add_version(
+        &self,
+        guard: Guard<'_>,
+        owner: &str,
+        first: u32,
+        wrapped: &[u8],
+    ) -> Result<Written<VersionRow>, Error> {
+        self.write(|tx| keyring::add_version(tx, guard, owner, first, wrapped).map_err(TxError::Db))
+    }
+
+    fn change_state(
+        &self,
+        owner: &str,
+        version: u32,
+        from: KeyState,
+        to: KeyState,
+    ) -> Result<StateChange, Error> {
+        self.write(|tx| keyring::change_state(tx, owner, version, from, to).map_err(TxError::Db))
+    }
+
+    fn stale_versions(
+        &self,
+        master_id: &str,
+        after: Option<(&str, u32)>,
+        limit: usize,
+    ) -> Result<Vec<VersionRow>, Error> {
+        self.read(|conn| keyring::stale_versions(conn, master_id, after, limit))
     }
 
     fn stale_rows(
@@ -286,6 +315,28 @@ impl Backend for SqliteBackend {
                 .query_row([], |r| r.get::<_, i64>(0))
         })
         .map(|n| u64::try_from(n).unwrap_or(0))
+    }
+
+    fn shared_with_python(&self) -> Result<Option<bool>, Error> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT value FROM keyseal_keystore_meta WHERE name = 'shared_with_python'",
+            )?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|v| v.map(|v| v != 0))
+        })
+    }
+
+    fn set_shared_with_python(&self, shared: bool) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO keyseal_keystore_meta (name, value) \
+                 VALUES ('shared_with_python', ?1)",
+                [i64::from(shared)],
+            )?;
+            Ok(())
+        })
     }
 }
 

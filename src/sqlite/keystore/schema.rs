@@ -7,7 +7,9 @@
 //!   three columns, so its rows get `NULL`);
 //! - `keyseal_master_keys(id, check_value, retired, added_at)`: every master key the store
 //!   knows;
-//! - `keyseal_pool_keys(version, wrapped, master_key_id, created_at)`: the pool key's versions;
+//! - `keyseal_key_versions(owner, version, wrapped, master_key_id, state, created_at)`: the
+//!   versions of the pool key (owner `''`) and of users' keys (a user's version 1 is its
+//!   `encryption_keys` row; a version row for it holds only its state);
 //! - `legacy_master_id` in the meta table: the master key of rows without an id.
 //!
 //! The upgrade runs inside the open's write transaction, after the master key is verified, and
@@ -16,7 +18,7 @@
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::keystore::backend::{Keyring, MasterKeyRow, PoolKeyRow, StoredRow};
+use crate::keystore::backend::{KeyState, Keyring, MasterKeyRow, StoredRow, VersionRow};
 
 /// The table, byte for byte as the Python module creates it, so that `sqlite_master` reads the
 /// same whichever side created the file (the id column is added by [`upgrade`]).
@@ -24,7 +26,8 @@ pub(super) const CREATE_KEYS: &str = "CREATE TABLE IF NOT EXISTS encryption_keys
 pub(super) const CREATE_META: &str =
     "CREATE TABLE IF NOT EXISTS keyseal_keystore_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)";
 const CREATE_MASTER_KEYS: &str = "CREATE TABLE IF NOT EXISTS keyseal_master_keys (id TEXT PRIMARY KEY, check_value BLOB NOT NULL, retired INTEGER NOT NULL DEFAULT 0, added_at TEXT NOT NULL)";
-const CREATE_POOL_KEYS: &str = "CREATE TABLE IF NOT EXISTS keyseal_pool_keys (version INTEGER PRIMARY KEY, wrapped BLOB NOT NULL, master_key_id TEXT NOT NULL, created_at TEXT NOT NULL)";
+const CREATE_VERSIONS: &str = "CREATE TABLE IF NOT EXISTS keyseal_key_versions (owner TEXT NOT NULL, version INTEGER NOT NULL, wrapped BLOB, master_key_id TEXT, state TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (owner, version))";
+pub(super) const VERSION_COLUMNS: &str = "owner, version, wrapped, master_key_id, state";
 pub(super) const SCHEMA_VERSION: i64 = 2;
 
 pub(super) const CHECK_NAME: &str = "master_check";
@@ -75,11 +78,18 @@ pub(super) fn master_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MasterKe
     })
 }
 
-pub(super) fn pool_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PoolKeyRow> {
-    Ok(PoolKeyRow {
-        version: r.get(0)?,
-        wrapped: blob_at(r, 1)?,
-        master_id: r.get(2)?,
+/// A row of [`VERSION_COLUMNS`].
+pub(super) fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRow> {
+    let wrapped = match r.get_ref(2)? {
+        ValueRef::Null => None,
+        _ => Some(blob_at(r, 2)?),
+    };
+    Ok(VersionRow {
+        owner: r.get(0)?,
+        version: r.get(1)?,
+        wrapped,
+        master_id: text_at(r, 3)?,
+        state: KeyState::parse(&String::from_utf8_lossy(&blob_at(r, 4)?)),
     })
 }
 
@@ -114,7 +124,7 @@ pub(super) fn select_all(conn: &Connection) -> rusqlite::Result<&'static str> {
 /// transaction.
 pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(&format!(
-        "{CREATE_KEYS};\n{CREATE_META};\n{CREATE_MASTER_KEYS};\n{CREATE_POOL_KEYS};"
+        "{CREATE_KEYS};\n{CREATE_META};\n{CREATE_MASTER_KEYS};\n{CREATE_VERSIONS};"
     ))?;
     if !has_id_column(conn)? {
         conn.execute_batch("ALTER TABLE encryption_keys ADD COLUMN master_key_id TEXT")?;
@@ -164,13 +174,18 @@ pub(super) fn set_legacy(conn: &Connection, key: &MasterKeyRow) -> rusqlite::Res
     Ok(())
 }
 
-pub(super) fn read_pool_keys(conn: &Connection) -> rusqlite::Result<Vec<PoolKeyRow>> {
-    if !has_table(conn, "keyseal_pool_keys")? {
+/// Every version of `owner` (all owners when `None`) holding a wrapped key or not.
+pub(super) fn read_versions(
+    conn: &Connection,
+    owner: Option<&str>,
+) -> rusqlite::Result<Vec<VersionRow>> {
+    if !has_table(conn, "keyseal_key_versions")? {
         return Ok(Vec::new());
     }
-    conn.prepare_cached(
-        "SELECT version, wrapped, master_key_id FROM keyseal_pool_keys ORDER BY version",
-    )?
-    .query_map([], pool_key_row)?
+    conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM keyseal_key_versions \
+         WHERE ?1 IS NULL OR owner = ?1 ORDER BY owner, version"
+    ))?
+    .query_map([owner], version_row)?
     .collect()
 }
