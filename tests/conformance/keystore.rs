@@ -35,6 +35,7 @@ pub trait Harness: Sized {
 }
 
 pub use crate::keystore_keyring::*;
+pub use crate::keystore_versions::*;
 
 fn copy(m: &MasterKey) -> MasterKey {
     MasterKey::from_bytes(m.expose_secret()).unwrap()
@@ -336,6 +337,9 @@ macro_rules! keystore_conformance {
             rewrap_resumes_and_never_rewraps_a_row_twice,
             retiring_the_current_or_an_unknown_master_key_is_refused,
             the_pool_key_survives_every_master_rotation,
+            a_user_key_rotates_and_retires_versions_the_safe_way,
+            pool_key_versions_rotate_and_disable,
+            key_versions_survive_master_rotations,
         );
     };
     (@tests $harness:ty; $($name:ident),* $(,)?) => {

@@ -29,6 +29,8 @@ mod harness;
 mod keystore;
 #[cfg(feature = "keystore")]
 mod keystore_keyring;
+#[cfg(feature = "keystore")]
+mod keystore_versions;
 mod sqlite;
 
 /// One `#[test]` per body `$module::$name`, each called with `$backend`.
