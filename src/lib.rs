@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod context;
 mod encoding;
 mod error;
 mod hash;
@@ -9,13 +10,19 @@ mod keys;
 mod nonce;
 mod seal;
 mod token;
+mod token_v3;
 
+pub use context::Context;
 pub use error::{Error, StorageKind, StorageSource};
 pub use hash::{api_key_hash, derive_pool_key, POOL_KEY_ITERATIONS, POOL_KEY_SALT};
 pub use keys::{DataKey, MasterKey, KEY_LEN};
 pub use token::{
     decrypt, decrypt_bytes, decrypt_bytes_with_aad, encrypt, encrypt_bytes, encrypt_bytes_with_aad,
-    is_encrypted, ENCRYPTED_PREFIX,
+    is_encrypted, ENCRYPTED_PREFIX, V3_PREFIX,
+};
+pub use token_v3::{
+    decrypt_any, decrypt_bytes_any, decrypt_bytes_v3, decrypt_v3, encrypt_bytes_v3, encrypt_v3,
+    token_format, TokenFormat,
 };
 
 cfg_if::cfg_if! {

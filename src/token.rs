@@ -35,8 +35,11 @@ use crate::encoding;
 use crate::seal::{open_in_place, seal_in_place, NONCE_LEN, TAG_LEN};
 use crate::{DataKey, Error};
 
-/// The prefix of every token; values without it are legacy plaintext.
+/// The prefix of every `v2:` token (the format the Python module reads and writes).
 pub const ENCRYPTED_PREFIX: &str = "v2:";
+
+/// The prefix of every `v3:` token (see [`crate::encrypt_v3`]).
+pub const V3_PREFIX: &str = "v3:";
 
 /// Base64 characters that hold the nonce: 12 bytes are exactly 4 groups of 3.
 const NONCE_CHARS: usize = 16;
@@ -155,11 +158,12 @@ pub fn decrypt_bytes_with_aad(token: &str, aad: &[u8], key: &DataKey) -> Result<
     Ok(buf)
 }
 
-/// Whether `value` carries the `v2:` prefix, i.e. is a token rather than legacy plaintext.
-/// A cheap prefix test, as in Python: it does not check the rest.
+/// Whether `value` carries the `v2:` or `v3:` prefix, i.e. is a token rather than legacy
+/// plaintext. A cheap prefix test, as in Python (which knows only `v2:`): it does not check
+/// the rest.
 #[must_use]
 pub fn is_encrypted(value: &str) -> bool {
-    value.starts_with(ENCRYPTED_PREFIX)
+    value.starts_with(ENCRYPTED_PREFIX) || value.starts_with(V3_PREFIX)
 }
 
 #[cfg(test)]
