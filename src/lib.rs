@@ -60,8 +60,8 @@ mod user_id;
 pub use keystore::backend as keystore_backend;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::{
-    KeyOwner, KeyState, KeyStore, KeyStoreFuture, KeyStoreOptions, KeyVersion, MasterKeyId,
-    MasterKeyStatus, MasterKeyring, RewrapReport, RotationReport, MAX_USER_ID_LEN,
+    Decrypted, KeyOwner, KeyState, KeyStore, KeyStoreFuture, KeyStoreOptions, KeyVersion,
+    MasterKeyId, MasterKeyStatus, MasterKeyring, RewrapReport, RotationReport, MAX_USER_ID_LEN,
 };
 // The one SQLite layer: connections, pragmas, busy handling, error mapping.
 #[cfg(all(

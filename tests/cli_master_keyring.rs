@@ -188,3 +188,81 @@ fn a_bad_previous_key_is_refused_naming_its_source() {
     );
     assert!(!stderr(&out).contains("AAAA"), "the value is never echoed");
 }
+
+/// `rotate-key`: refused while shared with the Python module unless forced; new values are
+/// `v3:` under the new version, old `v2:` ones still decrypt (said to be stale); disable and
+/// destroy from the command line.
+#[test]
+fn rotate_key_and_key_versions_from_the_command_line() {
+    let env = Env::new();
+    let old = stdout(&env.run(&["encrypt", "--user", "alice"], "first"));
+    assert!(old.starts_with("v2:"));
+    let out = env.run(&["rotate-key", "--user", "alice"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("shared with the Python module"),
+        "{}",
+        stderr(&out)
+    );
+    let (code, v) = env.json(&["rotate-key", "--user", "alice", "--force"], "");
+    assert_eq!((code, v["version"].as_u64()), (0, Some(2)));
+    let new = stdout(&env.run(&["encrypt", "--user", "alice"], "second"));
+    assert!(new.starts_with("v3:"), "{new}");
+    let out = env.run(&["decrypt", "--user", "alice"], &old);
+    assert_eq!(stdout(&out), "first");
+    assert!(stderr(&out).contains("not the newest"), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&env.run(&["decrypt", "--user", "alice"], &new)),
+        "second"
+    );
+
+    let (_, list) = env.json(&["key-version", "list", "--user", "alice"], "");
+    assert_eq!(list["versions"][1]["state"], "active");
+    let out = env.run(&["key-version", "destroy", "--user", "alice", "2"], "");
+    assert!(
+        stderr(&out).contains("disable it first"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        env.run(&["key-version", "disable", "--user", "alice", "2"], "")
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = env.run(&["decrypt", "--user", "alice"], &new);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("key version 2 is disabled"),
+        "{}",
+        stderr(&out)
+    );
+    // New values fall back to the newest active version: version 1, v2: again.
+    assert!(stdout(&env.run(&["encrypt", "--user", "alice"], "third")).starts_with("v2:"));
+    assert_eq!(
+        env.run(&["key-version", "destroy", "--user", "alice", "2"], "")
+            .status
+            .code(),
+        Some(0)
+    );
+    let (_, list) = env.json(&["key-version", "list", "--user", "alice"], "");
+    assert_eq!(list["versions"][1]["state"], "destroyed");
+
+    // The pool key, once the store is marked as not shared: no --force needed.
+    assert_eq!(
+        env.run(&["shared-with-python", "no"], "").status.code(),
+        Some(0)
+    );
+    let pooled = stdout(&env.run(&["encrypt", "--pool"], "shared"));
+    let (code, v) = env.json(&["rotate-key", "--pool"], "");
+    assert_eq!((code, v["version"].as_u64()), (0, Some(2)));
+    assert_eq!(stdout(&env.run(&["decrypt", "--pool"], &pooled)), "shared");
+    let out = run(
+        &env,
+        &env.master_file,
+        &[],
+        &["master-key", "status", "--json"],
+        "",
+    );
+    assert_eq!(json(&out)["pool_key_versions"], serde_json::json!([1, 2]));
+}

@@ -42,6 +42,7 @@ mod master_keys;
 mod options;
 mod rotation;
 mod rules;
+mod values;
 mod versions;
 mod wrap;
 
@@ -59,6 +60,7 @@ pub use keyring::{MasterKeyId, MasterKeyring};
 pub use master_keys::{MasterKeyStatus, RewrapReport};
 pub use options::KeyStoreOptions;
 pub use rotation::RotationReport;
+pub use values::Decrypted;
 pub use versions::{KeyOwner, KeyVersion};
 pub(crate) use wrap::{now_iso8601, WRAPPED_LEN};
 

@@ -55,6 +55,27 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         new_master_key_file: PathBuf,
     },
+    /// Add a new version of a user's key or of the pool key; new values use it, old ones still
+    /// decrypt. Needs --force while the store is shared with the Python module, which reads only
+    /// version 1.
+    RotateKey {
+        #[command(flatten)]
+        target: Target,
+        /// Rotate even though the Python module shares the store (it cannot read values
+        /// written under the new version).
+        #[arg(long)]
+        force: bool,
+    },
+    /// List, disable, enable or destroy versions of a user's key or of the pool key.
+    #[command(subcommand)]
+    KeyVersion(KeyVersionCommand),
+    /// Record whether the Python module shares this store (default yes): while it does,
+    /// rotate-key needs --force.
+    SharedWithPython {
+        /// `yes` or `no`.
+        #[arg(value_parser = ["yes", "no"])]
+        shared: String,
+    },
     /// Rewrap, under the current master key, the stored keys still wrapped under a previous
     /// one (rolling rotation; resumable, one transaction per batch).
     RewrapKeys {
@@ -95,6 +116,26 @@ pub struct Target {
     /// Use the shared pool key derived from the master key.
     #[arg(long)]
     pub pool: bool,
+}
+
+#[derive(Subcommand)]
+pub enum KeyVersionCommand {
+    /// The versions and their states (active, disabled, destroyed).
+    List(Target),
+    /// Refuse decryption under a version (reversible).
+    Disable(VersionArgs),
+    /// Allow a disabled version again.
+    Enable(VersionArgs),
+    /// Delete a disabled version's key for good (a user's version 1 cannot be destroyed).
+    Destroy(VersionArgs),
+}
+
+#[derive(Args)]
+pub struct VersionArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The version number.
+    pub version: u32,
 }
 
 #[derive(Subcommand)]

@@ -15,6 +15,7 @@ mod master_key;
 mod migrate;
 mod output;
 mod progress;
+mod rotate_key;
 mod rotate_master;
 
 // The same reading of `--db` as the library's (in-memory and `file:` URI forms).
@@ -43,6 +44,9 @@ fn run(cli: &Cli) -> Outcome {
         Command::MasterKey(MasterKeyCommand::Status) => rotate_master::status(cli),
         Command::MasterKey(MasterKeyCommand::Retire { id }) => rotate_master::retire(cli, id),
         Command::RewrapKeys { batch } => rotate_master::rewrap_keys(cli, *batch),
+        Command::RotateKey { target, force } => rotate_key::rotate(cli, target, *force),
+        Command::KeyVersion(command) => rotate_key::version(cli, command),
+        Command::SharedWithPython { shared } => rotate_key::shared(cli, shared == "yes"),
         Command::Encrypt(target) => crypt::encrypt_stdin(cli, target),
         Command::Decrypt(target) => crypt::decrypt_stdin(cli, target),
         Command::Hash => crypt::hash_stdin(cli),
