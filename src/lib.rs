@@ -61,7 +61,8 @@ pub use keystore::backend as keystore_backend;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::{
     Decrypted, KeyOwner, KeyState, KeyStore, KeyStoreFuture, KeyStoreOptions, KeyVersion,
-    MasterKeyId, MasterKeyStatus, MasterKeyring, RewrapReport, RotationReport, MAX_USER_ID_LEN,
+    MasterKeyId, MasterKeyStatus, MasterKeyring, MasterRewrapReport, RotationReport,
+    MAX_USER_ID_LEN,
 };
 // The one SQLite layer: connections, pragmas, busy handling, error mapping.
 #[cfg(all(
@@ -83,6 +84,8 @@ pub use issuance::{
 
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub mod migrate;
+#[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
+pub mod rewrap;
 
 #[doc(hidden)]
 pub mod testing;

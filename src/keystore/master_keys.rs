@@ -28,7 +28,7 @@ use crate::{derive_pool_key, Error};
 /// Holds counts only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct RewrapReport {
+pub struct MasterRewrapReport {
     /// Stored keys rewrapped under the current master key.
     pub rewrapped: u64,
     /// Rows that changed while being rewrapped (another process rewrapped them first); a
@@ -138,7 +138,7 @@ impl KeyStore {
     /// - [`Error::WrongMasterKey`] when the current key was retired by another process;
     /// - [`Error::Storage`]; batches committed before it stay committed.
     ///
-    /// Rows that cannot be unwrapped are counted in [`RewrapReport::refused`], not errors.
+    /// Rows that cannot be unwrapped are counted in [`MasterRewrapReport::refused`], not errors.
     ///
     /// # Security
     /// Data keys are unchanged: only their wrapping changes.
@@ -164,8 +164,8 @@ impl KeyStore {
     pub fn rewrap_master_keys(
         &self,
         batch: usize,
-        mut progress: impl FnMut(RewrapReport),
-    ) -> Result<RewrapReport, Error> {
+        mut progress: impl FnMut(MasterRewrapReport),
+    ) -> Result<MasterRewrapReport, Error> {
         if batch == 0 {
             return Err(Error::InvalidArgument {
                 what: "the rewrap batch size must be at least 1".into(),
@@ -176,7 +176,7 @@ impl KeyStore {
         let current = ring.current_id().as_str();
         // Pool key version 1 must exist before its legacy key can go.
         inner.pool_versions()?;
-        let mut report = RewrapReport::default();
+        let mut report = MasterRewrapReport::default();
         let mut after: Option<String> = None;
         loop {
             let rows = inner.backend.stale_rows(current, after.as_deref(), batch)?;
@@ -228,7 +228,7 @@ impl KeyStore {
         &self,
         ring: &MasterKeyring,
         rows: &[Rewrapped],
-        report: &mut RewrapReport,
+        report: &mut MasterRewrapReport,
     ) -> Result<(), Error> {
         if rows.is_empty() {
             return Ok(());

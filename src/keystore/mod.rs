@@ -57,7 +57,7 @@ use rules::Inner;
 pub use backend::KeyState;
 pub use blocking::KeyStoreFuture;
 pub use keyring::{MasterKeyId, MasterKeyring};
-pub use master_keys::{MasterKeyStatus, RewrapReport};
+pub use master_keys::{MasterKeyStatus, MasterRewrapReport};
 pub use options::KeyStoreOptions;
 pub use rotation::RotationReport;
 pub use values::Decrypted;

@@ -55,7 +55,7 @@
 //! ```
 
 mod report;
-mod sql;
+pub(crate) mod sql;
 
 use std::collections::HashMap;
 use std::path::Path;
