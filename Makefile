@@ -10,13 +10,15 @@ export CARGO_TERM_COLOR ?= never
 # The whole graph of `make test`, in one place. The fragments in mk/ define the targets named
 # here (and their own helpers) but never add to `test`.
 #   lint                  fmt and clippy (this file)
-#   test-rust             every Rust test, Python interop inside it (this file)
+#   test-rust             every Rust test, Python interop inside it (this file); the
+#                         PostgreSQL tests skip there (no server), test-postgres runs them
+#   test-postgres         the PostgreSQL backend's tests on a throwaway server (mk/postgres.mk)
 #   test-python-interop   keyseal's output checked by Python (this file)
 #   test-wasm             Rust tests under wasm32 in Node and Chromium, the npm JS tests (mk/wasm.mk)
 #   test-www              the demo page, the workerd example, the shipped types (mk/www.mk)
 #   test-consumers        the packed package in bundlers, Bun and Deno (mk/www.mk)
 ## test: everything CI checks
-test: lint test-rust test-python-interop test-wasm test-www test-consumers
+test: lint test-rust test-postgres test-python-interop test-wasm test-www test-consumers
 
 lint:
 	@echo "==> cargo fmt --check"

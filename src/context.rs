@@ -85,6 +85,22 @@ impl Context {
         self.body.extend_from_slice(part);
     }
 
+    /// Appends one part, refusing (rather than aborting) when memory runs out: for the npm
+    /// bindings, where an allocation failure would trap.
+    #[cfg_attr(
+        not(all(target_arch = "wasm32", target_os = "unknown")),
+        allow(dead_code)
+    )]
+    pub(crate) fn try_push(&mut self, part: &[u8]) -> Result<(), Error> {
+        self.body
+            .try_reserve(4 + part.len())
+            .map_err(|_| Error::Malformed {
+                what: "input too large for WebAssembly memory",
+            })?;
+        self.push(part);
+        Ok(())
+    }
+
     /// A context of these parts, in order.
     #[must_use]
     pub fn from_parts<P: AsRef<[u8]>>(parts: &[P]) -> Context {

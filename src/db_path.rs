@@ -10,6 +10,15 @@
 
 use std::path::{Path, PathBuf};
 
+/// Whether `path` names a PostgreSQL database (text starting with `postgres://` or
+/// `postgresql://`, any case) rather than a SQLite file: the one rule of backend selection.
+pub(crate) fn is_postgres(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| {
+        let head = s.get(..13).unwrap_or(s).to_ascii_lowercase();
+        head.starts_with("postgres://") || head.starts_with("postgresql://")
+    })
+}
+
 /// Whether SQLite would open `path` as a database that is gone when the connection closes:
 /// empty, `:memory:`, a `file:` URI naming `:memory:` or nothing, or with `mode=memory` or
 /// `vfs=memdb`. A key store there would hand out keys it never keeps.

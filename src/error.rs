@@ -105,12 +105,17 @@ pub enum StorageKind {
     Corrupt,
     /// A uniqueness or other constraint of the schema refused the write.
     Constraint,
+    /// The database's schema is not one this keyseal can run against: missing while the
+    /// role may not create it (run `keyseal db migrate` with a privileged role), or migrated
+    /// by a newer keyseal that marked it incompatible with this one (upgrade keyseal).
+    Schema,
     /// Anything else (an internal failure, a refused setting).
     Other,
 }
 
 impl StorageKind {
-    /// A short stable name: `busy`, `unavailable`, `corrupt`, `constraint` or `other`.
+    /// A short stable name: `busy`, `unavailable`, `corrupt`, `constraint`, `schema` or
+    /// `other`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -118,6 +123,7 @@ impl StorageKind {
             StorageKind::Unavailable => "unavailable",
             StorageKind::Corrupt => "corrupt",
             StorageKind::Constraint => "constraint",
+            StorageKind::Schema => "schema",
             StorageKind::Other => "other",
         }
     }
@@ -195,6 +201,20 @@ impl Error {
             kind,
             message: message.into(),
             source: Some(StorageSource::new(source)),
+        }
+    }
+
+    /// The error for a PostgreSQL location in a build without the `postgres` feature.
+    #[cfg(all(
+        any(feature = "keystore", feature = "issuance"),
+        not(feature = "postgres"),
+        not(target_arch = "wasm32")
+    ))]
+    pub(crate) fn postgres_not_built() -> Error {
+        Error::InvalidArgument {
+            what: "a PostgreSQL URL was given, but this keyseal was built without its \
+                   `postgres` feature (build with --features postgres)"
+                .into(),
         }
     }
 

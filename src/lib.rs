@@ -71,6 +71,10 @@ pub use keystore::{
 ))]
 mod sqlite;
 
+// The PostgreSQL backend: URLs, pool, schema migrations, the two backends.
+#[cfg(all(feature = "postgres", not(target_arch = "wasm32")))]
+pub mod postgres;
+
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 mod issuance;
 /// The storage interface behind [`ApiKeys`] and the contract its backends keep.

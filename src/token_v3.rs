@@ -165,31 +165,53 @@ fn header(key_version: u32) -> Result<[u8; HEADER_LEN], Error> {
     Ok([FORMAT_V3, v[0], v[1], v[2], v[3]])
 }
 
-/// Calls `f` with `header || context encoding`, built on the stack when it is small (it
-/// always is for the usual table/row/column context), so the hot path does not allocate.
-fn with_aad<T>(
-    header: [u8; HEADER_LEN],
-    ctx: &Context,
-    f: impl FnOnce(&[u8]) -> T,
-) -> Result<T, Error> {
-    let (count, parts) = ctx.encoded_pieces()?;
-    let len = HEADER_LEN + 4 + parts.len();
-    let mut stack = [0u8; STACK_AAD];
-    let mut heap = Vec::new();
-    let aad: &mut [u8] = if len <= STACK_AAD {
-        &mut stack[..len]
-    } else {
-        heap.try_reserve_exact(len)
-            .map_err(|_| Error::InvalidArgument {
-                what: "context too large for memory".into(),
-            })?;
-        heap.resize(len, 0);
-        &mut heap
-    };
-    aad[..HEADER_LEN].copy_from_slice(&header);
-    aad[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&count);
-    aad[HEADER_LEN + 4..].copy_from_slice(parts);
-    Ok(f(aad))
+/// `header || context encoding`, on the stack when it is small (it always is for the usual
+/// table/row/column context), so the hot path does not allocate.
+struct Aad {
+    stack: [u8; STACK_AAD],
+    heap: Vec<u8>,
+    len: usize,
+}
+
+impl Aad {
+    fn new(header: [u8; HEADER_LEN], ctx: &Context) -> Result<Aad, Error> {
+        let (count, parts) = ctx.encoded_pieces()?;
+        let len = HEADER_LEN + 4 + parts.len();
+        let mut aad = Aad {
+            stack: [0u8; STACK_AAD],
+            heap: Vec::new(),
+            len,
+        };
+        if len > STACK_AAD {
+            aad.heap
+                .try_reserve_exact(len)
+                .map_err(|_| Error::InvalidArgument {
+                    what: "context too large for memory".into(),
+                })?;
+            aad.heap.resize(len, 0);
+        }
+        let buf = aad.bytes_mut();
+        buf[..HEADER_LEN].copy_from_slice(&header);
+        buf[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&count);
+        buf[HEADER_LEN + 4..].copy_from_slice(parts);
+        Ok(aad)
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        if self.len > STACK_AAD {
+            &mut self.heap
+        } else {
+            &mut self.stack[..self.len]
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.len > STACK_AAD {
+            &self.heap
+        } else {
+            &self.stack[..self.len]
+        }
+    }
 }
 
 /// Encrypts UTF-8 text into a `v3:` token under version `key_version` of a key, bound to
@@ -247,21 +269,13 @@ pub fn encrypt_bytes_v3(
     ctx: &Context,
 ) -> Result<String, Error> {
     let header = header(key_version)?;
+    let aad = Aad::new(header, ctx)?;
     let mut buf = Vec::with_capacity(BODY_START + plaintext.len() + TAG_LEN);
     buf.extend_from_slice(&header);
     buf.extend_from_slice(&[0u8; NONCE_LEN]);
     buf.extend_from_slice(plaintext);
-    let sealed = with_aad(header, ctx, |aad| {
-        seal_in_place(key.cipher(), aad, &mut buf, BODY_START)
-    });
-    // `seal_in_place` wipes the buffer when it fails; a context refused before it ran did not.
-    let nonce = match sealed {
-        Ok(sealed) => sealed?,
-        Err(e) => {
-            buf.zeroize();
-            return Err(e);
-        }
-    };
+    // On failure `seal_in_place` wipes the buffer: no plaintext is left behind.
+    let nonce = seal_in_place(key.cipher(), aad.bytes(), &mut buf, BODY_START)?;
     buf[HEADER_LEN..BODY_START].copy_from_slice(&nonce);
 
     let mut out = String::with_capacity(V3_PREFIX.len() + buf.len().div_ceil(3) * 4);
@@ -339,10 +353,8 @@ pub fn decrypt_bytes_v3(token: &str, key: &DataKey, ctx: &Context) -> Result<Vec
     // Ciphertext to the front first: what the truncation leaves behind is ciphertext and tag.
     buf.copy_within(BODY_START..tag_start, 0);
     buf.truncate(tag_start - BODY_START);
-    let opened = with_aad(header, ctx, |aad| {
-        open_in_place(key.cipher(), &nonce, aad, &mut buf, &tag)
-    })?;
-    if !opened {
+    let aad = Aad::new(header, ctx)?;
+    if !open_in_place(key.cipher(), &nonce, aad.bytes(), &mut buf, &tag) {
         return Err(Error::Authentication);
     }
     Ok(buf)

@@ -2,8 +2,11 @@
  * keyseal: AES-256-GCM secret tokens, byte-for-byte compatible with the keyseal Rust crate
  * and the Python module it replaces. Runs as WebAssembly in Node 20+, browsers and edge workers.
  *
- * A token is `"v2:" + base64url_padded(nonce[12] || ciphertext || tag[16])`, with a fresh
- * random nonce (from `crypto.getRandomValues`) for every call.
+ * A `v2:` token (the default, the format the Python module reads) is
+ * `"v2:" + base64url_padded(nonce[12] || ciphertext || tag[16])`, with a fresh random nonce
+ * (from `crypto.getRandomValues`) for every call. A `v3:` token ({@link encryptV3}) adds an
+ * authenticated header naming the key version, and can be bound to a {@link Context}:
+ * `"v3:" + base64url_padded(0x03 || version[4, big-endian] || nonce[12] || ciphertext || tag[16])`.
  *
  * Every failure throws a {@link KeysealError}: a JS `Error` whose `name` is `"KeysealError"`
  * and whose `code` is one of {@link KeysealErrorCode}. No input makes the module trap.
@@ -20,14 +23,21 @@
  *   was altered or truncated (the two cannot be told apart, by design);
  * - `"bad_key"`: a key is not a `Uint8Array` of exactly 32 bytes;
  * - `"not_utf8"`: `decrypt` found bytes that are not UTF-8 text (use `decryptBytes`);
- * - `"randomness"`: `crypto.getRandomValues` is unavailable or failed.
+ * - `"randomness"`: `crypto.getRandomValues` is unavailable or failed;
+ * - `"invalid_argument"`: a key version that is not a whole number from 1 to 4294967295.
+ *
+ * For `v3:` tokens, `"malformed"` also covers a missing `v3:` prefix, text that is not canonical
+ * padded base64url, a header with another format byte or key version 0, and a context that is
+ * not an array of strings and `Uint8Array`s; a wrong key version, another context or an edited
+ * header is `"authentication"`.
  */
 export type KeysealErrorCode =
   | "malformed"
   | "authentication"
   | "bad_key"
   | "not_utf8"
-  | "randomness";
+  | "randomness"
+  | "invalid_argument";
 
 /** What every keyseal function throws on failure (a plain `Error` with these fields). */
 export interface KeysealError extends Error {
@@ -78,14 +88,80 @@ export function encryptBytes(plaintext: Uint8Array, key: Uint8Array): string;
 export function decryptBytes(token: string, key: Uint8Array): Uint8Array;
 
 /**
+ * What a `v3:` token is bound to: parts such as a table, a row id and a column, each a string
+ * (its UTF-8 bytes) or bytes; at most 65 536 parts. The same parts must be given again to
+ * decrypt. Parts are length-prefixed, so `["a:b", "c"]` and `["a", "b:c"]` differ, and no
+ * context (`undefined` or `[]`) differs from `[""]`.
+ */
+export type Context = ReadonlyArray<string | Uint8Array>;
+
+/** The format of a token, from {@link tokenFormat}. */
+export type TokenFormat =
+  | { readonly format: "v2" }
+  | { readonly format: "v3"; readonly keyVersion: number };
+
+/**
+ * Encrypts text into a `v3:` token under version `version` of a key, bound to `context`.
+ * Opt-in: the Python module reads only `v2:` tokens.
+ * @param plaintext - any string without lone surrogates (UTF-8 encoded before encryption)
+ * @param key - version `version` of the 32-byte data key
+ * @param version - the key version written in the token's header, 1 to 4294967295
+ * @param context - what the token is bound to, e.g. `["users", "42", "api_token"]`
+ * @returns the token, `"v3:..."`
+ * @throws {KeysealError} `bad_key`, `invalid_argument`, `malformed` or `randomness`
+ */
+export function encryptV3(
+  plaintext: string,
+  key: Uint8Array,
+  version: number,
+  context?: Context,
+): string;
+
+/**
+ * Encrypts bytes into a `v3:` token; see {@link encryptV3}.
+ * @throws {KeysealError} `bad_key`, `invalid_argument`, `malformed` or `randomness`
+ */
+export function encryptBytesV3(
+  plaintext: Uint8Array,
+  key: Uint8Array,
+  version: number,
+  context?: Context,
+): string;
+
+/**
+ * Decrypts a `v3:` token into text. Read the key version first with {@link tokenFormat} and
+ * pass that version's key: no other key is tried.
+ * @param token - a `v3:` token
+ * @param key - the key of the version the token names
+ * @param context - the context it was made with (none if omitted)
+ * @returns the text
+ * @throws {KeysealError} `bad_key`, `malformed`, `authentication` (wrong key or version, other
+ *   context, altered token) or `not_utf8`
+ */
+export function decryptV3(token: string, key: Uint8Array, context?: Context): string;
+
+/**
+ * Decrypts a `v3:` token into bytes; see {@link decryptV3}.
+ * @throws {KeysealError} `bad_key`, `malformed` or `authentication`
+ */
+export function decryptBytesV3(token: string, key: Uint8Array, context?: Context): Uint8Array;
+
+/**
+ * The format of a token and, for `v3:`, the key version that decrypts it. Reads only the
+ * prefix and the 5-byte header: a token it accepts may still fail to decrypt.
+ * @throws {KeysealError} `malformed` (not a string, neither prefix, or a bad `v3:` header)
+ */
+export function tokenFormat(token: string): TokenFormat;
+
+/**
  * The lookup hash of an API key: lowercase hex SHA-256 of its UTF-8 bytes (64 characters).
  * @throws {KeysealError} `malformed` for a non-string or a lone surrogate
  */
 export function hash(apiKey: string): string;
 
 /**
- * Whether a value is a token (starts with `v2:`) rather than legacy plaintext. A cheap prefix
- * test; never throws (non-strings give `false`).
+ * Whether a value is a token (starts with `v2:` or `v3:`) rather than legacy plaintext. A cheap
+ * prefix test; never throws (non-strings give `false`).
  */
 export function isEncrypted(value: string): boolean;
 
@@ -132,6 +208,14 @@ export class KeysealKey {
   encryptBytes(plaintext: Uint8Array): string;
   /** Like {@link decryptBytes}, with this key. */
   decryptBytes(token: string): Uint8Array;
+  /** Like {@link encryptV3}, with this key (which must be version `version`). */
+  encryptV3(plaintext: string, version: number, context?: Context): string;
+  /** Like {@link encryptBytesV3}, with this key. */
+  encryptBytesV3(plaintext: Uint8Array, version: number, context?: Context): string;
+  /** Like {@link decryptV3}, with this key. */
+  decryptV3(token: string, context?: Context): string;
+  /** Like {@link decryptBytesV3}, with this key. */
+  decryptBytesV3(token: string, context?: Context): Uint8Array;
   /**
    * Zeroizes and frees the key; the handle is unusable afterwards. Where the engine has
    * `Symbol.dispose`, `using k = new KeysealKey(...)` calls it too.

@@ -17,6 +17,8 @@ const node = require('keyseal');
 
 const key = new Uint8Array(32).map((_, i) => i);
 const fromNode = node.encrypt('made in node 🔑', key);
+const row = ['users', '42', 'api_token'];
+const fromNodeV3 = node.encryptV3('v3 made in node', key, 7, row);
 
 const page = `<!doctype html><meta charset="utf-8"><body>running</body><script type="module">
 const out = {};
@@ -32,6 +34,12 @@ try {
   out.handle = h.decryptBytes(h.encryptBytes(new Uint8Array([1, 2, 3]))).join(',');
   h.free();
   out.hash = k.hash('');
+  const row = ${JSON.stringify(row)};
+  out.fromNodeV3 = k.decryptV3(${JSON.stringify(fromNodeV3)}, key, row);
+  out.formatV3 = k.tokenFormat(${JSON.stringify(fromNodeV3)});
+  out.fromBrowserV3 = k.encryptV3('v3 made in the browser', key, 9, row);
+  try { k.decryptV3(${JSON.stringify(fromNodeV3)}, key, ['users', '43', 'api_token']); out.movedV3 = 'no error'; }
+  catch (e) { out.movedV3 = e.name + ':' + e.code; }
   for (const [name, f] of [['badKey', () => k.encrypt('x', new Uint8Array(31))],
       ['auth', () => k.decrypt(k.encrypt('x', k.generateKey()), key)],
       ['lone', () => k.encrypt('\\uD800', key)]]) {
@@ -73,7 +81,8 @@ test('browser entry in headless Chromium', { skip: !existsSync(CHROMIUM) && `no 
     const out = JSON.parse(m[1]);
     assert.equal(out.error, undefined);
     assert.deepEqual(out.exports, ['ENCRYPTED_PREFIX', 'KeysealKey', 'decrypt', 'decryptBytes',
-      'derivePoolKey', 'encrypt', 'encryptBytes', 'generateKey', 'hash', 'isEncrypted']);
+      'decryptBytesV3', 'decryptV3', 'derivePoolKey', 'encrypt', 'encryptBytes', 'encryptBytesV3',
+      'encryptV3', 'generateKey', 'hash', 'isEncrypted', 'tokenFormat']);
     assert.equal(out.prefix, 'v2:');
     assert.equal(out.fromNode, 'made in node 🔑');
     assert.equal(node.decrypt(out.fromBrowser, key), 'made in the browser');
@@ -83,6 +92,10 @@ test('browser entry in headless Chromium', { skip: !existsSync(CHROMIUM) && `no 
     assert.equal(out.badKey, 'KeysealError:bad_key');
     assert.equal(out.auth, 'KeysealError:authentication');
     assert.equal(out.lone, 'KeysealError:malformed');
+    assert.equal(out.fromNodeV3, 'v3 made in node');
+    assert.deepEqual(out.formatV3, { format: 'v3', keyVersion: 7 });
+    assert.equal(node.decryptV3(out.fromBrowserV3, key, row), 'v3 made in the browser');
+    assert.equal(out.movedV3, 'KeysealError:authentication');
   } finally {
     server.close();
     rmSync(profile, { recursive: true, force: true });

@@ -10,10 +10,17 @@ import {
   isEncrypted,
   derivePoolKey,
   generateKey,
+  encryptV3,
+  encryptBytesV3,
+  decryptV3,
+  decryptBytesV3,
+  tokenFormat,
   ENCRYPTED_PREFIX,
   KeysealKey,
+  type Context,
   type KeysealError,
   type KeysealErrorCode,
+  type TokenFormat,
 } from 'keyseal';
 
 const key: Uint8Array = generateKey();
@@ -25,6 +32,15 @@ const lookup: string = hash('mhu_abc');
 const encrypted: boolean = isEncrypted(token) && token.startsWith(ENCRYPTED_PREFIX);
 const pool: Uint8Array = derivePoolKey(key);
 
+const row: Context = ['users', '42', new Uint8Array([0xff])];
+const v3: string = encryptV3('sk-live-123', key, 2, row);
+const v3Bytes: string = encryptBytesV3(new Uint8Array([1]), key, 2);
+const format: TokenFormat = tokenFormat(v3);
+const version: number = format.format === 'v3' ? format.keyVersion : 1;
+const v3Text: string = decryptV3(v3, key, row);
+const v3Back: Uint8Array = decryptBytesV3(v3Bytes, key);
+void [version, v3Text, v3Back];
+
 const handle = new KeysealKey(pool);
 try {
   const t: string = handle.encrypt(text);
@@ -32,7 +48,10 @@ try {
   const tb: string = handle.encryptBytes(bytes);
   const bb: Uint8Array = handle.decryptBytes(tb);
   const exported: Uint8Array = handle.exportKey();
-  void [back, bb, exported];
+  const t3: string = handle.encryptV3(text, 3, ['t']);
+  const back3: string = handle.decryptV3(t3, ['t']);
+  const bb3: Uint8Array = handle.decryptBytesV3(handle.encryptBytesV3(bytes, 3));
+  void [back, bb, exported, back3, bb3];
 } finally {
   handle.free();
 }
@@ -46,6 +65,7 @@ function describe(code: KeysealErrorCode): string {
     case 'bad_key': return 'a key must be 32 bytes';
     case 'not_utf8': return 'not text: use decryptBytes';
     case 'randomness': return 'no crypto.getRandomValues';
+    case 'invalid_argument': return 'a key version is a whole number from 1';
     default: {
       const unreachable: never = code;
       return unreachable;
@@ -75,7 +95,11 @@ encrypt(new Uint8Array(1), key);
 const wrong: Uint8Array = decrypt(token, key);
 // @ts-expect-error not an error code
 const notACode: KeysealErrorCode = 'timeout';
+// @ts-expect-error a context is an array of parts, not one string
+encryptV3('x', key, 1, 'users:42');
+// @ts-expect-error keyVersion exists only on v3 formats
+const noVersion: number = tokenFormat(token).keyVersion;
 // @ts-expect-error ENCRYPTED_PREFIX is a constant
 ENCRYPTED_PREFIX = 'v3:';
 
-export { lookup, encrypted, wrong, notACode };
+export { lookup, encrypted, wrong, notACode, noVersion };

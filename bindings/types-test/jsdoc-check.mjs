@@ -23,7 +23,7 @@ lines.forEach((line, i) => {
   while (j >= 0 && lines[j].trim() === '') j--;
   if (j < 0 || !lines[j].trim().endsWith('*/')) missing.push(`${file}:${i + 1}: ${t}`);
 });
-const codes = ['malformed', 'authentication', 'bad_key', 'not_utf8', 'randomness'];
+const codes = ['malformed', 'authentication', 'bad_key', 'not_utf8', 'randomness', 'invalid_argument'];
 const undocumented = codes.filter((c) => !lines.some((l) => /^\s*\*/.test(l) && l.includes(`"${c}"`)));
 if (missing.length || undocumented.length) {
   for (const m of missing) console.error(`jsdoc-check: no JSDoc comment: ${m}`);

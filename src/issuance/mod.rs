@@ -190,9 +190,25 @@ impl ApiKeys {
                 what: format!("bcrypt cost {}: must be 4 to 31", config.bcrypt_cost),
             });
         }
-        let backend =
-            crate::sqlite::api_keys::SqliteBackend::open(path.as_ref(), config.busy_timeout)?;
-        Self::with_backend(Box::new(backend), config)
+        let path = path.as_ref();
+        let backend: Box<dyn Backend> = if crate::db_path::is_postgres(path) {
+            #[cfg(feature = "postgres")]
+            {
+                let url = path.to_str().unwrap_or_default();
+                Box::new(crate::postgres::api_keys::PgApiKeys::open(
+                    url,
+                    config.busy_timeout,
+                )?)
+            }
+            #[cfg(not(feature = "postgres"))]
+            return Err(Error::postgres_not_built());
+        } else {
+            Box::new(crate::sqlite::api_keys::SqliteBackend::open(
+                path,
+                config.busy_timeout,
+            )?)
+        };
+        Self::with_backend(backend, config)
     }
 
     fn with_backend(backend: Box<dyn Backend>, config: ApiKeysConfig) -> Result<Self, Error> {

@@ -46,7 +46,7 @@ mod values;
 mod versions;
 mod wrap;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -232,12 +232,12 @@ impl KeyStore {
     ) -> Result<KeyStore, Error> {
         let path = path.as_ref();
         let options = options.into();
-        let backend = SqliteBackend::open(path, options.busy_timeout)?;
-        let opened = rules::open_store(&backend, &ring)?;
+        let (backend, path) = open_backend(path, options.busy_timeout)?;
+        let opened = rules::open_store(&*backend, &ring)?;
         Ok(KeyStore {
             inner: Arc::new(Inner {
-                path: path.to_path_buf(),
-                backend: Box::new(backend),
+                path,
+                backend,
                 ring: RwLock::new(Arc::new(ring)),
                 check: Mutex::new(opened.check),
                 legacy_id: Mutex::new(opened.legacy_id),
@@ -399,6 +399,27 @@ impl KeyStore {
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
+}
+
+/// The backend `location` selects, and the location as the store shows it (a PostgreSQL
+/// URL without its password).
+fn open_backend(
+    location: &Path,
+    busy_timeout: std::time::Duration,
+) -> Result<(Box<dyn backend::Backend>, PathBuf), Error> {
+    if crate::db_path::is_postgres(location) {
+        #[cfg(feature = "postgres")]
+        {
+            let url = location.to_str().unwrap_or_default();
+            let backend = crate::postgres::keystore::PgKeyStore::open(url, busy_timeout)?;
+            let shown = PathBuf::from(backend.display());
+            return Ok((Box::new(backend), shown));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::postgres_not_built());
+    }
+    let backend = SqliteBackend::open(location, busy_timeout)?;
+    Ok((Box::new(backend), location.to_path_buf()))
 }
 
 #[cfg(test)]

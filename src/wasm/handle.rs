@@ -5,8 +5,10 @@ use std::rc::Rc;
 
 use js_sys::{JsString, Uint8Array};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
-use super::{data_key, decrypt_str, decrypt_u8, encrypt_str, encrypt_u8, guarded, host};
+use super::calls::{decrypt_call, encrypt_call, KeyArg};
+use super::{data_key, guarded, host};
 use crate::{DataKey, Error};
 
 const FREED: Error = Error::BadKey {
@@ -33,7 +35,7 @@ impl KeysealKey {
         }
     }
 
-    fn key(&self) -> Result<Rc<DataKey>, Error> {
+    pub(super) fn key(&self) -> Result<Rc<DataKey>, Error> {
         let key = self.key.take();
         let out = key.clone();
         self.key.set(key);
@@ -84,23 +86,23 @@ impl KeysealKey {
 
     /// Same as the function `encrypt`, with this key; `bad_key` after `free()`.
     pub fn encrypt(&self, plaintext: &JsValue) -> Result<String, JsValue> {
-        guarded(|| encrypt_str(plaintext, &*self.key()?))
+        encrypt_call(plaintext, KeyArg::Handle(self), None, true)
     }
 
     /// Same as the function `decrypt`, with this key; `bad_key` after `free()`.
     pub fn decrypt(&self, token: &JsValue) -> Result<JsString, JsValue> {
-        guarded(|| decrypt_str(token, &*self.key()?))
+        decrypt_call(token, KeyArg::Handle(self), None, true).map(JsCast::unchecked_into)
     }
 
     /// Same as the function `encryptBytes`, with this key; `bad_key` after `free()`.
     #[wasm_bindgen(js_name = encryptBytes)]
     pub fn encrypt_bytes(&self, plaintext: &JsValue) -> Result<String, JsValue> {
-        guarded(|| encrypt_u8(plaintext, &*self.key()?))
+        encrypt_call(plaintext, KeyArg::Handle(self), None, false)
     }
 
     /// Same as the function `decryptBytes`, with this key; `bad_key` after `free()`.
     #[wasm_bindgen(js_name = decryptBytes)]
     pub fn decrypt_bytes(&self, token: &JsValue) -> Result<Uint8Array, JsValue> {
-        guarded(|| decrypt_u8(token, &*self.key()?))
+        decrypt_call(token, KeyArg::Handle(self), None, false).map(JsCast::unchecked_into)
     }
 }

@@ -22,11 +22,13 @@
 //! `KeysealKey` ([`handle`]) is an opaque handle that keeps a key and its expanded AES schedule inside
 //! wasm memory, for callers who encrypt or decrypt many values with one key.
 
+mod calls;
 mod handle;
 mod host;
 mod input;
 #[cfg(test)]
 mod tests;
+mod v3;
 
 use js_sys::{JsString, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -34,13 +36,16 @@ use wasm_bindgen::JsCast;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::{DataKey, Error, MasterKey};
+use calls::{decrypt_call, encrypt_call, KeyArg};
 
 /// The longest string V8 (Node, Chrome, Deno, workerd) can hold, in UTF-16 units.
 const MAX_JS_STRING: usize = (1 << 29) - 24;
 /// Below this many bytes an input is not worth a memory reservation first.
 const RESERVE_THRESHOLD: usize = 1 << 16;
-/// Nonce and tag: what a token holds beyond the plaintext.
+/// Nonce and tag: what a `v2:` token holds beyond the plaintext.
 const OVERHEAD: usize = 12 + 16;
+/// Header, nonce and tag: what a `v3:` token holds beyond the plaintext.
+const OVERHEAD_V3: usize = 5 + 12 + 16;
 
 const TOO_LARGE: Error = Error::Malformed {
     what: "input too large for WebAssembly memory",
@@ -117,19 +122,20 @@ fn reserve(bytes: usize) -> Result<(), Error> {
     probe.try_reserve_exact(bytes).map_err(|_| TOO_LARGE)
 }
 
-/// Length of the token for `n` bytes of plaintext: "v2:" + padded base64 of nonce‖ct‖tag.
-fn token_len(n: usize) -> usize {
-    n.saturating_add(OVERHEAD + 2) / 3 * 4 + crate::ENCRYPTED_PREFIX.len()
+/// Length of the token for `n` bytes of plaintext: a 3-character prefix ("v2:" or "v3:") +
+/// padded base64 of the plaintext and `overhead` bytes.
+fn token_len(n: usize, overhead: usize) -> usize {
+    n.saturating_add(overhead + 2) / 3 * 4 + crate::ENCRYPTED_PREFIX.len()
 }
 
 /// Refuses plaintexts whose token cannot be a JS string, and reserves what encryption needs
 /// besides the plaintext already in wasm memory (ciphertext and token).
-fn check_encrypt_size(n: usize) -> Result<(), Error> {
-    let token = token_len(n);
+fn check_encrypt_size(n: usize, overhead: usize) -> Result<(), Error> {
+    let token = token_len(n, overhead);
     if token > MAX_JS_STRING {
         return Err(TOKEN_TOO_LARGE);
     }
-    reserve(n.saturating_add(OVERHEAD).saturating_add(token))
+    reserve(n.saturating_add(overhead).saturating_add(token))
 }
 
 fn data_key(key: &JsValue) -> Result<DataKey, Error> {
@@ -157,38 +163,11 @@ fn secret_bytes_out(mut v: Vec<u8>) -> Uint8Array {
     out
 }
 
-fn encrypt_str(plaintext: &JsValue, key: &DataKey) -> Result<String, Error> {
-    // Every UTF-16 unit takes at least one UTF-8 byte: refuse before copying what cannot fit.
-    if token_len(input::text_units(plaintext)?) > MAX_JS_STRING {
-        return Err(TOKEN_TOO_LARGE);
-    }
-    let text = input::text_in(plaintext)?;
-    check_encrypt_size(text.len())?;
-    // The UTF-8 bytes of a string: the same token as `crate::encrypt` makes.
-    crate::encrypt_bytes(&text, key)
-}
-
-fn encrypt_u8(plaintext: &JsValue, key: &DataKey) -> Result<String, Error> {
-    check_encrypt_size(input::bytes_len(plaintext)?)?;
-    let data = input::bytes_in(plaintext)?;
-    crate::encrypt_bytes(&data, key)
-}
-
 /// Copies a token in, reserving what decryption will need (raw bytes and plaintext).
 fn token_in(token: &JsValue) -> Result<String, Error> {
     let t = input::token_in(token)?;
     reserve(t.len().saturating_mul(2))?;
     Ok(t)
-}
-
-fn decrypt_str(token: &JsValue, key: &DataKey) -> Result<JsString, Error> {
-    let t = token_in(token)?;
-    crate::decrypt(&t, key).map(secret_string_out)
-}
-
-fn decrypt_u8(token: &JsValue, key: &DataKey) -> Result<Uint8Array, Error> {
-    let t = token_in(token)?;
-    crate::decrypt_bytes(&t, key).map(secret_bytes_out)
 }
 
 /// Encrypts a string with a 32-byte key into a `v2:` token (AES-256-GCM, fresh random nonce).
@@ -197,7 +176,7 @@ fn decrypt_u8(token: &JsValue, key: &DataKey) -> Result<Uint8Array, Error> {
 /// (not a string, a lone surrogate, or too large) or `randomness`.
 #[wasm_bindgen]
 pub fn encrypt(plaintext: &JsValue, key: &JsValue) -> Result<String, JsValue> {
-    guarded(|| data_key(key).and_then(|k| encrypt_str(plaintext, &k)))
+    encrypt_call(plaintext, KeyArg::Bytes(key), None, true)
 }
 
 /// Decrypts a token (with or without the `v2:` prefix) made by `encrypt` or by the Python module.
@@ -206,7 +185,7 @@ pub fn encrypt(plaintext: &JsValue, key: &JsValue) -> Result<String, JsValue> {
 /// (wrong key or altered token) or `not_utf8` (the plaintext is bytes: use `decryptBytes`).
 #[wasm_bindgen]
 pub fn decrypt(token: &JsValue, key: &JsValue) -> Result<JsString, JsValue> {
-    guarded(|| data_key(key).and_then(|k| decrypt_str(token, &k)))
+    decrypt_call(token, KeyArg::Bytes(key), None, true).map(JsCast::unchecked_into)
 }
 
 /// Encrypts bytes into a `v2:` token.
@@ -215,7 +194,7 @@ pub fn decrypt(token: &JsValue, key: &JsValue) -> Result<JsString, JsValue> {
 /// too large) or `randomness`.
 #[wasm_bindgen(js_name = encryptBytes)]
 pub fn encrypt_bytes(plaintext: &JsValue, key: &JsValue) -> Result<String, JsValue> {
-    guarded(|| data_key(key).and_then(|k| encrypt_u8(plaintext, &k)))
+    encrypt_call(plaintext, KeyArg::Bytes(key), None, false)
 }
 
 /// Decrypts a token into bytes.
@@ -223,7 +202,7 @@ pub fn encrypt_bytes(plaintext: &JsValue, key: &JsValue) -> Result<String, JsVal
 /// Throws `KeysealError` with `code` `bad_key`, `malformed` or `authentication`.
 #[wasm_bindgen(js_name = decryptBytes)]
 pub fn decrypt_bytes(token: &JsValue, key: &JsValue) -> Result<Uint8Array, JsValue> {
-    guarded(|| data_key(key).and_then(|k| decrypt_u8(token, &k)))
+    decrypt_call(token, KeyArg::Bytes(key), None, false).map(JsCast::unchecked_into)
 }
 
 /// The lookup hash of an API key: lowercase hex SHA-256 of its UTF-8 bytes.
@@ -240,7 +219,7 @@ pub fn hash(api_key: &JsValue) -> Result<JsString, JsValue> {
     })
 }
 
-/// Whether a value looks like a keyseal token (starts with `v2:`). Never throws.
+/// Whether a value looks like a keyseal token (starts with `v2:` or `v3:`). Never throws.
 #[wasm_bindgen(js_name = isEncrypted)]
 pub fn is_encrypted(value: &JsValue) -> bool {
     value

@@ -8,11 +8,10 @@ use keyseal::{
     ApiKeysConfig, Environment, Error, KeyFormat, NewKey, RateLimit, Refusal, Verification,
 };
 
-use crate::common::temp_db::TempDb;
 use crate::harness::{config, fix_checksum, refusal, wrong_secret, Backend};
 
 pub(crate) fn create_verify_and_serialize(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let created = keys
         .create(
@@ -57,7 +56,7 @@ pub(crate) fn create_verify_and_serialize(backend: &Backend) {
 }
 
 pub(crate) fn every_refusal_reason(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let k = keys
         .create(&NewKey::new("u", "a").rate_limit(RateLimit::per_minute(3)))
@@ -138,7 +137,7 @@ pub(crate) fn every_refusal_reason(backend: &Backend) {
 
 pub(crate) fn tags_and_environments(backend: &Backend) {
     for tag in ["ks", "mhu", "eg", "mcpkey", "mcpkey_live"] {
-        let db = TempDb::new();
+        let db = backend.fresh();
         let format = KeyFormat::new(tag).unwrap();
         assert!(format.scanner_regex().contains(tag));
         let keys = (backend.open)(db.path(), config().format(format));
@@ -161,7 +160,7 @@ pub(crate) fn tags_and_environments(backend: &Backend) {
 }
 
 pub(crate) fn arguments_are_checked(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     for bad in [
         NewKey::new("", "n"),
@@ -183,7 +182,7 @@ pub(crate) fn arguments_are_checked(backend: &Backend) {
 /// User ids follow the key store's rule (1 to 1 024 bytes, no NUL): a user who can get a data
 /// key can get an API key. API keys used to refuse spaces and ids over 256 bytes.
 pub(crate) fn api_key_user_ids_follow_the_key_store_rule(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     for user in ["Ada Lovelace".to_owned(), "x".repeat(1024)] {
         let made = keys.create(&NewKey::new(user.as_str(), "n")).unwrap();
@@ -196,7 +195,7 @@ pub(crate) fn api_key_user_ids_follow_the_key_store_rule(backend: &Backend) {
 }
 
 pub(crate) fn repeated_wrong_secret_costs_no_bcrypt_and_ids_are_throttled(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config().bcrypt_cost(8).max_failures_per_key(5));
     let k = keys.create(&NewKey::new("u", "a")).unwrap();
     assert!(keys.verify(&k.key).unwrap().is_valid());
@@ -227,7 +226,7 @@ pub(crate) fn repeated_wrong_secret_costs_no_bcrypt_and_ids_are_throttled(backen
 }
 
 pub(crate) fn threads_share_one_manager(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = Arc::new((backend.open)(db.path(), config().max_active_keys(None)));
     let made: Vec<_> = (0..4)
         .map(|i| keys.create(&NewKey::new("u", format!("k{i}"))).unwrap())
@@ -261,7 +260,7 @@ pub(crate) fn threads_share_one_manager(backend: &Backend) {
     }
     assert_eq!(refusal(&keys.verify(&victim).unwrap()), Some("revoked"));
     // concurrent creation from threads respects the quota
-    let db2 = TempDb::new();
+    let db2 = backend.fresh();
     let q = Arc::new((backend.open)(db2.path(), config()));
     let ok: usize = (0..8)
         .map(|i| {
@@ -278,7 +277,7 @@ pub(crate) fn threads_share_one_manager(backend: &Backend) {
 }
 
 pub(crate) fn two_instances_on_one_file(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let a = (backend.open)(db.path(), config());
     let b = (backend.open)(db.path(), config());
     let k = a.create(&NewKey::new("u", "x")).unwrap();
@@ -295,7 +294,7 @@ pub(crate) fn two_instances_on_one_file(backend: &Backend) {
 
 pub(crate) fn revocation_during_a_first_validation_is_not_lost(backend: &Backend) {
     for same_instance in [true, false] {
-        let db = TempDb::new();
+        let db = backend.fresh();
         let cfg = || {
             config()
                 .bcrypt_cost(10)

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use keyseal::{Error, KeyStatus, LegacyKey, NewKey, Timestamp, Verification};
 
-use crate::common::temp_db::TempDb;
 use crate::harness::{config, legacy_key, refusal, Backend};
 
 #[derive(serde::Deserialize)]
@@ -16,7 +15,7 @@ struct BcryptCase {
 }
 
 pub(crate) fn quota_of_active_keys(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let mut made = vec![];
     for i in 0..5 {
@@ -40,7 +39,7 @@ pub(crate) fn quota_of_active_keys(backend: &Backend) {
     keys.revoke("u", &made[0].key_id).unwrap();
     keys.create(&NewKey::new("u", "six")).unwrap();
     // configurable
-    let db2 = TempDb::new();
+    let db2 = backend.fresh();
     let two = (backend.open)(db2.path(), config().max_active_keys(Some(2)));
     two.create(&NewKey::new("u", "a")).unwrap();
     two.create(&NewKey::new("u", "b")).unwrap();
@@ -51,7 +50,7 @@ pub(crate) fn quota_of_active_keys(backend: &Backend) {
 }
 
 pub(crate) fn chained_rotations_in_grace_count_against_the_quota(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config()); // quota 5
     let grace = Duration::from_secs(3600);
     let mut current: Vec<_> = (0..5)
@@ -84,7 +83,7 @@ pub(crate) fn chained_rotations_in_grace_count_against_the_quota(backend: &Backe
 }
 
 pub(crate) fn rotation_with_grace(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let old = keys
         .create(
@@ -144,7 +143,7 @@ pub(crate) fn rotation_with_grace(backend: &Backend) {
 }
 
 pub(crate) fn list_shows_metadata_only_and_last_use(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let a = keys.create(&NewKey::new("u", "a").scope("read")).unwrap();
     let b = keys.create(&NewKey::new("u", "b")).unwrap();
@@ -164,7 +163,7 @@ pub(crate) fn list_shows_metadata_only_and_last_use(backend: &Backend) {
 }
 
 pub(crate) fn last_use_is_written_at_most_once_per_interval(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let k = keys.create(&NewKey::new("u", "a")).unwrap();
     let reader = (backend.open)(db.path(), config());
@@ -181,7 +180,7 @@ pub(crate) fn last_use_is_written_at_most_once_per_interval(backend: &Backend) {
         Some(first)
     );
     // with a short interval, the next use after it is recorded
-    let db2 = TempDb::new();
+    let db2 = backend.fresh();
     let fast = (backend.open)(
         db2.path(),
         config().last_use_interval(Duration::from_millis(10)),
@@ -212,7 +211,7 @@ pub(crate) fn bcrypt_vectors_from_pyca_as_imported_legacy_keys(backend: &Backend
         assert!(cases.iter().any(|c| c.hash.starts_with(variant)));
     }
     for (i, case) in cases.iter().enumerate() {
-        let db = TempDb::new();
+        let db = backend.fresh();
         let keys = (backend.open)(db.path(), config());
         let lookup = case.api_key["mhu_".len().."mhu_".len() + 8].to_owned();
         keys.import_legacy(&LegacyKey {
@@ -250,7 +249,7 @@ pub(crate) fn bcrypt_vectors_from_pyca_as_imported_legacy_keys(backend: &Backend
 }
 
 pub(crate) fn legacy_import_checks_and_expiry(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let hash = "$2b$04$veJQMyqjjdomJgmcHmJoIOenKdyYRvxHOQsT0IZRcS8e1vRvtUpLC";
     let key = "mhu_wZ4dBpC_LiIYg_nuq_EiC9QVF2A5FryiwRKe2U6uiVg";
@@ -289,7 +288,7 @@ pub(crate) fn legacy_import_checks_and_expiry(backend: &Backend) {
 }
 
 pub(crate) fn revoked_legacy_key_variants_past_byte_72_are_refused(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let key = format!("mhu_LongKey0{}", "x".repeat(80));
     assert!(key.len() > 72);
@@ -316,7 +315,7 @@ pub(crate) fn revoked_legacy_key_variants_past_byte_72_are_refused(backend: &Bac
 }
 
 pub(crate) fn imported_bcrypt_cost_above_16_is_refused(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let h = "$2b$04$veJQMyqjjdomJgmcHmJoIOenKdyYRvxHOQsT0IZRcS8e1vRvtUpLC";
     for cost in ["17", "20", "31"] {
@@ -336,7 +335,7 @@ pub(crate) fn imported_bcrypt_cost_above_16_is_refused(backend: &Backend) {
 /// An import is held to the same scope limit as `create` (at most 64): it used to store any
 /// number of scopes.
 pub(crate) fn legacy_import_caps_scopes_as_create_does(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let hash = bcrypt::hash(b"mhu_LongKey0rest-of-the-key", 4).unwrap();
     let mut l = legacy_key("mhu_", "LongKey0", hash);

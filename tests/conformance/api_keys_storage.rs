@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use keyseal::{Error, LegacyKey, NewKey, RateLimit, Refusal, Verification};
 
-use crate::common::temp_db::TempDb;
-use crate::harness::{config, legacy_key, reason, revoke_sql, until_refused, Backend};
+use crate::harness::{config, legacy_key, reason, until_refused, Backend, Place};
 
 // --- revocation while this process's connection is busy ------------------------------------------
 
@@ -16,7 +15,7 @@ use crate::harness::{config, legacy_key, reason, revoke_sql, until_refused, Back
 /// this process's connection waits for the write lock (here: a `create` blocked behind another
 /// client's write transaction), and cached verifications must not wait for that write.
 pub(crate) fn revocation_seen_while_connection_busy_with_a_write(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let interval = Duration::from_millis(300);
     let keys = Arc::new((backend.open)(
         db.path(),
@@ -31,7 +30,7 @@ pub(crate) fn revocation_seen_while_connection_busy_with_a_write(backend: &Backe
         std::thread::spawn(move || keys.create(&NewKey::new("u", "blocked")).map(|_| ()))
     };
     std::thread::sleep(Duration::from_millis(50)); // the create now waits for the lock
-    raw.execute(&revoke_sql(&k.key_id));
+    raw.execute(&(backend.sql.revoke)(&k.key_id));
     raw.commit();
     raw.lock(); // and hold it again, so the create keeps waiting
     let (answer, after, slowest) = until_refused(&keys, &k.key, Duration::from_secs(2));
@@ -48,7 +47,7 @@ pub(crate) fn revocation_seen_while_connection_busy_with_a_write(backend: &Backe
 /// Same while a local `flush` waits for the write lock another client holds: `verify` never
 /// waits behind it, and the revocation is still seen in time.
 pub(crate) fn revocation_seen_and_verify_not_blocked_while_a_flush_waits(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let interval = Duration::from_millis(300);
     let keys = Arc::new((backend.open)(
         db.path(),
@@ -78,7 +77,7 @@ pub(crate) fn revocation_seen_and_verify_not_blocked_while_a_flush_waits(backend
         slowest = slowest.max(one.elapsed());
         std::thread::sleep(Duration::from_millis(2));
     }
-    raw.execute(&revoke_sql(&k.key_id));
+    raw.execute(&(backend.sql.revoke)(&k.key_id));
     raw.commit();
     raw.lock();
     let (answer, after, slowest_after) = until_refused(&keys, &k.key, Duration::from_secs(2));
@@ -99,7 +98,7 @@ pub(crate) fn revocation_seen_and_verify_not_blocked_while_a_flush_waits(backend
 /// One row another client wrote badly must not stop this process from seeing other changes,
 /// and that row's cached key must fail closed with an error naming the row.
 pub(crate) fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let cfg = || config().change_check_interval(Duration::from_millis(20));
     let keys = (backend.open)(db.path(), cfg());
     let bad = keys.create(&NewKey::new("u", "bad")).unwrap();
@@ -108,11 +107,7 @@ pub(crate) fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(backend
     assert!(keys.verify(&good.key).unwrap().is_valid());
     let mut raw = (backend.raw)(db.path());
     raw.lock();
-    raw.execute(&format!(
-        "UPDATE api_keys SET expires_at = 'next tuesday', \
-         seq = (SELECT MAX(seq) + 1 FROM api_keys) WHERE key_id = '{}'",
-        bad.key_id
-    ));
+    raw.execute(&(backend.sql.damage)(&bad.key_id));
     raw.commit();
     let other = (backend.open)(db.path(), cfg());
     other.revoke("u", &good.key_id).unwrap();
@@ -133,11 +128,7 @@ pub(crate) fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(backend
     }
     // Repaired: valid again.
     raw.lock();
-    raw.execute(&format!(
-        "UPDATE api_keys SET expires_at = NULL, \
-         seq = (SELECT MAX(seq) + 1 FROM api_keys) WHERE key_id = '{}'",
-        bad.key_id
-    ));
+    raw.execute(&(backend.sql.repair)(&bad.key_id));
     raw.commit();
     let t = Instant::now();
     while !matches!(keys.verify(&bad.key), Ok(Verification::Valid(_))) {
@@ -154,7 +145,7 @@ fn rate_limited(v: &Verification) -> bool {
 
 /// The bucket belongs to the key: evicting its cache entry does not refill it.
 pub(crate) fn rate_limit_survives_cache_eviction(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config().cache_capacity(1).max_active_keys(None));
     let k = keys
         .create(&NewKey::new("u", "limited").rate_limit(RateLimit::per_minute(3)))
@@ -176,7 +167,7 @@ pub(crate) fn rate_limit_survives_cache_eviction(backend: &Backend) {
 
 /// Concurrent first verifications of one key share its bucket.
 pub(crate) fn rate_limit_holds_for_concurrent_first_verifications(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = Arc::new((backend.open)(
         db.path(),
         config().bcrypt_cost(6).bcrypt_concurrency(16),
@@ -219,7 +210,7 @@ fn legacy(prefix: &str, body: &str, lookup_len: usize, key_id: &str) -> (String,
 /// one past the documented bound is refused at import with a clear error instead of being
 /// stored unverifiable.
 pub(crate) fn legacy_lookup_shared_by_many_keys(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config().max_active_keys(None));
     let mut made = vec![];
     for i in 0..16 {
@@ -244,7 +235,7 @@ pub(crate) fn legacy_lookup_shared_by_many_keys(backend: &Backend) {
 /// Two legacy formats under one prefix (lookup lengths 8 and 12) both verify, here and in a
 /// process that opens the file afterwards.
 pub(crate) fn two_legacy_formats_under_one_prefix(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let (short, l8) = legacy("mhu_", "abcdefgh_short_lookup_key_body", 8, "eight");
     let (long, l12) = legacy("mhu_", "ABCDEFGHIJKL_long_lookup_key_body", 12, "twelve");
@@ -261,7 +252,7 @@ pub(crate) fn two_legacy_formats_under_one_prefix(backend: &Backend) {
 pub(crate) fn legacy_format_imported_elsewhere_is_known_within_the_check_interval(
     backend: &Backend,
 ) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let (key, l) = legacy("old_", "zyxwvuts_the_rest_of_the_key", 8, "elsewhere");
     assert_eq!(reason(&keys.verify(&key)), "malformed"); // no such format yet
@@ -281,7 +272,7 @@ pub(crate) fn legacy_format_imported_elsewhere_is_known_within_the_check_interva
 
 // --- last use on drop ---------------------------------------------------------------------------
 
-fn last_used(backend: &Backend, db: &TempDb, key_id: &str) -> Option<keyseal::Timestamp> {
+fn last_used(backend: &Backend, db: &dyn Place, key_id: &str) -> Option<keyseal::Timestamp> {
     (backend.open)(db.path(), config())
         .info("u", key_id)
         .unwrap()
@@ -291,7 +282,7 @@ fn last_used(backend: &Backend, db: &TempDb, key_id: &str) -> Option<keyseal::Ti
 /// Dropping the manager while another client holds the write lock briefly still writes the
 /// queued last use; a `flush` that cannot write within its bound says so.
 pub(crate) fn last_use_lands_when_dropped_while_the_store_is_busy(backend: &Backend) {
-    let db = TempDb::new();
+    let db = backend.fresh();
     let keys = (backend.open)(db.path(), config());
     let k = keys.create(&NewKey::new("u", "x")).unwrap();
     assert!(keys.verify(&k.key).unwrap().is_valid());
@@ -304,7 +295,7 @@ pub(crate) fn last_use_lands_when_dropped_while_the_store_is_busy(backend: &Back
     drop(keys);
     holder.join().unwrap();
     assert!(
-        last_used(backend, &db, &k.key_id).is_some(),
+        last_used(backend, &*db, &k.key_id).is_some(),
         "the last use was lost on drop"
     );
 
@@ -319,5 +310,5 @@ pub(crate) fn last_use_lands_when_dropped_while_the_store_is_busy(backend: &Back
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     raw.commit();
     keys.flush().unwrap();
-    assert!(last_used(backend, &db, &k2.key_id).is_some());
+    assert!(last_used(backend, &*db, &k2.key_id).is_some());
 }

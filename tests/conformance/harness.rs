@@ -17,11 +17,52 @@ pub(crate) trait Raw: Send {
     fn commit(&mut self);
 }
 
-/// A backend under test: how to open `ApiKeys` on a store, and another client of it.
+/// One fresh, empty store for one test (a file, a database), removed when dropped.
+pub(crate) trait Place {
+    /// The location `ApiKeys::open` takes (a path, a URL).
+    fn path(&self) -> &Path;
+}
+
+impl Place for crate::common::temp_db::TempDb {
+    fn path(&self) -> &Path {
+        crate::common::temp_db::TempDb::path(self)
+    }
+}
+
+/// The statements another client runs, in the backend's SQL: each bumps the change
+/// sequence as `ApiKeys` does.
+pub(crate) struct Sql {
+    /// Revokes the key with this key id.
+    pub(crate) revoke: fn(&str) -> String,
+    /// Damages the key's row so that it can no longer be read.
+    pub(crate) damage: fn(&str) -> String,
+    /// Repairs what `damage` did.
+    pub(crate) repair: fn(&str) -> String,
+}
+
+/// A backend under test: a fresh store, how to open `ApiKeys` on it, another client of it.
 pub(crate) struct Backend {
+    /// Whether the backend can run here; when not, its tests are skipped (the function
+    /// prints why) or, where the backend is required, it panics.
+    pub(crate) available: fn() -> bool,
+    /// A fresh store.
+    pub(crate) fresh: fn() -> Box<dyn Place>,
     pub(crate) try_open: fn(&Path, ApiKeysConfig) -> Result<ApiKeys, Error>,
     pub(crate) open: fn(&Path, ApiKeysConfig) -> ApiKeys,
     pub(crate) raw: fn(&Path) -> Box<dyn Raw>,
+    pub(crate) sql: Sql,
+}
+
+impl Backend {
+    /// Whether this backend can run here (see [`Backend::available`]).
+    pub(crate) fn available(&self) -> bool {
+        (self.available)()
+    }
+
+    /// A fresh store.
+    pub(crate) fn fresh(&self) -> Box<dyn Place> {
+        (self.fresh)()
+    }
 }
 
 /// Fast bcrypt for tests.
@@ -49,14 +90,27 @@ pub(crate) fn refusal(v: &Verification) -> Option<&'static str> {
     v.refusal().map(|r| r.reason())
 }
 
-/// The SQL another client runs to revoke a key (bumping the change sequence as `ApiKeys`
-/// does).
-pub(crate) fn revoke_sql(key_id: &str) -> String {
-    format!(
-        "UPDATE api_keys SET revoked_at = 1, seq = (SELECT MAX(seq) + 1 FROM api_keys) \
-         WHERE key_id = '{key_id}'"
-    )
-}
+/// `SQLite`'s statements for [`Sql`]: the next `seq` is `MAX(seq) + 1` (one writer at a time).
+pub(crate) const SQLITE_SQL: Sql = Sql {
+    revoke: |key_id| {
+        format!(
+            "UPDATE api_keys SET revoked_at = 1, seq = (SELECT MAX(seq) + 1 FROM api_keys) \
+             WHERE key_id = '{key_id}'"
+        )
+    },
+    damage: |key_id| {
+        format!(
+            "UPDATE api_keys SET expires_at = 'next tuesday', \
+             seq = (SELECT MAX(seq) + 1 FROM api_keys) WHERE key_id = '{key_id}'"
+        )
+    },
+    repair: |key_id| {
+        format!(
+            "UPDATE api_keys SET expires_at = NULL, \
+             seq = (SELECT MAX(seq) + 1 FROM api_keys) WHERE key_id = '{key_id}'"
+        )
+    },
+};
 
 /// `valid`, the refusal's reason, or the error.
 pub(crate) fn reason(v: &Result<Verification, Error>) -> String {

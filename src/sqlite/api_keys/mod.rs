@@ -3,7 +3,7 @@
 //! come from the crate's one `SQLite` module, with the key store's policy: the file is switched
 //! to WAL only once its schema was accepted, so a refused file is left as it was.
 
-mod rows;
+pub(crate) mod rows;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};

@@ -230,11 +230,11 @@ pub(super) fn read_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Change, Op
 }
 
 /// One meta row per (prefix, lookup length), so that one prefix can have several formats.
-pub(super) const FORMAT_NAME: &str = "legacy-format:";
+pub(crate) const FORMAT_NAME: &str = "legacy-format:";
 
 /// A legacy format from `api_key_meta`: `legacy-format:{len}:{prefix}`, or the older
 /// `legacy:{prefix}` = `{len}` (one format per prefix), still read.
-pub(super) fn parse_format(name: &str, value: &str) -> Option<(String, usize)> {
+pub(crate) fn parse_format(name: &str, value: &str) -> Option<(String, usize)> {
     if let Some(rest) = name.strip_prefix(FORMAT_NAME) {
         let (len, prefix) = rest.split_once(':')?;
         return Some((prefix.to_owned(), len.parse().ok()?));

@@ -9,7 +9,8 @@ use std::time::Duration;
 use keyseal::ApiKeys;
 
 use crate::common::process::{this_test_binary, ChildProcess};
-use crate::harness::{Backend, Raw};
+use crate::common::temp_db::TempDb;
+use crate::harness::{Backend, Raw, SQLITE_SQL};
 
 struct SqliteRaw(rusqlite::Connection);
 
@@ -26,6 +27,8 @@ impl Raw for SqliteRaw {
 }
 
 const SQLITE: Backend = Backend {
+    available: || true,
+    fresh: || Box::new(TempDb::new()),
     try_open: |path, cfg| ApiKeys::open_with(path, cfg),
     open: |path, cfg| ApiKeys::open_with(path, cfg).unwrap(),
     raw: |path| {
@@ -33,6 +36,7 @@ const SQLITE: Backend = Backend {
         c.busy_timeout(Duration::from_secs(5)).unwrap();
         Box::new(SqliteRaw(c))
     },
+    sql: SQLITE_SQL,
 };
 
 /// The same client in another process: a copy of this test binary that runs the commands
@@ -96,9 +100,12 @@ fn raw_sql_child() {
 }
 
 const SQLITE_OTHER_PROCESS: Backend = Backend {
+    available: SQLITE.available,
+    fresh: SQLITE.fresh,
     try_open: SQLITE.try_open,
     open: SQLITE.open,
     raw: |path| Box::new(ChildRaw::spawn(path)),
+    sql: SQLITE_SQL,
 };
 
 mod in_process {

@@ -1,0 +1,378 @@
+//! The API keys' PostgreSQL backend: tables `api_keys` and `api_key_meta` with the same
+//! columns as on `SQLite`, and `keyseal_feed`, the change feed's single-row counter.
+//!
+//! # The change feed
+//! Every feed-writing transaction (insert, revocation, rotation, a new legacy format) first
+//! takes the next `seq` with `UPDATE keyseal_feed SET seq = seq + 1 … RETURNING seq`. The row
+//! lock that takes is held until commit, so these transactions run one at a time and their
+//! numbers follow commit order: a row can never become visible with a `seq` at or below one a
+//! reader has already passed. Last-use writes (`touch`) do not take it and do not change
+//! `seq`. [`Backend::changed_elsewhere`] reads the counter: one indexed read of one row.
+//!
+//! # Rules under concurrency
+//! Because every guarded write holds the counter first, the rows a rule reads (a user's keys
+//! for the quota, the old key of a rotation) cannot change before the transaction commits:
+//! two servers can never both pass a quota. Plain reads (`find`, `get`, `list`, the change
+//! check) take no lock and never wait for a write; the change check runs on a pool of its own
+//! so it never waits for a connection a write holds.
+
+mod rows;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::errors::TxError;
+use super::pool::{write_tx, Conn, Shared};
+use super::runtime::block;
+use crate::issuance::backend::{
+    sealed, Backend, Change, DecideInsert, DecideRotation, InsertContext, Inserted, Row,
+};
+use crate::sqlite::api_keys::rows::{parse_format, FORMAT_NAME};
+use crate::{Error, StorageKind, Timestamp};
+use rows::{read_change, read_row, InsertParams, COLUMNS, NEXT_SEQ};
+
+/// How long a change check may wait for a connection of the read pool.
+const READ_WAIT: Duration = Duration::from_millis(500);
+
+/// The PostgreSQL implementation of [`Backend`].
+pub(crate) struct PgApiKeys {
+    shared: Arc<Shared>,
+    busy_timeout: Duration,
+    /// The counter's value at the last [`Backend::changed_elsewhere`].
+    last_seq: Mutex<Option<i64>>,
+}
+
+impl sealed::Sealed for PgApiKeys {}
+
+fn unreadable(why: String) -> Error {
+    Error::storage(StorageKind::Corrupt, why)
+}
+
+/// Rows by one indexed column (`user_id` or `lookup`), oldest first.
+async fn rows_where(conn: &Conn, column: &str, value: &str) -> Result<Vec<Row>, TxError> {
+    let stmt = conn
+        .client()
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE {column} = $1 ORDER BY row_id"
+        ))
+        .await?;
+    conn.client()
+        .query(&stmt, &[&value])
+        .await?
+        .iter()
+        .map(|r| read_row(r).map_err(|why| TxError::App(unreadable(why))))
+        .collect()
+}
+
+async fn next_seq(conn: &Conn) -> Result<i64, TxError> {
+    let stmt = conn.client().prepare_cached(NEXT_SEQ).await?;
+    let row = conn.client().query_opt(&stmt, &[]).await?;
+    row.map(|r| r.get(0)).ok_or_else(|| {
+        TxError::App(Error::storage(
+            StorageKind::Corrupt,
+            "the change feed's counter row (keyseal_feed) is missing: run `keyseal db migrate`",
+        ))
+    })
+}
+
+impl PgApiKeys {
+    /// Opens the API keys at `url` (sharing the process's pool for it) and makes sure the
+    /// schema is current (see [`super::schema::ensure`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a URL that cannot be read; [`Error::Storage`] when the
+    /// server cannot be reached or refuses the login, or the schema cannot be used.
+    pub(crate) fn open(url: &str, busy_timeout: Duration) -> Result<Self, Error> {
+        let shared = super::pool::shared(url)?;
+        block(shared.ensure_schema(busy_timeout))??;
+        Ok(PgApiKeys {
+            shared,
+            busy_timeout,
+            last_seq: Mutex::new(None),
+        })
+    }
+
+    async fn one_row(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Row>, Error> {
+        let conn = self.shared.conn(self.busy_timeout).await?;
+        let db = |e: tokio_postgres::Error| self.shared.error(&e);
+        let stmt = conn.client().prepare_cached(sql).await.map_err(db)?;
+        let row = conn.client().query_opt(&stmt, params).await.map_err(db)?;
+        row.map(|r| read_row(&r).map_err(unreadable)).transpose()
+    }
+
+    async fn many_rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, Error> {
+        let conn = self.shared.conn(self.busy_timeout).await?;
+        let db = |e: tokio_postgres::Error| self.shared.error(&e);
+        let stmt = conn.client().prepare_cached(sql).await.map_err(db)?;
+        conn.client()
+            .query(&stmt, params)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| read_row(r).map_err(unreadable))
+            .collect()
+    }
+}
+
+impl Backend for PgApiKeys {
+    fn insert(&self, row: &Row, decide: DecideInsert<'_>) -> Result<Inserted, Error> {
+        let params = InsertParams::of(row);
+        let params = &params;
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                let seq = next_seq(conn).await?;
+                let ctx = InsertContext {
+                    user_rows: rows_where(conn, "user_id", &row.user_id).await?,
+                    same_lookup: rows_where(conn, "lookup", &row.lookup).await?,
+                };
+                decide(&ctx)?;
+                match params.insert(conn.client(), row, seq).await? {
+                    Some(id) => Inserted::Ok(id),
+                    None => Inserted::IdTaken,
+                }
+            })
+        })?
+    }
+
+    fn find(&self, lookup: &str) -> Result<Vec<Row>, Error> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE lookup = $1 ORDER BY row_id");
+        block(self.many_rows(&sql, &[&lookup]))?
+    }
+
+    fn get(&self, row_id: i64) -> Result<Option<Row>, Error> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE row_id = $1");
+        block(self.one_row(&sql, &[&row_id]))?
+    }
+
+    fn get_user_key(&self, user_id: &str, key_id: &str) -> Result<Option<Row>, Error> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_id = $1 AND user_id = $2");
+        block(self.one_row(&sql, &[&key_id, &user_id]))?
+    }
+
+    fn list(&self, user_id: &str) -> Result<Vec<Row>, Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 \
+             ORDER BY created_at DESC, row_id DESC"
+        );
+        block(self.many_rows(&sql, &[&user_id]))?
+    }
+
+    fn revoke(&self, user_id: &str, key_id: &str, now: Timestamp) -> Result<Option<Row>, Error> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_id = $1 AND user_id = $2");
+        let sql = &sql;
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                let seq = next_seq(conn).await?;
+                let stmt = conn.client().prepare_cached(sql).await?;
+                let found = conn.client().query_opt(&stmt, &[&key_id, &user_id]).await?;
+                let Some(found) = found else {
+                    return Ok(None);
+                };
+                let mut row = read_row(&found).map_err(|why| TxError::App(unreadable(why)))?;
+                if row.revoked_at.is_none() {
+                    conn.client()
+                        .execute(
+                            "UPDATE api_keys SET revoked_at = $1, seq = $2 WHERE row_id = $3",
+                            &[&now.unix_millis(), &seq, &row.row_id],
+                        )
+                        .await?;
+                    row.revoked_at = Some(now);
+                }
+                Some(row)
+            })
+        })?
+    }
+
+    fn rotate(
+        &self,
+        user_id: &str,
+        old_key_id: &str,
+        new: &Row,
+        decide: DecideRotation<'_>,
+    ) -> Result<Option<(Row, Inserted)>, Error> {
+        let params = InsertParams::of(new);
+        let params = &params;
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                let seq = next_seq(conn).await?;
+                let user_rows = rows_where(conn, "user_id", user_id).await?;
+                let Some(mut old) = user_rows.iter().find(|r| r.key_id == old_key_id).cloned()
+                else {
+                    return Ok(None);
+                };
+                let ends = decide(&old, &user_rows)?;
+                let Some(new_id) = params.insert(conn.client(), new, seq).await? else {
+                    // Nothing written to the old key.
+                    return Ok(Some((old, Inserted::IdTaken)));
+                };
+                conn.client()
+                    .execute(
+                        "UPDATE api_keys SET expires_at = $1, rotated_to = $2, seq = $3 \
+                         WHERE row_id = $4",
+                        &[&ends.unix_millis(), &new.key_id, &seq, &old.row_id],
+                    )
+                    .await?;
+                old.expires_at = Some(ends);
+                old.rotated_to = Some(new.key_id.clone());
+                Some((old, Inserted::Ok(new_id)))
+            })
+        })?
+    }
+
+    fn touch(&self, uses: &[(i64, Timestamp)], wait: Duration) -> Result<(), Error> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        // Sorted by row: two batches lock their rows in the same order.
+        let mut sorted: Vec<(i64, i64)> = uses
+            .iter()
+            .map(|(id, at)| (*id, at.unix_millis()))
+            .collect();
+        sorted.sort_unstable();
+        let ids: Vec<i64> = sorted.iter().map(|u| u.0).collect();
+        let ats: Vec<i64> = sorted.iter().map(|u| u.1).collect();
+        let (ids, ats) = (&ids, &ats);
+        block(async {
+            write_tx!(self.shared, wait, |conn| {
+                let stmt = conn
+                    .client()
+                    .prepare_cached(
+                        "UPDATE api_keys AS k \
+                         SET last_used_at = GREATEST(COALESCE(k.last_used_at, 0), v.at) \
+                         FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
+                               ORDER BY 1) AS v(id, at) \
+                         WHERE k.row_id = v.id",
+                    )
+                    .await?;
+                conn.client().execute(&stmt, &[ids, ats]).await?;
+            })
+        })?
+    }
+
+    fn all_lookups(&self) -> Result<(Vec<String>, i64), Error> {
+        block(async {
+            let mut conn = self.shared.conn(self.busy_timeout).await?;
+            let db = |e: tokio_postgres::Error| self.shared.error(&e);
+            let read = async {
+                conn.client()
+                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?;
+                let lookups = conn
+                    .client()
+                    .query("SELECT lookup FROM api_keys", &[])
+                    .await?
+                    .iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>();
+                let seq: i64 = conn
+                    .client()
+                    .query_opt("SELECT seq FROM keyseal_feed WHERE id = 1", &[])
+                    .await?
+                    .map_or(0, |r| r.get(0));
+                conn.client().batch_execute("COMMIT").await?;
+                Ok::<_, tokio_postgres::Error>((lookups, seq))
+            };
+            match read.await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    conn.rollback().await;
+                    Err(db(e))
+                }
+            }
+        })?
+    }
+
+    fn changes_since(&self, seq: i64) -> Result<(Vec<Change>, i64), Error> {
+        block(async {
+            let conn = self.shared.read_conn(READ_WAIT).await?;
+            let db = |e: tokio_postgres::Error| self.shared.error(&e);
+            let stmt = conn
+                .client()
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS}, seq FROM api_keys WHERE seq > $1"
+                ))
+                .await
+                .map_err(db)?;
+            let mut max = seq;
+            let mut changes = Vec::new();
+            for r in conn.client().query(&stmt, &[&seq]).await.map_err(db)? {
+                let (change, row_seq) = read_change(&r);
+                if let Some(s) = row_seq {
+                    max = max.max(s);
+                }
+                changes.push(change);
+            }
+            Ok((changes, max))
+        })?
+    }
+
+    fn changed_elsewhere(&self) -> Result<bool, Error> {
+        let now: i64 = block(async {
+            let conn = self.shared.read_conn(READ_WAIT).await?;
+            let db = |e: tokio_postgres::Error| self.shared.error(&e);
+            let stmt = conn
+                .client()
+                .prepare_cached("SELECT seq FROM keyseal_feed WHERE id = 1")
+                .await
+                .map_err(db)?;
+            Ok::<_, Error>(
+                conn.client()
+                    .query_opt(&stmt, &[])
+                    .await
+                    .map_err(db)?
+                    .map_or(0, |r| r.get(0)),
+            )
+        })??;
+        let mut last = self.last_seq.lock().unwrap_or_else(PoisonError::into_inner);
+        let changed = last.is_some_and(|l| l != now);
+        *last = Some(now);
+        Ok(changed)
+    }
+
+    fn legacy_formats(&self) -> Result<Vec<(String, usize)>, Error> {
+        block(async {
+            let conn = self.shared.read_conn(READ_WAIT).await?;
+            let db = |e: tokio_postgres::Error| self.shared.error(&e);
+            let stmt = conn
+                .client()
+                .prepare_cached("SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'")
+                .await
+                .map_err(db)?;
+            Ok(conn
+                .client()
+                .query(&stmt, &[])
+                .await
+                .map_err(db)?
+                .iter()
+                .filter_map(|r| parse_format(r.get(0), r.get(1)))
+                .collect())
+        })?
+    }
+
+    fn add_legacy_format(&self, prefix: &str, lookup_len: usize) -> Result<(), Error> {
+        let name = format!("{FORMAT_NAME}{lookup_len}:{prefix}");
+        let value = lookup_len.to_string();
+        let (name, value) = (&name, &value);
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                // A change others must see: a key of this format may follow.
+                next_seq(conn).await?;
+                conn.client()
+                    .execute(
+                        "INSERT INTO api_key_meta (name, value) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                        &[name, value],
+                    )
+                    .await?;
+            })
+        })?
+    }
+}

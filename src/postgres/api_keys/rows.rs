@@ -1,0 +1,168 @@
+//! How API key rows map to PostgreSQL's `api_keys` table (the same columns as `SQLite`'s).
+
+use std::time::Duration;
+
+use tokio_postgres::Row as PgRow;
+
+use crate::issuance::backend::{Change, Row, Scheme};
+use crate::{Environment, RateLimit, Timestamp};
+
+pub(super) const COLUMNS: &str =
+    "row_id, key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
+     created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at";
+
+/// Takes the next change sequence number from the single-row counter. Every feed-writing
+/// transaction runs this first: the row lock it takes is held until commit, so writers are
+/// serialized and numbers follow commit order.
+pub(super) const NEXT_SEQ: &str =
+    "UPDATE keyseal_feed SET seq = seq + 1 WHERE id = 1 RETURNING seq";
+
+pub(super) const INSERT: &str = "INSERT INTO api_keys (key_id, lookup, scheme, hash, user_id, \
+     name, scopes, environment, created_at, expires_at, revoked_at, rotated_to, rate_requests, \
+     rate_period_ms, last_used_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13, $14, $15, $16) ON CONFLICT (key_id) DO NOTHING RETURNING row_id";
+
+fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp::from_unix_millis)
+}
+
+/// A row as stored, or why it cannot be read (naming the row and its key id, so that a row
+/// another tool wrote badly can be found and repaired).
+pub(super) fn read_row(r: &PgRow) -> Result<Row, String> {
+    read_fields(r).map_err(|why| {
+        let row_id: Option<i64> = r.try_get(0).ok();
+        let key_id: Option<String> = r.try_get(1).ok();
+        format!(
+            "api_keys row {} (key id {}) cannot be read: {why}",
+            row_id.map_or_else(|| "?".into(), |v| v.to_string()),
+            key_id.as_deref().unwrap_or("?")
+        )
+    })
+}
+
+fn read_fields(r: &PgRow) -> Result<Row, String> {
+    let text = |e: tokio_postgres::Error| e.to_string();
+    let scheme: String = r.try_get(3).map_err(text)?;
+    let scopes: String = r.try_get(7).map_err(text)?;
+    let env: String = r.try_get(8).map_err(text)?;
+    let rate = match (
+        r.try_get::<_, Option<i64>>(13).map_err(text)?,
+        r.try_get::<_, Option<i64>>(14).map_err(text)?,
+    ) {
+        (Some(n), Some(ms)) => Some(RateLimit::new(
+            u32::try_from(n).unwrap_or(u32::MAX),
+            Duration::from_millis(u64::try_from(ms).unwrap_or(1)),
+        )),
+        _ => None,
+    };
+    Ok(Row {
+        row_id: r.try_get(0).map_err(text)?,
+        key_id: r.try_get(1).map_err(text)?,
+        lookup: r.try_get(2).map_err(text)?,
+        scheme: Scheme::parse(&scheme).ok_or("api_keys: unknown scheme")?,
+        hash: r.try_get(4).map_err(text)?,
+        user_id: r.try_get(5).map_err(text)?,
+        name: r.try_get(6).map_err(text)?,
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        environment: Environment::parse(&env).ok_or("api_keys: unknown environment")?,
+        created_at: Timestamp::from_unix_millis(r.try_get(9).map_err(text)?),
+        expires_at: opt_ts(r.try_get(10).map_err(text)?),
+        revoked_at: opt_ts(r.try_get(11).map_err(text)?),
+        rotated_to: r.try_get(12).map_err(text)?,
+        rate_limit: rate,
+        last_used_at: opt_ts(r.try_get(15).map_err(text)?),
+    })
+}
+
+/// A change from a row of `SELECT {COLUMNS}, seq`: the whole row is read, so that a row
+/// with any unreadable field fails closed (reported, never an error for the batch).
+pub(super) fn read_change(r: &PgRow) -> (Change, Option<i64>) {
+    let row_id: i64 = r.try_get(0).unwrap_or(-1);
+    let seq = r.try_get::<_, i64>(16).ok();
+    let change = match read_row(r) {
+        Ok(row) => Change {
+            row_id,
+            lookup: Some(row.lookup),
+            expires_at: row.expires_at,
+            revoked: row.revoked_at.is_some(),
+            unreadable: None,
+        },
+        Err(why) => Change {
+            row_id,
+            lookup: r.try_get(2).ok(),
+            expires_at: None,
+            revoked: true,
+            unreadable: Some(why),
+        },
+    };
+    (change, seq)
+}
+
+/// The parameters of [`INSERT`] for `row` with sequence number `seq`.
+pub(super) struct InsertParams {
+    scheme: &'static str,
+    scopes: String,
+    environment: &'static str,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    rate_requests: Option<i64>,
+    rate_period_ms: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
+impl InsertParams {
+    pub(super) fn of(row: &Row) -> InsertParams {
+        let (rate_requests, rate_period_ms) = row.rate_limit.map_or((None, None), |r| {
+            (
+                Some(i64::from(r.requests())),
+                Some(i64::try_from(r.period().as_millis()).unwrap_or(i64::MAX)),
+            )
+        });
+        InsertParams {
+            scheme: row.scheme.as_str(),
+            scopes: row.scopes.join(" "),
+            environment: row.environment.as_str(),
+            created_at: row.created_at.unix_millis(),
+            expires_at: row.expires_at.map(Timestamp::unix_millis),
+            revoked_at: row.revoked_at.map(Timestamp::unix_millis),
+            rate_requests,
+            rate_period_ms,
+            last_used_at: row.last_used_at.map(Timestamp::unix_millis),
+        }
+    }
+
+    /// Inserts `row` with `seq`: its row id, or `None` when its key id is taken.
+    pub(super) async fn insert(
+        &self,
+        client: &deadpool_postgres::ClientWrapper,
+        row: &Row,
+        seq: i64,
+    ) -> Result<Option<i64>, tokio_postgres::Error> {
+        let stmt = client.prepare_cached(INSERT).await?;
+        let found = client
+            .query_opt(
+                &stmt,
+                &[
+                    &row.key_id,
+                    &row.lookup,
+                    &self.scheme,
+                    &row.hash,
+                    &row.user_id,
+                    &row.name,
+                    &self.scopes,
+                    &self.environment,
+                    &self.created_at,
+                    &self.expires_at,
+                    &self.revoked_at,
+                    &row.rotated_to,
+                    &self.rate_requests,
+                    &self.rate_period_ms,
+                    &self.last_used_at,
+                    &seq,
+                ],
+            )
+            .await?;
+        Ok(found.map(|r| r.get(0)))
+    }
+}

@@ -1,0 +1,472 @@
+//! The key store's PostgreSQL backend.
+//!
+//! Tables (made by the schema migrations): `encryption_keys(user_id TEXT PRIMARY KEY,
+//! encrypted_key BYTEA, created_at TEXT, master_key_id TEXT)`, the same columns as `SQLite`'s,
+//! `keyseal_keystore_meta(name TEXT PRIMARY KEY, value BYTEA)` holding the legacy check value,
+//! `keyseal_master_keys` and `keyseal_key_versions` (see `keystore_keyring.rs`).
+//! - insert: one transaction that reads the check value `FOR SHARE` and its master key's row
+//!   (the guard), inserts the batch with
+//!   `INSERT … SELECT … FROM unnest(…) ORDER BY user_id ON CONFLICT DO NOTHING` (one
+//!   statement; sorted so that two batches never deadlock), then re-reads the stored blobs;
+//! - rotation: one transaction that locks the check value `FOR UPDATE` (excluding every
+//!   insert, which reads it `FOR SHARE`), reads every row, rewrites them with `unnest`
+//!   updates in batches, stores the new check value and commits: all or nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::errors::TxError;
+use super::keystore_keyring as keyring;
+use super::pool::{write_tx, Conn, Shared};
+use super::runtime::block;
+use crate::keystore::backend::{
+    sealed, Backend, CheckState, Guard, KeyState, Keyring, MasterKeyRow, NewRow, Opened, Retired,
+    Rewrapped, Rotation, RotationState, StateChange, StoredRow, VersionRow, Written,
+};
+use crate::keystore::WRAPPED_LEN;
+use crate::{Error, StorageKind};
+
+const SELECT_CHECK: &str = "SELECT value FROM keyseal_keystore_meta WHERE name = 'master_check'";
+const SELECT_KEY: &str =
+    "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys WHERE user_id = $1";
+/// Rows rewritten per statement in a rotation.
+pub(super) const ROTATION_BATCH: usize = 1024;
+
+/// The PostgreSQL implementation of [`Backend`].
+pub(crate) struct PgKeyStore {
+    shared: Arc<Shared>,
+    busy_timeout: Duration,
+}
+
+impl sealed::Sealed for PgKeyStore {}
+
+impl PgKeyStore {
+    /// Opens the store at `url` (sharing the process's pool for it) and makes sure its schema
+    /// is current (see [`super::schema::ensure`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a URL that cannot be read; [`Error::Storage`] when the
+    /// server cannot be reached or refuses the login, or the schema cannot be used.
+    pub(crate) fn open(url: &str, busy_timeout: Duration) -> Result<Self, Error> {
+        let shared = super::pool::shared(url)?;
+        block(shared.ensure_schema(busy_timeout))??;
+        Ok(PgKeyStore {
+            shared,
+            busy_timeout,
+        })
+    }
+
+    /// The URL without its password.
+    pub(crate) fn display(&self) -> &str {
+        &self.shared.display
+    }
+
+    pub(super) fn db(&self) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+        |e| self.shared.error(&e)
+    }
+
+    pub(super) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(super) fn busy_timeout(&self) -> Duration {
+        self.busy_timeout
+    }
+}
+
+/// A `user_id, encrypted_key, master_key_id` row.
+pub(super) fn stored_row(r: &tokio_postgres::Row) -> StoredRow {
+    StoredRow {
+        user_id: r.get(0),
+        wrapped: r.get(1),
+        master_id: r.get(2),
+    }
+}
+
+pub(super) async fn read_check(
+    conn: &Conn,
+    suffix: &str,
+) -> Result<Option<Vec<u8>>, tokio_postgres::Error> {
+    let stmt = conn
+        .client()
+        .prepare_cached(&format!("{SELECT_CHECK}{suffix}"))
+        .await?;
+    Ok(conn
+        .client()
+        .query_opt(&stmt, &[])
+        .await?
+        .map(|r| r.get::<_, Vec<u8>>(0)))
+}
+
+/// The check state: the check value, else the oldest row of the right length, else the
+/// oldest row ("oldest" by `created_at`, then user id: PostgreSQL has no row order).
+async fn state_of(conn: &Conn) -> Result<CheckState, tokio_postgres::Error> {
+    if let Some(check) = read_check(conn, "").await? {
+        return Ok(CheckState::Present(check));
+    }
+    let first = |filter: &'static str| async move {
+        conn.client()
+            .query_opt(
+                &format!(
+                    "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys {filter} \
+                     ORDER BY created_at, user_id LIMIT 1"
+                ),
+                &[],
+            )
+            .await
+            .map(|r| r.as_ref().map(stored_row))
+    };
+    let right_length: &'static str = match WRAPPED_LEN {
+        60 => "WHERE length(encrypted_key) = 60",
+        _ => "WHERE false",
+    };
+    let first_row = match first(right_length).await? {
+        Some(row) => Some(row),
+        None => first("").await?,
+    };
+    Ok(CheckState::Absent { first_row })
+}
+
+/// An open rotation transaction on its own connection.
+struct PgRotation<'a> {
+    store: &'a PgKeyStore,
+    conn: Option<Conn>,
+}
+
+impl Drop for PgRotation<'_> {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            // Rolled back; if even that fails, dropping the connection closes it.
+            let _ = block(async move { conn.rollback().await });
+        }
+    }
+}
+
+impl Rotation for PgRotation<'_> {
+    fn state(&mut self) -> Result<RotationState, Error> {
+        let conn = self.conn.as_ref().ok_or_else(closed)?;
+        let db = self.store.db();
+        block(async {
+            let legacy_check = read_check(conn, "").await.map_err(&db)?;
+            let rows = conn
+                .client()
+                .query(
+                    "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys",
+                    &[],
+                )
+                .await
+                .map_err(&db)?
+                .iter()
+                .map(stored_row)
+                .collect();
+            let keyring = keyring::read_keyring(conn).await.map_err(&db)?;
+            let versions = keyring::read_versions(conn, None)
+                .await
+                .map_err(&db)?
+                .into_iter()
+                .filter(|v| v.wrapped.is_some())
+                .collect();
+            Ok(RotationState {
+                legacy_check,
+                keyring,
+                rows,
+                versions,
+            })
+        })?
+    }
+
+    fn commit(
+        mut self: Box<Self>,
+        new: &MasterKeyRow,
+        rows: &[Rewrapped],
+        written: &mut dyn FnMut(usize),
+    ) -> Result<(), Error> {
+        let mut conn = self.conn.take().ok_or_else(closed)?;
+        let db = self.store.db();
+        // One statement per batch; progress is reported between them, outside the driver.
+        let mut run = |conn: &mut Conn| -> Result<Result<(), tokio_postgres::Error>, Error> {
+            let mut done = 0;
+            for chunk in rows.chunks(ROTATION_BATCH) {
+                if let Err(e) = block(keyring::update_slots(conn, chunk, false))? {
+                    return Ok(Err(e));
+                }
+                done += chunk.len();
+                if done % ROTATION_BATCH == 0 {
+                    written(done);
+                }
+            }
+            written(rows.len());
+            block(async {
+                keyring::make_sole_key(conn, new).await?;
+                conn.commit().await
+            })
+        };
+        match run(&mut conn) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                let _ = block(conn.rollback());
+                Err(db(e))
+            }
+            Err(e) => {
+                let _ = block(conn.rollback());
+                Err(e)
+            }
+        }
+    }
+}
+
+fn closed() -> Error {
+    Error::storage(StorageKind::Other, "the rotation's transaction is closed")
+}
+
+impl Backend for PgKeyStore {
+    fn check_state(&self) -> Result<CheckState, Error> {
+        let db = self.db();
+        block(async {
+            let conn = self.shared.conn(self.busy_timeout).await?;
+            state_of(&conn).await.map_err(&db)
+        })?
+    }
+
+    fn confirm_open(&self, seen: &CheckState, new_check: Option<&[u8]>) -> Result<Opened, Error> {
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                // The check row (or its absence) is locked against other openers.
+                conn.client()
+                    .execute(
+                        "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
+                        &[],
+                    )
+                    .await?;
+                let now = state_of(conn).await?;
+                if now != *seen {
+                    // Nothing was written: committing the empty transaction is harmless.
+                    return Ok(Opened::Changed(now));
+                }
+                if let Some(check) = new_check {
+                    conn.client()
+                        .execute(
+                            "INSERT INTO keyseal_keystore_meta (name, value) \
+                             VALUES ('master_check', $1) ON CONFLICT DO NOTHING",
+                            &[&check],
+                        )
+                        .await?;
+                }
+                let stored = read_check(conn, "").await?.ok_or_else(|| {
+                    TxError::App(Error::storage(
+                        StorageKind::Other,
+                        "the master key check value could not be stored",
+                    ))
+                })?;
+                Opened::Stored(stored)
+            })
+        })?
+    }
+
+    fn load(&self, user_id: &str) -> Result<Option<StoredRow>, Error> {
+        let db = self.db();
+        block(async {
+            let conn = self.shared.conn(self.busy_timeout).await?;
+            let stmt = conn
+                .client()
+                .prepare_cached(SELECT_KEY)
+                .await
+                .map_err(&db)?;
+            let row = conn
+                .client()
+                .query_opt(&stmt, &[&user_id])
+                .await
+                .map_err(&db)?;
+            Ok(row.as_ref().map(stored_row))
+        })?
+    }
+
+    fn insert_if_absent(
+        &self,
+        guard: Guard<'_>,
+        rows: &[NewRow<'_>],
+    ) -> Result<Written<Vec<StoredRow>>, Error> {
+        let ids: Vec<&str> = rows.iter().map(|r| r.user_id).collect();
+        let blobs: Vec<&[u8]> = rows.iter().map(|r| r.wrapped.as_slice()).collect();
+        let created: Vec<&str> = rows.iter().map(|r| r.created_at).collect();
+        let (ids, blobs, created) = (&ids, &blobs, &created);
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                if let Err(stored) = keyring::check_guard(conn, guard).await? {
+                    return Ok(Written::CheckChanged(stored));
+                }
+                let insert = conn
+                    .client()
+                    .prepare_cached(
+                        "INSERT INTO encryption_keys \
+                         (user_id, encrypted_key, created_at, master_key_id) \
+                         SELECT u.*, $4::text FROM unnest($1::text[], $2::bytea[], $3::text[]) \
+                         AS u ORDER BY 1 ON CONFLICT (user_id) DO NOTHING",
+                    )
+                    .await?;
+                conn.client()
+                    .execute(&insert, &[ids, blobs, created, &guard.master_id])
+                    .await?;
+                let select = conn
+                    .client()
+                    .prepare_cached(
+                        "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys \
+                         WHERE user_id = ANY($1::text[])",
+                    )
+                    .await?;
+                let found: std::collections::HashMap<String, StoredRow> = conn
+                    .client()
+                    .query(&select, &[ids])
+                    .await?
+                    .iter()
+                    .map(|r| (r.get(0), stored_row(r)))
+                    .collect();
+                let stored = ids
+                    .iter()
+                    .map(|id| {
+                        found.get(*id).cloned().ok_or_else(|| {
+                            TxError::App(Error::storage(
+                                StorageKind::Other,
+                                "a row inserted in this transaction could not be read back",
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Written::Done(stored)
+            })
+        })?
+    }
+
+    fn keyring(&self) -> Result<Keyring, Error> {
+        keyring::keyring(self)
+    }
+
+    fn add_master_key(&self, key: &MasterKeyRow, legacy: bool) -> Result<MasterKeyRow, Error> {
+        keyring::add_master_key(self, key, legacy)
+    }
+
+    fn versions(&self, owner: &str) -> Result<Vec<VersionRow>, Error> {
+        keyring::versions(self, owner)
+    }
+
+    fn insert_version(
+        &self,
+        guard: Guard<'_>,
+        row: &VersionRow,
+    ) -> Result<Written<VersionRow>, Error> {
+        keyring::insert_version(self, guard, row)
+    }
+
+    fn add_version(
+        &self,
+        guard: Guard<'_>,
+        owner: &str,
+        first: u32,
+        wrapped: &[u8],
+    ) -> Result<Written<VersionRow>, Error> {
+        keyring::add_version(self, guard, owner, first, wrapped)
+    }
+
+    fn change_state(
+        &self,
+        owner: &str,
+        version: u32,
+        from: KeyState,
+        to: KeyState,
+    ) -> Result<StateChange, Error> {
+        keyring::change_state(self, owner, version, from, to)
+    }
+
+    fn stale_rows(
+        &self,
+        master_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRow>, Error> {
+        keyring::stale_rows(self, master_id, after, limit)
+    }
+
+    fn stale_versions(
+        &self,
+        master_id: &str,
+        after: Option<(&str, u32)>,
+        limit: usize,
+    ) -> Result<Vec<VersionRow>, Error> {
+        keyring::stale_versions(self, master_id, after, limit)
+    }
+
+    fn store_rewrapped(&self, guard: Guard<'_>, rows: &[Rewrapped]) -> Result<Written<u64>, Error> {
+        keyring::store_rewrapped(self, guard, rows)
+    }
+
+    fn usage(&self) -> Result<Vec<(Option<String>, u64)>, Error> {
+        keyring::usage(self)
+    }
+
+    fn retire_master_key(
+        &self,
+        id: &str,
+        untagged_rows_need_it: bool,
+        new_legacy: Option<&MasterKeyRow>,
+    ) -> Result<Retired, Error> {
+        keyring::retire(self, id, untagged_rows_need_it, new_legacy)
+    }
+
+    fn shared_with_python(&self) -> Result<Option<bool>, Error> {
+        keyring::shared_with_python(self)
+    }
+
+    fn set_shared_with_python(&self, shared: bool) -> Result<(), Error> {
+        keyring::set_shared_with_python(self, shared)
+    }
+
+    fn begin_rotation(&self) -> Result<Box<dyn Rotation + '_>, Error> {
+        let db = self.db();
+        let conn = block(async {
+            let mut conn = self.shared.conn(self.busy_timeout).await?;
+            let locked = async {
+                conn.begin(self.busy_timeout).await?;
+                // Excludes every insert and rewrap (they read the check value FOR SHARE) until
+                // commit, and locks the master keys it retires.
+                conn.client()
+                    .execute(
+                        "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
+                        &[],
+                    )
+                    .await?;
+                // In the order every guarded write takes them: the check value, then the keys.
+                let check = read_check(&conn, " FOR UPDATE").await?;
+                conn.client()
+                    .execute("SELECT id FROM keyseal_master_keys FOR UPDATE", &[])
+                    .await?;
+                Ok(check)
+            }
+            .await;
+            match locked {
+                Ok(_) => Ok(conn),
+                Err(e) => {
+                    conn.rollback().await;
+                    Err(db(e))
+                }
+            }
+        })??;
+        Ok(Box::new(PgRotation {
+            store: self,
+            conn: Some(conn),
+        }))
+    }
+
+    fn count(&self) -> Result<u64, Error> {
+        let db = self.db();
+        block(async {
+            let conn = self.shared.conn(self.busy_timeout).await?;
+            let n: i64 = conn
+                .client()
+                .query_one("SELECT COUNT(*) FROM encryption_keys", &[])
+                .await
+                .map_err(&db)?
+                .get(0);
+            Ok(u64::try_from(n).unwrap_or(0))
+        })?
+    }
+}

@@ -1,0 +1,68 @@
+//! The PostgreSQL backend (feature `postgres`): the key store and the API keys in one
+//! PostgreSQL database, shared by any number of servers.
+//!
+//! A location whose text starts with `postgres://` or `postgresql://` selects it in
+//! [`crate::KeyStore::open`] and [`crate::ApiKeys::open`] (see the URL rules in the README).
+//! Both opened on the same URL in one process share one connection pool.
+//!
+//! Layout: [`url`] (reading and redacting URLs), [`tls`] (rustls), `runtime` (the bridge
+//! from the synchronous API to the async driver), `pool` (one pool per URL), `errors`
+//! (driver errors as [`crate::Error`]), `schema` (versioned migrations), `keystore` and
+//! `api_keys` (the two backends).
+
+pub(crate) mod api_keys;
+pub(crate) mod errors;
+pub(crate) mod keystore;
+mod keystore_keyring;
+mod pool;
+mod runtime;
+mod schema;
+mod tls;
+mod url;
+
+pub use schema::SchemaVersion;
+pub(crate) use url::is_postgres;
+
+use std::time::Duration;
+
+use crate::Error;
+
+/// Applies the schema migrations the database at `url` lacks (creating every keyseal table
+/// on a new database), under an advisory lock so that servers starting at the same time
+/// apply each migration once. Run it with a role that may create tables; servers can then
+/// use a role that may only read and write rows. Idempotent.
+///
+/// [`crate::KeyStore::open`] and [`crate::ApiKeys::open`] do the same when their role may
+/// create tables, so a single-role deployment needs no separate step.
+///
+/// # Errors
+/// - [`Error::InvalidArgument`]: `url` is not a `postgres://` / `postgresql://` URL keyseal
+///   can read;
+/// - [`Error::Storage`] with kind [`crate::StorageKind::Schema`]: the database was migrated
+///   by a newer keyseal and marked incompatible with this one;
+/// - [`Error::Storage`] (`unavailable`): the server cannot be reached, refuses the login,
+///   the database does not exist, or the role may not create tables.
+///
+/// # Security
+/// The URL's password is never shown: messages give `user@host:port/database`.
+pub fn migrate(url: &str) -> Result<SchemaVersion, Error> {
+    if !is_postgres(std::path::Path::new(url)) {
+        return Err(Error::InvalidArgument {
+            what: "not a PostgreSQL URL (postgres://… or postgresql://…)".into(),
+        });
+    }
+    let shared = pool::shared(url)?;
+    runtime::block(async {
+        let mut conn = shared.conn(Duration::from_secs(30)).await?;
+        schema::migrate(&shared, &mut conn).await
+    })?
+}
+
+/// The newest schema version this keyseal knows and applies with [`migrate`].
+pub const SCHEMA_VERSION: i32 = schema::SCHEMA_VERSION;
+
+/// The URL with its password replaced by `***`, for showing it.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    url::redact(url)
+}

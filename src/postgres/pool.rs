@@ -1,0 +1,267 @@
+//! One connection pool per URL per process, and the connection handle every query uses.
+//!
+//! [`shared`] keeps a registry of weak references keyed by a hash of the URL (the URL itself,
+//! password included, is not kept): a [`crate::KeyStore`] and an [`crate::ApiKeys`] opened on
+//! the same URL share one pool, and the pool closes when the last of them is dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Timeouts};
+use sha2::{Digest, Sha256};
+
+use super::errors::{pool_error, storage_error};
+use super::url::PgUrl;
+use super::{runtime, schema, tls};
+use crate::Error;
+
+/// Connections per pool: enough for group commit, last-use writes and the rotation's
+/// transaction at once.
+const POOL_SIZE: usize = 16;
+/// Connections of the read pool, which serves only the API keys' change checks: they never
+/// wait for a connection held by a write (this process's own included).
+const READ_POOL_SIZE: usize = 4;
+
+/// A pool and what is said about where it points.
+pub(crate) struct Shared {
+    pool: Pool,
+    read_pool: Pool,
+    /// `user@host:port/database`, for messages.
+    pub(crate) target: String,
+    /// The URL without its password.
+    pub(crate) display: String,
+    /// Whether the schema was found current (or made so) by an earlier open.
+    schema_ready: Mutex<bool>,
+}
+
+impl core::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Shared")
+            .field("url", &self.display)
+            .finish_non_exhaustive()
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<[u8; 32], Weak<Shared>>> {
+    static REGISTRY: std::sync::OnceLock<Mutex<HashMap<[u8; 32], Weak<Shared>>>> =
+        std::sync::OnceLock::new();
+    REGISTRY.get_or_init(Mutex::default)
+}
+
+/// The pool for `url`, created on first use (no connection is made until one is needed).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a URL that cannot be read; [`Error::Storage`] when TLS
+/// cannot be set up or the driver's threads cannot start.
+pub(crate) fn shared(url: &str) -> Result<Arc<Shared>, Error> {
+    let key: [u8; 32] = Sha256::digest(url.as_bytes()).into();
+    let mut map = registry().lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = map.get(&key).and_then(Weak::upgrade) {
+        return Ok(found);
+    }
+    map.retain(|_, weak| weak.strong_count() > 0);
+    let mut parsed = PgUrl::parse(url)?;
+    let connector = tls::connector(&mut parsed)?;
+    // Building a pool spawns nothing; its connections' tasks run on keyseal's runtime.
+    let _enter = runtime::runtime()?.enter();
+    let build = |size: usize| {
+        let manager = Manager::from_config(
+            parsed.config.clone(),
+            connector.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager)
+            .max_size(size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| {
+                Error::storage(
+                    crate::StorageKind::Other,
+                    format!("PostgreSQL {}: cannot build the pool: {e}", parsed.target()),
+                )
+            })
+    };
+    let (pool, read_pool) = (build(POOL_SIZE)?, build(READ_POOL_SIZE)?);
+    let shared = Arc::new(Shared {
+        pool,
+        read_pool,
+        target: parsed.target(),
+        display: parsed.display.clone(),
+        schema_ready: Mutex::new(false),
+    });
+    map.insert(key, Arc::downgrade(&shared));
+    Ok(shared)
+}
+
+impl Shared {
+    /// A connection, waiting at most `wait` for a free one.
+    ///
+    /// # Errors
+    /// [`Error::Storage`]: the server cannot be reached, refuses the login, or no connection
+    /// came free in time.
+    pub(crate) async fn conn(&self, wait: Duration) -> Result<Conn, Error> {
+        self.from(&self.pool, wait).await
+    }
+
+    /// A connection of the read pool (change checks only), waiting at most `wait`.
+    ///
+    /// # Errors
+    /// As [`Shared::conn`].
+    pub(crate) async fn read_conn(&self, wait: Duration) -> Result<Conn, Error> {
+        self.from(&self.read_pool, wait).await
+    }
+
+    async fn from(&self, pool: &Pool, wait: Duration) -> Result<Conn, Error> {
+        let timeouts = Timeouts {
+            wait: Some(wait),
+            create: Some(wait.max(Duration::from_secs(10))),
+            recycle: Some(wait.max(Duration::from_secs(1))),
+        };
+        let obj = pool
+            .timeout_get(&timeouts)
+            .await
+            .map_err(|e| pool_error(&self.target, e))?;
+        Ok(Conn {
+            obj: Some(obj),
+            in_tx: false,
+        })
+    }
+
+    /// The driver error `e` as keyseal reports it.
+    pub(crate) fn error(&self, e: &tokio_postgres::Error) -> Error {
+        storage_error(&self.target, e)
+    }
+
+    /// Makes sure the schema is one this keyseal runs against, once per pool: migrates when
+    /// the role may (see [`schema::ensure`]).
+    ///
+    /// # Errors
+    /// As [`schema::ensure`].
+    pub(crate) async fn ensure_schema(&self, wait: Duration) -> Result<(), Error> {
+        if *self
+            .schema_ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            return Ok(());
+        }
+        let mut conn = self.conn(wait).await?;
+        schema::ensure(self, &mut conn).await?;
+        *self
+            .schema_ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+        Ok(())
+    }
+}
+
+/// A pooled connection. One left inside a transaction (an error or a panic between `BEGIN`
+/// and `COMMIT`/`ROLLBACK`) is closed rather than handed to the next user, so the server
+/// rolls it back.
+pub(crate) struct Conn {
+    obj: Option<Object>,
+    in_tx: bool,
+}
+
+impl Conn {
+    /// The driver's client (with its prepared statement cache).
+    pub(crate) fn client(&self) -> &deadpool_postgres::ClientWrapper {
+        self.obj
+            .as_ref()
+            .expect("a Conn holds its connection until dropped")
+    }
+
+    /// `BEGIN`, waiting at most `lock_wait` for each row or table lock in the transaction.
+    ///
+    /// # Errors
+    /// The driver's error.
+    pub(crate) async fn begin(&mut self, lock_wait: Duration) -> Result<(), tokio_postgres::Error> {
+        // lock_timeout 0 means "wait forever": the shortest real bound is 1 ms.
+        let ms = lock_wait.as_millis().clamp(1, i32::MAX as u128);
+        self.in_tx = true;
+        self.client()
+            .batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'"))
+            .await
+    }
+
+    /// `COMMIT`.
+    ///
+    /// # Errors
+    /// The driver's error (the outcome is then unknown if the connection was lost).
+    pub(crate) async fn commit(&mut self) -> Result<(), tokio_postgres::Error> {
+        self.client().batch_execute("COMMIT").await?;
+        self.in_tx = false;
+        Ok(())
+    }
+
+    /// `ROLLBACK`, best effort: a connection that cannot roll back is closed on drop.
+    pub(crate) async fn rollback(&mut self) {
+        if self.client().batch_execute("ROLLBACK").await.is_ok() {
+            self.in_tx = false;
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.in_tx {
+            if let Some(obj) = self.obj.take() {
+                // Detached from the pool and closed: the server rolls the transaction back.
+                drop(Object::take(obj));
+            }
+        }
+    }
+}
+
+/// Runs `$body` in one write transaction on a pooled connection of `$shared`, bound to
+/// `$conn: &mut Conn`: `BEGIN` (each lock waited for at most `$wait`), the body (an
+/// expression of type `Result<T, TxError>` that may `.await` and use `?`), `COMMIT`. A
+/// serialization failure or deadlock retries the whole transaction until `$wait` has passed;
+/// any failure rolls back. Evaluates to `Result<T, Error>`.
+///
+/// A macro rather than a function taking a closure: the body borrows the caller's
+/// arguments and the connection at once, which a closure returning a future cannot express
+/// on this crate's minimum Rust.
+macro_rules! write_tx {
+    ($shared:expr, $wait:expr, |$conn:ident| $body:expr) => {{
+        let wait: std::time::Duration = $wait;
+        let deadline = std::time::Instant::now() + wait;
+        match $shared.conn(wait).await {
+            Err(e) => Err(e),
+            Ok(mut owned) => loop {
+                let attempt: Result<_, $crate::postgres::errors::TxError> = {
+                    let $conn = &mut owned;
+                    async move {
+                        $conn.begin(wait).await?;
+                        let value = $body;
+                        $conn.commit().await?;
+                        Ok(value)
+                    }
+                    .await
+                };
+                match attempt {
+                    Ok(v) => break Ok(v),
+                    Err(e) => {
+                        owned.rollback().await;
+                        match e {
+                            $crate::postgres::errors::TxError::Db(e)
+                                if $crate::postgres::errors::is_transient(&e)
+                                    && std::time::Instant::now() < deadline =>
+                            {
+                                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                            }
+                            $crate::postgres::errors::TxError::Db(e) => {
+                                break Err($shared.error(&e))
+                            }
+                            $crate::postgres::errors::TxError::App(e) => break Err(e),
+                        }
+                    }
+                }
+            },
+        }
+    }};
+}
+pub(crate) use write_tx;

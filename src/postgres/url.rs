@@ -1,0 +1,275 @@
+//! PostgreSQL locations: which texts select PostgreSQL, how a URL is read, and how it is
+//! shown (never with its password).
+//!
+//! A location selects PostgreSQL when its text starts with `postgres://` or `postgresql://`
+//! (libpq's `key=value` conninfo is not accepted: URLs only). The URL is libpq's: user,
+//! password, host (or `host=` a socket folder), port, database, and the parameters
+//! `tokio-postgres` reads (`host`, `hostaddr`, `port`, `options`, `application_name`,
+//! `connect_timeout`, `keepalives…`, `target_session_attrs`, `channel_binding`, …), plus
+//! `sslmode` (`disable`, `prefer` (the default), `require`, `verify-full`) and `sslrootcert`
+//! (the CA certificates, PEM, that `verify-full` checks the server's certificate against),
+//! which keyseal handles itself. Without a password in the URL, `PGPASSWORD` is used; without
+//! a user, `PGUSER`, then `USER`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use zeroize::Zeroizing;
+
+use crate::Error;
+
+pub(crate) use crate::db_path::is_postgres;
+
+/// How the connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, not verified (libpq's default).
+    Prefer,
+    /// TLS always, the certificate not verified.
+    Require,
+    /// TLS, the certificate chained to `sslrootcert` and naming the host.
+    VerifyFull,
+}
+
+/// A parsed PostgreSQL URL.
+pub(crate) struct PgUrl {
+    /// The driver's configuration (password included, never displayed).
+    pub(crate) config: tokio_postgres::Config,
+    pub(crate) ssl: SslMode,
+    pub(crate) root_cert: Option<PathBuf>,
+    /// The URL with its password replaced by `***`.
+    pub(crate) display: String,
+}
+
+fn invalid(what: impl Into<String>) -> Error {
+    Error::InvalidArgument { what: what.into() }
+}
+
+/// `url` with the password (in the user info, or a `password=` parameter) replaced by
+/// `***`: the form every message, log and `Debug` shows.
+pub(crate) fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let (scheme, rest) = url.split_at(scheme_end + 3);
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => {
+            let (userinfo, host) = authority.split_at(at);
+            match userinfo.find(':') {
+                Some(colon) => format!("{}:***{host}", &userinfo[..colon]),
+                None => authority.to_owned(),
+            }
+        }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}{authority}{tail}")
+}
+
+/// Decodes `%XX` escapes.
+fn percent_decode(s: &str) -> Result<String, Error> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| invalid("a PostgreSQL URL holds a bad %-escape"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| invalid("a PostgreSQL URL parameter is not UTF-8"))
+}
+
+impl PgUrl {
+    /// Reads `url`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a URL the driver cannot read, an unknown `sslmode`
+    /// (`verify-ca` included: use `verify-full`), or `verify-full` without `sslrootcert`;
+    /// the message shows the URL without its password.
+    pub(crate) fn parse(url: &str) -> Result<PgUrl, Error> {
+        let display = redact(url);
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut ssl = SslMode::Prefer;
+        let mut root_cert = None;
+        let mut kept = Vec::new();
+        for param in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = param.split_once('=').unwrap_or((param, ""));
+            match key {
+                "sslmode" => {
+                    ssl = match percent_decode(value)?.as_str() {
+                        "disable" => SslMode::Disable,
+                        "prefer" | "allow" => SslMode::Prefer,
+                        "require" => SslMode::Require,
+                        "verify-full" => SslMode::VerifyFull,
+                        "verify-ca" => {
+                            return Err(invalid(format!(
+                                "{display}: sslmode=verify-ca is not supported: use \
+                                 sslmode=verify-full (which also checks the host name)"
+                            )))
+                        }
+                        other => {
+                            return Err(invalid(format!(
+                                "{display}: unknown sslmode {other:?} (disable, prefer, \
+                                 require or verify-full)"
+                            )))
+                        }
+                    }
+                }
+                "sslrootcert" => root_cert = Some(PathBuf::from(percent_decode(value)?)),
+                _ => kept.push(param),
+            }
+        }
+        if ssl == SslMode::VerifyFull && root_cert.is_none() {
+            return Err(invalid(format!(
+                "{display}: sslmode=verify-full needs sslrootcert=FILE (the CA certificates, PEM, \
+                 that signed the server's certificate)"
+            )));
+        }
+        let rebuilt = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        // The driver's own messages may quote the URL: its error is not passed on.
+        let mut config = tokio_postgres::Config::from_str(&rebuilt).map_err(|_| {
+            invalid(format!(
+                "{display} is not a PostgreSQL URL keyseal can read \
+                 (postgres://USER@HOST:PORT/DATABASE?sslmode=…)"
+            ))
+        })?;
+        if config.get_password().is_none() {
+            if let Ok(password) = std::env::var("PGPASSWORD") {
+                let password = Zeroizing::new(password);
+                config.password(password.as_bytes());
+            }
+        }
+        if config.get_user().is_none() {
+            if let Some(user) = ["PGUSER", "USER"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok())
+            {
+                config.user(&user);
+            }
+        }
+        if config.get_dbname().is_none() {
+            return Err(invalid(format!(
+                "{display} names no database (postgres://USER@HOST:PORT/DATABASE)"
+            )));
+        }
+        config.application_name("keyseal");
+        // A server that does not answer is an error after this long, not a hang.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        Ok(PgUrl {
+            config,
+            ssl,
+            root_cert,
+            display,
+        })
+    }
+
+    /// Where the URL points, for messages: `user@host:port/database`.
+    pub(crate) fn target(&self) -> String {
+        let host = self
+            .config
+            .get_hosts()
+            .first()
+            .map_or_else(String::new, |h| match h {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            });
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!(
+            "{}@{host}:{port}/{}",
+            self.config.get_user().unwrap_or("?"),
+            self.config.get_dbname().unwrap_or("?")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn postgres_locations_are_recognised_by_scheme_only() {
+        for yes in ["postgres://h/db", "postgresql://u@h/db", "POSTGRES://h/d"] {
+            assert!(is_postgres(Path::new(yes)), "{yes}");
+        }
+        for no in [
+            "keys.db",
+            "file:keys.db",
+            "postgres:/x",
+            "/tmp/postgres://x",
+            "",
+        ] {
+            assert!(!is_postgres(Path::new(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted_wherever_they_are() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/keys?sslmode=require"),
+            "postgres://app:***@db:5432/keys?sslmode=require"
+        );
+        assert_eq!(
+            redact("postgresql://app:p%40ss:w@db/keys"),
+            "postgresql://app:***@db/keys"
+        );
+        assert_eq!(
+            redact("postgres://app@db/keys?password=s3cret&x=1"),
+            "postgres://app@db/keys?password=***&x=1"
+        );
+        assert_eq!(redact("postgres://db/keys"), "postgres://db/keys");
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_the_password() {
+        for (url, says) in [
+            ("postgres://u:s3cret@h/db?sslmode=verify-ca", "verify-full"),
+            ("postgres://u:s3cret@h/db?sslmode=bogus", "unknown sslmode"),
+            (
+                "postgres://u:s3cret@h/db?sslmode=verify-full",
+                "sslrootcert",
+            ),
+            ("postgres://u:s3cret@h:notaport/db", "not a PostgreSQL URL"),
+        ] {
+            let Err(Error::InvalidArgument { what }) = PgUrl::parse(url) else {
+                panic!("{url} accepted");
+            };
+            assert!(what.contains(says), "{what}");
+            assert!(!what.contains("s3cret"), "{what}");
+        }
+        let url = PgUrl::parse("postgres://u:s3cret@h:6000/db?sslmode=require").unwrap();
+        assert_eq!(url.ssl, SslMode::Require);
+        assert_eq!(url.target(), "u@h:6000/db");
+        assert!(!format!("{:?}", url.config).contains("s3cret"));
+    }
+}

@@ -1,0 +1,229 @@
+//! The `v3:` token functions of the npm package: `encryptV3`, `encryptBytesV3`, `decryptV3`,
+//! `decryptBytesV3`, `tokenFormat`, and the same methods on `KeysealKey`.
+//!
+//! A context is an array of parts, each a string (its UTF-8 bytes) or a `Uint8Array`;
+//! `undefined` or `null` is no context. The array is read through catching imports as every
+//! other argument is (a revoked `Proxy`, a throwing getter or a part of another type is
+//! `malformed`, never a JS exception through wasm), and copied part by part, so a getter that
+//! changes the array cannot make the context read differently from what was copied.
+
+use js_sys::{JsString, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::calls::{decrypt_call, encrypt_call, KeyArg};
+use super::handle::KeysealKey;
+use super::{guarded, input, token_in};
+use crate::{Context, Error, TokenFormat};
+
+/// More parts than any table/row/column context needs; keeps a hostile array-like (a `Proxy`
+/// claiming 2^32 - 1 elements) from holding a call for minutes.
+const MAX_PARTS: u32 = 1 << 16;
+
+const CONTEXT_TYPE: Error = Error::Malformed {
+    what: "a context must be an array of strings and Uint8Arrays (or undefined)",
+};
+const CONTEXT_UNREADABLE: Error = Error::Malformed {
+    what: "the context array could not be read (a getter or Proxy trap threw)",
+};
+const CONTEXT_TOO_LONG: Error = Error::Malformed {
+    what: "a context has at most 65536 parts",
+};
+
+#[wasm_bindgen]
+extern "C" {
+    /// `Array.isArray(v)`: throws for a revoked `Proxy`, hence `catch`.
+    #[wasm_bindgen(catch, js_namespace = Array, js_name = isArray)]
+    fn is_array(v: &JsValue) -> Result<bool, JsValue>;
+}
+
+/// Reads an optional context argument.
+pub(super) fn context_in(v: &JsValue) -> Result<Context, Error> {
+    let mut ctx = Context::none();
+    if v.is_undefined() || v.is_null() {
+        return Ok(ctx);
+    }
+    if !is_array(v).map_err(|_| CONTEXT_UNREADABLE)? {
+        return Err(CONTEXT_TYPE);
+    }
+    let len = Reflect::get(v, &JsValue::from_str("length"))
+        .map_err(|_| CONTEXT_UNREADABLE)?
+        .as_f64()
+        .ok_or(CONTEXT_TYPE)?;
+    if !(0.0..=f64::from(MAX_PARTS)).contains(&len) || len.fract() != 0.0 {
+        return Err(CONTEXT_TOO_LONG);
+    }
+    // A whole number from 0 to 2^16.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let len = len as u32;
+    for i in 0..len {
+        let part = Reflect::get_u32(v, i).map_err(|_| CONTEXT_UNREADABLE)?;
+        let bytes = if part.is_string() {
+            input::text_in(&part)?
+        } else {
+            input::bytes_in(&part).map_err(|e| {
+                if e == super::NOT_BYTES {
+                    CONTEXT_TYPE
+                } else {
+                    e
+                }
+            })?
+        };
+        ctx.try_push(&bytes)?;
+    }
+    Ok(ctx)
+}
+
+/// A key version from JS: a whole number from 1 to 2^32 - 1.
+pub(super) fn version_in(v: &JsValue) -> Result<u32, Error> {
+    let bad = || Error::InvalidArgument {
+        what: "a key version must be a whole number from 1 to 4294967295".into(),
+    };
+    let n = v.as_f64().ok_or_else(bad)?;
+    if !(1.0..=f64::from(u32::MAX)).contains(&n) || n.fract() != 0.0 {
+        return Err(bad());
+    }
+    // Checked just above: a whole number in range.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(n as u32)
+}
+
+/// Encrypts a string into a `v3:` token under version `version` (1 to 2^32 - 1) of a key,
+/// bound to an optional context (an array of strings and `Uint8Array`s, e.g. `["users",
+/// "42", "api_token"]`) that must be given again to decrypt.
+///
+/// Throws `KeysealError` with `code` `bad_key`, `invalid_argument` (version), `malformed` (not
+/// a string, a lone surrogate, a bad context, too large) or `randomness`.
+#[wasm_bindgen(js_name = encryptV3)]
+pub fn encrypt_v3(
+    plaintext: &JsValue,
+    key: &JsValue,
+    version: &JsValue,
+    context: &JsValue,
+) -> Result<String, JsValue> {
+    encrypt_call(
+        plaintext,
+        KeyArg::Bytes(key),
+        Some((version, context)),
+        true,
+    )
+}
+
+/// Encrypts bytes into a `v3:` token; see `encryptV3`.
+///
+/// Throws `KeysealError` with `code` `bad_key`, `invalid_argument`, `malformed` or
+/// `randomness`.
+#[wasm_bindgen(js_name = encryptBytesV3)]
+pub fn encrypt_bytes_v3(
+    plaintext: &JsValue,
+    key: &JsValue,
+    version: &JsValue,
+    context: &JsValue,
+) -> Result<String, JsValue> {
+    encrypt_call(
+        plaintext,
+        KeyArg::Bytes(key),
+        Some((version, context)),
+        false,
+    )
+}
+
+/// Decrypts a `v3:` token into text, given the key of the version its header names (see
+/// `tokenFormat`) and the context it was made with.
+///
+/// Throws `KeysealError` with `code` `bad_key`, `malformed` (not a `v3:` token, a bad
+/// context), `authentication` (wrong key or version, other context, altered token) or
+/// `not_utf8`.
+#[wasm_bindgen(js_name = decryptV3)]
+pub fn decrypt_v3(token: &JsValue, key: &JsValue, context: &JsValue) -> Result<JsString, JsValue> {
+    decrypt_call(token, KeyArg::Bytes(key), Some(context), true).map(JsCast::unchecked_into)
+}
+
+/// Decrypts a `v3:` token into bytes; see `decryptV3`.
+///
+/// Throws `KeysealError` with `code` `bad_key`, `malformed` or `authentication`.
+#[wasm_bindgen(js_name = decryptBytesV3)]
+pub fn decrypt_bytes_v3(
+    token: &JsValue,
+    key: &JsValue,
+    context: &JsValue,
+) -> Result<Uint8Array, JsValue> {
+    decrypt_call(token, KeyArg::Bytes(key), Some(context), false).map(JsCast::unchecked_into)
+}
+
+/// The format of a token: `{ format: "v2" }` or `{ format: "v3", keyVersion }`. Reads only
+/// the prefix and the `v3:` header, so a token it accepts may still fail to decrypt.
+///
+/// Throws `KeysealError` with `code` `malformed` (not a string; neither prefix; a `v3:`
+/// header cut short, not base64, of another format byte or with key version 0).
+#[wasm_bindgen(js_name = tokenFormat)]
+pub fn token_format(token: &JsValue) -> Result<Object, JsValue> {
+    guarded(|| {
+        let t = token_in(token)?;
+        let out = Object::new();
+        let set = |name: &str, value: JsValue| {
+            // Defining properties on a fresh plain object does not fail; `Reflect` catches.
+            let _ = Reflect::set(&out, &JsValue::from_str(name), &value);
+        };
+        match crate::token_format(&t)? {
+            TokenFormat::V3 { key_version } => {
+                set("format", JsValue::from_str("v3"));
+                set("keyVersion", JsValue::from_f64(f64::from(key_version)));
+            }
+            // `V2`, and any later format, which this build cannot produce.
+            _ => set("format", JsValue::from_str("v2")),
+        }
+        Ok(out)
+    })
+}
+
+#[wasm_bindgen]
+impl KeysealKey {
+    /// Same as the function `encryptV3`, with this key; `bad_key` after `free()`.
+    #[wasm_bindgen(js_name = encryptV3)]
+    pub fn encrypt_v3(
+        &self,
+        plaintext: &JsValue,
+        version: &JsValue,
+        context: &JsValue,
+    ) -> Result<String, JsValue> {
+        encrypt_call(
+            plaintext,
+            KeyArg::Handle(self),
+            Some((version, context)),
+            true,
+        )
+    }
+
+    /// Same as the function `encryptBytesV3`, with this key; `bad_key` after `free()`.
+    #[wasm_bindgen(js_name = encryptBytesV3)]
+    pub fn encrypt_bytes_v3(
+        &self,
+        plaintext: &JsValue,
+        version: &JsValue,
+        context: &JsValue,
+    ) -> Result<String, JsValue> {
+        encrypt_call(
+            plaintext,
+            KeyArg::Handle(self),
+            Some((version, context)),
+            false,
+        )
+    }
+
+    /// Same as the function `decryptV3`, with this key; `bad_key` after `free()`.
+    #[wasm_bindgen(js_name = decryptV3)]
+    pub fn decrypt_v3(&self, token: &JsValue, context: &JsValue) -> Result<JsString, JsValue> {
+        decrypt_call(token, KeyArg::Handle(self), Some(context), true).map(JsCast::unchecked_into)
+    }
+
+    /// Same as the function `decryptBytesV3`, with this key; `bad_key` after `free()`.
+    #[wasm_bindgen(js_name = decryptBytesV3)]
+    pub fn decrypt_bytes_v3(
+        &self,
+        token: &JsValue,
+        context: &JsValue,
+    ) -> Result<Uint8Array, JsValue> {
+        decrypt_call(token, KeyArg::Handle(self), Some(context), false).map(JsCast::unchecked_into)
+    }
+}
