@@ -7,8 +7,9 @@
 //! - each batch of rows is one transaction; an interrupted run (even `kill -9`) leaves whole
 //!   batches done and the rest untouched;
 //! - running again resumes and never re-encrypts a value twice: a token already in its target
-//!   form (the newest active version, `v3:` when asked) is skipped, and each update is a
-//!   compare-and-set on the old token, so a concurrent writer is not overwritten;
+//!   form (the newest active version; with a context, `v3:` bound to its row, which one
+//!   decryption checks) is skipped, and each update is a compare-and-set on the old token, so
+//!   a concurrent writer is not overwritten;
 //! - odd rows never stop the run: NULLs are skipped; plaintext, values that are not text,
 //!   tokens that do not decrypt (another owner's, another context, a disabled or destroyed
 //!   key version) and rows without a usable user id are left as they are, counted as refused
@@ -58,7 +59,7 @@ use crate::migrate::sql::{check_ids, identifier, open, storage, Shape};
 use crate::migrate::{KeySource, MigrateOptions, Progress};
 use crate::{Context, Error, KeyStore};
 
-pub use batch::{RefuseReason, RefusedRow, RewrapReport, MAX_REFUSED_ROWS};
+pub use batch::{RefuseReason, RefusedRow, RewrapReport, VerifyReport, MAX_REFUSED_ROWS};
 
 /// What to rewrap, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,10 +195,42 @@ pub fn rewrap_column(
     options: &RewrapOptions,
     progress: impl FnMut(Progress),
 ) -> Result<RewrapReport, Error> {
+    let (mut conn, shape, context) = prepare(db, options, options.dry_run)?;
+    batch::run(
+        &mut conn,
+        store,
+        options,
+        &shape,
+        context.as_deref(),
+        progress,
+    )
+}
+
+/// Decrypts every value of `options.column` (with the context of its row when
+/// [`RewrapOptions::to_v3`]) and counts what opens and what is not yet in its target form.
+/// Changes nothing in the table (it opens read-only) and creates no key.
+///
+/// # Errors
+/// As [`rewrap_column`], for the names and the storage.
+pub fn verify_rewrapped(
+    db: &Path,
+    store: &KeyStore,
+    options: &RewrapOptions,
+) -> Result<VerifyReport, Error> {
+    let (conn, shape, context) = prepare(db, options, true)?;
+    batch::verify(&conn, store, options, &shape, context.as_deref())
+}
+
+/// The checked connection, shape and context columns of a run.
+fn prepare(
+    db: &Path,
+    options: &RewrapOptions,
+    read_only: bool,
+) -> Result<(rusqlite::Connection, Shape, Option<Vec<String>>), Error> {
     let migrate = options.as_migrate();
     migrate.validate()?;
     let context = context_exprs(options)?;
-    let mut conn = open(db, options.dry_run, &migrate)?;
+    let conn = open(db, read_only, &migrate)?;
     let shape = Shape::new(&conn, &migrate)?;
     check_ids(&conn, &shape, &migrate)?;
     for name in options.context_columns.iter().flatten() {
@@ -214,14 +247,7 @@ pub fn rewrap_column(
             });
         }
     }
-    batch::run(
-        &mut conn,
-        store,
-        options,
-        &shape,
-        context.as_deref(),
-        progress,
-    )
+    Ok((conn, shape, context))
 }
 
 /// The quoted context columns, checked: not empty, not the column itself.

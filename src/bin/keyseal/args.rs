@@ -86,6 +86,9 @@ pub enum Command {
     },
     /// Encrypt the legacy plaintext values of one column of one SQLite table in place.
     Migrate(MigrateArgs),
+    /// Re-encrypt the tokens of one column of one SQLite table in place: to the newest key
+    /// version, or (--to-v3) to v3: tokens bound to their row.
+    Rewrap(RewrapArgs),
 }
 
 #[derive(Subcommand)]
@@ -175,6 +178,54 @@ pub enum KeysCommand {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "24h")]
         grace: Duration,
     },
+}
+
+#[derive(Args)]
+pub struct RewrapArgs {
+    /// The table holding the tokens.
+    #[arg(long)]
+    pub table: String,
+    /// The column of tokens.
+    #[arg(long)]
+    pub column: String,
+    /// The column that identifies rows (primary key).
+    #[arg(long, value_name = "COLUMN")]
+    pub id_column: String,
+    /// The column with each row's user id (per-user keys).
+    #[arg(
+        long,
+        value_name = "COLUMN",
+        conflicts_with = "pool",
+        required_unless_present = "pool"
+    )]
+    pub user_column: Option<String>,
+    /// Every row uses the pool key.
+    #[arg(long)]
+    pub pool: bool,
+    /// Write v3: tokens bound to (table, context columns' values, column); the Python module
+    /// cannot read them.
+    #[arg(long)]
+    pub to_v3: bool,
+    /// The columns whose values bind each token to its row (default: the id column).
+    #[arg(
+        long,
+        value_name = "COLUMNS",
+        value_delimiter = ',',
+        requires = "to_v3"
+    )]
+    pub context_columns: Vec<String>,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Count what would be done; change nothing in the table.
+    #[arg(long, conflicts_with = "verify")]
+    pub dry_run: bool,
+    /// After rewrapping, decrypt every value and count.
+    #[arg(long)]
+    pub verify: bool,
+    /// The database holding the table, when it is not the --db store.
+    #[arg(long, value_name = "PATH")]
+    pub data_db: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -15,6 +15,7 @@ mod master_key;
 mod migrate;
 mod output;
 mod progress;
+mod rewrap;
 mod rotate_key;
 mod rotate_master;
 
@@ -55,5 +56,6 @@ fn run(cli: &Cli) -> Outcome {
             new_master_key_file,
         } => rotate_master::run(cli, new_master_key_file),
         Command::Migrate(args) => migrate::run(cli, args),
+        Command::Rewrap(args) => rewrap::run(cli, args),
     }
 }
