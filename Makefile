@@ -34,10 +34,10 @@ test-rust:
 	@echo "==> cargo test (all features)"
 	$(CARGO) test --all-features
 
-## test-long: the long runs left out of `make test` (kill -9 during a 100 000-row rewrap)
+## test-long: the long runs left out of `make test` (kill -9 during 100 000-row rewraps)
 test-long:
-	@echo "==> kill -9 at random batches of a 100 000-row master key rewrap, then resume"
-	KEYSEAL_LONG=1 $(CARGO) test --release --all-features --test keystore_rewrap_kill
+	@echo "==> kill -9 at random batches of 100 000-row rewraps (master keys, a column), then resume"
+	KEYSEAL_LONG=1 $(CARGO) test --release --all-features --test keystore_rewrap_kill --test rewrap_kill
 
 ## setup-python: python3 with pyca/cryptography and bcrypt for the interop tests
 setup-python:
