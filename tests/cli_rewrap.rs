@@ -90,8 +90,19 @@ fn rewrap_to_the_newest_version_then_to_v3_bound_to_rows() {
     );
     assert_eq!(run(&[]).1["rewrapped"], 0, "resumed: nothing twice");
 
-    // --to-v3: every value bound to (creds, id, secret).
-    let (code, report) = run(&["--to-v3", "--verify"]);
+    // --to-v3: refused while the Python module shares the store, unless forced.
+    let mut refused = base.to_vec();
+    refused.push("--to-v3");
+    let out = env.run(&refused, "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("shared with the Python module"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(secrets(&data), after);
+    // Forced: every value bound to (creds, id, secret).
+    let (code, report) = run(&["--to-v3", "--force", "--verify"]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["rewrapped"], 3);
     assert_eq!(report["verify"]["ok"], 3);
@@ -103,7 +114,7 @@ fn rewrap_to_the_newest_version_then_to_v3_bound_to_rows() {
     )
     .unwrap();
     let mut args = base.to_vec();
-    args.extend_from_slice(&["--to-v3", "--verify"]);
+    args.extend_from_slice(&["--to-v3", "--force", "--verify"]);
     let out = env.run(&args, "");
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -134,6 +145,7 @@ fn rewrap_refuses_bad_names_and_odd_rows_are_listed() {
         "id",
         "--pool",
         "--to-v3",
+        "--force",
     ];
     let (code, report) = env.json(&args, "");
     assert_eq!(code, 1);

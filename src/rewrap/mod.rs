@@ -34,6 +34,7 @@
 //! # let dir = tempfile::tempdir().unwrap();
 //! let db = dir.path().join("app.db");
 //! let store = KeyStore::open(dir.path().join("keys.db"), MasterKey::generate()?)?;
+//! store.set_shared_with_python(false)?; // v3: tokens are for keyseal only
 //! let token = store.encrypt_value(KeyOwner::User("alice"), "sk-1", &Context::none())?;
 //! let conn = rusqlite::Connection::open(&db).unwrap();
 //! conn.execute_batch("CREATE TABLE creds(id INTEGER PRIMARY KEY, owner TEXT, secret TEXT)").unwrap();
@@ -79,6 +80,9 @@ pub struct RewrapOptions {
     pub context_columns: Option<Vec<String>>,
     /// Rows per transaction (default 1 000).
     pub batch: usize,
+    /// Write `v3:` tokens ([`RewrapOptions::to_v3`]) even though the store is shared with the
+    /// Python module, which cannot read them.
+    pub force: bool,
     /// Count what would be done, change nothing.
     pub dry_run: bool,
     /// How long to wait for a lock held by another connection (default 10 s).
@@ -125,6 +129,7 @@ impl RewrapOptions {
             keys,
             context_columns: None,
             batch: 1_000,
+            force: false,
             dry_run: false,
             busy_timeout: Duration::from_secs(10),
         }
@@ -141,6 +146,13 @@ impl RewrapOptions {
     #[must_use]
     pub fn batch(mut self, rows: usize) -> Self {
         self.batch = rows;
+        self
+    }
+
+    /// Sets [`RewrapOptions::force`].
+    #[must_use]
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
         self
     }
 
@@ -182,8 +194,9 @@ pub fn rewrap_context(options: &RewrapOptions, values: &[&str]) -> Context {
 /// after each batch.
 ///
 /// # Errors
-/// - [`Error::InvalidArgument`]: a table or column name that is not a plain identifier or does
-///   not exist, one column given two roles, an empty list of context columns or one naming the
+/// - [`Error::InvalidArgument`]: `v3:` asked for on a store shared with the Python module
+///   without [`RewrapOptions::force`] (see [`KeyStore::shared_with_python`]); a table or column
+///   name that is not a plain identifier or does not exist, one column given two roles, an empty list of context columns or one naming the
 ///   column itself, an id column with NULL or repeated values, a batch of 0, a missing file;
 /// - [`Error::Storage`]; key store errors (a missing master key).
 ///
@@ -195,6 +208,13 @@ pub fn rewrap_column(
     options: &RewrapOptions,
     progress: impl FnMut(Progress),
 ) -> Result<RewrapReport, Error> {
+    if options.context_columns.is_some() && !options.force && store.shared_with_python()? {
+        return Err(Error::InvalidArgument {
+            what: "this store is shared with the Python module, which cannot read v3: tokens: \
+                   force it, or mark the store as no longer shared"
+                .into(),
+        });
+    }
     let (mut conn, shape, context) = prepare(db, options, options.dry_run)?;
     batch::run(
         &mut conn,

@@ -214,6 +214,9 @@ pub struct RewrapArgs {
         requires = "to_v3"
     )]
     pub context_columns: Vec<String>,
+    /// --to-v3 even though the Python module shares the store (it cannot read v3: tokens).
+    #[arg(long, requires = "to_v3")]
+    pub force: bool,
     /// Rows per transaction.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,

@@ -18,6 +18,7 @@ pub fn run(cli: &Cli, args: &RewrapArgs) -> Outcome {
         None => RewrapOptions::pool(&args.table, &args.column, &args.id_column),
     }
     .batch(args.batch as usize)
+    .force(args.force)
     .dry_run(args.dry_run);
     if args.to_v3 {
         let columns = if args.context_columns.is_empty() {
