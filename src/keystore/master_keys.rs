@@ -90,7 +90,7 @@ impl Inner {
     /// hold the legacy master key it is derived from; [`Error::Storage`].
     pub(super) fn pool_versions(&self) -> Result<Vec<VersionRow>, Error> {
         let mut rows = self.backend.versions(POOL_OWNER)?;
-        if rows.first().is_none_or(|r| r.version != 1) {
+        if rows.first().map_or(true, |r| r.version != 1) {
             rows.insert(0, self.store_first_pool_key(&self.ring())?);
         }
         Ok(rows)

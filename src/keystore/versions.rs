@@ -106,7 +106,7 @@ impl KeyStore {
             KeyOwner::User(user) => {
                 check_user_id(user)?;
                 let mut rows = inner.backend.versions(user)?;
-                if rows.first().is_none_or(|r| r.version != 1)
+                if rows.first().map_or(true, |r| r.version != 1)
                     && inner.backend.load(user)?.is_some()
                 {
                     rows.insert(0, VersionRow::new(user, 1, None, None));

@@ -442,15 +442,14 @@ pub(super) fn store_rewrapped(
 ) -> Result<Written<u64>, Error> {
     block(async {
         write_tx!(store.shared(), store.busy_timeout(), |conn| {
-            match check_guard(conn, guard).await? {
-                Err(stored) => Written::CheckChanged(stored),
-                Ok(()) => {
-                    let mut n = 0;
-                    for chunk in rows.chunks(ROTATION_BATCH) {
-                        n += update_slots(conn, chunk, true).await?;
-                    }
-                    Written::Done(n)
+            if let Err(stored) = check_guard(conn, guard).await? {
+                Written::CheckChanged(stored)
+            } else {
+                let mut n = 0;
+                for chunk in rows.chunks(ROTATION_BATCH) {
+                    n += update_slots(conn, chunk, true).await?;
                 }
+                Written::Done(n)
             }
         })
     })?

@@ -212,7 +212,13 @@ pub(super) fn run(
         done += rows.len() as u64;
         let mut planned: Vec<Planned> = Vec::with_capacity(rows.len());
         for (row_id, row_user, value, ctx) in rows {
-            match plan(&mut cache, options, row_user, &value, context.map(|_| ctx))? {
+            match plan(
+                &mut cache,
+                options,
+                row_user,
+                &value,
+                context.map(|_| ctx.as_slice()),
+            )? {
                 Plan::Skip => report.skipped += 1,
                 Plan::Refuse(reason) => report.refuse(&row_id, reason),
                 Plan::Rewrap(old, new) => planned.push((row_id, old, new)),
@@ -256,7 +262,7 @@ fn plan(
     options: &RewrapOptions,
     row_user: Raw,
     value: &Raw,
-    ctx: Option<Vec<Raw>>,
+    ctx: Option<&[Raw]>,
 ) -> Result<Plan, Error> {
     let token = match value {
         Raw::Null => return Ok(Plan::Skip),
@@ -297,7 +303,7 @@ fn plan(
     if version == keys.newest && is_v3 == want_v3 && !bind {
         return Ok(Plan::Skip);
     }
-    let ctx = match &ctx {
+    let ctx = match ctx {
         Some(values) => {
             let texts: Vec<String> = values.iter().map(context_text).collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
