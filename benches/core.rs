@@ -3,7 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keyseal::{api_key_hash, decrypt, decrypt_bytes, derive_pool_key, encrypt, encrypt_bytes};
-use keyseal::{DataKey, MasterKey};
+use keyseal::{decrypt_v3, encrypt_v3, token_format, Context, DataKey, MasterKey};
 use std::hint::black_box;
 
 fn small(c: &mut Criterion) {
@@ -17,6 +17,30 @@ fn small(c: &mut Criterion) {
     });
     g.bench_function("decrypt", |b| {
         b.iter(|| decrypt(black_box(&token), &key).unwrap());
+    });
+    // v3 beside v2, in the same run: no context, then a table/row/column context built once
+    // (as a caller would per row), then the version read from the header before decrypting.
+    let none = Context::none();
+    let row = Context::new().part("users").part("4242").part("api_token");
+    let t_none = encrypt_v3(&secret, &key, 2, &none).unwrap();
+    let t_row = encrypt_v3(&secret, &key, 2, &row).unwrap();
+    g.bench_function("encrypt_v3", |b| {
+        b.iter(|| encrypt_v3(black_box(&secret), &key, 2, &none).unwrap());
+    });
+    g.bench_function("decrypt_v3", |b| {
+        b.iter(|| decrypt_v3(black_box(&t_none), &key, &none).unwrap());
+    });
+    g.bench_function("encrypt_v3_row_context", |b| {
+        b.iter(|| encrypt_v3(black_box(&secret), &key, 2, &row).unwrap());
+    });
+    g.bench_function("decrypt_v3_row_context", |b| {
+        b.iter(|| decrypt_v3(black_box(&t_row), &key, &row).unwrap());
+    });
+    g.bench_function("token_format_then_decrypt_v3", |b| {
+        b.iter(|| {
+            let _version = token_format(black_box(&t_row)).unwrap();
+            decrypt_v3(black_box(&t_row), &key, &row).unwrap()
+        });
     });
     g.finish();
 }

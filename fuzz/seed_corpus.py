@@ -25,6 +25,17 @@ for t in vectors["tokens"] + vectors["rejected_tokens"]:
     put("decrypt", b"\x80" + key + t["token"].encode())
     put("decrypt", b"\x81" + key + t["token"][3:].encode())
 
+# decrypt_v3: the number of context parts, the 32 key bytes, each part as a length byte and
+# its bytes, then the token; from the v3 vectors (tests/vectors/v3/v3-vectors.json).
+v3 = json.load(open(os.path.join(root, "tests/vectors/v3/v3-vectors.json")))
+for t in v3["tokens"] + v3["rejected"]:
+    parts = [bytes.fromhex(p) for p in t["context_hex"]]
+    if len(t["token"]) > 900 or len(parts) > 7 or any(len(p) > 255 for p in parts):
+        continue  # the fuzzers run with -max_len=1024; the input format holds 7 parts of 255
+    key = base64.urlsafe_b64decode(t["key_b64"])
+    put("decrypt_v3", bytes([len(parts)]) + key + b"".join(bytes([len(p)]) + p for p in parts)
+        + t["token"].encode())
+
 # master_key: the values of API_KEY_MASTER_KEY the Python module was checked with.
 for m in vectors["master_key_env"]:
     put("master_key", m["value"].encode())

@@ -11,7 +11,7 @@
 #   make fuzz-cmin                     minimize the corpora before committing them
 #   make fuzz-seed                     rewrite the seed inputs from the Python vectors
 
-FUZZ_PARSERS ?= decrypt master_key api_key_format migrate_value_path migrate_value
+FUZZ_PARSERS ?= decrypt decrypt_v3 master_key api_key_format migrate_value_path migrate_value
 FUZZ_STATEFUL ?= api_keys_ops keystore_ops
 FUZZ_TARGETS ?= $(FUZZ_PARSERS) $(FUZZ_STATEFUL)
 FUZZ_SECONDS ?= 60

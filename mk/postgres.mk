@@ -21,3 +21,8 @@ pg-start:
 ## pg-stop: stop the server pg-start started
 pg-stop:
 	bash scripts/pg-stop.sh target/pg
+
+.PHONY: bench-postgres
+## bench-postgres: the PostgreSQL backend's figures beside SQLite's (BENCHMARKS.md), on a throwaway server
+bench-postgres:
+	bash scripts/pg-run.sh $(PG_DIR) $(CARGO) bench --features postgres --bench postgres

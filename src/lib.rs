@@ -32,6 +32,12 @@ cfg_if::cfg_if! {
     }
 }
 
+// Runtime-agnostic futures over a small thread pool, for the key store and API keys.
+#[cfg(all(
+    any(feature = "keystore", feature = "issuance"),
+    not(target_arch = "wasm32")
+))]
+mod blocking;
 #[cfg(all(
     any(feature = "keystore", feature = "issuance"),
     not(target_arch = "wasm32")
@@ -82,8 +88,9 @@ mod issuance;
 pub use issuance::backend as api_keys_backend;
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 pub use issuance::{
-    ApiKeys, ApiKeysConfig, CreatedKey, Environment, KeyFormat, KeyInfo, KeyStatus, LegacyKey,
-    NewKey, RateLimit, Refusal, Timestamp, Validated, Verification,
+    ApiKeys, ApiKeysConfig, ApiKeysFuture, CreatedKey, Environment, KeyFormat, KeyInfo, KeyPage,
+    KeyStatus, KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey, RateLimit, Refusal,
+    Requirement, Timestamp, Validated, Verification, MAX_METADATA_BYTES,
 };
 
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]

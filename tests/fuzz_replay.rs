@@ -50,6 +50,11 @@ fn decrypt_corpus_passes() {
 }
 
 #[test]
+fn decrypt_v3_corpus_passes() {
+    replay("decrypt_v3", bodies::decrypt_v3::run);
+}
+
+#[test]
 fn api_key_format_corpus_passes() {
     replay("api_key_format", bodies::api_key_format::run);
 }

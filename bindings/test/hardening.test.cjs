@@ -6,7 +6,8 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const k = require('keyseal');
 
-const CODES = new Set(['malformed', 'authentication', 'bad_key', 'not_utf8', 'randomness']);
+const CODES = new Set(['malformed', 'authentication', 'bad_key', 'not_utf8', 'randomness',
+  'invalid_argument']);
 const key32 = (fill) => new Uint8Array(32).fill(fill);
 
 /** Runs `fn`; returns the KeysealError code it threw, or undefined if it returned. */
@@ -35,7 +36,9 @@ function stillWorks() {
   assert.equal(k.hash(''), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
   const h = new k.KeysealKey(key);
   assert.equal(h.decrypt(h.encrypt('x')), 'x');
+  assert.equal(h.decryptV3(h.encryptV3('y', 2, ['c']), ['c']), 'y');
   h.free();
+  assert.equal(k.decryptV3(k.encryptV3('v3 works', key, 1, ['r', '1']), key, ['r', '1']), 'v3 works');
 }
 
 /** A Uint8Array whose `length` property says something else on every read. */
@@ -94,6 +97,12 @@ test('Proxy and detached arguments end in KeysealError (once threw a plain TypeE
     const h = new k.KeysealKey(key32(1));
     throwsCode(() => h.encryptBytes(bad), 'malformed');
     h.free();
+    // The same arguments to the v3 functions, and as context parts.
+    throwsCode(() => k.encryptV3('x', bad, 1), 'bad_key');
+    throwsCode(() => k.decryptV3('v3:x', bad), 'bad_key');
+    throwsCode(() => k.encryptBytesV3(bad, key32(1), 1), 'malformed');
+    throwsCode(() => k.encryptV3('x', key32(1), 1, [bad]), 'malformed');
+    throwsCode(() => k.decryptBytesV3('v3:x', key32(1), ['ok', bad]), 'malformed');
   }
   stillWorks();
 });
@@ -127,11 +136,14 @@ test('a million hostile calls leave the module working (slots once leaked after 
     const b = badKeys[i % badKeys.length];
     const d = badData[i % badData.length];
     try {
-      switch (i % 5) {
+      switch (i % 8) {
         case 0: k.encrypt('x', b); break;
         case 1: k.encryptBytes(i & 1 ? d : 'text', key); break;
         case 2: h.encryptBytes(i & 1 ? d : 42); break;
         case 3: freed.encrypt('x'); break;
+        case 4: k.encryptV3('x', key, 1, [d]); break;
+        case 5: h.decryptV3('v3:AwAAAAE', i & 1 ? d : [d]); break;
+        case 6: k.encryptBytesV3(d, key, i & 1 ? 0 : 1); break;
         default: new k.KeysealKey(b);
       }
       assert.fail('accepted a hostile argument');
@@ -155,6 +167,10 @@ test('a freed KeysealKey throws KeysealError bad_key (was "null pointer passed t
   throwsCode(() => h.encryptBytes(new Uint8Array(1)), 'bad_key');
   throwsCode(() => h.decryptBytes(token), 'bad_key');
   throwsCode(() => h.exportKey(), 'bad_key');
+  throwsCode(() => h.encryptV3('x', 1), 'bad_key');
+  throwsCode(() => h.decryptV3(token), 'bad_key');
+  throwsCode(() => h.encryptBytesV3(new Uint8Array(1), 1), 'bad_key');
+  throwsCode(() => h.decryptBytesV3(token), 'bad_key');
   const g = k.KeysealKey.generate();
   g[Symbol.dispose]();
   throwsCode(() => g.exportKey(), 'bad_key');
@@ -253,7 +269,8 @@ test('KeysealKey methods called on another object: KeysealError, and the module 
   const real = new k.KeysealKey(key32(5));
   const forged = Object.create(k.KeysealKey.prototype);
   forged.__wbg_ptr = real.__wbg_ptr; // a pointer copied from a live key is not a key
-  const methods = ['encrypt', 'decrypt', 'encryptBytes', 'decryptBytes', 'exportKey', 'free'];
+  const methods = ['encrypt', 'decrypt', 'encryptBytes', 'decryptBytes', 'exportKey', 'free',
+    'encryptV3', 'decryptV3', 'encryptBytesV3', 'decryptBytesV3'];
   for (let i = 0; i < 2000; i++) {
     for (const self of [{}, forged, null, undefined, 42]) {
       const m = methods[i % methods.length];
@@ -262,5 +279,35 @@ test('KeysealKey methods called on another object: KeysealError, and the module 
   }
   assert.equal(real.decrypt(real.encrypt('still mine')), 'still mine');
   real.free();
+  stillWorks();
+});
+
+test('v3: a context whose getters or Proxy traps throw, or that is revoked: malformed, no trap', () => {
+  const key = key32(12);
+  const revoked = Proxy.revocable([], {});
+  revoked.revoke();
+  const lengthTrap = new Proxy(['a'], { get(t, p) { if (p === 'length') throw new Error('len'); return t[p]; } });
+  const hugeLength = new Proxy([], { get(t, p) { return p === 'length' ? 2 ** 32 - 1 : 'x'; } });
+  const nonError = ['a'];
+  Object.defineProperty(nonError, 0, { get() { throw Symbol('odd'); } }); // eslint-disable-line no-throw-literal
+  for (let i = 0; i < 20_000; i++) {
+    for (const ctx of [revoked.proxy, lengthTrap, hugeLength, nonError]) {
+      throwsCode(() => k.encryptV3('x', key, 1, ctx), 'malformed');
+    }
+  }
+  // A Proxy of an array that behaves is an array: its parts are read as given.
+  const fine = new Proxy(['users', '42'], {});
+  assert.equal(k.decryptV3(k.encryptV3('p', key, 1, fine), key, ['users', '42']), 'p');
+  stillWorks();
+});
+
+test('v3: a context getter that encrypts (re-entering wasm) gets its answer; the outer call too', () => {
+  const key = key32(13);
+  const inner = [];
+  const ctx = [];
+  Object.defineProperty(ctx, 0, { get() { inner.push(k.encryptV3('inner', key, 1, ['in'])); return 'out'; } });
+  const token = k.encryptV3('outer', key, 1, ctx);
+  assert.equal(k.decryptV3(token, key, ['out']), 'outer');
+  assert.equal(k.decryptV3(inner[0], key, ['in']), 'inner');
   stillWorks();
 });

@@ -114,3 +114,31 @@ test('plaintext is not left in wasm memory by encrypt and decrypt, strings and b
   h.free();
   assertGone(key, 'KeysealKey after free()');
 });
+
+test('v3: keys and plaintext are not left in wasm memory (functions and KeysealKey)', () => {
+  const key = randomKey();
+  const row = ['users', '42', new Uint8Array([7, 7])];
+  for (const label of ['secret', 'sécrét-секрет-秘密']) {
+    const text = randomText(label).repeat(3);
+    const token = k.encryptV3(text, key, 3, row);
+    assertGone(text, 'encryptV3');
+    assertGone(key, 'encryptV3 (key)');
+    assert.equal(k.decryptV3(token, key, row), text);
+    assertGone(text, 'decryptV3');
+    assertGone(key, 'decryptV3 (key)');
+    const bytes = new Uint8Array(Buffer.from(text));
+    assert.deepEqual(k.decryptBytesV3(k.encryptBytesV3(bytes, key, 3), key), bytes);
+    assertGone(bytes, 'encryptBytesV3/decryptBytesV3');
+    assert.throws(() => k.decryptV3(k.encryptBytesV3(new Uint8Array([0xff, ...bytes]), key, 1), key),
+      { code: 'not_utf8' });
+    assertGone(bytes, 'decryptV3 of bytes that are not UTF-8');
+    assert.throws(() => k.decryptV3(token, key, ['users', '43']), { code: 'authentication' });
+    assertGone(key, 'decryptV3 with another context');
+    const h = new k.KeysealKey(key);
+    assert.equal(h.decryptV3(h.encryptV3(text, 9, row), row), text);
+    assert.deepEqual(h.decryptBytesV3(h.encryptBytesV3(bytes, 9)), bytes);
+    assertGone(text, 'KeysealKey encryptV3/decryptV3');
+    h.free();
+    assertGone(key, 'KeysealKey after free()');
+  }
+});

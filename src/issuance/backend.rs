@@ -21,9 +21,15 @@
 //! row, decide)`) for a driver such as `tokio-postgres`, with no rule moving into the backend.
 //!
 //! # The change feed
-//! Every write (insert, revocation, rotation) gives the rows it writes a store-wide sequence
-//! number `seq`, and [`Backend::changes_since`] returns the rows whose `seq` is above a given
-//! one. Other processes use it to see revocations. It is only correct if **a row can never
+//! Every write (insert, revocation, rotation, update, disable / enable, delete) gives the
+//! rows it writes a store-wide sequence number `seq`, and [`Backend::changes_since`] returns
+//! the rows whose `seq` is above a given one. Other processes use it to see revocations and
+//! every other change to a key they may hold in their cache. A deleted row is gone from the
+//! table, so [`Backend::delete`] leaves a tombstone (row id, lookup, `seq`) that
+//! [`Backend::changes_since`] reports as a [`Change`] with `deleted` set; tombstones are kept
+//! (a reader may be arbitrarily far behind), and their `seq` counts when the next one is
+//! taken, so a sequence number is never handed out twice. Last use is not a change (see
+//! [`Backend::touch`]). It is only correct if **a row can never
 //! become visible with a `seq` at or below one that a reader has already passed**. `SQLite`
 //! keeps this with `seq = MAX(seq) + 1` inside the write transaction: it has one writer at a
 //! time, so sequence numbers are handed out in commit order. A backend with concurrent
@@ -111,6 +117,39 @@ pub struct Row {
     pub rate_limit: Option<RateLimit>,
     /// Last recorded use.
     pub last_used_at: Option<Timestamp>,
+    /// `false` when disabled (reversible; a disabled key is refused as `disabled`).
+    pub enabled: bool,
+    /// Free-form metadata: a JSON object (empty when none), at most
+    /// [`MAX_METADATA_BYTES`](crate::issuance::MAX_METADATA_BYTES) serialized.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Row {
+    /// The metadata as backends store it: compact JSON text, `None` when empty.
+    pub(crate) fn metadata_text(&self) -> Option<String> {
+        (!self.metadata.is_empty())
+            .then(|| serde_json::Value::Object(self.metadata.clone()).to_string())
+    }
+
+    /// Metadata read back from its stored text (`None`: empty).
+    pub(crate) fn metadata_from_text(
+        text: Option<&str>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, &'static str> {
+        text.map_or_else(
+            || Ok(serde_json::Map::new()),
+            |t| serde_json::from_str(t).map_err(|_| "api_keys: unreadable metadata"),
+        )
+    }
+
+    /// The rate limit as backends store it: (requests, period in ms), both `None` for none.
+    pub(crate) fn rate_columns(&self) -> (Option<i64>, Option<i64>) {
+        self.rate_limit.map_or((None, None), |r| {
+            (
+                Some(i64::from(r.requests())),
+                Some(i64::try_from(r.period().as_millis()).unwrap_or(i64::MAX)),
+            )
+        })
+    }
 }
 
 impl core::fmt::Debug for Row {
@@ -122,6 +161,7 @@ impl core::fmt::Debug for Row {
             .field("user_id", &self.user_id)
             .field("expires_at", &self.expires_at)
             .field("revoked_at", &self.revoked_at)
+            .field("enabled", &self.enabled)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +178,10 @@ pub struct Change {
     pub expires_at: Option<Timestamp>,
     /// Whether it is revoked.
     pub revoked: bool,
+    /// Whether it is disabled.
+    pub disabled: bool,
+    /// Whether the row was deleted (a tombstone): its key is unknown from now on.
+    pub deleted: bool,
     /// Why the row could not be read, naming it; the other fields are then meaningless and
     /// the row's key fails closed.
     pub unreadable: Option<String>,
@@ -169,6 +213,11 @@ pub type DecideInsert<'a> = &'a (dyn Fn(&InsertContext) -> Result<(), Error> + S
 /// The rule a rotation applies to the old row and the user's rows: pure, no I/O; returns
 /// when the old key's validity ends.
 pub type DecideRotation<'a> = &'a (dyn Fn(&Row, &[Row]) -> Result<Timestamp, Error> + Sync);
+
+/// The rule an update applies to the user's key as stored and all the user's rows: pure, no
+/// I/O; returns the row to write. Only the fields an update may change are written (name,
+/// scopes, expiry, rate limit, metadata, enabled); everything else stays as stored.
+pub type DecideUpdate<'a> = &'a (dyn Fn(&Row, &[Row]) -> Result<Row, Error> + Sync);
 
 /// Storage of API keys. See the module docs for the contract every method keeps. Sealed.
 pub trait Backend: Send + Sync + sealed::Sealed {
@@ -223,6 +272,39 @@ pub trait Backend: Send + Sync + sealed::Sealed {
         new: &Row,
         decide: DecideRotation<'_>,
     ) -> Result<Option<(Row, Inserted)>, Error>;
+    /// In one write transaction: reads the user's rows, finds `key_id` among them (`Ok(None)`
+    /// if absent: another user's key is absent too), gives that row and all the user's rows
+    /// to `decide`, and if it returns `Ok(new)`, writes `new`'s name, scopes, expiry, rate
+    /// limit, metadata and enabled flag to the row, with the next `seq`. Returns the row as
+    /// written. `decide`'s error is returned as it is, nothing written.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written; `decide`'s error.
+    fn update(
+        &self,
+        user_id: &str,
+        key_id: &str,
+        decide: DecideUpdate<'_>,
+    ) -> Result<Option<Row>, Error>;
+    /// In one write transaction: deletes the user's key `key_id` and writes its tombstone
+    /// (row id, lookup) with the next `seq`. Returns the row as it was (`None` if the user
+    /// has no such key; nothing written).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn delete(&self, user_id: &str, key_id: &str) -> Result<Option<Row>, Error>;
+    /// One page of rows, newest first by row id: those of `user_id` (every user's when
+    /// `None`) whose row id is below `before` (no bound when `None`), at most `limit`. Row ids
+    /// only grow, so paging by them is stable while keys are inserted.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn page(
+        &self,
+        user_id: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Row>, Error>;
     /// Records last use (keeping the latest time per row), one write transaction for the
     /// batch, waiting at most `wait` for the write lock (`ZERO`: not at all, not even for
     /// this process's own connection). Does not change `seq`: last use is not a change others

@@ -495,6 +495,16 @@ pub trait Backend: sealed::Sealed + Send + Sync {
     /// # Errors
     /// [`Error::Storage`].
     fn set_shared_with_python(&self, shared: bool) -> Result<(), Error>;
+
+    /// How many [`Backend::insert_if_absent`] transactions one key store may run at once.
+    /// `SQLite` has one writer at a time: 1 (the default). A server that merges the flushes of
+    /// concurrent commits (`PostgreSQL`) returns more, and the key store's group commit then
+    /// runs that many batches at once, each still one transaction keeping the contract above
+    /// (two batches may name the same new user: the second one's insert finds the first's
+    /// row and returns it).
+    fn concurrent_writers(&self) -> usize {
+        1
+    }
 }
 
 /// An open rotation transaction (see [`Backend::begin_rotation`]); dropping it without

@@ -1,7 +1,8 @@
-//! Group commit: concurrent creators of new users share durable transactions. One waiting
-//! caller at a time leads, committing everything queued (its own requests and those that
-//! arrived during the previous commit) in one transaction; the others sleep until their
-//! results are in.
+//! Group commit: concurrent creators of new users share durable transactions. A waiting
+//! caller leads, committing everything queued (its own requests and those that arrived during
+//! the commits in flight) in one transaction; the others sleep until their results are in.
+//! One leader at a time, or as many as the backend's `concurrent_writers` (a server that
+//! merges concurrent commits' flushes gains throughput from several batches in flight).
 //!
 //! The race rule lives here too: when another caller (thread or process) created a user
 //! first, every caller gets that first key, never a second one.
@@ -28,7 +29,8 @@ struct Pending {
 #[derive(Default)]
 struct Queue {
     waiting: Vec<Pending>,
-    leader: bool,
+    /// Batches being committed.
+    leaders: usize,
 }
 
 /// The queue of requests and the signal that a batch is in.
@@ -44,7 +46,7 @@ struct Leadership<'a>(&'a GroupCommit);
 
 impl Drop for Leadership<'_> {
     fn drop(&mut self) {
-        lock(&self.0.queue).leader = false;
+        lock(&self.0.queue).leaders -= 1;
         self.0.batch_done.notify_all();
     }
 }
@@ -71,23 +73,28 @@ impl Inner {
             slots.push(slot);
         }
         let commits = &self.group_commit;
+        let max_leaders = self.backend.concurrent_writers().max(1);
         let mut queue = lock(&commits.queue);
         queue.waiting.append(&mut pending);
         while !slots.iter().all(|slot| lock(slot).is_some()) {
-            if queue.leader {
+            // Wait while the leaders are all busy, or while ours are in a batch in flight.
+            if queue.leaders >= max_leaders || (queue.waiting.is_empty() && queue.leaders > 0) {
                 queue = commits
                     .batch_done
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            queue.leader = true;
+            queue.leaders += 1;
             let batch = mem::take(&mut queue.waiting);
             drop(queue);
             let lost = batch.is_empty();
             {
                 let _leadership = Leadership(commits);
-                let _write = lock(&self.write_lock);
+                let _write = self
+                    .write_lock
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
                 self.commit_batch(batch);
             }
             if lost {
@@ -107,7 +114,7 @@ impl Inner {
     }
 
     /// Commits a batch of requests in one durable transaction and hands each its result.
-    /// Call with the write lock held.
+    /// Call with the write lock held (shared).
     fn commit_batch(&self, batch: Vec<Pending>) {
         if batch.is_empty() {
             return;

@@ -234,8 +234,11 @@ impl KeyStore {
             return Ok(());
         }
         let inner = &*self.inner;
-        // Serialised with this process's own batches and rotations.
-        let _write = lock(&inner.write_lock);
+        // Like a commit: beside this process's own batches, never during its rotations.
+        let _write = inner
+            .write_lock
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = inner.write_guarded(ring, |guard| inner.backend.store_rewrapped(guard, rows))?;
         report.rewrapped += n;
         report.skipped += rows.len() as u64 - n;
@@ -272,7 +275,10 @@ impl KeyStore {
             });
         }
         inner.pool_versions()?;
-        let _write = lock(&inner.write_lock);
+        let _write = inner
+            .write_lock
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let legacy = inner
             .backend
             .keyring()?

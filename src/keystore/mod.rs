@@ -243,7 +243,7 @@ impl KeyStore {
                 legacy_id: Mutex::new(opened.legacy_id),
                 refused_decrypts: AtomicU64::new(0),
                 cache: KeyCache::new(options.cache_capacity),
-                write_lock: Mutex::new(()),
+                write_lock: RwLock::new(()),
                 group_commit: GroupCommit::default(),
             }),
         })

@@ -121,7 +121,10 @@ impl KeyStore {
         inner.pool_versions()?;
         // Batches commit under the write lock and wrap with the master key current then, so
         // requests still queued are wrapped under the new key after the rotation.
-        let _write = lock(&inner.write_lock);
+        let _write = inner
+            .write_lock
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let ring = inner.ring();
         let new_id = MasterKeyId::of(&new_master);
         let new_row = MasterKeyRow::new(new_id.to_string(), wrap::make_check(&new_master)?);

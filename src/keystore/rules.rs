@@ -177,8 +177,9 @@ pub(super) struct Inner {
     pub(super) cache: KeyCache,
     /// Decryptions refused because their key version is disabled.
     pub(super) refused_decrypts: AtomicU64,
-    /// Held while committing a batch, rotating or rewrapping.
-    pub(super) write_lock: Mutex<()>,
+    /// Shared while committing a batch (several at once when the backend allows), exclusive
+    /// while rotating: the master key cannot change under a commit.
+    pub(super) write_lock: RwLock<()>,
     pub(super) group_commit: GroupCommit,
 }
 
@@ -267,7 +268,10 @@ impl Inner {
             Err(Error::WrongMasterKey { .. } | Error::MissingMasterKey { .. }) => {
                 // Maybe a rotation in this process committed between reading the keyring and
                 // the row: wait for it to finish (it holds the write lock), then retry.
-                let _write = lock(&self.write_lock);
+                let _write = self
+                    .write_lock
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
                 let ring = self.ring();
                 let Some(row) = self.backend.load(user_id)? else {
                     return Ok(None);

@@ -29,6 +29,8 @@ use crate::{Error, StorageKind};
 const SELECT_CHECK: &str = "SELECT value FROM keyseal_keystore_meta WHERE name = 'master_check'";
 const SELECT_KEY: &str =
     "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys WHERE user_id = $1";
+/// Group commit batches in flight at once (within the pool's connections).
+const CONCURRENT_WRITERS: usize = 8;
 /// Rows rewritten per statement in a rotation.
 pub(super) const ROTATION_BATCH: usize = 1024;
 
@@ -40,7 +42,104 @@ pub(crate) struct PgKeyStore {
 
 impl sealed::Sealed for PgKeyStore {}
 
+/// The check value, read `FOR SHARE` (a rotation's transaction holds it `FOR UPDATE`), and
+/// the insert of the batch only if it is the expected one: one statement, so that a batch
+/// costs one round trip. Returns the check value as read (no row: none stored).
+/// The guard (the check value, then the master key's row, both `FOR SHARE`, in the order a
+/// rotation locks them) and the insert, in one statement.
+const INSERT_CHECKED: &str = "WITH chk AS (SELECT value FROM keyseal_keystore_meta \
+     WHERE name = 'master_check' FOR SHARE), \
+     mk AS (SELECT id, check_value, retired FROM keyseal_master_keys \
+     WHERE id = $5 AND EXISTS (SELECT 1 FROM chk) FOR SHARE), \
+     ins AS (INSERT INTO encryption_keys (user_id, encrypted_key, created_at, master_key_id) \
+     SELECT n.u, n.b, n.c, $5 FROM unnest($1::text[], $2::bytea[], $3::text[]) AS n(u, b, c) \
+     WHERE (SELECT check_value FROM mk) = $4 AND (SELECT NOT retired FROM mk) \
+     ORDER BY 1 ON CONFLICT (user_id) DO NOTHING) \
+     SELECT id, check_value, retired FROM mk";
+/// The blobs stored for a batch, read after its insert in the same transaction (a statement
+/// of its own: its snapshot sees rows other writers committed while the insert waited).
+const SELECT_MANY: &str = "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys \
+     WHERE user_id = ANY($1::text[])";
+
 impl PgKeyStore {
+    /// [`Backend::insert_if_absent`] as one pipeline: `BEGIN`, the checked insert, the
+    /// re-read and `COMMIT` are sent together and cost one round trip and one WAL flush (the
+    /// server runs them in order; a failed statement makes the `COMMIT` a rollback).
+    /// Deadlocks and serialization failures retry within the busy timeout.
+    async fn insert_pipelined(
+        &self,
+        guard: Guard<'_>,
+        ids: &[&str],
+        blobs: &[&[u8]],
+        created: &[&str],
+    ) -> Result<Written<Vec<StoredRow>>, Error> {
+        let db = self.db();
+        let deadline = std::time::Instant::now() + self.busy_timeout;
+        let mut conn = self.shared.conn(self.busy_timeout).await?;
+        loop {
+            let insert = conn
+                .client()
+                .prepare_cached(INSERT_CHECKED)
+                .await
+                .map_err(&db)?;
+            let select = conn
+                .client()
+                .prepare_cached(SELECT_MANY)
+                .await
+                .map_err(&db)?;
+            let begin = super::pool::begin_sql(self.busy_timeout);
+            conn.set_in_tx(true);
+            let client = conn.client();
+            let (began, checked, found, committed) = futures_util::future::join4(
+                client.batch_execute(&begin),
+                client.query_opt(
+                    &insert,
+                    &[&ids, &blobs, &created, &guard.check, &guard.master_id],
+                ),
+                client.query(&select, &[&ids]),
+                client.batch_execute("COMMIT"),
+            )
+            .await;
+            if committed.is_ok() {
+                conn.set_in_tx(false);
+            }
+            let outcome = began.and(checked).and_then(|c| Ok((c, found?, committed?)));
+            let (checked, found, ()) = match outcome {
+                Ok(v) => v,
+                Err(e)
+                    if super::errors::is_transient(&e) && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                Err(e) => return Err(db(e)),
+            };
+            let key = checked.map(|r| MasterKeyRow {
+                id: r.get(0),
+                check: r.get(1),
+                retired: r.get(2),
+            });
+            match &key {
+                Some(k) if !k.retired && k.check == guard.check => {}
+                _ => return Ok(Written::CheckChanged(key)),
+            }
+            let found: std::collections::HashMap<String, StoredRow> =
+                found.iter().map(|r| (r.get(0), stored_row(r))).collect();
+            let stored = ids
+                .iter()
+                .map(|id| {
+                    found.get(*id).cloned().ok_or_else(|| {
+                        Error::storage(
+                            StorageKind::Other,
+                            "a row inserted in this transaction could not be read back",
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Written::Done(stored));
+        }
+    }
+
     /// Opens the store at `url` (sharing the process's pool for it) and makes sure its schema
     /// is current (see [`super::schema::ensure`]).
     ///
@@ -289,52 +388,7 @@ impl Backend for PgKeyStore {
         let ids: Vec<&str> = rows.iter().map(|r| r.user_id).collect();
         let blobs: Vec<&[u8]> = rows.iter().map(|r| r.wrapped.as_slice()).collect();
         let created: Vec<&str> = rows.iter().map(|r| r.created_at).collect();
-        let (ids, blobs, created) = (&ids, &blobs, &created);
-        block(async {
-            write_tx!(self.shared, self.busy_timeout, |conn| {
-                if let Err(stored) = keyring::check_guard(conn, guard).await? {
-                    return Ok(Written::CheckChanged(stored));
-                }
-                let insert = conn
-                    .client()
-                    .prepare_cached(
-                        "INSERT INTO encryption_keys \
-                         (user_id, encrypted_key, created_at, master_key_id) \
-                         SELECT u.*, $4::text FROM unnest($1::text[], $2::bytea[], $3::text[]) \
-                         AS u ORDER BY 1 ON CONFLICT (user_id) DO NOTHING",
-                    )
-                    .await?;
-                conn.client()
-                    .execute(&insert, &[ids, blobs, created, &guard.master_id])
-                    .await?;
-                let select = conn
-                    .client()
-                    .prepare_cached(
-                        "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys \
-                         WHERE user_id = ANY($1::text[])",
-                    )
-                    .await?;
-                let found: std::collections::HashMap<String, StoredRow> = conn
-                    .client()
-                    .query(&select, &[ids])
-                    .await?
-                    .iter()
-                    .map(|r| (r.get(0), stored_row(r)))
-                    .collect();
-                let stored = ids
-                    .iter()
-                    .map(|id| {
-                        found.get(*id).cloned().ok_or_else(|| {
-                            TxError::App(Error::storage(
-                                StorageKind::Other,
-                                "a row inserted in this transaction could not be read back",
-                            ))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Written::Done(stored)
-            })
-        })?
+        block(self.insert_pipelined(guard, &ids, &blobs, &created))?
     }
 
     fn keyring(&self) -> Result<Keyring, Error> {
@@ -454,6 +508,12 @@ impl Backend for PgKeyStore {
             store: self,
             conn: Some(conn),
         }))
+    }
+
+    /// PostgreSQL merges the WAL flushes of concurrent commits: several batches in flight
+    /// share one disk flush, which a single leader waiting for each flush cannot.
+    fn concurrent_writers(&self) -> usize {
+        CONCURRENT_WRITERS
     }
 
     fn count(&self) -> Result<u64, Error> {

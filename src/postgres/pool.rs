@@ -158,6 +158,13 @@ impl Shared {
     }
 }
 
+/// `BEGIN` with each lock waited for at most `lock_wait` (as SQL).
+pub(crate) fn begin_sql(lock_wait: Duration) -> String {
+    // lock_timeout 0 means "wait forever": the shortest real bound is 1 ms.
+    let ms = lock_wait.as_millis().clamp(1, i32::MAX as u128);
+    format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'")
+}
+
 /// A pooled connection. One left inside a transaction (an error or a panic between `BEGIN`
 /// and `COMMIT`/`ROLLBACK`) is closed rather than handed to the next user, so the server
 /// rolls it back.
@@ -179,12 +186,14 @@ impl Conn {
     /// # Errors
     /// The driver's error.
     pub(crate) async fn begin(&mut self, lock_wait: Duration) -> Result<(), tokio_postgres::Error> {
-        // lock_timeout 0 means "wait forever": the shortest real bound is 1 ms.
-        let ms = lock_wait.as_millis().clamp(1, i32::MAX as u128);
         self.in_tx = true;
-        self.client()
-            .batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'"))
-            .await
+        self.client().batch_execute(&begin_sql(lock_wait)).await
+    }
+
+    /// Records whether a transaction is open (for a caller that sends `BEGIN` and `COMMIT`
+    /// itself, pipelined): a connection dropped inside one is closed, not reused.
+    pub(crate) fn set_in_tx(&mut self, open: bool) {
+        self.in_tx = open;
     }
 
     /// `COMMIT`.

@@ -26,9 +26,8 @@ struct Migration {
 }
 
 /// Every migration, in order. Version 1: the key store's and the API keys' tables, with the
-/// same columns as on `SQLite`, and the change feed's counter. Version 2 (adds only, so
-/// servers of version 1 keep running): the master key id of each key store row, the master
-/// keys, and the data key versions.
+/// same columns as on `SQLite`, and the change feed's counter. Version 3 (adds only): the
+/// master key id of each key store row, the master keys, and the data key versions.
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -76,9 +75,27 @@ CREATE TABLE IF NOT EXISTS keyseal_feed (
 INSERT INTO keyseal_feed (id, seq) VALUES (1, 0) ON CONFLICT DO NOTHING;
 ",
     },
+    // Version 2: API keys can be disabled, carry metadata, and be deleted (a tombstone in the
+    // change feed). Additive, but a server that does not know it would keep validating
+    // disabled and deleted keys (it neither reads `enabled` nor the tombstones): so it is
+    // marked incompatible with servers that know only version 1.
     Migration {
         version: 2,
-        min_compatible: 1,
+        min_compatible: 2,
+        sql: "
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS enabled BOOLEAN NOT NULL DEFAULT TRUE;
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS metadata TEXT;
+CREATE TABLE IF NOT EXISTS api_key_tombstones (
+    row_id BIGINT PRIMARY KEY,
+    lookup TEXT NOT NULL,
+    seq    BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS api_key_tombstones_seq ON api_key_tombstones(seq);
+",
+    },
+    Migration {
+        version: 3,
+        min_compatible: 2,
         sql: "
 ALTER TABLE encryption_keys ADD COLUMN IF NOT EXISTS master_key_id TEXT;
 CREATE TABLE IF NOT EXISTS keyseal_master_keys (
@@ -101,7 +118,7 @@ CREATE TABLE IF NOT EXISTS keyseal_key_versions (
 ];
 
 /// The newest schema version this keyseal knows.
-pub(crate) const SCHEMA_VERSION: i32 = 2;
+pub(crate) const SCHEMA_VERSION: i32 = 3;
 
 const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS keyseal_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1),

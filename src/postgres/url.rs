@@ -8,7 +8,8 @@
 //! `connect_timeout`, `keepalives…`, `target_session_attrs`, `channel_binding`, …), plus
 //! `sslmode` (`disable`, `prefer` (the default), `require`, `verify-full`) and `sslrootcert`
 //! (the CA certificates, PEM, that `verify-full` checks the server's certificate against),
-//! which keyseal handles itself. Without a password in the URL, `PGPASSWORD` is used; without
+//! which keyseal handles itself; as with libpq, `sslmode` is ignored over a unix socket
+//! (`host=/socket/folder`). Without a password in the URL, `PGPASSWORD` is used; without
 //! a user, `PGUSER`, then `USER`.
 
 use std::path::PathBuf;
@@ -180,6 +181,15 @@ impl PgUrl {
                 "{display} names no database (postgres://USER@HOST:PORT/DATABASE)"
             )));
         }
+        // As libpq: no TLS over a unix socket (local, and the driver cannot name its peer).
+        let hosts = config.get_hosts();
+        if !hosts.is_empty()
+            && hosts
+                .iter()
+                .all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)))
+        {
+            ssl = SslMode::Disable;
+        }
         config.application_name("keyseal");
         // A server that does not answer is an error after this long, not a hang.
         if config.get_connect_timeout().is_none() {
@@ -267,6 +277,9 @@ mod tests {
             assert!(what.contains(says), "{what}");
             assert!(!what.contains("s3cret"), "{what}");
         }
+        let url = PgUrl::parse("postgres://u@/db?host=/run/pg&port=6000&sslmode=require").unwrap();
+        assert_eq!(url.ssl, SslMode::Disable, "no TLS over a unix socket");
+        assert_eq!(url.target(), "u@/run/pg:6000/db");
         let url = PgUrl::parse("postgres://u:s3cret@h:6000/db?sslmode=require").unwrap();
         assert_eq!(url.ssl, SslMode::Require);
         assert_eq!(url.target(), "u@h:6000/db");

@@ -14,6 +14,7 @@
 pub mod api_key_format;
 pub mod api_keys_ops;
 pub mod decrypt;
+pub mod decrypt_v3;
 pub mod keystore_ops;
 pub mod master_key;
 pub mod migrate_value;

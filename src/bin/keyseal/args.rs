@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use keyseal::{KeyStatus, RateLimit};
 
 /// Keeps API keys and other secrets safe: encrypt secrets with per-user keys, issue and verify
 /// API keys. Secrets are read from standard input, never from arguments.
@@ -46,7 +47,7 @@ pub enum Command {
     Decrypt(Target),
     /// The lookup hash (hex SHA-256) of standard input (one trailing newline is dropped).
     Hash,
-    /// API keys: create, verify, list, revoke, rotate.
+    /// API keys: create, verify, list, update, disable, enable, delete, revoke, rotate.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Rewrap every user's data key under a new master key (all or nothing).
@@ -144,24 +145,41 @@ pub struct VersionArgs {
 #[derive(Subcommand)]
 pub enum KeysCommand {
     /// Issue a new API key; it is shown once and never stored.
-    Create {
+    Create(CreateArgs),
+    /// Change a key in place (its key and hash never change).
+    Update(UpdateArgs),
+    /// Disable a key (refused as `disabled` until enabled again).
+    Disable {
         #[arg(long, value_name = "ID")]
         user: String,
-        #[arg(long)]
-        name: String,
-        /// A scope (repeat for several).
-        #[arg(long = "scope", value_name = "S")]
-        scopes: Vec<String>,
-        /// Lifetime, e.g. 30d, 12h, 90m.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        expires_in: Option<Duration>,
+        key_id: String,
+    },
+    /// Enable a disabled key (a revoked key cannot be enabled).
+    Enable {
+        #[arg(long, value_name = "ID")]
+        user: String,
+        key_id: String,
+    },
+    /// Delete a key for good (refused as `unknown` from then on).
+    Delete {
+        #[arg(long, value_name = "ID")]
+        user: String,
+        key_id: String,
     },
     /// Verify an API key read from standard input: exit 0 if valid, 1 if refused.
-    Verify,
-    /// List a user's keys (never secrets or hashes).
+    Verify {
+        /// A scope the key must have (repeat: it must have all of them); refused as
+        /// `forbidden` otherwise.
+        #[arg(long = "require-scope", value_name = "S")]
+        require_scopes: Vec<String>,
+    },
+    /// List one user's keys, or every key (never secrets or hashes).
     List {
-        #[arg(long, value_name = "ID")]
-        user: String,
+        #[command(flatten)]
+        whose: Whose,
+        /// Only keys in this status: active, disabled, revoked, expired or rotated.
+        #[arg(long, value_name = "S", value_parser = parse_status)]
+        status: Option<KeyStatus>,
     },
     /// Revoke a key at once.
     Revoke {
@@ -178,6 +196,92 @@ pub enum KeysCommand {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "24h")]
         grace: Duration,
     },
+}
+
+/// `keys create`'s flags.
+#[derive(Args)]
+pub struct CreateArgs {
+    #[arg(long, value_name = "ID")]
+    pub user: String,
+    #[arg(long)]
+    pub name: String,
+    /// A scope (repeat for several).
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Vec<String>,
+    /// Lifetime, e.g. 30d, 12h, 90m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires_in: Option<Duration>,
+    /// A per-key rate limit: N/s, N/min or N/h (e.g. 100/min).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate_limit: Option<RateLimit>,
+    /// Metadata: a JSON object (at most 4 KiB).
+    #[arg(long, value_name = "JSON", value_parser = parse_metadata)]
+    pub metadata: Option<serde_json::Value>,
+    /// A test key (`_test_` marker) instead of a live one.
+    #[arg(long)]
+    pub test: bool,
+}
+
+/// `keys update`'s flags.
+#[derive(Args)]
+pub struct UpdateArgs {
+    #[arg(long, value_name = "ID")]
+    pub user: String,
+    pub key_id: String,
+    /// A new name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The new set of scopes, replacing the whole old set (repeat for several).
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Vec<String>,
+    /// A new lifetime from now, e.g. 30d.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration,
+          conflicts_with = "no_expiry")]
+    pub expires_in: Option<Duration>,
+    /// Never expires.
+    #[arg(long)]
+    pub no_expiry: bool,
+    /// A new rate limit: N/s, N/min or N/h.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate,
+          conflicts_with = "no_rate_limit")]
+    pub rate_limit: Option<RateLimit>,
+    /// No rate limit.
+    #[arg(long)]
+    pub no_rate_limit: bool,
+    /// New metadata, replacing the old: a JSON object (at most 4 KiB; `{}` clears it).
+    #[arg(long, value_name = "JSON", value_parser = parse_metadata)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Whose keys a listing shows: one user's, or everyone's.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct Whose {
+    /// This user's keys.
+    #[arg(long, value_name = "ID")]
+    pub user: Option<String>,
+    /// Every user's keys (read page by page).
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `100/min`, `5/s`, `1000/h`.
+fn parse_rate(text: &str) -> Result<RateLimit, String> {
+    RateLimit::parse(text).map_err(|e| e.to_string())
+}
+
+/// A JSON object of at most 4 KiB (the library checks the bound again).
+fn parse_metadata(text: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str(text) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(_) => Err("metadata must be a JSON object".into()),
+        Err(e) => Err(format!("metadata is not JSON: {e}")),
+    }
+}
+
+fn parse_status(text: &str) -> Result<KeyStatus, String> {
+    KeyStatus::parse(text)
+        .ok_or_else(|| format!("{text:?}: one of active, disabled, revoked, expired, rotated"))
 }
 
 #[derive(Args)]
