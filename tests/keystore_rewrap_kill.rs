@@ -34,6 +34,20 @@ fn child() {
 
 /// A small pseudo-random sequence (no dependency), seeded from the clock and printed, so a
 /// failure can be replayed by setting `KEYSEAL_KILL_SEED`.
+/// `KEYSEAL_KILL_SEED`, else one from the clock (never 0).
+fn seed() -> u64 {
+    std::env::var("KEYSEAL_KILL_SEED").map_or_else(
+        |_| {
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos();
+            u64::from(nanos) | 1
+        },
+        |s| s.parse().unwrap(),
+    )
+}
+
 struct Xorshift(u64);
 
 impl Xorshift {
@@ -53,16 +67,7 @@ fn rewrap_killed_at_random_batches_resumes_without_loss() {
     } else {
         (3_000, 100, 4)
     };
-    let seed = std::env::var("KEYSEAL_KILL_SEED").map_or_else(
-        |_| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        },
-        |s| s.parse().unwrap(),
-    );
+    let seed = seed();
     eprintln!("KEYSEAL_KILL_SEED={seed}");
     let mut random = Xorshift(seed);
     let tmp = TempDb::named("keys.db");

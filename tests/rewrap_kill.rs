@@ -44,6 +44,20 @@ fn child() {
     println!("DONE {}", report.rewrapped);
 }
 
+/// `KEYSEAL_KILL_SEED`, else one from the clock (never 0).
+fn seed() -> u64 {
+    std::env::var("KEYSEAL_KILL_SEED").map_or_else(
+        |_| {
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos();
+            u64::from(nanos) | 1
+        },
+        |s| s.parse().unwrap(),
+    )
+}
+
 struct Xorshift(u64);
 
 impl Xorshift {
@@ -55,29 +69,10 @@ impl Xorshift {
     }
 }
 
-#[test]
-fn rewrap_killed_at_random_batches_resumes_every_value_intact() {
-    let long = std::env::var("KEYSEAL_LONG").as_deref() == Ok("1");
-    let (rows, batch, kills) = if long {
-        (100_000, 1000, 8)
-    } else {
-        (3_000, 100, 4)
-    };
-    let seed = std::env::var("KEYSEAL_KILL_SEED").map_or_else(
-        |_| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        },
-        |s| s.parse().unwrap(),
-    );
-    eprintln!("KEYSEAL_KILL_SEED={seed}");
-    let mut random = Xorshift(seed);
-    let tmp = TempDb::named("keys.db");
-    let dir = tmp.dir().to_path_buf();
-    let master = MasterKey::generate().unwrap();
+/// A key store and `data.db` beside it: `rows` values of `USERS` users as `v2:` tokens, then
+/// every user's key rotated to version 2. Returns the data connection.
+fn fill(tmp: &TempDb, master: &MasterKey, rows: usize) -> rusqlite::Connection {
+    let dir = tmp.dir();
     let store = KeyStore::open(
         tmp.path(),
         MasterKey::from_bytes(master.expose_secret()).unwrap(),
@@ -99,7 +94,7 @@ fn rewrap_killed_at_random_batches_resumes_every_value_intact() {
             .unwrap();
         tx.execute(
             "INSERT INTO creds VALUES (?1, ?2, ?3)",
-            rusqlite::params![i as i64, owner, token],
+            rusqlite::params![i64::try_from(i).unwrap(), owner, token],
         )
         .unwrap();
     }
@@ -110,6 +105,24 @@ fn rewrap_killed_at_random_batches_resumes_every_value_intact() {
             .unwrap();
     }
     drop(store);
+    conn
+}
+
+#[test]
+fn rewrap_killed_at_random_batches_resumes_every_value_intact() {
+    let long = std::env::var("KEYSEAL_LONG").as_deref() == Ok("1");
+    let (rows, batch, kills) = if long {
+        (100_000, 1000, 8)
+    } else {
+        (3_000, 100, 4)
+    };
+    let seed = seed();
+    eprintln!("KEYSEAL_KILL_SEED={seed}");
+    let mut random = Xorshift(seed);
+    let tmp = TempDb::named("keys.db");
+    let dir = tmp.dir().to_path_buf();
+    let master = MasterKey::generate().unwrap();
+    let conn = fill(&tmp, &master, rows);
 
     let spawn = || {
         ChildProcess::spawn(

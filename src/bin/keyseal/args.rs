@@ -285,6 +285,7 @@ fn parse_status(text: &str) -> Result<KeyStatus, String> {
 }
 
 #[derive(Args)]
+#[allow(clippy::struct_excessive_bools)] // Independent command line flags.
 pub struct RewrapArgs {
     /// The table holding the tokens.
     #[arg(long)]

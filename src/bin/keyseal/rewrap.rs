@@ -68,11 +68,11 @@ pub fn run(cli: &Cli, args: &RewrapArgs) -> Outcome {
         out["verify"] = json!({
             "ok": check.ok, "stale": check.stale, "failed": check.failed, "null": check.null,
         });
-        human.push_str(&format!(
-            "\nverify: {} decrypt in their target form, {} decrypt but are not yet, {} do not \
-             decrypt, {} empty",
+        human = format!(
+            "{human}\nverify: {} decrypt in their target form, {} decrypt but are not yet, {} do \
+             not decrypt, {} empty",
             check.ok, check.stale, check.failed, check.null
-        ));
+        );
         failed = check.failed;
     }
     print(cli, &out, &human);

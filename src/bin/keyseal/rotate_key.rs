@@ -19,7 +19,7 @@ pub fn owner(target: &Target) -> KeyOwner<'_> {
 fn describe(owner: KeyOwner<'_>) -> String {
     match owner {
         KeyOwner::User(user) => format!("user {user:?}"),
-        _ => "the pool key".to_owned(),
+        KeyOwner::Pool => "the pool key".to_owned(),
     }
 }
 
