@@ -66,8 +66,8 @@ mod user_id;
 pub use keystore::backend as keystore_backend;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::{
-    Decrypted, KeyOwner, KeyState, KeyStore, KeyStoreFuture, KeyStoreOptions, KeyVersion,
-    MasterKeyId, MasterKeyStatus, MasterKeyring, MasterRewrapReport, RotationReport,
+    CopyReport, Decrypted, KeyOwner, KeyState, KeyStore, KeyStoreFuture, KeyStoreOptions,
+    KeyVersion, MasterKeyId, MasterKeyStatus, MasterKeyring, MasterRewrapReport, RotationReport,
     MAX_USER_ID_LEN,
 };
 // The one SQLite layer: connections, pragmas, busy handling, error mapping.
@@ -88,9 +88,9 @@ mod issuance;
 pub use issuance::backend as api_keys_backend;
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 pub use issuance::{
-    ApiKeys, ApiKeysConfig, ApiKeysFuture, CreatedKey, Environment, KeyFormat, KeyInfo, KeyPage,
-    KeyStatus, KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey, RateLimit, Refusal,
-    Requirement, Timestamp, Validated, Verification, MAX_METADATA_BYTES,
+    ApiKeys, ApiKeysConfig, ApiKeysCopyReport, ApiKeysFuture, CreatedKey, Environment, KeyFormat,
+    KeyInfo, KeyPage, KeyStatus, KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey, RateLimit,
+    Refusal, Requirement, Timestamp, Validated, Verification, MAX_METADATA_BYTES,
 };
 
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]

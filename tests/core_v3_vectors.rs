@@ -1,5 +1,5 @@
-//! The `v3:` vectors (tests/vectors/v3/v3-vectors.json, made by tests/python/make_v3_vectors.py
-//! with pyca/cryptography from the documented layout): keyseal reads every token and refuses
+//! The `v3:` vectors (`tests/vectors/v3/v3-vectors.json`, made by
+//! `tests/python/make_v3_vectors.py` with pyca/cryptography from the documented layout): keyseal reads every token and refuses
 //! every edited one with the right code; and Python reads tokens keyseal makes.
 
 mod common;

@@ -1,7 +1,7 @@
 //! The storage interface behind [`ApiKeys`](crate::ApiKeys), and its contract.
 //!
 //! The trait is public so that its contract can be read, and sealed: it is implemented by
-//! keyseal's own backends (`SQLite` today), which [`ApiKeys`](crate::ApiKeys) opens. A new
+//! keyseal's own backends (`SQLite`, `PostgreSQL`), which [`ApiKeys`](crate::ApiKeys) opens. A new
 //! backend is a new module next to the `SQLite` one, checked by the same behaviour tests.
 //!
 //! # What a backend does, and what it does not
@@ -38,7 +38,9 @@
 //! the same transaction (which serializes writers on that row, so numbers follow commit
 //! order), or track visibility itself (e.g. `PostgreSQL`'s transaction ids and snapshots,
 //! `pg_snapshot_xmin`), or re-read an overlap window below the last `seq` seen and tolerate
-//! seeing a change twice (applying a change is idempotent).
+//! seeing a change twice (applying a change is idempotent). The `PostgreSQL` backend takes
+//! the counter: every feed-writing transaction first runs `UPDATE keyseal_feed SET seq =
+//! seq + 1 … RETURNING seq`, whose row lock it holds to its commit.
 //!
 //! # Waiting
 //! The change check ([`Backend::changes_since`], [`Backend::changed_elsewhere`],

@@ -96,6 +96,7 @@ mod bcrypt_limiter;
 mod cache;
 mod changes;
 mod config;
+mod copy;
 mod failures;
 mod format;
 mod future;
@@ -130,6 +131,7 @@ use legacy::LegacyFormats;
 use prehash::hash_new_key;
 
 pub use config::ApiKeysConfig;
+pub use copy::ApiKeysCopyReport;
 /// For `keyseal::testing` (tests, benchmarks, fuzzing), which re-exports it; not part of the
 /// stable API.
 #[doc(hidden)]
@@ -187,10 +189,14 @@ impl core::fmt::Debug for ApiKeys {
 
 impl ApiKeys {
     /// Opens (creating if needed) the key tables in the `SQLite` file at `path`, default
-    /// settings.
+    /// settings. A `path` whose text starts with `postgres://` or `postgresql://` is a
+    /// PostgreSQL URL instead (feature `postgres`; see the README's PostgreSQL section).
     ///
     /// # Errors
-    /// [`Error::Storage`] when the file cannot be opened or written.
+    /// [`Error::Storage`] when the file cannot be opened or written, or the PostgreSQL server
+    /// cannot be reached, refuses the login, or its schema cannot be used (kind `schema`);
+    /// [`Error::InvalidArgument`] for a PostgreSQL URL that cannot be read, or in a build
+    /// without the `postgres` feature.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         Self::open_with(path, ApiKeysConfig::default())
     }
@@ -205,28 +211,14 @@ impl ApiKeys {
                 what: format!("bcrypt cost {}: must be 4 to 31", config.bcrypt_cost),
             });
         }
-        let path = path.as_ref();
-        let backend: Box<dyn Backend> = if crate::db_path::is_postgres(path) {
-            #[cfg(feature = "postgres")]
-            {
-                let url = path.to_str().unwrap_or_default();
-                Box::new(crate::postgres::api_keys::PgApiKeys::open(
-                    url,
-                    config.busy_timeout,
-                )?)
-            }
-            #[cfg(not(feature = "postgres"))]
-            return Err(Error::postgres_not_built());
-        } else {
-            Box::new(crate::sqlite::api_keys::SqliteBackend::open(
-                path,
-                config.busy_timeout,
-            )?)
-        };
+        let backend = open_backend(path.as_ref(), config.busy_timeout)?;
         Self::with_backend(backend, config)
     }
 
-    fn with_backend(backend: Box<dyn Backend>, config: ApiKeysConfig) -> Result<Self, Error> {
+    pub(crate) fn with_backend(
+        backend: Box<dyn Backend>,
+        config: ApiKeysConfig,
+    ) -> Result<Self, Error> {
         // Prime the change counter before reading, so nothing written in between is missed.
         backend.changed_elsewhere()?;
         let (lookups, seq) = backend.all_lookups()?;
@@ -490,6 +482,30 @@ impl Drop for ApiKeys {
     fn drop(&mut self) {
         self.flush_on_drop();
     }
+}
+
+/// The backend `location` selects: PostgreSQL for a `postgres://` / `postgresql://` URL,
+/// else `SQLite`.
+pub(crate) fn open_backend(
+    location: &Path,
+    busy_timeout: Duration,
+) -> Result<Box<dyn Backend>, Error> {
+    if crate::db_path::is_postgres(location) {
+        #[cfg(feature = "postgres")]
+        {
+            let url = location.to_str().unwrap_or_default();
+            return Ok(Box::new(crate::postgres::api_keys::PgApiKeys::open(
+                url,
+                busy_timeout,
+            )?));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::postgres_not_built());
+    }
+    Ok(Box::new(crate::sqlite::api_keys::SqliteBackend::open(
+        location,
+        busy_timeout,
+    )?))
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@
 //! no row is ever added under a retired master key. [`Backend::retire_master_key`] refuses
 //! while any row still names the key.
 //!
-//! The trait is sealed: the backends live in this crate (`SQLite` today), so that each one runs
+//! The trait is sealed: the backends live in this crate (`SQLite`, `PostgreSQL`), so that each one runs
 //! the same conformance tests before it ships.
 
 use crate::Error;
@@ -251,6 +251,20 @@ impl Rewrapped {
             master_id,
         }
     }
+}
+
+/// A row as a copy reads and writes it: everything the table holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FullRow {
+    /// The user.
+    pub user_id: String,
+    /// The wrapped key, as stored.
+    pub wrapped: Vec<u8>,
+    /// When it was created, as stored.
+    pub created_at: String,
+    /// The id of the master key that wrapped it (`None` for a row the Python module wrote).
+    pub master_id: Option<String>,
 }
 
 /// What a store holds about its master key.
@@ -495,6 +509,21 @@ pub trait Backend: sealed::Sealed + Send + Sync {
     /// # Errors
     /// [`Error::Storage`].
     fn set_shared_with_python(&self, shared: bool) -> Result<(), Error>;
+
+    /// For copying a store: the check value and every row (with its creation time), read in
+    /// one transaction.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<FullRow>), Error>;
+
+    /// For copying a store into this one: in one transaction, if this store holds neither a
+    /// row nor a check value, stores `check` and `rows` exactly as given and returns `true`;
+    /// otherwise writes nothing and returns `false`. The tables are created if absent.
+    ///
+    /// # Errors
+    /// [`Error::Storage`]; nothing is written then.
+    fn import(&self, check: &[u8], rows: &[FullRow]) -> Result<bool, Error>;
 
     /// How many [`Backend::insert_if_absent`] transactions one key store may run at once.
     /// `SQLite` has one writer at a time: 1 (the default). A server that merges the flushes of

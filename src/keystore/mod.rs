@@ -35,6 +35,7 @@
 pub mod backend;
 mod blocking;
 mod cache;
+mod copy;
 mod group_commit;
 mod keyring;
 mod master_key_check;
@@ -56,6 +57,7 @@ use rules::Inner;
 
 pub use backend::KeyState;
 pub use blocking::KeyStoreFuture;
+pub use copy::CopyReport;
 pub use keyring::{MasterKeyId, MasterKeyring};
 pub use master_keys::{MasterKeyStatus, MasterRewrapReport};
 pub use options::KeyStoreOptions;
@@ -143,6 +145,9 @@ impl core::fmt::Debug for KeyStore {
 impl KeyStore {
     /// Opens the key store at `path` with the default [`KeyStoreOptions`], creating the file,
     /// its folder and the schema if needed, and verifies that `master` is the store's key.
+    /// A `path` whose text starts with `postgres://` or `postgresql://` is a PostgreSQL URL
+    /// (feature `postgres`; see the README's PostgreSQL section): the schema is migrated if
+    /// the role may, and `path()` shows the URL without its password.
     ///
     /// # Errors
     /// - [`Error::WrongMasterKey`] when `master` does not open the store (`user_id` is `None`
@@ -151,7 +156,11 @@ impl KeyStore {
     /// - [`Error::CorruptKey`] when that row's blob has the wrong length;
     /// - [`Error::InvalidArgument`] for a database that would live only in memory: an empty
     ///   path, `:memory:`, or a `file:` URI naming `:memory:` or nothing or with `mode=memory`;
-    /// - [`Error::Storage`] when the file cannot be created, opened or locked in time.
+    /// - [`Error::InvalidArgument`] for a PostgreSQL URL that cannot be read, or in a build
+    ///   without the `postgres` feature;
+    /// - [`Error::Storage`] when the file cannot be created, opened or locked in time, or the
+    ///   PostgreSQL server cannot be reached, refuses the login, or its schema cannot be used
+    ///   (kind `schema`).
     ///
     /// # Security
     /// The master key is kept (zeroized on drop) for the life of the store. A new file is

@@ -20,8 +20,8 @@ use super::keystore_keyring as keyring;
 use super::pool::{write_tx, Conn, Shared};
 use super::runtime::block;
 use crate::keystore::backend::{
-    sealed, Backend, CheckState, Guard, KeyState, Keyring, MasterKeyRow, NewRow, Opened, Retired,
-    Rewrapped, Rotation, RotationState, StateChange, StoredRow, VersionRow, Written,
+    sealed, Backend, CheckState, FullRow, Guard, KeyState, Keyring, MasterKeyRow, NewRow, Opened,
+    Retired, Rewrapped, Rotation, RotationState, StateChange, StoredRow, VersionRow, Written,
 };
 use crate::keystore::WRAPPED_LEN;
 use crate::{Error, StorageKind};
@@ -90,7 +90,7 @@ impl PgKeyStore {
             let begin = super::pool::begin_sql(self.busy_timeout);
             conn.set_in_tx(true);
             let client = conn.client();
-            let (began, checked, found, committed) = futures_util::future::join4(
+            let (opened, checked, found, committed) = futures_util::future::join4(
                 client.batch_execute(&begin),
                 client.query_opt(
                     &insert,
@@ -103,7 +103,9 @@ impl PgKeyStore {
             if committed.is_ok() {
                 conn.set_in_tx(false);
             }
-            let outcome = began.and(checked).and_then(|c| Ok((c, found?, committed?)));
+            let outcome = opened
+                .and(checked)
+                .and_then(|c| Ok((c, found?, committed?)));
             let (checked, found, ()) = match outcome {
                 Ok(v) => v,
                 Err(e)
@@ -153,6 +155,40 @@ impl PgKeyStore {
             shared,
             busy_timeout,
         })
+    }
+
+    /// The check state of the store at `url`, read without writing anything (no migration,
+    /// no table created); `None` when the database holds no key store yet.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a URL that cannot be read; [`Error::Storage`] when the
+    /// server cannot be reached or read.
+    pub(crate) fn peek_check_state(
+        url: &str,
+        busy_timeout: Duration,
+    ) -> Result<Option<CheckState>, Error> {
+        let shared = super::pool::shared(url)?;
+        block(async {
+            let conn = shared.conn(busy_timeout).await?;
+            let db = |e: tokio_postgres::Error| shared.error(&e);
+            let exists: bool = conn
+                .client()
+                .query_one(
+                    "SELECT to_regclass('encryption_keys') IS NOT NULL \
+                     AND to_regclass('keyseal_keystore_meta') IS NOT NULL",
+                    &[],
+                )
+                .await
+                .map_err(db)?
+                .get(0);
+            if !exists {
+                return Ok(None);
+            }
+            match state_of(&conn).await.map_err(db)? {
+                CheckState::Absent { first_row: None } => Ok(None),
+                state => Ok(Some(state)),
+            }
+        })?
     }
 
     /// The URL without its password.
@@ -508,6 +544,98 @@ impl Backend for PgKeyStore {
             store: self,
             conn: Some(conn),
         }))
+    }
+
+    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<FullRow>), Error> {
+        let db = self.db();
+        block(async {
+            let mut conn = self.shared.conn(self.busy_timeout).await?;
+            let read = async {
+                conn.client()
+                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?;
+                let check = read_check(&conn, "").await?;
+                let rows = conn
+                    .client()
+                    .query(
+                        "SELECT user_id, encrypted_key, created_at, master_key_id \
+                         FROM encryption_keys ORDER BY created_at, user_id",
+                        &[],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| FullRow {
+                        user_id: r.get(0),
+                        wrapped: r.get(1),
+                        created_at: r.get(2),
+                        master_id: r.get(3),
+                    })
+                    .collect();
+                conn.client().batch_execute("COMMIT").await?;
+                Ok::<_, tokio_postgres::Error>((check, rows))
+            };
+            match read.await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    conn.rollback().await;
+                    Err(db(e))
+                }
+            }
+        })?
+    }
+
+    fn import(&self, check: &[u8], rows: &[FullRow]) -> Result<bool, Error> {
+        let ids: Vec<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
+        let blobs: Vec<&[u8]> = rows.iter().map(|r| r.wrapped.as_slice()).collect();
+        let created: Vec<&str> = rows.iter().map(|r| r.created_at.as_str()).collect();
+        let masters: Vec<Option<&str>> = rows.iter().map(|r| r.master_id.as_deref()).collect();
+        let (ids, blobs, created, masters) = (&ids, &blobs, &created, &masters);
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                conn.client()
+                    .execute(
+                        "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
+                        &[],
+                    )
+                    .await?;
+                let there: bool = conn
+                    .client()
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM encryption_keys) \
+                         OR EXISTS (SELECT 1 FROM keyseal_keystore_meta WHERE name = 'master_check')",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                if there {
+                    return Ok(false);
+                }
+                conn.client()
+                    .execute(
+                        "INSERT INTO keyseal_keystore_meta (name, value) VALUES ('master_check', $1)",
+                        &[&check],
+                    )
+                    .await?;
+                for chunk in 0..ids.len().div_ceil(ROTATION_BATCH) {
+                    let range =
+                        chunk * ROTATION_BATCH..((chunk + 1) * ROTATION_BATCH).min(ids.len());
+                    conn.client()
+                        .execute(
+                            "INSERT INTO encryption_keys \
+                             (user_id, encrypted_key, created_at, master_key_id) \
+                             SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[])",
+                            &[
+                                &&ids[range.clone()],
+                                &&blobs[range.clone()],
+                                &&created[range.clone()],
+                                &&masters[range],
+                            ],
+                        )
+                        .await?;
+                }
+                true
+            })
+        })?
     }
 
     /// PostgreSQL merges the WAL flushes of concurrent commits: several batches in flight

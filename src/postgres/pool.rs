@@ -274,3 +274,30 @@ macro_rules! write_tx {
     }};
 }
 pub(crate) use write_tx;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One pool per URL while any user holds it; a new one after the last is dropped.
+    /// (Building a pool connects to nothing, so no server is needed.)
+    #[test]
+    fn one_pool_per_url_while_it_is_used() {
+        let url = "postgres://app:secret@127.0.0.1:1/pool_registry_test";
+        let a = shared(url).unwrap();
+        let b = shared(url).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the same URL shares one pool");
+        let other = shared("postgres://app:secret@127.0.0.1:1/another_db").unwrap();
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert!(!format!("{a:?}").contains("secret"));
+        let weak = Arc::downgrade(&a);
+        drop((a, b));
+        assert!(
+            weak.upgrade().is_none(),
+            "the pool closes with its last user"
+        );
+        let again = shared(url).unwrap();
+        assert!(weak.upgrade().is_none());
+        drop(again);
+    }
+}

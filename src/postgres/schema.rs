@@ -261,7 +261,8 @@ pub(crate) async fn ensure(shared: &Shared, conn: &mut Conn) -> Result<(), Error
                     StorageKind::Schema,
                     format!(
                         "PostgreSQL {}: the database {now}, and this role may not create \
-                         tables: run `keyseal db migrate` with a role that may ({message})",
+                         tables: run `keyseal db migrate` (keyseal::postgres::migrate) with a \
+                         role that may ({message})",
                         shared.target
                     ),
                 ))

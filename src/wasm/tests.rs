@@ -139,3 +139,46 @@ fn nonce_pool_survives_failing_silent_and_reentering_sources() {
     }
     set_random_source(host::random);
 }
+
+#[test]
+fn v3_tokens_through_js_values() {
+    let k = key(6);
+    let row: JsValue = js_sys::Array::of3(
+        &JsValue::from_str("users"),
+        &JsValue::from_str("42"),
+        &Uint8Array::from(&[0xffu8][..]),
+    )
+    .into();
+    let token = v3::encrypt_v3(
+        &JsValue::from_str("héllo"),
+        &k,
+        &JsValue::from_f64(7.0),
+        &row,
+    )
+    .unwrap();
+    assert!(token.starts_with("v3:"));
+    assert!(is_encrypted(&JsValue::from_str(&token)));
+    let t = JsValue::from_str(&token);
+    assert_eq!(String::from(v3::decrypt_v3(&t, &k, &row).unwrap()), "héllo");
+    let format = v3::token_format(&t).unwrap();
+    let version = Reflect::get(&format, &"keyVersion".into()).unwrap();
+    assert_eq!(version.as_f64(), Some(7.0));
+    // Another row, no context, a bad version and a bad context: typed errors, no trap.
+    let other: JsValue = js_sys::Array::of2(&"users".into(), &"43".into()).into();
+    let err = v3::decrypt_v3(&t, &k, &other).unwrap_err();
+    assert_eq!(
+        code_of(&err),
+        ("KeysealError".into(), "authentication".into())
+    );
+    let err = v3::decrypt_v3(&t, &k, &JsValue::UNDEFINED).unwrap_err();
+    assert_eq!(code_of(&err).1, "authentication");
+    let err = v3::encrypt_v3(&"x".into(), &k, &JsValue::from_f64(0.0), &row).unwrap_err();
+    assert_eq!(code_of(&err).1, "invalid_argument");
+    let err =
+        v3::encrypt_v3(&"x".into(), &k, &JsValue::from_f64(1.0), &"users".into()).unwrap_err();
+    assert_eq!(code_of(&err).1, "malformed");
+    // The handle reads what the function wrote.
+    let handle = KeysealKey::new(&k).unwrap();
+    assert_eq!(String::from(handle.decrypt_v3(&t, &row).unwrap()), "héllo");
+    handle.free();
+}

@@ -73,7 +73,8 @@ async fn next_seq(conn: &Conn) -> Result<i64, TxError> {
     row.map(|r| r.get(0)).ok_or_else(|| {
         TxError::App(Error::storage(
             StorageKind::Corrupt,
-            "the change feed's counter row (keyseal_feed) is missing: run `keyseal db migrate`",
+            "the change feed's counter row (keyseal_feed) is missing: run `keyseal db migrate` \
+             (keyseal::postgres::migrate)",
         ))
     })
 }
@@ -310,21 +311,18 @@ impl Backend for PgApiKeys {
     ) -> Result<Vec<Row>, Error> {
         let before = before.unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        match user_id {
-            Some(user) => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 AND row_id < $2 \
-                     ORDER BY row_id DESC LIMIT $3"
-                );
-                block(self.many_rows(&sql, &[&user, &before, &limit]))?
-            }
-            None => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM api_keys WHERE row_id < $1 ORDER BY row_id DESC \
-                     LIMIT $2"
-                );
-                block(self.many_rows(&sql, &[&before, &limit]))?
-            }
+        if let Some(user) = user_id {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 AND row_id < $2 \
+                 ORDER BY row_id DESC LIMIT $3"
+            );
+            block(self.many_rows(&sql, &[&user, &before, &limit]))?
+        } else {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM api_keys WHERE row_id < $1 ORDER BY row_id DESC \
+                 LIMIT $2"
+            );
+            block(self.many_rows(&sql, &[&before, &limit]))?
         }
     }
 

@@ -18,8 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{connect, open_private, retry, storage_error, write, TxError};
 use crate::keystore::backend::{
-    sealed, Backend, CheckState, Guard, KeyState, Keyring, MasterKeyRow, NewRow, Opened, Retired,
-    Rewrapped, Rotation, StateChange, StoredRow, VersionRow, Written,
+    sealed, Backend, CheckState, FullRow, Guard, KeyState, Keyring, MasterKeyRow, NewRow, Opened,
+    Retired, Rewrapped, Rotation, StateChange, StoredRow, VersionRow, Written,
 };
 use crate::keystore::WRAPPED_LEN;
 use crate::{Error, StorageKind};
@@ -307,6 +307,63 @@ impl Backend for SqliteBackend {
             conn.execute_batch("BEGIN IMMEDIATE").map_err(TxError::Db)
         })?;
         Ok(Box::new(keyring::SqliteRotation::new(conn)))
+    }
+
+    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<FullRow>), Error> {
+        self.write(|tx| {
+            if state_of(tx)?.is_none() {
+                return Ok((None, Vec::new()));
+            }
+            let check = read_check(tx)?;
+            let rows = tx
+                .prepare(
+                    "SELECT user_id, encrypted_key, created_at, master_key_id FROM encryption_keys \
+                     ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(FullRow {
+                        user_id: r.get(0)?,
+                        wrapped: schema::blob_at(r, 1)?,
+                        created_at: r.get(2)?,
+                        master_id: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((check, rows))
+        })
+    }
+
+    fn import(&self, check: &[u8], rows: &[FullRow]) -> Result<bool, Error> {
+        let imported = self.write(|tx| {
+            schema::upgrade(tx)?;
+            let rows_there: i64 =
+                tx.query_row("SELECT COUNT(*) FROM encryption_keys", [], |r| r.get(0))?;
+            if rows_there > 0 || read_check(tx)?.is_some() {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",
+                params![CHECK_NAME, check],
+            )?;
+            schema::record_version(tx)?;
+            let mut insert = tx.prepare(
+                "INSERT INTO encryption_keys (user_id, encrypted_key, created_at, master_key_id) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for row in rows {
+                insert.execute(params![
+                    row.user_id,
+                    row.wrapped,
+                    row.created_at,
+                    row.master_id
+                ])?;
+            }
+            Ok(true)
+        })?;
+        if imported {
+            super::enable_wal(&lock(&self.writer), self.busy_timeout)?;
+        }
+        Ok(imported)
     }
 
     fn count(&self) -> Result<u64, Error> {
