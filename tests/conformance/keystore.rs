@@ -346,6 +346,7 @@ macro_rules! keystore_conformance {
             a_user_key_rotates_and_retires_versions_the_safe_way,
             pool_key_versions_rotate_and_disable,
             key_versions_survive_master_rotations,
+            key_versions_survive_a_copy,
         );
     };
     (@tests $harness:ty; $($name:ident),* $(,)?) => {

@@ -161,3 +161,28 @@ pub fn key_versions_survive_master_rotations<H: Harness>() {
         derive_pool_key(&a)
     );
 }
+
+/// A copy into a new `SQLite` file carries the key versions, the master keys and the pool key:
+/// values under every version still decrypt there.
+pub fn key_versions_survive_a_copy<H: Harness>() {
+    let h = H::fresh();
+    let master = MasterKey::generate().unwrap();
+    let store = h.open(copy(&master)).unwrap();
+    store.get_or_create_user_key("alice").unwrap();
+    store.rotate_key(KeyOwner::User("alice"), true).unwrap();
+    store.rotate_key(KeyOwner::Pool, true).unwrap();
+    store.disable_key_version(KeyOwner::Pool, 2).unwrap();
+    let alice2 = store.key_version(KeyOwner::User("alice"), 2).unwrap();
+    let target = crate::common::temp_db::TempDb::new();
+    store.copy_to(target.path()).unwrap();
+    let copied = keyseal::KeyStore::open(target.path(), master).unwrap();
+    assert_eq!(
+        copied.key_version(KeyOwner::User("alice"), 2).unwrap(),
+        alice2
+    );
+    assert_eq!(copied.pool_key().unwrap(), store.pool_key().unwrap());
+    assert_eq!(
+        states(&copied.key_versions(KeyOwner::Pool).unwrap()),
+        [(1, KeyState::Active), (2, KeyState::Disabled)]
+    );
+}
