@@ -98,9 +98,9 @@ fn python_seed_file_yields_its_keys() {
         names,
         [
             "encryption_keys",
+            "keyseal_key_versions",
             "keyseal_keystore_meta",
-            "keyseal_master_keys",
-            "keyseal_pool_keys"
+            "keyseal_master_keys"
         ]
     );
 }
