@@ -14,6 +14,7 @@ pub(crate) mod api_keys;
 pub(crate) mod errors;
 pub(crate) mod keystore;
 mod keystore_keyring;
+mod keystore_rotation;
 mod pool;
 mod runtime;
 mod schema;
