@@ -66,7 +66,9 @@ mod user_id;
 pub use keystore::backend as keystore_backend;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::{
-    CopyReport, KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MAX_USER_ID_LEN,
+    CopyReport, Decrypted, KeyOwner, KeyState, KeyStore, KeyStoreFuture, KeyStoreOptions,
+    KeyVersion, MasterKeyId, MasterKeyStatus, MasterKeyring, MasterRewrapReport, RotationReport,
+    MAX_USER_ID_LEN,
 };
 // The one SQLite layer: connections, pragmas, busy handling, error mapping.
 #[cfg(all(
@@ -93,6 +95,8 @@ pub use issuance::{
 
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub mod migrate;
+#[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
+pub mod rewrap;
 
 #[cfg(all(
     feature = "keystore",

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::backend::{Backend, Guard, StoredRow, Written};
 use super::{open_backend, wrap, KeyStore, KeyStoreOptions};
 use crate::{Error, StorageKind};
 
@@ -49,7 +50,9 @@ impl KeyStore {
     /// ```
     pub fn copy_to(&self, target: impl AsRef<Path>) -> Result<CopyReport, Error> {
         let target = target.as_ref();
-        let master = self.inner.master();
+        let ring = self.inner.ring();
+        // Pool key version 1 travels with the copy: store it first if it is not yet.
+        self.inner.pool_versions()?;
         let (check, rows) = self.inner.backend.export()?;
         let check = check.ok_or_else(|| {
             Error::storage(
@@ -57,11 +60,20 @@ impl KeyStore {
                 "this key store has no master key check value; reopen it to restore it",
             )
         })?;
-        if !wrap::verify_check(&master, &check) {
+        let legacy_held = self
+            .inner
+            .legacy_id()
+            .is_some_and(|id| ring.get(&id).is_some());
+        if legacy_held && !ring.iter().any(|(_, k)| wrap::verify_check(k, &check)) {
             return Err(Error::WrongMasterKey { user_id: None });
         }
         for row in &rows {
-            wrap::unwrap(&master, &row.user_id, &row.wrapped)?;
+            let stored = StoredRow {
+                user_id: row.user_id.clone(),
+                wrapped: row.wrapped.clone(),
+                master_id: row.master_id.clone(),
+            };
+            self.inner.unwrap_row(&ring, &stored)?;
         }
         if crate::db_path::is_temporary(target) {
             return Err(Error::InvalidArgument {
@@ -94,8 +106,42 @@ impl KeyStore {
                 ),
             ));
         }
+        self.copy_keyring(&*backend)?;
         Ok(CopyReport {
             rows: u64::try_from(rows.len()).unwrap_or(u64::MAX),
         })
+    }
+
+    /// Copies the master keys (not retired), the legacy key, every key version holding a key,
+    /// and the Python flag into `target`, after its rows.
+    fn copy_keyring(&self, target: &dyn Backend) -> Result<(), Error> {
+        let source = &*self.inner.backend;
+        let keyring = source.keyring()?;
+        for key in keyring.keys.iter().filter(|k| !k.retired) {
+            let legacy = keyring.legacy_id.as_deref() == Some(key.id.as_str());
+            target.add_master_key(key, legacy)?;
+        }
+        for version in source.stale_versions("", None, usize::MAX)? {
+            let Some(key) = keyring
+                .keys
+                .iter()
+                .find(|k| Some(k.id.as_str()) == version.master_id.as_deref())
+            else {
+                continue;
+            };
+            match target.insert_version(Guard::new(&key.id, &key.check), &version)? {
+                Written::Done(_) => {}
+                Written::CheckChanged(_) => {
+                    return Err(Error::storage(
+                        StorageKind::Corrupt,
+                        "a key version could not be copied under its master key",
+                    ))
+                }
+            }
+        }
+        if let Some(shared) = source.shared_with_python()? {
+            target.set_shared_with_python(shared)?;
+        }
+        Ok(())
     }
 }

@@ -10,10 +10,11 @@
 use std::mem;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use super::backend::{NewRow, Written};
+use super::backend::{Guard, NewRow, Written};
+use super::keyring::MasterKeyring;
 use super::rules::{kept_changing, lock, Inner, MAX_ATTEMPTS};
 use super::wrap::{self, KeyBytes};
-use crate::{DataKey, Error, MasterKey, StorageKind};
+use crate::{DataKey, Error, StorageKind};
 
 /// Where the group commit leader puts a request's result.
 type Slot = Arc<Mutex<Option<Result<KeyBytes, Error>>>>;
@@ -118,9 +119,9 @@ impl Inner {
         if batch.is_empty() {
             return;
         }
-        // The master key cannot change while the write lock is held.
-        let master = self.master();
-        match self.insert_wrapped(&master, &batch) {
+        // The keyring cannot change while the write lock is held.
+        let ring = self.ring();
+        match self.insert_wrapped(&ring, &batch) {
             Ok(winners) => {
                 for (p, winner) in batch.into_iter().zip(winners) {
                     *lock(&p.done) = Some(winner.unwrap_or(Ok(p.key)));
@@ -134,14 +135,16 @@ impl Inner {
         }
     }
 
-    /// Wraps and inserts the batch under the store's master key. For each request: `None` when
+    /// Wraps and inserts the batch under the current master key. For each request: `None` when
     /// its own key was stored, else the key another caller stored first (or why it does not
     /// open).
     fn insert_wrapped(
         &self,
-        master: &MasterKey,
+        ring: &MasterKeyring,
         batch: &[Pending],
     ) -> Result<Vec<Option<Result<KeyBytes, Error>>>, Error> {
+        let master = ring.current();
+        let master_id = ring.current_id().as_str();
         let created_at = wrap::now_iso8601();
         let rows = batch
             .iter()
@@ -155,10 +158,11 @@ impl Inner {
             .collect::<Result<Vec<_>, Error>>()?;
         for _ in 0..MAX_ATTEMPTS {
             let expected = self.known_check();
-            let stored = match self.backend.insert_if_absent(&expected, &rows)? {
+            let guard = Guard::new(master_id, &expected);
+            let stored = match self.backend.insert_if_absent(guard, &rows)? {
                 Written::Done(stored) => stored,
                 Written::CheckChanged(now) => {
-                    self.accept_check(master, now.as_deref())?;
+                    self.accept_check(ring, now.as_ref())?;
                     continue;
                 }
             };
@@ -166,9 +170,9 @@ impl Inner {
                 .iter()
                 .zip(&rows)
                 .zip(stored)
-                .map(|((p, mine), stored)| {
+                .map(|((_, mine), stored)| {
                     // Otherwise another caller (thread or process) created this user first.
-                    (stored != mine.wrapped).then(|| wrap::unwrap(master, &p.user_id, &stored))
+                    (stored.wrapped != mine.wrapped).then(|| self.unwrap_row(ring, &stored))
                 })
                 .collect());
         }

@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
-use super::rules::verify_master_key;
+use super::keyring::MasterKeyring;
+use super::rules::check_ring;
 use super::KeyStore;
-use crate::sqlite::keystore::peek_check_state;
+use crate::sqlite::keystore::peek_state;
 use crate::{Error, MasterKey};
 
 impl KeyStore {
@@ -44,7 +45,11 @@ impl KeyStore {
                     url,
                     super::KeyStoreOptions::default().busy_timeout,
                 )?;
-                return state.map_or(Ok(()), |s| verify_master_key(master, &s).map(drop));
+                let ring = MasterKeyring::new(MasterKey::from_bytes(master.expose_secret())?);
+                // Without the master keys table: the legacy check value alone decides.
+                return state.map_or(Ok(()), |s| {
+                    check_ring(&ring, &s, &super::backend::Keyring::default())
+                });
             }
             #[cfg(not(feature = "postgres"))]
             return Err(Error::postgres_not_built());
@@ -56,8 +61,9 @@ impl KeyStore {
                     .into(),
             });
         }
-        match peek_check_state(path)? {
-            Some(state) => verify_master_key(master, &state).map(drop),
+        let ring = MasterKeyring::new(MasterKey::from_bytes(master.expose_secret())?);
+        match peek_state(path)? {
+            Some((state, keys)) => check_ring(&ring, &state, &keys),
             None => Ok(()),
         }
     }

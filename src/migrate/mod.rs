@@ -61,7 +61,7 @@ pub(crate) mod data_db;
 #[cfg(feature = "postgres")]
 mod pg;
 mod report;
-mod sql;
+pub(crate) mod sql;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -203,7 +203,10 @@ pub fn migrate_column(
     }
     let keys = Keys {
         store,
-        pool: matches!(options.keys, KeySource::Pool).then(|| store.pool_key()),
+        pool: match options.keys {
+            KeySource::Pool => Some(store.pool_key()?),
+            _ => None,
+        },
     };
     run(db, options, Some(&keys), progress)
 }
@@ -443,7 +446,10 @@ pub fn verify_column(
     let mut data = data_db::open(db, false, options)?;
     data.prepare(options)?;
     let (total, _) = data.counts()?;
-    let pool = matches!(options.keys, KeySource::Pool).then(|| store.pool_key());
+    let pool = match options.keys {
+        KeySource::Pool => Some(store.pool_key()?),
+        _ => None,
+    };
     let mut user_keys: HashMap<String, Option<DataKey>> = HashMap::new();
     let mut report = VerifyReport::default();
     let mut done = 0u64;

@@ -58,7 +58,7 @@ impl ToSql for Raw {
 impl Raw {
     /// How a row id is shown in reports: numbers as they are, text quoted (escaped, with
     /// U+FFFD for bytes that are not UTF-8), blobs in hex; at most about 80 characters.
-    pub(super) fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let text = match self {
             Raw::Null => "NULL".to_owned(),
             Raw::Integer(n) => n.to_string(),
@@ -74,7 +74,7 @@ impl Raw {
 }
 
 /// A row's user id as text (integer ids in decimal), or why it cannot name a user.
-pub(super) fn user_id(mut value: Raw) -> Result<String, FailReason> {
+pub(crate) fn user_id(mut value: Raw) -> Result<String, FailReason> {
     let text = match &mut value {
         Raw::Text(bytes) => {
             String::from_utf8(std::mem::take(bytes)).map_err(|_| FailReason::UserIdNotUtf8)?
@@ -88,7 +88,7 @@ pub(super) fn user_id(mut value: Raw) -> Result<String, FailReason> {
 }
 
 /// Checks that `name` is a plain SQL identifier and returns it quoted.
-pub(super) fn identifier(name: &str, what: &str) -> Result<String, Error> {
+pub(crate) fn identifier(name: &str, what: &str) -> Result<String, Error> {
     let mut chars = name.chars();
     let plain = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -104,18 +104,18 @@ pub(super) fn identifier(name: &str, what: &str) -> Result<String, Error> {
     }
 }
 
-pub(super) use crate::sqlite::storage_error as storage;
+pub(crate) use crate::sqlite::storage_error as storage;
 
 /// The parts of the statements, checked against the table's real columns.
-pub(super) struct Shape {
-    pub(super) table: String,
-    pub(super) column: String,
-    pub(super) id: String,
-    pub(super) user: Option<String>,
+pub(crate) struct Shape {
+    pub(crate) table: String,
+    pub(crate) column: String,
+    pub(crate) id: String,
+    pub(crate) user: Option<String>,
 }
 
 /// Refuses options that name one column for two jobs; checked before any file is opened.
-pub(super) fn check_roles(options: &MigrateOptions) -> Result<(), Error> {
+pub(crate) fn check_roles(options: &MigrateOptions) -> Result<(), Error> {
     if options.batch == 0 {
         return Err(Error::InvalidArgument {
             what: "batch must be at least 1".into(),
@@ -145,7 +145,7 @@ pub(super) fn check_roles(options: &MigrateOptions) -> Result<(), Error> {
 }
 
 impl Shape {
-    pub(super) fn new(conn: &Connection, options: &MigrateOptions) -> Result<Shape, Error> {
+    pub(crate) fn new(conn: &Connection, options: &MigrateOptions) -> Result<Shape, Error> {
         check_roles(options)?;
         let table = identifier(&options.table, "table")?;
         let column = identifier(&options.column, "column")?;
@@ -185,13 +185,13 @@ impl Shape {
         })
     }
 
-    pub(super) fn user_expr(&self) -> &str {
+    pub(crate) fn user_expr(&self) -> &str {
         self.user.as_deref().unwrap_or("NULL")
     }
 }
 
 /// Rows are visited in id order and updated by id: the id must name one row each.
-pub(super) fn check_ids(
+pub(crate) fn check_ids(
     conn: &Connection,
     shape: &Shape,
     options: &MigrateOptions,
@@ -216,6 +216,15 @@ pub(super) fn check_ids(
         });
     }
     Ok(())
+}
+
+/// Opens the existing database `db`; with `read_only`, so that nothing on disk changes.
+pub(crate) fn open(
+    db: &std::path::Path,
+    read_only: bool,
+    options: &MigrateOptions,
+) -> Result<Connection, Error> {
+    crate::sqlite::open_existing(db, read_only, options.busy_timeout)
 }
 
 /// A table in a SQLite file.

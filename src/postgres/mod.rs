@@ -13,6 +13,8 @@
 pub(crate) mod api_keys;
 pub(crate) mod errors;
 pub(crate) mod keystore;
+mod keystore_keyring;
+mod keystore_rotation;
 pub(crate) mod pool;
 pub(crate) mod runtime;
 mod schema;

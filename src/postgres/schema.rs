@@ -26,7 +26,8 @@ struct Migration {
 }
 
 /// Every migration, in order. Version 1: the key store's and the API keys' tables, with the
-/// same columns as on `SQLite`, and the change feed's counter.
+/// same columns as on `SQLite`, and the change feed's counter. Version 3 (adds only): the
+/// master key id of each key store row, the master keys, and the data key versions.
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -92,10 +93,32 @@ CREATE TABLE IF NOT EXISTS api_key_tombstones (
 CREATE INDEX IF NOT EXISTS api_key_tombstones_seq ON api_key_tombstones(seq);
 ",
     },
+    Migration {
+        version: 3,
+        min_compatible: 2,
+        sql: "
+ALTER TABLE encryption_keys ADD COLUMN IF NOT EXISTS master_key_id TEXT;
+CREATE TABLE IF NOT EXISTS keyseal_master_keys (
+    id          TEXT PRIMARY KEY,
+    check_value BYTEA NOT NULL,
+    retired     BOOLEAN NOT NULL DEFAULT FALSE,
+    added_at    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keyseal_key_versions (
+    owner         TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    wrapped       BYTEA,
+    master_key_id TEXT,
+    state         TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    PRIMARY KEY (owner, version)
+);
+",
+    },
 ];
 
 /// The newest schema version this keyseal knows.
-pub(crate) const SCHEMA_VERSION: i32 = 2;
+pub(crate) const SCHEMA_VERSION: i32 = 3;
 
 const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS keyseal_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1),

@@ -122,6 +122,7 @@ pub fn keyseal_in(dir: &Path) -> Command {
     command
         .current_dir(dir)
         .env_remove("API_KEY_MASTER_KEY")
+        .env_remove("KEYSEAL_PREVIOUS_MASTER_KEYS")
         .env_remove("KEYSEAL_DB")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -34,6 +34,10 @@ mod api_keys_storage;
 mod harness;
 #[cfg(feature = "keystore")]
 mod keystore;
+#[cfg(feature = "keystore")]
+mod keystore_keyring;
+#[cfg(feature = "keystore")]
+mod keystore_versions;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sqlite;

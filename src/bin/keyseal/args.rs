@@ -19,6 +19,11 @@ pub struct Cli {
     /// A file holding the master key (base64); otherwise `API_KEY_MASTER_KEY` is used.
     #[arg(long, global = true, value_name = "PATH")]
     pub master_key_file: Option<PathBuf>,
+    /// A file holding a previous master key (base64), used only to unwrap rows still wrapped
+    /// under it during a rolling rotation; repeat for several. Also read from
+    /// `KEYSEAL_PREVIOUS_MASTER_KEYS` (keys separated by commas or newlines).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub previous_master_key_file: Vec<PathBuf>,
     /// Print one JSON object instead of human output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -53,6 +58,38 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         new_master_key_file: PathBuf,
     },
+    /// Add a new version of a user's key or of the pool key; new values use it, old ones still
+    /// decrypt. Needs --force while the store is shared with the Python module, which reads only
+    /// version 1.
+    RotateKey {
+        #[command(flatten)]
+        target: Target,
+        /// Rotate even though the Python module shares the store (it cannot read values
+        /// written under the new version).
+        #[arg(long)]
+        force: bool,
+    },
+    /// List, disable, enable or destroy versions of a user's key or of the pool key.
+    #[command(subcommand)]
+    KeyVersion(KeyVersionCommand),
+    /// Record whether the Python module shares this store (default yes): while it does,
+    /// rotate-key needs --force.
+    SharedWithPython {
+        /// `yes` or `no`.
+        #[arg(value_parser = ["yes", "no"])]
+        shared: String,
+    },
+    /// Rewrap, under the current master key, the stored keys still wrapped under a previous
+    /// one (rolling rotation; resumable, one transaction per batch).
+    RewrapKeys {
+        /// Keys per transaction.
+        #[arg(long, value_name = "N", default_value_t = 1000,
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        batch: u32,
+    },
+    /// Re-encrypt the tokens of one column of one SQLite table in place: to the newest key
+    /// version, or (--to-v3) to v3: tokens bound to their row.
+    Rewrap(RewrapArgs),
     /// Encrypt the legacy plaintext values of one column of one table in place.
     Migrate(MigrateArgs),
     /// Database commands.
@@ -86,6 +123,14 @@ pub enum MasterKeyCommand {
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
     },
+    /// The store's master keys (ids, never keys): which one is current, retired, and how many
+    /// stored keys each wraps; and the live pool key versions.
+    Status,
+    /// Retire a master key by id (refused while stored keys still need it).
+    Retire {
+        /// The id shown by `master-key status`.
+        id: String,
+    },
 }
 
 /// Whose data key encrypts or decrypts: one user's, or the shared pool key.
@@ -98,6 +143,26 @@ pub struct Target {
     /// Use the shared pool key derived from the master key.
     #[arg(long)]
     pub pool: bool,
+}
+
+#[derive(Subcommand)]
+pub enum KeyVersionCommand {
+    /// The versions and their states (active, disabled, destroyed).
+    List(Target),
+    /// Refuse decryption under a version (reversible).
+    Disable(VersionArgs),
+    /// Allow a disabled version again.
+    Enable(VersionArgs),
+    /// Delete a disabled version's key for good (a user's version 1 cannot be destroyed).
+    Destroy(VersionArgs),
+}
+
+#[derive(Args)]
+pub struct VersionArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The version number.
+    pub version: u32,
 }
 
 #[derive(Subcommand)]
@@ -240,6 +305,58 @@ fn parse_metadata(text: &str) -> Result<serde_json::Value, String> {
 fn parse_status(text: &str) -> Result<KeyStatus, String> {
     KeyStatus::parse(text)
         .ok_or_else(|| format!("{text:?}: one of active, disabled, revoked, expired, rotated"))
+}
+
+#[derive(Args)]
+#[allow(clippy::struct_excessive_bools)] // Independent command line flags.
+pub struct RewrapArgs {
+    /// The table holding the tokens.
+    #[arg(long)]
+    pub table: String,
+    /// The column of tokens.
+    #[arg(long)]
+    pub column: String,
+    /// The column that identifies rows (primary key).
+    #[arg(long, value_name = "COLUMN")]
+    pub id_column: String,
+    /// The column with each row's user id (per-user keys).
+    #[arg(
+        long,
+        value_name = "COLUMN",
+        conflicts_with = "pool",
+        required_unless_present = "pool"
+    )]
+    pub user_column: Option<String>,
+    /// Every row uses the pool key.
+    #[arg(long)]
+    pub pool: bool,
+    /// Write v3: tokens bound to (table, context columns' values, column); the Python module
+    /// cannot read them.
+    #[arg(long)]
+    pub to_v3: bool,
+    /// The columns whose values bind each token to its row (default: the id column).
+    #[arg(
+        long,
+        value_name = "COLUMNS",
+        value_delimiter = ',',
+        requires = "to_v3"
+    )]
+    pub context_columns: Vec<String>,
+    /// --to-v3 even though the Python module shares the store (it cannot read v3: tokens).
+    #[arg(long, requires = "to_v3")]
+    pub force: bool,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Count what would be done; change nothing in the table.
+    #[arg(long, conflicts_with = "verify")]
+    pub dry_run: bool,
+    /// After rewrapping, decrypt every value and count.
+    #[arg(long)]
+    pub verify: bool,
+    /// The database holding the table, when it is not the --db store.
+    #[arg(long, value_name = "PATH")]
+    pub data_db: Option<PathBuf>,
 }
 
 #[derive(Args)]

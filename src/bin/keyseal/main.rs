@@ -17,6 +17,8 @@ mod master_key;
 mod migrate;
 mod output;
 mod progress;
+mod rewrap;
+mod rotate_key;
 mod rotate_master;
 mod urls;
 
@@ -51,6 +53,12 @@ fn run(cli: &Cli) -> Outcome {
         Command::MasterKey(MasterKeyCommand::Generate { out }) => {
             master_key::generate(cli, out.as_deref())
         }
+        Command::MasterKey(MasterKeyCommand::Status) => rotate_master::status(cli),
+        Command::MasterKey(MasterKeyCommand::Retire { id }) => rotate_master::retire(cli, id),
+        Command::RewrapKeys { batch } => rotate_master::rewrap_keys(cli, *batch),
+        Command::RotateKey { target, force } => rotate_key::rotate(cli, target, *force),
+        Command::KeyVersion(command) => rotate_key::version(cli, command),
+        Command::SharedWithPython { shared } => rotate_key::shared(cli, shared == "yes"),
         Command::Encrypt(target) => crypt::encrypt_stdin(cli, target),
         Command::Decrypt(target) => crypt::decrypt_stdin(cli, target),
         Command::Hash => crypt::hash_stdin(cli),
@@ -61,5 +69,6 @@ fn run(cli: &Cli) -> Outcome {
         Command::Migrate(args) => migrate::run(cli, args),
         Command::Db(DbCommand::Migrate) => db::migrate(cli),
         Command::Copy(args) => copy::run(cli, args),
+        Command::Rewrap(args) => rewrap::run(cli, args),
     }
 }
