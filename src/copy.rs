@@ -38,7 +38,10 @@ fn invalid(what: String) -> Error {
 ///
 /// The data keys go in one transaction, the API keys in a second; when the second fails, the
 /// first is taken back, so a failed copy leaves the target as empty as it was (a SQLite
-/// target file, or PostgreSQL tables, may have been created).
+/// target file, or PostgreSQL tables, may have been created). The master keys, key versions
+/// and the Python-sharing flag follow; if that last step fails, the data keys are taken back
+/// but what else was written stays, and the target is refused as not empty: copy into a new
+/// database or file.
 ///
 /// # Errors
 /// - [`Error::InvalidArgument`]: `from` and `to` are the same location, `from` is a SQLite
@@ -107,6 +110,12 @@ pub fn copy_store(from: &Path, to: &Path, master: &MasterKey) -> Result<StoreCop
             target.undo_import(&check, &users)?;
             return Err(e);
         }
+    }
+    // Master keys, key versions and the Python flag: without them values written under a
+    // newer key version would not decrypt from the copy.
+    if let Err(e) = source.copy_keyring(&*target) {
+        target.undo_import(&check, &users)?;
+        return Err(e);
     }
     drop(target);
 

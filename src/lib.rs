@@ -88,9 +88,9 @@ mod issuance;
 pub use issuance::backend as api_keys_backend;
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 pub use issuance::{
-    ApiKeys, ApiKeysConfig, ApiKeysCopyReport, ApiKeysFuture, CreatedKey, Environment, KeyFormat,
-    KeyInfo, KeyPage, KeyStatus, KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey, RateLimit,
-    Refusal, Requirement, Timestamp, Validated, Verification, MAX_METADATA_BYTES,
+    ApiKeys, ApiKeysConfig, ApiKeysFuture, CreatedKey, Environment, KeyFormat, KeyInfo, KeyPage,
+    KeyStatus, KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey, RateLimit, Refusal,
+    Requirement, Timestamp, Validated, Verification, MAX_METADATA_BYTES,
 };
 
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]

@@ -96,7 +96,6 @@ mod bcrypt_limiter;
 mod cache;
 mod changes;
 mod config;
-mod copy;
 mod failures;
 mod format;
 mod future;
@@ -131,7 +130,6 @@ use legacy::LegacyFormats;
 use prehash::hash_new_key;
 
 pub use config::ApiKeysConfig;
-pub use copy::ApiKeysCopyReport;
 /// For `keyseal::testing` (tests, benchmarks, fuzzing), which re-exports it; not part of the
 /// stable API.
 #[doc(hidden)]

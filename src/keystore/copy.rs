@@ -112,9 +112,10 @@ impl KeyStore {
         })
     }
 
-    /// Copies the master keys (not retired), the legacy key, every key version holding a key,
-    /// and the Python flag into `target`, after its rows.
-    fn copy_keyring(&self, target: &dyn Backend) -> Result<(), Error> {
+    /// Copies the master keys (not retired), the legacy key, every key version holding a key
+    /// (pool key version 1 included), and the Python flag into `target`, after its rows.
+    pub(crate) fn copy_keyring(&self, target: &dyn Backend) -> Result<(), Error> {
+        self.inner.pool_versions()?;
         let source = &*self.inner.backend;
         let keyring = source.keyring()?;
         for key in keyring.keys.iter().filter(|k| !k.retired) {

@@ -28,7 +28,7 @@ pub fn decrypt_stdin(cli: &Cli, target: &Target) -> Outcome {
         if store.get_user_key(user)?.is_none() {
             return Err(Failure(format!(
                 "user {user:?} has no key in {}: nothing was ever encrypted for them here",
-                cli.db.display()
+                crate::urls::shown(&cli.db)
             )));
         }
     }
