@@ -1,5 +1,5 @@
-//! The database holding the application's table, as a migration (and any later tool that
-//! rewrites a column of tokens) uses it: a small trait with a SQLite and a PostgreSQL
+//! The database holding the application's table, as a migration and a rewrap
+//! ([`crate::rewrap`]) use it: a small trait with a SQLite and a PostgreSQL
 //! implementation, chosen by the location as the key store chooses its backend.
 //!
 //! Every implementation keeps the migration's guarantees: names checked against the table
@@ -13,8 +13,28 @@ use super::sql::Raw;
 use super::MigrateOptions;
 use crate::Error;
 
-/// One row as selected: its id, its user id (`Raw::Null` with the pool key), its value.
-pub(crate) type DataRow = (Raw, Raw, Raw);
+/// One row as selected: its id, its user id (`Raw::Null` with the pool key), its value, and
+/// the values of the context columns ([`DataDb::context_columns`]; none unless set) as text.
+pub(crate) type DataRow = (Raw, Raw, Raw, Vec<String>);
+
+/// Which rows [`DataDb::rows_after`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// Only rows whose value is neither NULL nor a `v2:` token (what a migration encrypts).
+    Plaintext,
+    /// Every row.
+    Every,
+}
+
+/// A context column's value as text, the same on every backend: text as it is, integers in
+/// decimal, anything else as the migration's reports show it (NULL as `NULL`).
+pub(crate) fn context_text(value: &Raw) -> String {
+    match value {
+        Raw::Text(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Raw::Integer(n) => n.to_string(),
+        other => other.describe(),
+    }
+}
 
 /// One compare-and-set write: the row's id, the value it must still hold, the new value.
 pub(crate) type Write<'a> = (&'a Raw, &'a str, &'a str);
@@ -34,8 +54,17 @@ pub(crate) trait DataDb {
     /// [`Error::Storage`].
     fn counts(&mut self) -> Result<(u64, u64), Error>;
 
+    /// Checks that the table has each of `names` (plain identifiers) and makes
+    /// [`DataDb::rows_after`] return their values, in this order; after
+    /// [`DataDb::prepare`]. An empty list returns none (the default).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming a column that is not a plain identifier or does not
+    /// exist; [`Error::Storage`].
+    fn context_columns(&mut self, names: &[String]) -> Result<(), Error>;
+
     /// Up to `limit` rows whose id is after `after` (`Raw::Null`: from the first), in id
-    /// order; with `plaintext_only`, only rows whose value is neither NULL nor a `v2:` token.
+    /// order, among those `filter` keeps.
     ///
     /// # Errors
     /// [`Error::Storage`].
@@ -43,7 +72,7 @@ pub(crate) trait DataDb {
         &mut self,
         after: &Raw,
         limit: usize,
-        plaintext_only: bool,
+        filter: Rows,
     ) -> Result<Vec<DataRow>, Error>;
 
     /// In one transaction, each write as a compare-and-set; whether each row was changed.

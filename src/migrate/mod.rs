@@ -310,15 +310,15 @@ fn run(
         // Read the batch and get its users' keys before the write transaction: the key store
         // may live in the same database and needs its own write transaction to mint keys. The
         // compare-and-set updates keep this safe against concurrent writers.
-        let rows = data.rows_after(&last, options.batch, true)?;
-        let Some((last_id, _, _)) = rows.last() else {
+        let rows = data.rows_after(&last, options.batch, data_db::Rows::Plaintext)?;
+        let Some((last_id, ..)) = rows.last() else {
             break;
         };
         last = last_id.clone();
         // Each row with its user id and plaintext, or why it is left as it is.
         let rows: Vec<(Raw, Prepared)> = rows
             .into_iter()
-            .map(|(row_id, row_user, value)| {
+            .map(|(row_id, row_user, value, _)| {
                 // The value first, so that it is wiped whatever is wrong with the row.
                 let row = plaintext_of(value).and_then(|mut plaintext| {
                     let user = match options.keys {
@@ -455,12 +455,12 @@ pub fn verify_column(
     let mut done = 0u64;
     let mut last = Raw::Null;
     loop {
-        let rows = data.rows_after(&last, 10_000, false)?;
-        let Some((last_id, _, _)) = rows.last() else {
+        let rows = data.rows_after(&last, 10_000, data_db::Rows::Every)?;
+        let Some((last_id, ..)) = rows.last() else {
             break;
         };
         last = last_id.clone();
-        for (_, row_user, value) in rows {
+        for (_, row_user, value, _) in rows {
             let row_user = user_id(row_user).ok();
             match &value {
                 Raw::Null => report.null += 1,

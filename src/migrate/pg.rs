@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_postgres::types::ToSql;
 
-use super::data_db::{DataDb, DataRow, Write};
+use super::data_db::{DataDb, DataRow, Rows, Write};
 use super::sql::{identifier, Raw};
 use super::{KeySource, MigrateOptions};
 use crate::postgres::pool::{self, Shared};
@@ -47,6 +47,14 @@ struct PgShape {
     id: String,
     id_kind: Kind,
     user: Option<(String, Kind)>,
+    /// The table's columns as stored, with their types.
+    columns: Vec<(String, String)>,
+    /// The quoted context columns.
+    context: Vec<String>,
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A table in a PostgreSQL database.
@@ -171,7 +179,6 @@ impl DataDb for PgData {
                 .cloned()
                 .ok_or_else(|| invalid(format!("table {:?} has no column {name:?}", options.table)))
         };
-        let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
         let (column, column_type) = column_of(&options.column, "column")?;
         if Kind::of(&column_type) != Some(Kind::Text) {
             return Err(invalid(format!(
@@ -199,6 +206,8 @@ impl DataDb for PgData {
             id,
             id_kind,
             user,
+            columns,
+            context: Vec::new(),
         };
         let PgShape { table, id, .. } = &shape;
         let row = self.query(
@@ -235,11 +244,31 @@ impl DataDb for PgData {
         ))
     }
 
+    fn context_columns(&mut self, names: &[String]) -> Result<(), Error> {
+        let shape = self
+            .shape
+            .as_mut()
+            .ok_or_else(|| invalid("the table was not checked first".into()))?;
+        let mut quoted = Vec::with_capacity(names.len());
+        for name in names {
+            identifier(name, "context column")?;
+            let (stored, _) = stored_name(&shape.columns, name).ok_or_else(|| {
+                invalid(format!(
+                    "table {} has no column {name:?}",
+                    shape.table.rsplit('.').next().unwrap_or_default()
+                ))
+            })?;
+            quoted.push(quote(stored));
+        }
+        shape.context = quoted;
+        Ok(())
+    }
+
     fn rows_after(
         &mut self,
         after: &Raw,
         limit: usize,
-        plaintext_only: bool,
+        filter: Rows,
     ) -> Result<Vec<DataRow>, Error> {
         let shape = self.shape()?;
         let PgShape {
@@ -248,20 +277,26 @@ impl DataDb for PgData {
             id,
             id_kind,
             user,
+            context,
+            ..
         } = shape;
         let cast = id_kind.cast();
         let user_expr = match user {
             Some((name, kind)) => format!("{name}::{}", kind.cast()),
             None => "NULL::text".into(),
         };
-        let filter = if plaintext_only {
-            format!("{column} IS NOT NULL AND left({column}, 3) <> 'v2:' AND")
-        } else {
-            String::new()
+        let filter = match filter {
+            Rows::Plaintext => {
+                format!("{column} IS NOT NULL AND left({column}, 3) <> 'v2:' AND")
+            }
+            Rows::Every => String::new(),
         };
+        // As text, so every backend builds a row's context alike (integers in decimal). A
+        // context column may be the id column too: rows are ordered by position, not name.
+        let context_exprs: String = context.iter().map(|c| format!(", {c}::text")).collect();
         let sql = format!(
-            "SELECT {id}::{cast}, {user_expr}, {column}::text FROM {table} \
-             WHERE {filter} ($1::{cast} IS NULL OR {id} > $1::{cast}) ORDER BY {id} LIMIT $2"
+            "SELECT {id}::{cast}, {user_expr}, {column}::text{context_exprs} FROM {table} \
+             WHERE {filter} ($1::{cast} IS NULL OR {id} > $1::{cast}) ORDER BY 1 LIMIT $2"
         );
         let after = Param::of(*id_kind, after);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -269,10 +304,18 @@ impl DataDb for PgData {
         let user_kind = user.as_ref().map_or(Kind::Text, |(_, kind)| *kind);
         rows.iter()
             .map(|r| {
+                let parts = (0..context.len())
+                    .map(|i| {
+                        // NULL as SQLite's rows show it, so both backends agree.
+                        Ok(r.try_get::<_, Option<String>>(3 + i)?
+                            .unwrap_or_else(|| "NULL".into()))
+                    })
+                    .collect::<Result<Vec<String>, tokio_postgres::Error>>()?;
                 Ok((
                     raw_at(r, 0, *id_kind)?,
                     raw_at(r, 1, user_kind)?,
                     raw_at(r, 2, Kind::Text)?,
+                    parts,
                 ))
             })
             .collect::<Result<_, tokio_postgres::Error>>()

@@ -5,7 +5,7 @@ use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, ToSql, TransactionBehavior};
 use zeroize::Zeroize;
 
-use super::data_db::{DataDb, DataRow, Write};
+use super::data_db::{context_text, DataDb, DataRow, Rows, Write};
 use super::{FailReason, KeySource, MigrateOptions};
 use crate::Error;
 
@@ -218,24 +218,21 @@ pub(crate) fn check_ids(
     Ok(())
 }
 
-/// Opens the existing database `db`; with `read_only`, so that nothing on disk changes.
-pub(crate) fn open(
-    db: &std::path::Path,
-    read_only: bool,
-    options: &MigrateOptions,
-) -> Result<Connection, Error> {
-    crate::sqlite::open_existing(db, read_only, options.busy_timeout)
-}
-
 /// A table in a SQLite file.
 pub(crate) struct SqliteData {
     conn: Connection,
     shape: Option<Shape>,
+    /// The quoted context columns.
+    context: Vec<String>,
 }
 
 impl SqliteData {
     pub(super) fn new(conn: Connection) -> Self {
-        SqliteData { conn, shape: None }
+        SqliteData {
+            conn,
+            shape: None,
+            context: Vec::new(),
+        }
     }
 
     fn shape(&self) -> Result<&Shape, Error> {
@@ -267,33 +264,61 @@ impl DataDb for SqliteData {
             .map_err(|e| storage(&e))
     }
 
+    fn context_columns(&mut self, names: &[String]) -> Result<(), Error> {
+        let table = self.shape()?.table.clone();
+        let mut quoted = Vec::with_capacity(names.len());
+        for name in names {
+            let column = identifier(name, "context column")?;
+            let known: bool = self
+                .conn
+                .query_row(
+                    "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2 COLLATE NOCASE",
+                    [&table[1..table.len() - 1], name],
+                    |r| r.get(0),
+                )
+                .map_err(|e| storage(&e))?;
+            if !known {
+                return Err(Error::InvalidArgument {
+                    what: format!("table {} has no column {name:?}", table),
+                });
+            }
+            quoted.push(column);
+        }
+        self.context = quoted;
+        Ok(())
+    }
+
     fn rows_after(
         &mut self,
         after: &Raw,
         limit: usize,
-        plaintext_only: bool,
+        filter: Rows,
     ) -> Result<Vec<DataRow>, Error> {
         let shape = self.shape()?;
         let Shape {
             table, column, id, ..
         } = shape;
         let user = shape.user_expr();
-        let filter = if plaintext_only {
-            format!(
+        let filter = match filter {
+            Rows::Plaintext => format!(
                 "{column} IS NOT NULL AND NOT (typeof({column}) = 'text' AND \
                  substr({column}, 1, 3) = 'v2:') AND"
-            )
-        } else {
-            String::new()
+            ),
+            Rows::Every => String::new(),
         };
+        let context: String = self.context.iter().map(|c| format!(", {c}")).collect();
         let select = format!(
-            "SELECT {id}, {user}, {column} FROM {table} \
+            "SELECT {id}, {user}, {column}{context} FROM {table} \
              WHERE {filter} (?1 IS NULL OR {id} > ?1) ORDER BY {id} LIMIT ?2"
         );
+        let parts = self.context.len();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(&select).map_err(|e| storage(&e))?;
         stmt.query_map(params![after, limit], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            let context = (0..parts)
+                .map(|i| row.get::<_, Raw>(3 + i).map(|v| context_text(&v)))
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, context))
         })
         .and_then(Iterator::collect)
         .map_err(|e| storage(&e))

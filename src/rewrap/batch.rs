@@ -1,13 +1,13 @@
-//! The rewrap loop: batches read outside any write lock (keys fetched then), each written in
-//! one transaction with compare-and-set updates; and the report.
+//! The rewrap loop, on any data database: batches read outside any write lock (keys fetched
+//! then), each written in one transaction of compare-and-set updates; and the report.
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, TransactionBehavior};
 use zeroize::Zeroizing;
 
 use super::{rewrap_context, RewrapOptions};
-use crate::migrate::sql::{storage, user_id, Raw, Shape};
+use crate::migrate::data_db::{DataDb, Rows, Write};
+use crate::migrate::sql::{user_id, Raw};
 use crate::migrate::{KeySource, Progress};
 use crate::{
     decrypt, decrypt_v3, encrypt, encrypt_v3, token_format, Context, DataKey, Error, KeyOwner,
@@ -163,29 +163,14 @@ impl CloneKey for DataKey {
 type Planned = (Raw, String, String);
 
 pub(super) fn run(
-    conn: &mut Connection,
+    data: &mut dyn DataDb,
     store: &KeyStore,
     options: &RewrapOptions,
-    shape: &Shape,
-    context: Option<&[String]>,
     mut progress: impl FnMut(Progress),
 ) -> Result<RewrapReport, Error> {
-    let Shape {
-        table, column, id, ..
-    } = shape;
-    let user = shape.user_expr();
-    let ctx_exprs = context.map_or(String::new(), |c| format!(", {}", c.join(", ")));
-    let total: u64 = conn
-        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-        .map_err(|e| storage(&e))?;
+    let (total, _) = data.counts()?;
     progress(Progress { done: 0, total });
-    let select = format!(
-        "SELECT {id}, {user}, {column}{ctx_exprs} FROM {table} \
-         WHERE (?1 IS NULL OR {id} > ?1) ORDER BY {id} LIMIT ?2"
-    );
-    let update = format!("UPDATE {table} SET {column} = ?1 WHERE {id} = ?2 AND {column} = ?3");
-    let batch = i64::try_from(options.batch).unwrap_or(i64::MAX);
-    let parts = context.map_or(0, <[String]>::len);
+    let bind = options.context_columns.is_some();
     let mut cache = KeyCache {
         store,
         owners: HashMap::new(),
@@ -194,17 +179,9 @@ pub(super) fn run(
     let mut done = 0u64;
     let mut last = Raw::Null;
     loop {
-        let rows: Vec<(Raw, Raw, Raw, Vec<Raw>)> = {
-            let mut stmt = conn.prepare_cached(&select).map_err(|e| storage(&e))?;
-            stmt.query_map(params![last, batch], |row| {
-                let ctx = (0..parts)
-                    .map(|i| row.get(3 + i))
-                    .collect::<rusqlite::Result<Vec<Raw>>>()?;
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, ctx))
-            })
-            .and_then(Iterator::collect)
-            .map_err(|e| storage(&e))?
-        };
+        // Keys are fetched while planning, before the batch's write transaction: the key
+        // store may live in the same database.
+        let rows = data.rows_after(&last, options.batch, Rows::Every)?;
         let Some((last_id, ..)) = rows.last() else {
             break;
         };
@@ -217,7 +194,7 @@ pub(super) fn run(
                 options,
                 row_user,
                 &value,
-                context.map(|_| ctx.as_slice()),
+                bind.then_some(&ctx[..]),
             )? {
                 Plan::Skip => report.skipped += 1,
                 Plan::Refuse(reason) => report.refuse(&row_id, reason),
@@ -227,23 +204,18 @@ pub(super) fn run(
         if options.dry_run {
             report.rewrapped += planned.len() as u64;
         } else if !planned.is_empty() {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| storage(&e))?;
-            {
-                let mut stmt = tx.prepare_cached(&update).map_err(|e| storage(&e))?;
-                for (row_id, old, new) in &planned {
-                    let changed = stmt
-                        .execute(params![new, row_id, old])
-                        .map_err(|e| storage(&e))?;
-                    if changed == 1 {
-                        report.rewrapped += 1;
-                    } else {
-                        report.refuse(row_id, RefuseReason::Changed);
-                    }
+            let writes: Vec<Write<'_>> = planned
+                .iter()
+                .map(|(row_id, old, new)| (row_id, old.as_str(), new.as_str()))
+                .collect();
+            let changed = data.update(&writes)?;
+            for ((row_id, ..), changed) in planned.iter().zip(changed) {
+                if changed {
+                    report.rewrapped += 1;
+                } else {
+                    report.refuse(row_id, RefuseReason::Changed);
                 }
             }
-            tx.commit().map_err(|e| storage(&e))?;
         }
         progress(Progress { done, total });
     }
@@ -262,7 +234,7 @@ fn plan(
     options: &RewrapOptions,
     row_user: Raw,
     value: &Raw,
-    ctx: Option<&[Raw]>,
+    ctx: Option<&[String]>,
 ) -> Result<Plan, Error> {
     let token = match value {
         Raw::Null => return Ok(Plan::Skip),
@@ -304,11 +276,7 @@ fn plan(
         return Ok(Plan::Skip);
     }
     let ctx = match ctx {
-        Some(values) => {
-            let texts: Vec<String> = values.iter().map(context_text).collect();
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            rewrap_context(options, &refs)
-        }
+        Some(values) => row_context(options, values),
         None => Context::none(),
     };
     let Some(old_key) = KeyCache::version(store, keys, owner.as_deref(), version)? else {
@@ -335,14 +303,10 @@ fn plan(
     Ok(Plan::Rewrap(token.to_owned(), new))
 }
 
-/// A context column's value as a context part: text as it is, integers in decimal, anything
-/// else as the migration's reports show it.
-fn context_text(value: &Raw) -> String {
-    match value {
-        Raw::Text(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        Raw::Integer(n) => n.to_string(),
-        other => other.describe(),
-    }
+/// The context of a row from its context columns' values as text.
+fn row_context(options: &RewrapOptions, values: &[String]) -> Context {
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    rewrap_context(options, &refs)
 }
 
 /// What [`super::verify_rewrapped`] found.
@@ -360,66 +324,55 @@ pub struct VerifyReport {
 }
 
 pub(super) fn verify(
-    conn: &Connection,
+    data: &mut dyn DataDb,
     store: &KeyStore,
     options: &RewrapOptions,
-    shape: &Shape,
-    context: Option<&[String]>,
 ) -> Result<VerifyReport, Error> {
-    let Shape { table, column, .. } = shape;
-    let user = shape.user_expr();
-    let ctx_exprs = context.map_or(String::new(), |c| format!(", {}", c.join(", ")));
-    let parts = context.map_or(0, <[String]>::len);
-    let mut stmt = conn
-        .prepare(&format!("SELECT {user}, {column}{ctx_exprs} FROM {table}"))
-        .map_err(|e| storage(&e))?;
-    let mut rows = stmt.query([]).map_err(|e| storage(&e))?;
+    let bind = options.context_columns.is_some();
     let mut report = VerifyReport::default();
-    while let Some(row) = rows.next().map_err(|e| storage(&e))? {
-        let row_user: Raw = row.get(0).map_err(|e| storage(&e))?;
-        let value: Raw = row.get(1).map_err(|e| storage(&e))?;
-        let ctx = match context {
-            Some(_) => {
-                let values = (0..parts)
-                    .map(|i| row.get::<_, Raw>(2 + i))
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(|e| storage(&e))?;
-                let texts: Vec<String> = values.iter().map(context_text).collect();
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                rewrap_context(options, &refs)
-            }
-            None => Context::none(),
+    let mut last = Raw::Null;
+    loop {
+        let rows = data.rows_after(&last, options.batch, Rows::Every)?;
+        let Some((last_id, ..)) = rows.last() else {
+            break;
         };
-        let token = match &value {
-            Raw::Null => {
-                report.null += 1;
-                continue;
-            }
-            Raw::Text(bytes) => std::str::from_utf8(bytes).ok(),
-            _ => None,
-        };
-        let owner = match options.keys {
-            KeySource::Pool => Some(KeyOwner::Pool),
-            _ => None,
-        };
-        let user_text = match owner {
-            Some(_) => None,
-            None => user_id(row_user).ok(),
-        };
-        let owner = owner.or(user_text.as_deref().map(KeyOwner::User));
-        match token
-            .zip(owner)
-            .map(|(t, o)| (t, store.decrypt_value(o, t, &ctx)))
-        {
-            Some((t, Ok(value))) => {
-                let v3 = t.starts_with("v3:");
-                if value.stale || (context.is_some() && !v3) {
-                    report.stale += 1;
-                } else {
-                    report.ok += 1;
+        last = last_id.clone();
+        for (_, row_user, value, ctx) in rows {
+            let ctx = if bind {
+                row_context(options, &ctx)
+            } else {
+                Context::none()
+            };
+            let token = match &value {
+                Raw::Null => {
+                    report.null += 1;
+                    continue;
                 }
+                Raw::Text(bytes) => std::str::from_utf8(bytes).ok(),
+                _ => None,
+            };
+            let user_text = match options.keys {
+                KeySource::Pool => None,
+                _ => user_id(row_user).ok(),
+            };
+            let owner = match options.keys {
+                KeySource::Pool => Some(KeyOwner::Pool),
+                _ => user_text.as_deref().map(KeyOwner::User),
+            };
+            match token
+                .zip(owner)
+                .map(|(t, o)| (t, store.decrypt_value(o, t, &ctx)))
+            {
+                Some((t, Ok(value))) => {
+                    let v3 = t.starts_with("v3:");
+                    if value.stale || (bind && !v3) {
+                        report.stale += 1;
+                    } else {
+                        report.ok += 1;
+                    }
+                }
+                _ => report.failed += 1,
             }
-            _ => report.failed += 1,
         }
     }
     Ok(report)

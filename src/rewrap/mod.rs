@@ -1,4 +1,5 @@
-//! Re-encryption in place: every token of one column of one SQLite table brought to the newest
+//! Re-encryption in place: every token of one column of one table (in a SQLite file or, with
+//! the `postgres` feature, a PostgreSQL database given by its URL) brought to the newest
 //! active version of its owner's key, or from `v2:` to `v3:` bound to a context built from its
 //! row.
 //!
@@ -56,7 +57,8 @@ mod batch;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::migrate::sql::{check_ids, identifier, open, storage, Shape};
+use crate::migrate::data_db::{self, DataDb};
+use crate::migrate::sql::identifier;
 use crate::migrate::{KeySource, MigrateOptions, Progress};
 use crate::{Context, Error, KeyStore};
 
@@ -190,14 +192,15 @@ pub fn rewrap_context(options: &RewrapOptions, values: &[&str]) -> Context {
     ctx.part(&options.column)
 }
 
-/// Rewraps the tokens of `options.column` in place; see the module docs. `progress` is called
-/// after each batch.
+/// Rewraps the tokens of `options.column` in place, in the table at `db` (an existing SQLite
+/// file, or a PostgreSQL URL); see the module docs. `progress` is called after each batch.
 ///
 /// # Errors
 /// - [`Error::InvalidArgument`]: `v3:` asked for on a store shared with the Python module
 ///   without [`RewrapOptions::force`] (see [`KeyStore::shared_with_python`]); a table or column
 ///   name that is not a plain identifier or does not exist, one column given two roles, an empty list of context columns or one naming the
-///   column itself, an id column with NULL or repeated values, a batch of 0, a missing file;
+///   column itself, an id column with NULL or repeated values, a batch of 0, a missing file, a PostgreSQL
+///   URL in a keyseal built without its `postgres` feature;
 /// - [`Error::Storage`]; key store errors (a missing master key).
 ///
 /// A failure mid-way leaves every committed batch rewrapped and the rest as it was; run again
@@ -215,15 +218,8 @@ pub fn rewrap_column(
                 .into(),
         });
     }
-    let (mut conn, shape, context) = prepare(db, options, options.dry_run)?;
-    batch::run(
-        &mut conn,
-        store,
-        options,
-        &shape,
-        context.as_deref(),
-        progress,
-    )
+    let mut data = prepare(db, options, options.dry_run)?;
+    batch::run(data.as_mut(), store, options, progress)
 }
 
 /// Decrypts every value of `options.column` (with the context of its row when
@@ -237,43 +233,26 @@ pub fn verify_rewrapped(
     store: &KeyStore,
     options: &RewrapOptions,
 ) -> Result<VerifyReport, Error> {
-    let (conn, shape, context) = prepare(db, options, true)?;
-    batch::verify(&conn, store, options, &shape, context.as_deref())
+    let mut data = prepare(db, options, true)?;
+    batch::verify(data.as_mut(), store, options)
 }
 
-/// The checked connection, shape and context columns of a run.
-fn prepare(
-    db: &Path,
-    options: &RewrapOptions,
-    read_only: bool,
-) -> Result<(rusqlite::Connection, Shape, Option<Vec<String>>), Error> {
+/// The data database of a run, its table, columns and context columns checked.
+fn prepare(db: &Path, options: &RewrapOptions, read_only: bool) -> Result<Box<dyn DataDb>, Error> {
     let migrate = options.as_migrate();
     migrate.validate()?;
-    let context = context_exprs(options)?;
-    let conn = open(db, read_only, &migrate)?;
-    let shape = Shape::new(&conn, &migrate)?;
-    check_ids(&conn, &shape, &migrate)?;
-    for name in options.context_columns.iter().flatten() {
-        let known: bool = conn
-            .query_row(
-                "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2 COLLATE NOCASE",
-                [&options.table, name],
-                |r| r.get(0),
-            )
-            .map_err(|e| storage(&e))?;
-        if !known {
-            return Err(Error::InvalidArgument {
-                what: format!("table {:?} has no column {name:?}", options.table),
-            });
-        }
-    }
-    Ok((conn, shape, context))
+    check_context(options)?;
+    let mut data = data_db::open(db, read_only, &migrate)?;
+    data.prepare(&migrate)?;
+    data.context_columns(options.context_columns.as_deref().unwrap_or_default())?;
+    Ok(data)
 }
 
-/// The quoted context columns, checked: not empty, not the column itself.
-fn context_exprs(options: &RewrapOptions) -> Result<Option<Vec<String>>, Error> {
+/// Checks the context columns before anything is opened: not empty, not the column itself,
+/// plain identifiers.
+fn check_context(options: &RewrapOptions) -> Result<(), Error> {
     let Some(columns) = &options.context_columns else {
-        return Ok(None);
+        return Ok(());
     };
     if columns.is_empty() {
         return Err(Error::InvalidArgument {
@@ -288,8 +267,7 @@ fn context_exprs(options: &RewrapOptions) -> Result<Option<Vec<String>>, Error> 
                     what: format!("context column {c:?} is the column being rewrapped"),
                 });
             }
-            identifier(c, "context column")
+            identifier(c, "context column").map(drop)
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+        .collect()
 }

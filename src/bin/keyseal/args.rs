@@ -354,8 +354,9 @@ pub struct RewrapArgs {
     /// After rewrapping, decrypt every value and count.
     #[arg(long)]
     pub verify: bool,
-    /// The database holding the table, when it is not the --db store.
-    #[arg(long, value_name = "PATH")]
+    /// The database holding the table, when it is not the --db store: a SQLite file or a
+    /// PostgreSQL URL (a URL with a password goes in `KEYSEAL_DATA_DB`).
+    #[arg(long, env = "KEYSEAL_DATA_DB", value_name = "PATH_OR_URL")]
     pub data_db: Option<PathBuf>,
 }
 
