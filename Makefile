@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test test-rust lint test-python-interop bench bench-issuance setup-python
+.PHONY: test test-rust lint test-python-interop bench bench-issuance setup-python test-long
 
 # The whole graph of `make test`, in one place. The fragments in mk/ define the targets named
 # here (and their own helpers) but never add to `test`.
@@ -33,6 +33,11 @@ test-rust: export KEYSEAL_REQUIRE_PYTHON = 1
 test-rust:
 	@echo "==> cargo test (all features)"
 	$(CARGO) test --all-features
+
+## test-long: the long runs left out of `make test` (kill -9 during 100 000-row rewraps)
+test-long:
+	@echo "==> kill -9 at random batches of 100 000-row rewraps (master keys, a column), then resume"
+	KEYSEAL_LONG=1 $(CARGO) test --release --all-features --test keystore_rewrap_kill --test rewrap_kill
 
 ## setup-python: python3 with pyca/cryptography and bcrypt for the interop tests
 setup-python:

@@ -18,7 +18,7 @@ mod process;
 mod temp_db;
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
-use keyseal::{ApiKeys, ApiKeysConfig, NewKey, Verification};
+use keyseal::{ApiKeys, ApiKeysConfig, NewKey, Requirement, Verification};
 use process::ChildProcess;
 use temp_db::TempDb;
 
@@ -129,6 +129,116 @@ fn verify_paths(c: &mut Criterion) {
     g.finish();
 }
 
+/// The scopes of the key the permission benchmarks verify.
+const SCOPES: [&str; 4] = ["read", "write", "deploy", "billing:read"];
+
+/// A new key holding [`SCOPES`].
+fn scoped_key(keys: &ApiKeys) -> String {
+    keys.create(&NewKey::new("bench", "scoped").scopes(SCOPES))
+        .unwrap()
+        .key
+        .clone()
+}
+
+/// The permission check inside verify against a plain cached verify, in one group of one
+/// run: the difference is the check's cost. The key holds four scopes, the requirement two.
+fn permission_checks(c: &mut Criterion) {
+    let db_dir = TempDb::new();
+    let keys = Arc::new(manager(db_dir.path(), 4));
+    let key = scoped_key(&keys);
+    let all = Requirement::all(["deploy", "billing:read"]);
+    let any = Requirement::any(["admin", "deploy"]);
+    let missing = Requirement::all(["deploy", "admin"]);
+    assert!(keys.verify_with(&key, &all).unwrap().is_valid());
+    assert!(keys.verify_with(&key, &any).unwrap().is_valid());
+    assert_eq!(
+        keys.verify_with(&key, &missing)
+            .unwrap()
+            .refusal()
+            .unwrap()
+            .reason(),
+        "forbidden"
+    );
+    let mut g = c.benchmark_group("issuance_permission");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("cached_verify_plain", |b| {
+        b.iter(|| keys.verify(black_box(&key)).unwrap());
+    });
+    g.bench_function("cached_verify_with_all_of_2", |b| {
+        b.iter(|| keys.verify_with(black_box(&key), black_box(&all)).unwrap());
+    });
+    g.bench_function("cached_verify_with_any_of_2", |b| {
+        b.iter(|| keys.verify_with(black_box(&key), black_box(&any)).unwrap());
+    });
+    g.bench_function("cached_verify_with_forbidden", |b| {
+        b.iter(|| {
+            keys.verify_with(black_box(&key), black_box(&missing))
+                .unwrap()
+        });
+    });
+    g.bench_function("requirement_check_alone_all_of_2", |b| {
+        let held: Vec<String> = SCOPES.map(String::from).to_vec();
+        b.iter(|| black_box(&all).is_met_by(black_box(&held)));
+    });
+    g.bench_function("cached_verify_async_ready", |b| {
+        // Not awaited: what is timed is the call that answers a cached key at once (once
+        // per change-check interval the call hands the check to a pool thread instead).
+        b.iter(|| keys.verify_with_async(black_box(&key), black_box(&all)));
+    });
+    g.finish();
+}
+
+/// Plain verify and verify with a requirement, interleaved in short batches so that both see
+/// the same machine load (other processes share the cores): medians of per-call times per
+/// batch, and the median of the per-round differences.
+fn permission_overhead() {
+    const ROUNDS: usize = 400;
+    const BATCH: u32 = 20_000;
+    let db_dir = TempDb::new();
+    let keys = manager(db_dir.path(), 4);
+    let key = scoped_key(&keys);
+    let all = Requirement::all(["deploy", "billing:read"]);
+    let missing = Requirement::all(["deploy", "admin"]);
+    assert!(keys.verify_with(&key, &all).unwrap().is_valid());
+    let per_call = |f: &dyn Fn()| {
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            f();
+        }
+        t.elapsed().as_secs_f64() * 1e9 / f64::from(BATCH)
+    };
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut plain, mut with, mut forbidden, mut d_with, mut d_forbidden) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..ROUNDS {
+        let p = per_call(&|| drop(black_box(keys.verify(black_box(&key)).unwrap())));
+        let w = per_call(&|| drop(black_box(keys.verify_with(black_box(&key), &all).unwrap())));
+        let f = per_call(&|| {
+            drop(black_box(
+                keys.verify_with(black_box(&key), &missing).unwrap(),
+            ));
+        });
+        plain.push(p);
+        with.push(w);
+        forbidden.push(f);
+        d_with.push(w - p);
+        d_forbidden.push(f - p);
+    }
+    println!(
+        "permission overhead ({ROUNDS} interleaved rounds of {BATCH} calls; medians): plain \
+         cached verify {:.1} ns, with all-of-2 met {:.1} ns (difference {:+.1} ns), \
+         forbidden {:.1} ns (difference {:+.1} ns)",
+        median(&mut plain),
+        median(&mut with),
+        median(&mut d_with),
+        median(&mut forbidden),
+        median(&mut d_forbidden),
+    );
+}
+
 fn first_validation(c: &mut Criterion) {
     let mut g = c.benchmark_group("issuance_first_validation");
     g.sample_size(10);
@@ -162,7 +272,7 @@ fn first_validation(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, verify_paths, first_validation);
+criterion_group!(benches, verify_paths, permission_checks, first_validation);
 
 /// This thread's (CPU time, time spent waiting for a CPU), from the kernel's schedstat: on a
 /// shared machine, rates per CPU-second separate keyseal's cost from the other load.
@@ -408,5 +518,8 @@ fn main() {
     }
     if wants("revocation") {
         revocation_latency(10);
+    }
+    if wants("permission") {
+        permission_overhead();
     }
 }

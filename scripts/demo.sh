@@ -27,42 +27,9 @@ fi
 ls -l master.key
 M=(--master-key-file master.key)
 
-step "Issue an API key for alice (shown once, stored only as a bcrypt hash)"
-show "keyseal keys create --user alice --name ci-deploy --scope read --scope write --expires-in 30d --json"
-created=$("$KS" keys create --user alice --name ci-deploy --scope read --scope write --expires-in 30d --json)
-echo "$created"
-KEY=$(python3 "$SCRIPTS/json-field.py" key <<<"$created")
-KEY_ID=$(python3 "$SCRIPTS/json-field.py" key_id <<<"$created")
-
-step "Verify it (the key goes on stdin, never in argv)"
-show "keyseal keys verify --json <<< \"\$KEY\""
-"$KS" keys verify --json <<<"$KEY"
-
-step "Rotate it with a one-hour grace period: both keys verify"
-show "keyseal keys rotate --user alice $KEY_ID --grace 1h --json"
-rotated=$("$KS" keys rotate --user alice "$KEY_ID" --grace 1h --json)
-echo "$rotated"
-NEW_KEY=$(python3 "$SCRIPTS/json-field.py" key <<<"$rotated")
-show "keyseal keys verify <<< old key";  "$KS" keys verify <<<"$KEY"
-show "keyseal keys verify <<< new key";  "$KS" keys verify <<<"$NEW_KEY"
-
-step "Revoke the old key: it is refused at once"
-show "keyseal keys revoke --user alice $KEY_ID"
-"$KS" keys revoke --user alice "$KEY_ID"
-show "keyseal keys verify --json <<< old key"
-set +e
-"$KS" keys verify --json <<<"$KEY"
-echo "(exit code $?)"
-set -e
-show "keyseal keys list --user alice"
-"$KS" keys list --user alice
-
-step "Encrypt a secret with alice's data key, and decrypt it"
-show "echo 'sk-proj-openai-0123456789' | keyseal encrypt --user alice"
-TOKEN=$(echo 'sk-proj-openai-0123456789' | "$KS" "${M[@]}" encrypt --user alice)
-echo "$TOKEN"
-show "keyseal decrypt --user alice <<< \"\$TOKEN\""
-"$KS" "${M[@]}" decrypt --user alice <<<"$TOKEN"
+# The session itself, shared with `make demo-postgres`.
+# shellcheck source=scripts/demo-session.sh
+source "$SCRIPTS/demo-session.sh"
 
 step "What is at rest in demo/keyseal.db: ciphertext and hashes only"
 python3 "$SCRIPTS/demo-at-rest.py" "$KEYSEAL_DB" alice

@@ -51,6 +51,22 @@ pub enum Error {
         /// The user row that could not be unwrapped, when a particular row was read.
         user_id: Option<String>,
     },
+    /// A stored key is wrapped under a master key this process was not given (a key store
+    /// whose master key is being rotated across several servers). Nothing was changed.
+    MissingMasterKey {
+        /// The id (a public fingerprint, never the key) of the master key that is needed.
+        id: String,
+        /// The user row that needs it, when a particular row was read.
+        user_id: Option<String>,
+    },
+    /// A data key version is disabled or destroyed, so nothing is decrypted under it (or the
+    /// version does not exist). A disabled version can be enabled again.
+    KeyVersionUnavailable {
+        /// The version asked for.
+        version: u32,
+        /// `disabled`, `destroyed` or `missing`.
+        state: &'static str,
+    },
     /// A stored wrapped key is shorter or longer than a wrapped 32-byte key can be.
     CorruptKey {
         /// The user row holding the damaged blob.
@@ -214,7 +230,8 @@ impl Error {
     /// A short, stable, machine-readable name for the kind of error.
     ///
     /// One of `malformed`, `authentication`, `bad_key`, `not_utf8`, `randomness`, `storage`,
-    /// `wrong_master_key`, `corrupt_key`, `not_found`, `quota_exceeded`, `invalid_argument`.
+    /// `wrong_master_key`, `missing_master_key`, `key_version_unavailable`, `corrupt_key`,
+    /// `not_found`, `quota_exceeded`, `invalid_argument`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
@@ -225,6 +242,8 @@ impl Error {
             Error::Randomness => "randomness",
             Error::Storage { .. } => "storage",
             Error::WrongMasterKey { .. } => "wrong_master_key",
+            Error::MissingMasterKey { .. } => "missing_master_key",
+            Error::KeyVersionUnavailable { .. } => "key_version_unavailable",
             Error::CorruptKey { .. } => "corrupt_key",
             Error::NotFound { .. } => "not_found",
             Error::QuotaExceeded { .. } => "quota_exceeded",
@@ -257,6 +276,20 @@ impl fmt::Display for Error {
             Error::WrongMasterKey { user_id: None } => f.write_str(
                 "wrong master key: this store's keys are wrapped with a different master key",
             ),
+            Error::MissingMasterKey { id, user_id } => {
+                write!(f, "missing master key {id}: ")?;
+                match user_id {
+                    Some(user) => write!(f, "the stored key of user {user:?} is wrapped under it"),
+                    None => f.write_str("a stored key is wrapped under it"),
+                }?;
+                f.write_str("; give this process that key as a previous master key")
+            }
+            Error::KeyVersionUnavailable { version, state } => {
+                write!(
+                    f,
+                    "key version {version} is {state}: nothing is decrypted under it"
+                )
+            }
             Error::CorruptKey { user_id } => write!(
                 f,
                 "corrupt stored key for user {user_id:?}: the wrapped key has the wrong length"

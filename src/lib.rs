@@ -32,6 +32,12 @@ cfg_if::cfg_if! {
     }
 }
 
+// Runtime-agnostic futures over a small thread pool, for the key store and API keys.
+#[cfg(all(
+    any(feature = "keystore", feature = "issuance"),
+    not(target_arch = "wasm32")
+))]
+mod blocking;
 #[cfg(all(
     any(feature = "keystore", feature = "issuance"),
     not(target_arch = "wasm32")
@@ -59,7 +65,11 @@ mod user_id;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub use keystore::backend as keystore_backend;
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
-pub use keystore::{KeyStore, KeyStoreFuture, KeyStoreOptions, RotationReport, MAX_USER_ID_LEN};
+pub use keystore::{
+    CopyReport, Decrypted, KeyOwner, KeyState, KeyStore, KeyStoreFuture, KeyStoreOptions,
+    KeyVersion, MasterKeyId, MasterKeyStatus, MasterKeyring, MasterRewrapReport, RotationReport,
+    MAX_USER_ID_LEN,
+};
 // The one SQLite layer: connections, pragmas, busy handling, error mapping.
 #[cfg(all(
     any(feature = "keystore", feature = "issuance"),
@@ -78,12 +88,28 @@ mod issuance;
 pub use issuance::backend as api_keys_backend;
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 pub use issuance::{
-    ApiKeys, ApiKeysConfig, CreatedKey, Environment, KeyFormat, KeyInfo, KeyStatus, LegacyKey,
-    NewKey, RateLimit, Refusal, Timestamp, Validated, Verification,
+    ApiKeys, ApiKeysConfig, ApiKeysFuture, CreatedKey, Environment, KeyFormat, KeyInfo, KeyPage,
+    KeyStatus, KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey, RateLimit, Refusal,
+    Requirement, Timestamp, Validated, Verification, MAX_METADATA_BYTES,
 };
 
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
 pub mod migrate;
+#[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]
+pub mod rewrap;
+
+#[cfg(all(
+    feature = "keystore",
+    feature = "issuance",
+    not(target_arch = "wasm32")
+))]
+mod copy;
+#[cfg(all(
+    feature = "keystore",
+    feature = "issuance",
+    not(target_arch = "wasm32")
+))]
+pub use copy::{copy_store, StoreCopyReport};
 
 #[doc(hidden)]
 pub mod testing;

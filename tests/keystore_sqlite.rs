@@ -57,6 +57,9 @@ fn table_sql(path: &Path) -> Vec<(String, String)> {
         .unwrap()
 }
 
+/// Python's `encryption_keys` as `ALTER TABLE … ADD COLUMN master_key_id TEXT` leaves it.
+const PYTHON_TABLE_UPGRADED: &str = "CREATE TABLE encryption_keys (\nuser_id TEXT PRIMARY KEY,\nencrypted_key BLOB NOT NULL,\ncreated_at TEXT NOT NULL\n, master_key_id TEXT)";
+
 #[test]
 fn python_seed_file_yields_its_keys() {
     let (seed_db, master, users) = seed();
@@ -80,17 +83,26 @@ fn python_seed_file_yields_its_keys() {
         assert_eq!(&hex(key.expose_secret()), expected, "{user}");
     }
     assert_eq!(store.user_count().unwrap(), users.len() as u64);
-    // The Python table is untouched; keyseal added only its own table.
+    // The Python table keeps its columns, plus one nullable column (the master key id), which
+    // the Python module's INSERT (naming its three columns) leaves NULL; keyseal's own tables.
     let tables = table_sql(path);
     assert_eq!(
         tables[0],
         (
             "encryption_keys".to_owned(),
-            "CREATE TABLE encryption_keys (\nuser_id TEXT PRIMARY KEY,\nencrypted_key BLOB NOT NULL,\ncreated_at TEXT NOT NULL\n)".to_owned()
+            PYTHON_TABLE_UPGRADED.to_owned()
         )
     );
-    assert_eq!(tables[1].0, "keyseal_keystore_meta");
-    assert_eq!(tables.len(), 2);
+    let names: Vec<&str> = tables.iter().map(|t| t.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "encryption_keys",
+            "keyseal_key_versions",
+            "keyseal_keystore_meta",
+            "keyseal_master_keys"
+        ]
+    );
 }
 
 #[test]
@@ -100,7 +112,8 @@ fn new_store_has_python_schema() {
     let store = KeyStore::open(path, MasterKey::generate().unwrap()).unwrap();
     store.get_or_create_user_key("alice").unwrap();
     let tables = table_sql(path);
-    assert_eq!(tables[0].1, table_sql(seed().0.path())[0].1);
+    // The same text as a file the Python module created and keyseal then opened.
+    assert_eq!(tables[0].1, PYTHON_TABLE_UPGRADED);
     let created_at: String = raw(path)
         .query_row("SELECT created_at FROM encryption_keys", [], |r| r.get(0))
         .unwrap();
@@ -260,7 +273,8 @@ fn rotation_keeps_data_keys_and_tokens() {
         fresh.get_user_key("after-rotation").unwrap(),
         store.get_user_key("after-rotation").unwrap()
     );
-    assert_eq!(store.pool_key(), keyseal::derive_pool_key(&new));
+    // The pool key is kept across the rotation: pool tokens made before still decrypt.
+    assert_eq!(store.pool_key().unwrap(), keyseal::derive_pool_key(&old));
     assert_eq!(
         KeyStore::open(path, old).unwrap_err(),
         Error::WrongMasterKey { user_id: None }

@@ -1,7 +1,7 @@
 //! The storage interface behind [`ApiKeys`](crate::ApiKeys), and its contract.
 //!
 //! The trait is public so that its contract can be read, and sealed: it is implemented by
-//! keyseal's own backends (`SQLite` today), which [`ApiKeys`](crate::ApiKeys) opens. A new
+//! keyseal's own backends (`SQLite`, `PostgreSQL`), which [`ApiKeys`](crate::ApiKeys) opens. A new
 //! backend is a new module next to the `SQLite` one, checked by the same behaviour tests.
 //!
 //! # What a backend does, and what it does not
@@ -21,9 +21,15 @@
 //! row, decide)`) for a driver such as `tokio-postgres`, with no rule moving into the backend.
 //!
 //! # The change feed
-//! Every write (insert, revocation, rotation) gives the rows it writes a store-wide sequence
-//! number `seq`, and [`Backend::changes_since`] returns the rows whose `seq` is above a given
-//! one. Other processes use it to see revocations. It is only correct if **a row can never
+//! Every write (insert, revocation, rotation, update, disable / enable, delete) gives the
+//! rows it writes a store-wide sequence number `seq`, and [`Backend::changes_since`] returns
+//! the rows whose `seq` is above a given one. Other processes use it to see revocations and
+//! every other change to a key they may hold in their cache. A deleted row is gone from the
+//! table, so [`Backend::delete`] leaves a tombstone (row id, lookup, `seq`) that
+//! [`Backend::changes_since`] reports as a [`Change`] with `deleted` set; tombstones are kept
+//! (a reader may be arbitrarily far behind), and their `seq` counts when the next one is
+//! taken, so a sequence number is never handed out twice. Last use is not a change (see
+//! [`Backend::touch`]). It is only correct if **a row can never
 //! become visible with a `seq` at or below one that a reader has already passed**. `SQLite`
 //! keeps this with `seq = MAX(seq) + 1` inside the write transaction: it has one writer at a
 //! time, so sequence numbers are handed out in commit order. A backend with concurrent
@@ -32,7 +38,9 @@
 //! the same transaction (which serializes writers on that row, so numbers follow commit
 //! order), or track visibility itself (e.g. `PostgreSQL`'s transaction ids and snapshots,
 //! `pg_snapshot_xmin`), or re-read an overlap window below the last `seq` seen and tolerate
-//! seeing a change twice (applying a change is idempotent).
+//! seeing a change twice (applying a change is idempotent). The `PostgreSQL` backend takes
+//! the counter: every feed-writing transaction first runs `UPDATE keyseal_feed SET seq =
+//! seq + 1 … RETURNING seq`, whose row lock it holds to its commit.
 //!
 //! # Waiting
 //! The change check ([`Backend::changes_since`], [`Backend::changed_elsewhere`],
@@ -111,6 +119,39 @@ pub struct Row {
     pub rate_limit: Option<RateLimit>,
     /// Last recorded use.
     pub last_used_at: Option<Timestamp>,
+    /// `false` when disabled (reversible; a disabled key is refused as `disabled`).
+    pub enabled: bool,
+    /// Free-form metadata: a JSON object (empty when none), at most
+    /// [`MAX_METADATA_BYTES`](crate::issuance::MAX_METADATA_BYTES) serialized.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Row {
+    /// The metadata as backends store it: compact JSON text, `None` when empty.
+    pub(crate) fn metadata_text(&self) -> Option<String> {
+        (!self.metadata.is_empty())
+            .then(|| serde_json::Value::Object(self.metadata.clone()).to_string())
+    }
+
+    /// Metadata read back from its stored text (`None`: empty).
+    pub(crate) fn metadata_from_text(
+        text: Option<&str>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, &'static str> {
+        text.map_or_else(
+            || Ok(serde_json::Map::new()),
+            |t| serde_json::from_str(t).map_err(|_| "api_keys: unreadable metadata"),
+        )
+    }
+
+    /// The rate limit as backends store it: (requests, period in ms), both `None` for none.
+    pub(crate) fn rate_columns(&self) -> (Option<i64>, Option<i64>) {
+        self.rate_limit.map_or((None, None), |r| {
+            (
+                Some(i64::from(r.requests())),
+                Some(i64::try_from(r.period().as_millis()).unwrap_or(i64::MAX)),
+            )
+        })
+    }
 }
 
 impl core::fmt::Debug for Row {
@@ -122,6 +163,7 @@ impl core::fmt::Debug for Row {
             .field("user_id", &self.user_id)
             .field("expires_at", &self.expires_at)
             .field("revoked_at", &self.revoked_at)
+            .field("enabled", &self.enabled)
             .finish_non_exhaustive()
     }
 }
@@ -138,10 +180,18 @@ pub struct Change {
     pub expires_at: Option<Timestamp>,
     /// Whether it is revoked.
     pub revoked: bool,
+    /// Whether it is disabled.
+    pub disabled: bool,
+    /// Whether the row was deleted (a tombstone): its key is unknown from now on.
+    pub deleted: bool,
     /// Why the row could not be read, naming it; the other fields are then meaningless and
     /// the row's key fails closed.
     pub unreadable: Option<String>,
 }
+
+/// A whole API-key store as [`Backend::export`] reads it: every row, and the legacy formats
+/// as (prefix, lookup length).
+pub type Exported = (Vec<Row>, Vec<(String, usize)>);
 
 /// Outcome of an insert.
 #[derive(Debug)]
@@ -169,6 +219,11 @@ pub type DecideInsert<'a> = &'a (dyn Fn(&InsertContext) -> Result<(), Error> + S
 /// The rule a rotation applies to the old row and the user's rows: pure, no I/O; returns
 /// when the old key's validity ends.
 pub type DecideRotation<'a> = &'a (dyn Fn(&Row, &[Row]) -> Result<Timestamp, Error> + Sync);
+
+/// The rule an update applies to the user's key as stored and all the user's rows: pure, no
+/// I/O; returns the row to write. Only the fields an update may change are written (name,
+/// scopes, expiry, rate limit, metadata, enabled); everything else stays as stored.
+pub type DecideUpdate<'a> = &'a (dyn Fn(&Row, &[Row]) -> Result<Row, Error> + Sync);
 
 /// Storage of API keys. See the module docs for the contract every method keeps. Sealed.
 pub trait Backend: Send + Sync + sealed::Sealed {
@@ -223,6 +278,39 @@ pub trait Backend: Send + Sync + sealed::Sealed {
         new: &Row,
         decide: DecideRotation<'_>,
     ) -> Result<Option<(Row, Inserted)>, Error>;
+    /// In one write transaction: reads the user's rows, finds `key_id` among them (`Ok(None)`
+    /// if absent: another user's key is absent too), gives that row and all the user's rows
+    /// to `decide`, and if it returns `Ok(new)`, writes `new`'s name, scopes, expiry, rate
+    /// limit, metadata and enabled flag to the row, with the next `seq`. Returns the row as
+    /// written. `decide`'s error is returned as it is, nothing written.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written; `decide`'s error.
+    fn update(
+        &self,
+        user_id: &str,
+        key_id: &str,
+        decide: DecideUpdate<'_>,
+    ) -> Result<Option<Row>, Error>;
+    /// In one write transaction: deletes the user's key `key_id` and writes its tombstone
+    /// (row id, lookup) with the next `seq`. Returns the row as it was (`None` if the user
+    /// has no such key; nothing written).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn delete(&self, user_id: &str, key_id: &str) -> Result<Option<Row>, Error>;
+    /// One page of rows, newest first by row id: those of `user_id` (every user's when
+    /// `None`) whose row id is below `before` (no bound when `None`), at most `limit`. Row ids
+    /// only grow, so paging by them is stable while keys are inserted.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written.
+    fn page(
+        &self,
+        user_id: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Row>, Error>;
     /// Records last use (keeping the latest time per row), one write transaction for the
     /// batch, waiting at most `wait` for the write lock (`ZERO`: not at all, not even for
     /// this process's own connection). Does not change `seq`: last use is not a change others
@@ -260,6 +348,21 @@ pub trait Backend: Send + Sync + sealed::Sealed {
     /// # Errors
     /// [`Error::Storage`] when the store cannot be read or written.
     fn add_legacy_format(&self, prefix: &str, lookup_len: usize) -> Result<(), Error>;
+    /// For copying a store: every row, in row id order, and the legacy formats, read in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// [`Error::Storage`]; [`Error::Storage`] with kind `corrupt` naming a row that cannot
+    /// be read.
+    fn export(&self) -> Result<Exported, Error>;
+    /// For copying a store, into this one: in one transaction, when it holds no row, inserts
+    /// `rows` in order (each every column as given but the row id, which is the backend's
+    /// own, and the change feed's number, taken as for any insert) and records `legacy`,
+    /// returning `true`; otherwise writes nothing and returns `false`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] (a key id given twice included); nothing is changed.
+    fn import(&self, rows: &[Row], legacy: &[(String, usize)]) -> Result<bool, Error>;
 }
 
 pub(crate) mod sealed {

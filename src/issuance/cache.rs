@@ -5,15 +5,18 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::backend::Change;
 use super::format::Environment;
 use super::rate_limit::{Bucket, RateLimit, SharedBucket};
+use super::rules::NEVER;
+use super::time::Timestamp;
 
 /// What a presented key is cached under: HMAC-SHA256 of the key with a per-process secret.
 pub(crate) type CacheKey = [u8; 32];
@@ -74,11 +77,46 @@ pub(crate) struct CachedKey {
     /// Unix ms; `i64::MAX` for never.
     pub expires_at: AtomicI64,
     pub revoked: AtomicBool,
+    pub disabled: AtomicBool,
+    /// The row was deleted: its key is unknown.
+    pub gone: AtomicBool,
+    /// The row changed in a way the flags above do not carry (scopes, rate limit): the
+    /// next use re-reads it (one indexed read, no bcrypt) and replaces this entry.
+    pub stale: AtomicBool,
     /// The row could not be read by the last change check: refused with an error.
     pub unreadable: AtomicBool,
     /// Unix ms of the last use queued for writing.
     pub last_use_queued: AtomicI64,
     pub bucket: Option<SharedBucket>,
+}
+
+impl CachedKey {
+    /// Applies a change read from the feed (not an unreadable one): the flags at once, and
+    /// anything else at the next use (`stale`).
+    pub(crate) fn apply_change(&self, c: &Change) {
+        if c.deleted {
+            self.gone.store(true, Ordering::SeqCst);
+            return;
+        }
+        self.apply_row_state(
+            c.revoked,
+            c.disabled,
+            c.expires_at.map_or(NEVER, Timestamp::unix_millis),
+        );
+        // Repaired (written again, readable): answered again.
+        self.unreadable.store(false, Ordering::SeqCst);
+    }
+
+    /// A write to the row: its flags now, and the rest re-read at the next use. A
+    /// revocation is never undone.
+    pub(crate) fn apply_row_state(&self, revoked: bool, disabled: bool, expires_at_ms: i64) {
+        if revoked {
+            self.revoked.store(true, Ordering::SeqCst);
+        }
+        self.disabled.store(disabled, Ordering::SeqCst);
+        self.expires_at.store(expires_at_ms, Ordering::SeqCst);
+        self.stale.store(true, Ordering::SeqCst);
+    }
 }
 
 const SHARDS: usize = 16;
@@ -119,11 +157,16 @@ impl Cache {
             .cloned()
     }
 
-    /// The row's entry if one is cached, else `fresh`, which becomes the row's entry.
+    /// The row's entry if one is cached and current, else `fresh`, which becomes the row's
+    /// entry (replacing a stale one). So every entry in the cache is either the row's entry,
+    /// which writes and the change feed flip, or stale, which is re-read before it answers;
+    /// two concurrent refreshes leave one live entry.
     pub(crate) fn entry_for(&self, fresh: Arc<CachedKey>) -> Arc<CachedKey> {
         let mut by_row = self.by_row.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = by_row.get(&fresh.row_id).and_then(Weak::upgrade) {
-            return entry;
+            if !entry.stale.load(Ordering::SeqCst) {
+                return entry;
+            }
         }
         if by_row.len() >= 2 * self.capacity {
             by_row.retain(|_, w| w.strong_count() > 0);
@@ -153,7 +196,8 @@ impl Cache {
             .and_then(Weak::upgrade)
     }
 
-    /// The row's token bucket, made on first use.
+    /// The row's token bucket, made on first use, and made anew when the key's limit
+    /// changed.
     pub(crate) fn bucket(&self, row_id: i64, limit: RateLimit) -> SharedBucket {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() >= self.capacity {
@@ -165,9 +209,17 @@ impl Cache {
                     .is_full(now)
             });
         }
-        buckets
+        let bucket = buckets
             .entry(row_id)
-            .or_insert_with(|| Arc::new(Mutex::new(Bucket::new(limit))))
-            .clone()
+            .or_insert_with(|| Arc::new(Mutex::new(Bucket::new(limit))));
+        let same = bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .limit()
+            == limit;
+        if !same {
+            *bucket = Arc::new(Mutex::new(Bucket::new(limit)));
+        }
+        bucket.clone()
     }
 }

@@ -10,8 +10,6 @@ use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use super::rules::NEVER;
-use super::time::Timestamp;
 use super::ApiKeys;
 use crate::{Error, StorageKind};
 
@@ -77,16 +75,21 @@ impl ApiKeys {
         }
     }
 
+    /// Whether the last successful change check is recent enough at `now` for a cached
+    /// answer.
+    #[inline]
+    pub(crate) fn fresh_without_check(&self, now: u64) -> bool {
+        let bound = self
+            .check_interval_ms()
+            .saturating_add(u64::try_from(STALE_SLACK.as_millis()).unwrap_or(u64::MAX));
+        now.saturating_sub(self.checked_ms.load(Ordering::Acquire)) <= bound
+    }
+
     /// `Ok` when a cached answer may be given at `now` (from [`Self::check_for_changes`]): a change check
     /// succeeded recently enough, or one does now.
     #[inline]
     pub(crate) fn fresh_enough(&self, now: u64) -> Result<(), Error> {
-        let bound = self
-            .check_interval_ms()
-            .saturating_add(u64::try_from(STALE_SLACK.as_millis()).unwrap_or(u64::MAX));
-        if now.saturating_sub(self.checked_ms.load(Ordering::Acquire)) <= bound
-            || self.check_now(now)
-        {
+        if self.fresh_without_check(now) || self.check_now(now) {
             return Ok(());
         }
         Err(Error::storage(
@@ -119,15 +122,7 @@ impl ApiKeys {
                 continue;
             }
             if let Some(cached) = cached {
-                if c.revoked {
-                    cached.revoked.store(true, Ordering::SeqCst);
-                }
-                cached.expires_at.store(
-                    c.expires_at.map_or(NEVER, Timestamp::unix_millis),
-                    Ordering::SeqCst,
-                );
-                // Repaired (written again, readable): answered again.
-                cached.unreadable.store(false, Ordering::SeqCst);
+                cached.apply_change(c);
             }
         }
         self.seq.fetch_max(new_seq, Ordering::SeqCst);

@@ -1,7 +1,9 @@
-//! API key issuance: create, verify, list, revoke and rotate API keys, bcrypt-hashed at rest.
+//! API key issuance: create, verify (with scope requirements), list, update, disable /
+//! enable, delete, revoke and rotate API keys, bcrypt-hashed at rest; every operation also
+//! async ([`ApiKeysFuture`]).
 //!
-//! [`ApiKeys`] keeps keys in a `SQLite` file (tables `api_keys` and `api_key_meta`; the key
-//! store's tables in the same file are never touched).
+//! [`ApiKeys`] keeps keys in a `SQLite` file (tables `api_keys`, `api_key_meta` and
+//! `api_key_tombstones`; the key store's tables in the same file are never touched).
 //!
 //! # Key format
 //! `{tag}_{live|test}_{key id: 12}{secret: 43}{CRC-32: 6}`, all base62 after the marker; see
@@ -58,9 +60,12 @@
 //! # Storage
 //! Table `api_keys` (one row per key: public `key_id`, indexed `lookup`, `scheme`, bcrypt
 //! `hash`, owner, name, space-separated scopes, `live`/`test`, times in Unix milliseconds,
-//! `revoked_at`, `rotated_to`, rate limit, `last_used_at`, and a store-wide change sequence
-//! `seq`) and `api_key_meta` (the legacy key formats that imports registered). Last use is
-//! written in batches, at most once per [`ApiKeysConfig::last_use_interval`] per key.
+//! `revoked_at`, `rotated_to`, rate limit, `last_used_at`, `enabled`, JSON `metadata`, and a
+//! store-wide change sequence `seq`), `api_key_tombstones` (row id, lookup and `seq` of each
+//! deleted key, so other processes drop it) and `api_key_meta` (the legacy key formats that
+//! imports registered, and `schema_version`: files of an older version are upgraded in place
+//! on open, in one transaction; a newer version is refused). Last use is written in batches,
+//! at most once per [`ApiKeysConfig::last_use_interval`] per key.
 //!
 //! # Example
 //! ```
@@ -93,14 +98,19 @@ mod changes;
 mod config;
 mod failures;
 mod format;
+mod future;
 mod known_ids;
 mod last_use;
 mod legacy;
+mod lifecycle;
+mod listing;
 mod prehash;
 mod rate_limit;
 mod rules;
+mod scopes;
 mod time;
 mod types;
+mod update;
 mod verify;
 
 use std::path::Path;
@@ -125,10 +135,15 @@ pub use config::ApiKeysConfig;
 #[doc(hidden)]
 pub use format::with_checksum;
 pub use format::{Environment, KeyFormat};
+pub use future::ApiKeysFuture;
 pub use legacy::LegacyKey;
+pub use listing::{KeyPage, ListCursor, ListFilter};
 pub use rate_limit::RateLimit;
+pub use rules::MAX_METADATA_BYTES;
+pub use scopes::Requirement;
 pub use time::Timestamp;
 pub use types::{CreatedKey, KeyInfo, KeyStatus, NewKey, Refusal, Validated, Verification};
+pub use update::KeyUpdate;
 
 use crate::{Error, StorageKind};
 
@@ -172,10 +187,14 @@ impl core::fmt::Debug for ApiKeys {
 
 impl ApiKeys {
     /// Opens (creating if needed) the key tables in the `SQLite` file at `path`, default
-    /// settings.
+    /// settings. A `path` whose text starts with `postgres://` or `postgresql://` is a
+    /// PostgreSQL URL instead (feature `postgres`; see the README's PostgreSQL section).
     ///
     /// # Errors
-    /// [`Error::Storage`] when the file cannot be opened or written.
+    /// [`Error::Storage`] when the file cannot be opened or written, or the PostgreSQL server
+    /// cannot be reached, refuses the login, or its schema cannot be used (kind `schema`);
+    /// [`Error::InvalidArgument`] for a PostgreSQL URL that cannot be read, or in a build
+    /// without the `postgres` feature.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         Self::open_with(path, ApiKeysConfig::default())
     }
@@ -190,28 +209,19 @@ impl ApiKeys {
                 what: format!("bcrypt cost {}: must be 4 to 31", config.bcrypt_cost),
             });
         }
-        let path = path.as_ref();
-        let backend: Box<dyn Backend> = if crate::db_path::is_postgres(path) {
-            #[cfg(feature = "postgres")]
-            {
-                let url = path.to_str().unwrap_or_default();
-                Box::new(crate::postgres::api_keys::PgApiKeys::open(
-                    url,
-                    config.busy_timeout,
-                )?)
-            }
-            #[cfg(not(feature = "postgres"))]
-            return Err(Error::postgres_not_built());
-        } else {
-            Box::new(crate::sqlite::api_keys::SqliteBackend::open(
-                path,
-                config.busy_timeout,
-            )?)
-        };
+        let backend = open_backend(path.as_ref(), config.busy_timeout)?;
         Self::with_backend(backend, config)
     }
 
-    fn with_backend(backend: Box<dyn Backend>, config: ApiKeysConfig) -> Result<Self, Error> {
+    /// The backend, for crate-internal tools that move whole stores (copying).
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    pub(crate) fn with_backend(
+        backend: Box<dyn Backend>,
+        config: ApiKeysConfig,
+    ) -> Result<Self, Error> {
         // Prime the change counter before reading, so nothing written in between is missed.
         backend.changed_elsewhere()?;
         let (lookups, seq) = backend.all_lookups()?;
@@ -262,6 +272,8 @@ impl ApiKeys {
             rotated_to: None,
             rate_limit: None,
             last_used_at: None,
+            enabled: true,
+            metadata: serde_json::Map::new(),
         }
     }
 
@@ -303,15 +315,22 @@ impl ApiKeys {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an empty or over-long user id (more than 1 024 bytes,
-    /// or holding NUL), name or scope, or more than 64 scopes;
+    /// or holding NUL), name or scope, or more than 64 scopes, or metadata that is not a
+    /// JSON object of at most [`MAX_METADATA_BYTES`];
     /// [`Error::QuotaExceeded`] when the user already has the maximum of valid keys (keys
     /// in a rotation's grace included);
     /// [`Error::Storage`]; [`Error::Randomness`].
     pub fn create(&self, new: &NewKey) -> Result<CreatedKey, Error> {
         rules::check_key_fields(&new.user_id, &new.name, &new.scopes)?;
+        let metadata = new
+            .metadata
+            .clone()
+            .map(rules::check_metadata)
+            .transpose()?;
         let mut row = Self::new_row(&new.user_id, &new.name, &new.scopes, new.environment);
         row.expires_at = new.expires_at;
         row.rate_limit = new.rate_limit;
+        row.metadata = metadata.unwrap_or_default();
         let quota = self.config.max_active_keys;
         let now = row.created_at;
         let created = self.draw_and_store(&mut row, |row| {
@@ -341,7 +360,7 @@ impl ApiKeys {
         Ok(KeyInfo::from_row(row, Timestamp::now()))
     }
 
-    /// Rotates a user's key: a new key with the same name, scopes, rate limit and lifetime
+    /// Rotates a user's key: a new key with the same name, scopes, rate limit, metadata and lifetime
     /// (an old key that expired 30 days after creation gives a new one that expires 30 days
     /// from now). The old key keeps working for `grace`, then is refused as `expired` (or
     /// `revoked` if revoked first). `Duration::ZERO` ends it at once.
@@ -353,8 +372,8 @@ impl ApiKeys {
     /// within the quota.
     ///
     /// # Errors
-    /// [`Error::NotFound`]; [`Error::InvalidArgument`] if the key is revoked, expired or was
-    /// already rotated; [`Error::QuotaExceeded`] as above; [`Error::Storage`].
+    /// [`Error::NotFound`]; [`Error::InvalidArgument`] if the key is revoked, expired,
+    /// disabled or was already rotated; [`Error::QuotaExceeded`] as above; [`Error::Storage`].
     pub fn rotate(
         &self,
         user_id: &str,
@@ -367,6 +386,7 @@ impl ApiKeys {
             .ok_or(Error::NotFound { what: "api key" })?;
         let mut row = Self::new_row(user_id, &old.name, &old.scopes, old.environment);
         row.rate_limit = old.rate_limit;
+        row.metadata.clone_from(&old.metadata);
         let now = row.created_at;
         row.expires_at = rules::successor_expiry(&old, now);
         let grace_end = now.plus(grace);
@@ -465,6 +485,30 @@ impl Drop for ApiKeys {
     fn drop(&mut self) {
         self.flush_on_drop();
     }
+}
+
+/// The backend `location` selects: PostgreSQL for a `postgres://` / `postgresql://` URL,
+/// else `SQLite`.
+pub(crate) fn open_backend(
+    location: &Path,
+    busy_timeout: Duration,
+) -> Result<Box<dyn Backend>, Error> {
+    if crate::db_path::is_postgres(location) {
+        #[cfg(feature = "postgres")]
+        {
+            let url = location.to_str().unwrap_or_default();
+            return Ok(Box::new(crate::postgres::api_keys::PgApiKeys::open(
+                url,
+                busy_timeout,
+            )?));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::postgres_not_built());
+    }
+    Ok(Box::new(crate::sqlite::api_keys::SqliteBackend::open(
+        location,
+        busy_timeout,
+    )?))
 }
 
 #[cfg(test)]

@@ -43,9 +43,55 @@ impl RateLimit {
     pub fn period(&self) -> Duration {
         self.period
     }
+    /// `N/s`, `N/min` or `N/h` (N from 1 to 4 294 967 295), as the CLI and imports write
+    /// rate limits.
+    ///
+    /// ```
+    /// use keyseal::RateLimit;
+    /// assert_eq!(RateLimit::parse("100/min")?, RateLimit::per_minute(100));
+    /// assert_eq!(RateLimit::parse("5/s")?.to_string(), "5/s");
+    /// assert!(RateLimit::parse("100/day").is_err());
+    /// # Ok::<(), keyseal::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] for anything else (a zero, a missing or unknown
+    /// unit, spaces).
+    pub fn parse(text: &str) -> Result<Self, crate::Error> {
+        let bad = || crate::Error::InvalidArgument {
+            what: format!("rate limit {text:?}: expected N/s, N/min or N/h, N at least 1"),
+        };
+        let (n, unit) = text.split_once('/').ok_or_else(bad)?;
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let requests: u32 = n.parse().map_err(|_| bad())?;
+        let period = match unit {
+            "s" => Duration::from_secs(1),
+            "min" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        if requests == 0 {
+            return Err(bad());
+        }
+        Ok(Self::new(requests, period))
+    }
     /// Tokens added per second.
     fn refill_rate(self) -> f64 {
         f64::from(self.requests) / self.period.as_secs_f64().max(1e-9)
+    }
+}
+
+impl core::fmt::Display for RateLimit {
+    /// `N/s`, `N/min`, `N/h`, or `N/{ms}ms` for other periods.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.period.as_millis() {
+            1_000 => write!(f, "{}/s", self.requests),
+            60_000 => write!(f, "{}/min", self.requests),
+            3_600_000 => write!(f, "{}/h", self.requests),
+            ms => write!(f, "{}/{ms}ms", self.requests),
+        }
     }
 }
 
@@ -83,6 +129,11 @@ impl Bucket {
             let wait = (1.0 - self.tokens) / self.limit.refill_rate();
             Err(Duration::from_secs_f64(wait.clamp(0.001, 1e9)))
         }
+    }
+
+    /// The limit it enforces.
+    pub(crate) fn limit(&self) -> RateLimit {
+        self.limit
     }
 
     /// Whether the bucket is full by `now`: forgetting it then changes nothing.

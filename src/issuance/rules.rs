@@ -5,6 +5,7 @@
 use super::backend::{InsertContext, Row, Scheme};
 use super::time::Timestamp;
 use super::types::{KeyStatus, Refusal};
+use super::update::KeyUpdate;
 use crate::Error;
 
 /// Unix milliseconds standing for "never expires".
@@ -14,15 +15,24 @@ pub(crate) const NEVER: i64 = i64::MAX;
 /// bcrypt per key under it.
 pub(crate) const MAX_LEGACY_PER_LOOKUP: usize = 16;
 
-/// The one definition of validity: why a key revoked or not, expiring at `expires_at_ms`
-/// (Unix ms, [`NEVER`] for no expiry), is refused at `now_ms`, or `None` when it is valid.
-/// A rotated key is valid until its grace ends, which is its `expires_at`.
+/// The one definition of validity: why a key revoked or not, disabled or not, expiring at
+/// `expires_at_ms` (Unix ms, [`NEVER`] for no expiry), is refused at `now_ms`, or `None` when
+/// it is valid. A rotated key is valid until its grace ends, which is its `expires_at`. The
+/// order (revoked, expired, disabled) is the one [`Refusal`] documents; rate limits and
+/// scopes come after.
 #[inline]
-pub(crate) fn refusal(revoked: bool, expires_at_ms: i64, now_ms: i64) -> Option<Refusal> {
+pub(crate) fn refusal(
+    revoked: bool,
+    disabled: bool,
+    expires_at_ms: i64,
+    now_ms: i64,
+) -> Option<Refusal> {
     if revoked {
         Some(Refusal::Revoked)
     } else if expires_at_ms <= now_ms {
         Some(Refusal::Expired)
+    } else if disabled {
+        Some(Refusal::Disabled)
     } else {
         None
     }
@@ -33,30 +43,45 @@ impl Row {
     pub(crate) fn refusal_at(&self, now: Timestamp) -> Option<Refusal> {
         refusal(
             self.revoked_at.is_some(),
+            !self.enabled,
             self.expires_at.map_or(NEVER, Timestamp::unix_millis),
             now.unix_millis(),
         )
     }
 
-    /// Whether this key validates at `now`.
-    pub(crate) fn is_valid_at(&self, now: Timestamp) -> bool {
-        self.refusal_at(now).is_none()
+    /// What may be said before the secret is checked: revoked or expired (never disabled,
+    /// which only a holder of the secret may learn).
+    pub(crate) fn refusal_before_secret(&self, now: Timestamp) -> Option<Refusal> {
+        refusal(
+            self.revoked_at.is_some(),
+            false,
+            self.expires_at.map_or(NEVER, Timestamp::unix_millis),
+            now.unix_millis(),
+        )
+    }
+
+    /// Whether this key is alive at `now`: neither revoked nor expired. A disabled key is
+    /// alive (it can be enabled again), so it counts against the quota.
+    pub(crate) fn is_alive_at(&self, now: Timestamp) -> bool {
+        self.refusal_before_secret(now).is_none()
     }
 
     /// The key's state at `now`, for listings.
     pub(crate) fn status_at(&self, now: Timestamp) -> KeyStatus {
         match self.refusal_at(now) {
             Some(Refusal::Revoked) => KeyStatus::Revoked,
+            Some(Refusal::Disabled) => KeyStatus::Disabled,
             Some(_) => KeyStatus::Expired,
-            None if self.rotated_to.is_some() => KeyStatus::Rotating,
+            None if self.rotated_to.is_some() => KeyStatus::Rotated,
             None => KeyStatus::Active,
         }
     }
 }
 
-/// Keys of a user that validate at `now`: active ones and rotated ones still in their grace.
+/// Keys of a user that count against the quota at `now`: alive ones (active, disabled, and
+/// rotated ones still in their grace).
 fn valid_count(rows: &[Row], now: Timestamp) -> usize {
-    rows.iter().filter(|r| r.is_valid_at(now)).count()
+    rows.iter().filter(|r| r.is_alive_at(now)).count()
 }
 
 fn over(count: usize, limit: u32) -> bool {
@@ -135,6 +160,7 @@ pub(crate) fn rotation_end(
     match old.refusal_at(now) {
         Some(Refusal::Revoked) => return Err(refused("is revoked and cannot be rotated")),
         _ if old.rotated_to.is_some() => return Err(refused("was already rotated")),
+        Some(Refusal::Disabled) => return Err(refused("is disabled; enable it first")),
         Some(_) => return Err(refused("has expired; create a new key instead")),
         None => {}
     }
@@ -149,6 +175,74 @@ pub(crate) fn rotation_end(
         }
     }
     Ok(ends)
+}
+
+/// What an update of `old` writes, at `now`: `old` with the update's fields, or why not.
+/// An update that brings an expired key back to life counts against `quota` as a new key
+/// would.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a revoked key (nothing about it can change, and it cannot
+/// be enabled again), or a new expiry for a rotated key (its expiry is the end of its grace
+/// period); [`Error::QuotaExceeded`] as above.
+pub(crate) fn updated_row(
+    old: &Row,
+    user_rows: &[Row],
+    update: &KeyUpdate,
+    quota: Option<u32>,
+    now: Timestamp,
+) -> Result<Row, Error> {
+    let refused = |why: &str| Error::InvalidArgument {
+        what: format!("api key {} {why}", old.key_id),
+    };
+    if old.revoked_at.is_some() {
+        return Err(refused(if update.enabled == Some(true) {
+            "is revoked and cannot be enabled again"
+        } else {
+            "is revoked and cannot be changed"
+        }));
+    }
+    if update.expires_at.is_some() && old.rotated_to.is_some() {
+        return Err(refused(
+            "was rotated: its expiry is the end of its grace period (revoke it to end it now)",
+        ));
+    }
+    let mut new = old.clone();
+    update.apply_to(&mut new);
+    if let Some(limit) = quota {
+        if !old.is_alive_at(now) && new.is_alive_at(now) {
+            let others = user_rows.iter().filter(|r| r.row_id != old.row_id);
+            let alive = others.filter(|r| r.is_alive_at(now)).count();
+            if over(alive + 1, limit) {
+                return Err(Error::QuotaExceeded { limit });
+            }
+        }
+    }
+    Ok(new)
+}
+
+/// Most bytes a key's metadata may take, serialized as compact JSON.
+pub const MAX_METADATA_BYTES: usize = 4096;
+
+/// Metadata must be a JSON object of at most [`MAX_METADATA_BYTES`] serialized.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for anything else.
+pub(crate) fn check_metadata(
+    v: serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let serde_json::Value::Object(map) = v else {
+        return Err(Error::InvalidArgument {
+            what: "metadata: must be a JSON object".into(),
+        });
+    };
+    let len = serde_json::to_string(&map).map_or(usize::MAX, |s| s.len());
+    if len > MAX_METADATA_BYTES {
+        return Err(Error::InvalidArgument {
+            what: format!("metadata: {len} bytes serialized, at most {MAX_METADATA_BYTES}"),
+        });
+    }
+    Ok(map)
 }
 
 /// Most scopes one key may have.
@@ -221,6 +315,8 @@ mod tests {
             rotated_to: None,
             rate_limit: None,
             last_used_at: None,
+            enabled: true,
+            metadata: serde_json::Map::new(),
         }
     }
 
@@ -237,11 +333,15 @@ mod tests {
         assert_eq!(r.status_at(at(NOW)), KeyStatus::Active);
         r.rotated_to = Some("b".into());
         r.expires_at = Some(at(NOW + 1));
-        assert_eq!(r.status_at(at(NOW)), KeyStatus::Rotating);
+        assert_eq!(r.status_at(at(NOW)), KeyStatus::Rotated);
+        r.enabled = false;
+        assert_eq!(r.status_at(at(NOW)), KeyStatus::Disabled);
+        assert_eq!(r.refusal_before_secret(at(NOW)), None);
         assert_eq!(r.status_at(at(NOW + 1)), KeyStatus::Expired);
         r.revoked_at = Some(at(NOW));
         assert_eq!(r.status_at(at(NOW)), KeyStatus::Revoked);
-        assert_eq!(refusal(false, NEVER, i64::MAX - 1), None);
+        assert_eq!(refusal(false, false, NEVER, i64::MAX - 1), None);
+        assert_eq!(refusal(false, true, NOW, NOW), Some(Refusal::Expired));
     }
 
     #[test]
@@ -325,5 +425,63 @@ mod tests {
         assert_eq!(successor_expiry(&old, at(NOW)), None);
         old.expires_at = Some(at(NOW + 4000));
         assert_eq!(successor_expiry(&old, at(NOW)), Some(at(NOW + 5000)));
+    }
+
+    #[test]
+    fn updates_refuse_revoked_keys_and_rotated_expiry() {
+        let old = row("k");
+        let upd = KeyUpdate::new().name("new").scopes(["a"]).enabled(false);
+        let new = updated_row(&old, std::slice::from_ref(&old), &upd, Some(1), at(NOW)).unwrap();
+        assert_eq!((new.name.as_str(), new.enabled), ("new", false));
+        assert_eq!(new.scopes, ["a"]);
+        assert_eq!((new.row_id, &new.hash), (old.row_id, &old.hash));
+        let mut revoked = old.clone();
+        revoked.revoked_at = Some(at(NOW));
+        for upd in [KeyUpdate::new().name("n"), KeyUpdate::new().enabled(true)] {
+            assert!(matches!(
+                updated_row(&revoked, &[], &upd, None, at(NOW)),
+                Err(Error::InvalidArgument { .. })
+            ));
+        }
+        let mut rotated = old.clone();
+        rotated.rotated_to = Some("next".into());
+        let clear = KeyUpdate::new().expires_at(None);
+        assert!(updated_row(&rotated, &[], &clear, None, at(NOW)).is_err());
+        assert!(updated_row(&rotated, &[], &KeyUpdate::new().name("n"), None, at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn reviving_an_expired_key_is_held_to_the_quota() {
+        let mut expired = row("old");
+        expired.row_id = 1;
+        expired.expires_at = Some(at(NOW));
+        let mut other = row("other");
+        other.row_id = 2;
+        let revive = KeyUpdate::new().expires_at(None);
+        let rows = [expired.clone(), other.clone()];
+        assert_eq!(
+            updated_row(&expired, &rows, &revive, Some(1), at(NOW)).unwrap_err(),
+            Error::QuotaExceeded { limit: 1 }
+        );
+        assert!(updated_row(&expired, &rows, &revive, Some(2), at(NOW)).is_ok());
+        assert!(updated_row(&expired, &rows, &revive, None, at(NOW)).is_ok());
+        // a disabled other key still counts; a change that keeps it expired is free
+        other.enabled = false;
+        let rows = [expired.clone(), other];
+        assert!(updated_row(&expired, &rows, &revive, Some(1), at(NOW)).is_err());
+        let rename = KeyUpdate::new().name("n");
+        assert!(updated_row(&expired, &rows, &rename, Some(1), at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn metadata_is_an_object_within_the_bound() {
+        use serde_json::json;
+        assert!(check_metadata(json!({})).unwrap().is_empty());
+        assert!(check_metadata(json!([])).is_err());
+        assert!(check_metadata(json!(null)).is_err());
+        let fits = json!({ "b": "x".repeat(MAX_METADATA_BYTES - 8) });
+        assert!(check_metadata(fits).is_ok());
+        let over = json!({ "b": "x".repeat(MAX_METADATA_BYTES - 7) });
+        assert!(check_metadata(over).is_err());
     }
 }

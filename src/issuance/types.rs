@@ -21,6 +21,7 @@ pub struct NewKey {
     pub(crate) expires_at: Option<Timestamp>,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) environment: Environment,
+    pub(crate) metadata: Option<serde_json::Value>,
 }
 
 impl NewKey {
@@ -33,6 +34,7 @@ impl NewKey {
             expires_at: None,
             rate_limit: None,
             environment: Environment::Live,
+            metadata: None,
         }
     }
     /// Adds a scope (no whitespace, 1 to 128 printable characters).
@@ -69,6 +71,14 @@ impl NewKey {
     #[must_use]
     pub fn environment(mut self, env: Environment) -> Self {
         self.environment = env;
+        self
+    }
+    /// Free-form metadata: a JSON object of at most
+    /// [`MAX_METADATA_BYTES`](super::MAX_METADATA_BYTES) serialized ([`ApiKeys::create`]
+    /// refuses anything else).
+    #[must_use]
+    pub fn metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = Some(metadata);
         self
     }
 }
@@ -129,19 +139,61 @@ impl Drop for CreatedKey {
     }
 }
 
-/// State of a key in a listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// State of a key in a listing. When several apply, the first of revoked, expired,
+/// disabled, rotated wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[non_exhaustive]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     /// Valid now.
     Active,
     /// Replaced by a rotation, valid until its grace period ends.
-    Rotating,
+    Rotated,
     /// Past its expiry (or its grace period).
     Expired,
     /// Revoked.
     Revoked,
+    /// Disabled (reversible: [`ApiKeys::enable`]).
+    Disabled,
+}
+
+impl KeyStatus {
+    /// `active`, `rotated`, `expired`, `revoked` or `disabled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Rotated => "rotated",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Revoked => "revoked",
+            KeyStatus::Disabled => "disabled",
+        }
+    }
+
+    /// The status named `s` (as [`KeyStatus::as_str`] gives it), if any.
+    ///
+    /// ```
+    /// use keyseal::KeyStatus;
+    /// assert_eq!(KeyStatus::parse("disabled"), Some(KeyStatus::Disabled));
+    /// assert_eq!(KeyStatus::Rotated.as_str(), "rotated");
+    /// assert_eq!(KeyStatus::parse("gone"), None);
+    /// ```
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            KeyStatus::Active,
+            KeyStatus::Rotated,
+            KeyStatus::Expired,
+            KeyStatus::Revoked,
+            KeyStatus::Disabled,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl core::fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A key's metadata, as [`ApiKeys::list`] gives it: never the key or its hash.
@@ -172,6 +224,10 @@ pub struct KeyInfo {
     pub rate_limit: Option<RateLimit>,
     /// Whether it was imported from a legacy store (plain bcrypt of the key).
     pub legacy: bool,
+    /// `false` when disabled.
+    pub enabled: bool,
+    /// Free-form metadata (an empty object when none was set).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Its state now.
     pub status: KeyStatus,
 }
@@ -192,6 +248,8 @@ impl KeyInfo {
             rotated_to: r.rotated_to,
             last_used_at: r.last_used_at,
             rate_limit: r.rate_limit,
+            enabled: r.enabled,
+            metadata: r.metadata,
         }
     }
 }
@@ -214,17 +272,27 @@ pub struct Validated {
 }
 
 /// Why a key was refused. Meant for the caller's logs; the key itself is never logged.
+///
+/// Checked in this order, the first that applies answers: malformed, unknown (deleted keys
+/// included), revoked, expired, disabled, rate limited, forbidden. Revoked and expired are
+/// read from the stored row before the secret is checked (a key id is public, and a dead key
+/// is not worth a bcrypt); disabled and forbidden are only said once the secret is proven,
+/// so a wrong secret is `unknown` whatever the key's flags and scopes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
     /// Not a key of this format, or a wrong checksum: refused without touching storage.
     Malformed,
-    /// Well formed, but no such key (or a wrong secret for a key id).
+    /// Well formed, but no such key (or a wrong secret for a key id, or a deleted key).
     Unknown,
     /// Past its expiry, or its grace period after a rotation.
     Expired,
     /// Revoked.
     Revoked,
+    /// Disabled by an admin ([`ApiKeys::disable`]); enabling it makes it valid again.
+    Disabled,
+    /// Valid, but without the scopes the caller required ([`ApiKeys::verify_with`]).
+    Forbidden,
     /// Over the key's rate limit (or too much work in flight); try again after `retry_after`.
     RateLimited {
         /// How long to wait.
@@ -233,13 +301,16 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// `malformed`, `unknown`, `expired`, `revoked` or `rate_limited`.
+    /// `malformed`, `unknown`, `expired`, `revoked`, `disabled`, `forbidden` or
+    /// `rate_limited`.
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::Malformed => "malformed",
             Refusal::Unknown => "unknown",
             Refusal::Expired => "expired",
             Refusal::Revoked => "revoked",
+            Refusal::Disabled => "disabled",
+            Refusal::Forbidden => "forbidden",
             Refusal::RateLimited { .. } => "rate_limited",
         }
     }
@@ -276,6 +347,13 @@ impl Verification {
     /// Whether the key is valid.
     pub fn is_valid(&self) -> bool {
         matches!(self, Verification::Valid(_))
+    }
+    /// Who the key belongs to, if valid.
+    pub fn validated(&self) -> Option<&Validated> {
+        match self {
+            Verification::Valid(v) => Some(v),
+            Verification::Refused(_) => None,
+        }
     }
     /// The refusal, if refused.
     pub fn refusal(&self) -> Option<Refusal> {

@@ -10,6 +10,7 @@ use super::cache::{CacheKey, CachedKey};
 use super::format::Environment;
 use super::prehash::{bcrypt_cost, bcrypt_ok, MAX_IMPORTED_COST};
 use super::rules::{self, NEVER};
+use super::scopes::Requirement;
 use super::time::Timestamp;
 use super::types::{Refusal, Validated, Verification};
 use super::ApiKeys;
@@ -30,6 +31,28 @@ impl ApiKeys {
     /// elsewhere); or for a key whose stored row cannot be read (the message names the row).
     /// Every refusal is an `Ok(Verification::Refused(..))`.
     pub fn verify(&self, key: &str) -> Result<Verification, Error> {
+        self.verify_with(key, &Requirement::none())
+    }
+
+    /// Verifies a presented key and checks that it has the scopes `required`: a valid key
+    /// without them is refused as [`Refusal::Forbidden`], after every other check (so a
+    /// wrong secret is `unknown`, and a key over its rate limit is `rate_limited`, whatever
+    /// its scopes). Costs a few string comparisons over [`ApiKeys::verify`].
+    ///
+    /// ```
+    /// use keyseal::{ApiKeys, ApiKeysConfig, NewKey, Requirement};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let keys = ApiKeys::open_with(dir.path().join("keys.db"), ApiKeysConfig::default().bcrypt_cost(4))?;
+    /// let made = keys.create(&NewKey::new("user-42", "CI").scope("read"))?;
+    /// let deploy = Requirement::all(["deploy"]); // made once, reused
+    /// assert_eq!(keys.verify_with(&made.key, &deploy)?.refusal().unwrap().reason(), "forbidden");
+    /// assert!(keys.verify_with(&made.key, &Requirement::any(["read", "admin"]))?.is_valid());
+    /// # Ok::<(), keyseal::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`ApiKeys::verify`].
+    pub fn verify_with(&self, key: &str, required: &Requirement) -> Result<Verification, Error> {
         if let Some(p) = self.config.format.parse(key) {
             let now = self.check_for_changes(self.check_interval_ms());
             // Prefix and checksum are fixed by the format and `live`/`test` is checked
@@ -41,20 +64,50 @@ impl ApiKeys {
                 if cached.environment != p.environment {
                     return Ok(Verification::Refused(Refusal::Unknown));
                 }
-                return self.answer_cached(&cached, now);
+                return self.answer_cached(cache_key, &cached, now, required);
             }
             return self.verify_uncached(
                 key,
                 cache_key,
                 &[p.key_id],
-                Scheme::Prehashed,
-                Some(p.environment),
+                (Scheme::Prehashed, Some(p.environment)),
+                required,
             );
         }
-        self.verify_legacy(key)
+        self.verify_legacy(key, required)
     }
 
-    fn verify_legacy(&self, key: &str) -> Result<Verification, Error> {
+    /// The answer when memory alone gives it: a malformed key, or a cached one whose
+    /// answer needs no read (no change check due, the entry current). `None`: the full
+    /// [`ApiKeys::verify_with`] is needed, which may read storage or run bcrypt.
+    #[inline]
+    pub(crate) fn verify_from_memory(
+        &self,
+        key: &str,
+        required: &Requirement,
+    ) -> Option<Result<Verification, Error>> {
+        let Some(p) = self.config.format.parse(key) else {
+            // Legacy keys need the registered formats, which the change check keeps.
+            return None;
+        };
+        let now = self.clock_ms();
+        let last = self.last_check_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= self.check_interval_ms() {
+            return None;
+        }
+        let cached = self.cache.get(&self.keyer.cache_key(p.id_and_secret))?;
+        if cached.environment != p.environment {
+            return Some(Ok(Verification::Refused(Refusal::Unknown)));
+        }
+        let usable = !cached.unreadable.load(Ordering::Acquire)
+            && (!cached.stale.load(Ordering::Acquire) || cached.gone.load(Ordering::Acquire));
+        if !usable || !self.fresh_without_check(now) {
+            return None;
+        }
+        Some(Ok(self.answer(&cached, required)))
+    }
+
+    fn verify_legacy(&self, key: &str, required: &Requirement) -> Result<Verification, Error> {
         if key.len() > MAX_LEGACY_KEY_LEN
             || key.chars().any(|c| c.is_control() || c.is_whitespace())
         {
@@ -71,14 +124,20 @@ impl ApiKeys {
         }
         let cache_key = self.keyer.cache_key(key);
         if let Some(cached) = self.cache.get(&cache_key) {
-            return self.answer_cached(&cached, now);
+            return self.answer_cached(cache_key, &cached, now, required);
         }
-        self.verify_uncached(key, cache_key, &lookups, Scheme::Plain, None)
+        self.verify_uncached(key, cache_key, &lookups, (Scheme::Plain, None), required)
     }
 
     /// A cached key's answer, if the change check is recent enough to trust it.
     #[inline]
-    fn answer_cached(&self, cached: &CachedKey, now: u64) -> Result<Verification, Error> {
+    fn answer_cached(
+        &self,
+        cache_key: CacheKey,
+        cached: &CachedKey,
+        now: u64,
+        required: &Requirement,
+    ) -> Result<Verification, Error> {
         self.fresh_enough(now)?;
         if cached.unreadable.load(Ordering::Acquire) {
             return Err(Error::storage(
@@ -89,19 +148,63 @@ impl ApiKeys {
                 ),
             ));
         }
-        Ok(self.answer(cached))
+        if cached.stale.load(Ordering::Acquire) && !cached.gone.load(Ordering::Acquire) {
+            // A refusal the flags already give needs no read (a revocation is seen even
+            // while this process's connection is busy).
+            if let Some(refusal) = Self::flag_refusal(cached, Timestamp::now()) {
+                return Ok(Verification::Refused(refusal));
+            }
+            return self.refresh(cache_key, cached, required);
+        }
+        Ok(self.answer(cached, required))
     }
 
-    /// The answer for a key that passed bcrypt: its state now, its rate limit, and its last
-    /// use queued.
+    /// A cached key whose row changed: read the row again (the key already passed bcrypt
+    /// against it, and an update never changes the hash), replace the entry and answer.
+    /// The read started after the change that marked the entry stale, so it sees it.
+    #[cold]
+    fn refresh(
+        &self,
+        cache_key: CacheKey,
+        stale: &CachedKey,
+        required: &Requirement,
+    ) -> Result<Verification, Error> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        match self.backend.get(stale.row_id)? {
+            Some(row) if row.key_id == *stale.key_id => {
+                Ok(self.cache_verified(cache_key, row, generation, required))
+            }
+            _ => {
+                stale.gone.store(true, Ordering::SeqCst);
+                Ok(Verification::Refused(Refusal::Unknown))
+            }
+        }
+    }
+
+    /// What the entry's flags refuse the key for now (deleted, revoked, expired, disabled),
+    /// if anything.
     #[inline]
-    fn answer(&self, cached: &CachedKey) -> Verification {
+    fn flag_refusal(cached: &CachedKey, now: Timestamp) -> Option<Refusal> {
+        if cached.gone.load(Ordering::Acquire) {
+            return Some(Refusal::Unknown);
+        }
+        rules::refusal(
+            cached.revoked.load(Ordering::Acquire),
+            cached.disabled.load(Ordering::Acquire),
+            cached.expires_at.load(Ordering::Acquire),
+            now.unix_millis(),
+        )
+    }
+
+    /// The answer for a key that passed bcrypt: its state now, its rate limit, its scopes,
+    /// and its last use queued.
+    #[inline]
+    fn answer(&self, cached: &CachedKey, required: &Requirement) -> Verification {
         let now = Timestamp::now();
-        let expires = cached.expires_at.load(Ordering::Acquire);
-        let revoked = cached.revoked.load(Ordering::Acquire);
-        if let Some(refusal) = rules::refusal(revoked, expires, now.unix_millis()) {
+        if let Some(refusal) = Self::flag_refusal(cached, now) {
             return Verification::Refused(refusal);
         }
+        let expires = cached.expires_at.load(Ordering::Acquire);
         if let Some(bucket) = &cached.bucket {
             let taken = bucket
                 .lock()
@@ -110,6 +213,9 @@ impl ApiKeys {
             if let Err(retry_after) = taken {
                 return Verification::Refused(Refusal::RateLimited { retry_after });
             }
+        }
+        if !required.is_met_by(&cached.scopes) {
+            return Verification::Refused(Refusal::Forbidden);
         }
         self.queue_last_use(cached, now);
         Verification::Valid(Validated {
@@ -138,8 +244,8 @@ impl ApiKeys {
         key: &str,
         cache_key: CacheKey,
         lookups: &[&str],
-        scheme: Scheme,
-        env: Option<Environment>,
+        (scheme, env): (Scheme, Option<Environment>),
+        required: &Requirement,
     ) -> Result<Verification, Error> {
         const UNKNOWN: Verification = Verification::Refused(Refusal::Unknown);
         let mut known = self.known(lookups);
@@ -173,7 +279,8 @@ impl ApiKeys {
                 // shared with the real key, so this must not be remembered as a failure.
                 return Ok(UNKNOWN);
             }
-            if let Some(r) = row.refusal_at(now) {
+            // Disabled is only said once the secret is proven (in `answer`).
+            if let Some(r) = row.refusal_before_secret(now) {
                 refusal.get_or_insert(r);
                 continue;
             }
@@ -196,7 +303,7 @@ impl ApiKeys {
             let ok = bcrypt_ok(row.scheme, key, &row.hash);
             drop(slot);
             if ok {
-                return Ok(self.cache_verified(cache_key, row, generation));
+                return Ok(self.cache_verified(cache_key, row, generation, required));
             }
             tried = Some(row.row_id);
         }
@@ -216,11 +323,19 @@ impl ApiKeys {
     /// one [`CachedKey`] (legacy keys that differ past bcrypt's 72 bytes are one key) and the
     /// row's one token bucket.
     ///
-    /// Revocations and rotations bump `generation` *before* they look for a cached entry to
-    /// flip, so re-reading the row whenever the generation moved, both before and after the
-    /// entry is inserted, leaves no window in which a stale entry could stay valid.
-    fn cache_verified(&self, cache_key: CacheKey, row: Row, mut seen: u64) -> Verification {
-        let cached = self.cache.entry_for(Arc::new(CachedKey {
+    /// Every write bumps `generation` *before* it looks for a cached entry to flip, so
+    /// re-reading the row whenever the generation moved, both before and after the entry is
+    /// inserted, leaves no window in which a stale entry could stay valid. A stale entry of
+    /// the row is replaced by this one (read after `seen`, so no older than the change that
+    /// made it stale, or the loop below catches that change).
+    fn cache_verified(
+        &self,
+        cache_key: CacheKey,
+        row: Row,
+        mut seen: u64,
+        required: &Requirement,
+    ) -> Verification {
+        let fresh = Arc::new(CachedKey {
             row_id: row.row_id,
             key_id: row.key_id.into(),
             user_id: row.user_id.into(),
@@ -228,26 +343,40 @@ impl ApiKeys {
             environment: row.environment,
             expires_at: AtomicI64::new(row.expires_at.map_or(NEVER, Timestamp::unix_millis)),
             revoked: AtomicBool::new(row.revoked_at.is_some()),
+            disabled: AtomicBool::new(!row.enabled),
+            gone: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
             unreadable: AtomicBool::new(false),
             last_use_queued: AtomicI64::new(row.last_used_at.map_or(0, Timestamp::unix_millis)),
             bucket: row.rate_limit.map(|l| self.cache.bucket(row.row_id, l)),
-        }));
+        });
+        let cached = self.cache.entry_for(fresh);
         let mut inserted = false;
         loop {
             let current = self.generation.load(Ordering::SeqCst);
             if current != seen {
                 seen = current;
                 match self.backend.get(cached.row_id) {
-                    Ok(Some(fresh)) => {
+                    Ok(Some(now)) => {
                         cached
                             .revoked
-                            .store(fresh.revoked_at.is_some(), Ordering::SeqCst);
+                            .store(now.revoked_at.is_some(), Ordering::SeqCst);
+                        cached.disabled.store(!now.enabled, Ordering::SeqCst);
                         cached.expires_at.store(
-                            fresh.expires_at.map_or(NEVER, Timestamp::unix_millis),
+                            now.expires_at.map_or(NEVER, Timestamp::unix_millis),
                             Ordering::SeqCst,
                         );
+                        if now.scopes[..] != cached.scopes[..]
+                            || now.rate_limit
+                                != cached.bucket.as_ref().map(|b| {
+                                    b.lock().unwrap_or_else(PoisonError::into_inner).limit()
+                                })
+                        {
+                            cached.stale.store(true, Ordering::SeqCst);
+                        }
                     }
-                    _ => cached.revoked.store(true, Ordering::SeqCst),
+                    Ok(None) => cached.gone.store(true, Ordering::SeqCst),
+                    Err(_) => cached.revoked.store(true, Ordering::SeqCst),
                 }
                 continue;
             }
@@ -257,6 +386,6 @@ impl ApiKeys {
             self.cache.insert(cache_key, cached.clone());
             inserted = true;
         }
-        self.answer(&cached)
+        self.answer(&cached, required)
     }
 }

@@ -3,60 +3,13 @@
 //! `block_on`) can await without blocking its own threads.
 
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use super::KeyStore;
+use crate::blocking::Completion;
 use crate::user_id::check_user_id;
-use crate::{DataKey, Error, StorageKind};
-
-/// Threads in the pool: enough for group commit to batch several new users per transaction.
-const THREADS: usize = 8;
-
-type Job = Box<dyn FnOnce() + Send>;
-
-struct Pool {
-    sender: Mutex<Sender<Job>>,
-}
-
-fn pool() -> Option<&'static Pool> {
-    static POOL: OnceLock<Option<Pool>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let (sender, receiver) = channel::<Job>();
-        let receiver = Arc::new(Mutex::new(receiver));
-        let mut started = 0;
-        for i in 0..THREADS {
-            let receiver: Arc<Mutex<Receiver<Job>>> = Arc::clone(&receiver);
-            let spawned = std::thread::Builder::new()
-                .name(format!("keyseal-keystore-{i}"))
-                .spawn(move || loop {
-                    let job = receiver
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .recv();
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
-                    }
-                });
-            if spawned.is_ok() {
-                started += 1;
-            }
-        }
-        (started > 0).then(|| Pool {
-            sender: Mutex::new(sender),
-        })
-    })
-    .as_ref()
-}
-
-struct Slot<T> {
-    value: Option<Result<T, Error>>,
-    waker: Option<Waker>,
-}
+use crate::{DataKey, Error};
 
 /// The result of a key store call made from async code, e.g.
 /// [`KeyStore::get_or_create_user_key_async`](super::KeyStore::get_or_create_user_key_async).
@@ -90,9 +43,7 @@ struct Slot<T> {
 /// # Ok::<(), keyseal::Error>(())
 /// ```
 #[must_use = "futures do nothing unless awaited (the work itself runs regardless)"]
-pub struct KeyStoreFuture<T> {
-    slot: Arc<Mutex<Slot<T>>>,
-}
+pub struct KeyStoreFuture<T>(Completion<T>);
 
 impl<T> core::fmt::Debug for KeyStoreFuture<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -103,71 +54,22 @@ impl<T> core::fmt::Debug for KeyStoreFuture<T> {
 impl<T> KeyStoreFuture<T> {
     /// A future that is already complete.
     pub(crate) fn ready(value: Result<T, Error>) -> Self {
-        KeyStoreFuture {
-            slot: Arc::new(Mutex::new(Slot {
-                value: Some(value),
-                waker: None,
-            })),
-        }
+        KeyStoreFuture(Completion::ready(value))
     }
 }
 
 impl<T: Send + 'static> KeyStoreFuture<T> {
-    /// Runs `work` on the pool (inline if no thread could be started).
+    /// Runs `work` on the shared pool.
     pub(crate) fn spawn(work: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Self {
-        let future = KeyStoreFuture {
-            slot: Arc::new(Mutex::new(Slot {
-                value: None,
-                waker: None,
-            })),
-        };
-        let slot = Arc::clone(&future.slot);
-        let job: Job = Box::new(move || {
-            let value = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|_| {
-                Err(Error::storage(
-                    StorageKind::Other,
-                    "the key store call panicked",
-                ))
-            });
-            let waker = {
-                let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-                slot.value = Some(value);
-                slot.waker.take()
-            };
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        });
-        let rejected = match pool() {
-            Some(pool) => pool
-                .sender
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .send(job)
-                .err()
-                .map(|e| e.0),
-            None => Some(job),
-        };
-        if let Some(job) = rejected {
-            job();
-        }
-        future
+        KeyStoreFuture(Completion::spawn("the key store call panicked", work))
     }
 }
 
 impl<T> Future for KeyStoreFuture<T> {
     type Output = Result<T, Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(value) = slot.value.take() {
-            return Poll::Ready(value);
-        }
-        match &mut slot.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            other => *other = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
     }
 }
 

@@ -1,7 +1,8 @@
-//! Group commit: concurrent creators of new users share durable transactions. One waiting
-//! caller at a time leads, committing everything queued (its own requests and those that
-//! arrived during the previous commit) in one transaction; the others sleep until their
-//! results are in.
+//! Group commit: concurrent creators of new users share durable transactions. A waiting
+//! caller leads, committing everything queued (its own requests and those that arrived during
+//! the commits in flight) in one transaction; the others sleep until their results are in.
+//! One leader at a time, or as many as the backend's `concurrent_writers` (a server that
+//! merges concurrent commits' flushes gains throughput from several batches in flight).
 //!
 //! The race rule lives here too: when another caller (thread or process) created a user
 //! first, every caller gets that first key, never a second one.
@@ -9,10 +10,11 @@
 use std::mem;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use super::backend::{NewRow, Written};
+use super::backend::{Guard, NewRow, Written};
+use super::keyring::MasterKeyring;
 use super::rules::{kept_changing, lock, Inner, MAX_ATTEMPTS};
 use super::wrap::{self, KeyBytes};
-use crate::{DataKey, Error, MasterKey, StorageKind};
+use crate::{DataKey, Error, StorageKind};
 
 /// Where the group commit leader puts a request's result.
 type Slot = Arc<Mutex<Option<Result<KeyBytes, Error>>>>;
@@ -27,7 +29,8 @@ struct Pending {
 #[derive(Default)]
 struct Queue {
     waiting: Vec<Pending>,
-    leader: bool,
+    /// Batches being committed.
+    leaders: usize,
 }
 
 /// The queue of requests and the signal that a batch is in.
@@ -43,7 +46,7 @@ struct Leadership<'a>(&'a GroupCommit);
 
 impl Drop for Leadership<'_> {
     fn drop(&mut self) {
-        lock(&self.0.queue).leader = false;
+        lock(&self.0.queue).leaders -= 1;
         self.0.batch_done.notify_all();
     }
 }
@@ -70,23 +73,28 @@ impl Inner {
             slots.push(slot);
         }
         let commits = &self.group_commit;
+        let max_leaders = self.backend.concurrent_writers().max(1);
         let mut queue = lock(&commits.queue);
         queue.waiting.append(&mut pending);
         while !slots.iter().all(|slot| lock(slot).is_some()) {
-            if queue.leader {
+            // Wait while the leaders are all busy, or while ours are in a batch in flight.
+            if queue.leaders >= max_leaders || (queue.waiting.is_empty() && queue.leaders > 0) {
                 queue = commits
                     .batch_done
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            queue.leader = true;
+            queue.leaders += 1;
             let batch = mem::take(&mut queue.waiting);
             drop(queue);
             let lost = batch.is_empty();
             {
                 let _leadership = Leadership(commits);
-                let _write = lock(&self.write_lock);
+                let _write = self
+                    .write_lock
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
                 self.commit_batch(batch);
             }
             if lost {
@@ -106,14 +114,14 @@ impl Inner {
     }
 
     /// Commits a batch of requests in one durable transaction and hands each its result.
-    /// Call with the write lock held.
+    /// Call with the write lock held (shared).
     fn commit_batch(&self, batch: Vec<Pending>) {
         if batch.is_empty() {
             return;
         }
-        // The master key cannot change while the write lock is held.
-        let master = self.master();
-        match self.insert_wrapped(&master, &batch) {
+        // The keyring cannot change while the write lock is held.
+        let ring = self.ring();
+        match self.insert_wrapped(&ring, &batch) {
             Ok(winners) => {
                 for (p, winner) in batch.into_iter().zip(winners) {
                     *lock(&p.done) = Some(winner.unwrap_or(Ok(p.key)));
@@ -127,14 +135,16 @@ impl Inner {
         }
     }
 
-    /// Wraps and inserts the batch under the store's master key. For each request: `None` when
+    /// Wraps and inserts the batch under the current master key. For each request: `None` when
     /// its own key was stored, else the key another caller stored first (or why it does not
     /// open).
     fn insert_wrapped(
         &self,
-        master: &MasterKey,
+        ring: &MasterKeyring,
         batch: &[Pending],
     ) -> Result<Vec<Option<Result<KeyBytes, Error>>>, Error> {
+        let master = ring.current();
+        let master_id = ring.current_id().as_str();
         let created_at = wrap::now_iso8601();
         let rows = batch
             .iter()
@@ -148,10 +158,11 @@ impl Inner {
             .collect::<Result<Vec<_>, Error>>()?;
         for _ in 0..MAX_ATTEMPTS {
             let expected = self.known_check();
-            let stored = match self.backend.insert_if_absent(&expected, &rows)? {
+            let guard = Guard::new(master_id, &expected);
+            let stored = match self.backend.insert_if_absent(guard, &rows)? {
                 Written::Done(stored) => stored,
                 Written::CheckChanged(now) => {
-                    self.accept_check(master, now.as_deref())?;
+                    self.accept_check(ring, now.as_ref())?;
                     continue;
                 }
             };
@@ -159,9 +170,9 @@ impl Inner {
                 .iter()
                 .zip(&rows)
                 .zip(stored)
-                .map(|((p, mine), stored)| {
+                .map(|((_, mine), stored)| {
                     // Otherwise another caller (thread or process) created this user first.
-                    (stored != mine.wrapped).then(|| wrap::unwrap(master, &p.user_id, &stored))
+                    (stored.wrapped != mine.wrapped).then(|| self.unwrap_row(ring, &stored))
                 })
                 .collect());
         }

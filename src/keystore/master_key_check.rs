@@ -2,15 +2,16 @@
 
 use std::path::Path;
 
-use super::rules::verify_master_key;
+use super::keyring::MasterKeyring;
+use super::rules::check_ring;
 use super::KeyStore;
-use crate::sqlite::keystore::peek_check_state;
+use crate::sqlite::keystore::peek_state;
 use crate::{Error, MasterKey};
 
 impl KeyStore {
     /// Checks that [`KeyStore::open`] would accept `master` for the store at `path`, without
     /// changing anything on disk: no file, table or journal mode is created, and no `-wal` or
-    /// `-shm` file is left behind. A missing file, or one without a key store yet, passes (a
+    /// `-shm` file is left behind (on PostgreSQL: nothing is written, no schema migrated). A missing file, or one without a key store yet, passes (a
     /// new store takes any key). For dry runs.
     ///
     /// # Errors
@@ -36,6 +37,23 @@ impl KeyStore {
     /// ```
     pub fn check_master_key(path: impl AsRef<Path>, master: &MasterKey) -> Result<(), Error> {
         let path = path.as_ref();
+        if crate::db_path::is_postgres(path) {
+            #[cfg(feature = "postgres")]
+            {
+                let url = path.to_str().unwrap_or_default();
+                let state = crate::postgres::keystore::PgKeyStore::peek_check_state(
+                    url,
+                    super::KeyStoreOptions::default().busy_timeout,
+                )?;
+                let ring = MasterKeyring::new(MasterKey::from_bytes(master.expose_secret())?);
+                // Without the master keys table: the legacy check value alone decides.
+                return state.map_or(Ok(()), |s| {
+                    check_ring(&ring, &s, &super::backend::Keyring::default())
+                });
+            }
+            #[cfg(not(feature = "postgres"))]
+            return Err(Error::postgres_not_built());
+        }
         if crate::db_path::is_temporary(path) {
             return Err(Error::InvalidArgument {
                 what: "the key store needs a file (not empty, not :memory:, not an in-memory \
@@ -43,8 +61,9 @@ impl KeyStore {
                     .into(),
             });
         }
-        match peek_check_state(path)? {
-            Some(state) => verify_master_key(master, &state).map(drop),
+        let ring = MasterKeyring::new(MasterKey::from_bytes(master.expose_secret())?);
+        match peek_state(path)? {
+            Some((state, keys)) => check_ring(&ring, &state, &keys),
             None => Ok(()),
         }
     }

@@ -35,28 +35,40 @@
 pub mod backend;
 mod blocking;
 mod cache;
+mod copy;
 mod group_commit;
+mod keyring;
 mod master_key_check;
+mod master_keys;
 mod options;
 mod rotation;
 mod rules;
+mod values;
+mod versions;
 mod wrap;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use cache::KeyCache;
 use group_commit::{lost_request, GroupCommit};
 use rules::Inner;
 
+pub use backend::KeyState;
 pub use blocking::KeyStoreFuture;
+pub use copy::CopyReport;
+pub use keyring::{MasterKeyId, MasterKeyring};
+pub use master_keys::{MasterKeyStatus, MasterRewrapReport};
 pub use options::KeyStoreOptions;
 pub use rotation::RotationReport;
-pub(crate) use wrap::WRAPPED_LEN;
+pub use values::Decrypted;
+pub use versions::{KeyOwner, KeyVersion};
+pub(crate) use wrap::{now_iso8601, WRAPPED_LEN};
 
 use crate::sqlite::keystore::SqliteBackend;
 use crate::user_id::check_user_id;
-use crate::{derive_pool_key, DataKey, Error, MasterKey};
+use crate::{DataKey, Error, MasterKey};
 
 /// Longest accepted user id, in bytes (UTF-8).
 ///
@@ -133,6 +145,9 @@ impl core::fmt::Debug for KeyStore {
 impl KeyStore {
     /// Opens the key store at `path` with the default [`KeyStoreOptions`], creating the file,
     /// its folder and the schema if needed, and verifies that `master` is the store's key.
+    /// A `path` whose text starts with `postgres://` or `postgresql://` is a PostgreSQL URL
+    /// (feature `postgres`; see the README's PostgreSQL section): the schema is migrated if
+    /// the role may, and `path()` shows the URL without its password.
     ///
     /// # Errors
     /// - [`Error::WrongMasterKey`] when `master` does not open the store (`user_id` is `None`
@@ -141,7 +156,11 @@ impl KeyStore {
     /// - [`Error::CorruptKey`] when that row's blob has the wrong length;
     /// - [`Error::InvalidArgument`] for a database that would live only in memory: an empty
     ///   path, `:memory:`, or a `file:` URI naming `:memory:` or nothing or with `mode=memory`;
-    /// - [`Error::Storage`] when the file cannot be created, opened or locked in time.
+    /// - [`Error::InvalidArgument`] for a PostgreSQL URL that cannot be read, or in a build
+    ///   without the `postgres` feature;
+    /// - [`Error::Storage`] when the file cannot be created, opened or locked in time, or the
+    ///   PostgreSQL server cannot be reached, refuses the login, or its schema cannot be used
+    ///   (kind `schema`).
     ///
     /// # Security
     /// The master key is kept (zeroized on drop) for the life of the store. A new file is
@@ -182,18 +201,58 @@ impl KeyStore {
         master: MasterKey,
         options: impl Into<KeyStoreOptions>,
     ) -> Result<KeyStore, Error> {
+        Self::open_keyring(path, MasterKeyring::new(master), options)
+    }
+
+    /// [`KeyStore::open_with`] with several master keys: rows are unwrapped with the key each
+    /// names, new and rewrapped rows are wrapped under the ring's current key.
+    ///
+    /// The store opens when one key of the ring is the store's (see
+    /// [`KeyStore::open`]); the ring's current key is then recorded as one of the store's
+    /// keys if it is new. That is the first step of a rolling master key rotation: see
+    /// [`KeyStore::rewrap_master_keys`].
+    ///
+    /// # Errors
+    /// As [`KeyStore::open`]; [`Error::WrongMasterKey`] also when the current key was
+    /// retired from the store.
+    ///
+    /// # Security
+    /// Holding one of a store's master keys is what allows adding another: keep every master
+    /// key as secret as the first.
+    ///
+    /// # Example
+    /// ```
+    /// use keyseal::{KeyStore, KeyStoreOptions, MasterKey, MasterKeyring};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("keys.db");
+    /// let old = MasterKey::generate()?;
+    /// let old_copy = MasterKey::from_bytes(old.expose_secret())?;
+    /// let alice = KeyStore::open(&path, old)?.get_or_create_user_key("alice")?;
+    /// let ring = MasterKeyring::new(MasterKey::generate()?).with_previous(old_copy);
+    /// let store = KeyStore::open_keyring(&path, ring, KeyStoreOptions::default())?;
+    /// assert_eq!(store.get_or_create_user_key("alice")?, alice);
+    /// store.get_or_create_user_key("bob")?; // wrapped under the new key
+    /// # Ok::<(), keyseal::Error>(())
+    /// ```
+    pub fn open_keyring(
+        path: impl AsRef<Path>,
+        ring: MasterKeyring,
+        options: impl Into<KeyStoreOptions>,
+    ) -> Result<KeyStore, Error> {
         let path = path.as_ref();
         let options = options.into();
         let (backend, path) = open_backend(path, options.busy_timeout)?;
-        let check = rules::open_store(&*backend, &master)?;
+        let opened = rules::open_store(&*backend, &ring)?;
         Ok(KeyStore {
             inner: Arc::new(Inner {
                 path,
                 backend,
-                master: RwLock::new(Arc::new(master)),
-                check: Mutex::new(check),
+                ring: RwLock::new(Arc::new(ring)),
+                check: Mutex::new(opened.check),
+                legacy_id: Mutex::new(opened.legacy_id),
+                refused_decrypts: AtomicU64::new(0),
                 cache: KeyCache::new(options.cache_capacity),
-                write_lock: Mutex::new(()),
+                write_lock: RwLock::new(()),
                 group_commit: GroupCommit::default(),
             }),
         })
@@ -329,31 +388,6 @@ impl KeyStore {
         self.inner.backend.count()
     }
 
-    /// The pool key derived from the current master key ([`crate::derive_pool_key`]).
-    ///
-    /// Runs PBKDF2 with 100 000 iterations (tens of milliseconds): call it once and keep the
-    /// key. It changes when the master key is rotated.
-    ///
-    /// # Errors
-    /// None.
-    ///
-    /// # Security
-    /// The pool key decrypts every pool secret; keep it in memory only.
-    ///
-    /// # Example
-    /// ```
-    /// use keyseal::{derive_pool_key, KeyStore, MasterKey};
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// let master = MasterKey::generate()?;
-    /// let expected = derive_pool_key(&master);
-    /// let store = KeyStore::open(dir.path().join("keys.db"), master)?;
-    /// assert_eq!(store.pool_key(), expected);
-    /// # Ok::<(), keyseal::Error>(())
-    /// ```
-    pub fn pool_key(&self) -> DataKey {
-        derive_pool_key(&self.inner.master())
-    }
-
     /// The database file.
     ///
     /// # Errors
@@ -374,11 +408,16 @@ impl KeyStore {
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
+
+    /// The backend, for crate-internal tools that move whole stores (copying).
+    pub(crate) fn backend(&self) -> &dyn backend::Backend {
+        &*self.inner.backend
+    }
 }
 
 /// The backend `location` selects, and the location as the store shows it (a PostgreSQL
 /// URL without its password).
-fn open_backend(
+pub(crate) fn open_backend(
     location: &Path,
     busy_timeout: std::time::Duration,
 ) -> Result<(Box<dyn backend::Backend>, PathBuf), Error> {

@@ -1,9 +1,11 @@
-//! Master key rotation: every row rewrapped under the new key in one transaction, or none.
+//! Master key rotation in one step: every row and pool key version rewrapped under the new key
+//! in one transaction, or none.
 
 use std::sync::{Arc, PoisonError};
 
-use super::backend::{Rewrapped, StoredRow};
-use super::rules::lock;
+use super::backend::{MasterKeyRow, Rewrapped, RotationState, Slot};
+use super::keyring::{MasterKeyId, MasterKeyring};
+use super::rules::{lock, Inner};
 use super::{wrap, KeyStore, KeyStoreFuture};
 use crate::{Error, MasterKey};
 
@@ -30,6 +32,9 @@ use crate::{Error, MasterKey};
 pub struct RotationReport {
     /// Rows rewrapped under the new master key (every row of `encryption_keys`).
     pub rewrapped: usize,
+    /// Key versions (of the pool key and of users' keys) rewrapped under it: every one that
+    /// holds a key. The pool key does not change.
+    pub key_versions: usize,
 }
 
 impl KeyStore {
@@ -38,13 +43,20 @@ impl KeyStore {
     /// them, are unchanged.
     ///
     /// Other users of the file must reopen it with the new master key; until they do, their
-    /// reads fail with [`Error::WrongMasterKey`] and their writes are refused, never made under
-    /// the old key. The pool key ([`KeyStore::pool_key`]) is derived from the master key, so
-    /// it changes: re-encrypt pool secrets.
+    /// reads fail with [`Error::MissingMasterKey`] (or [`Error::WrongMasterKey`]) and their
+    /// writes are refused, never made under the old key: every other master key of the store
+    /// is retired. The pool key ([`KeyStore::pool_key`]) does not change: its versions are
+    /// rewrapped like the users' keys, so pool values stay readable.
+    ///
+    /// To rotate a store that several processes share without stopping them, give them the
+    /// new key first and rewrap in the background instead: see
+    /// [`KeyStore::rewrap_master_keys`].
     ///
     /// # Errors
     /// - [`Error::WrongMasterKey`] when this store's master key no longer opens the file
     ///   (another process rotated it) or a row (naming the user);
+    /// - [`Error::MissingMasterKey`] when a row is wrapped under a key this store was not
+    ///   given;
     /// - [`Error::CorruptKey`] for a row of the wrong length;
     /// - [`Error::Randomness`], [`Error::Storage`].
     ///
@@ -104,23 +116,46 @@ impl KeyStore {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<RotationReport, Error> {
         let inner = &*self.inner;
+        // Pool key version 1 is derived from the legacy master key: store it (wrapped) while
+        // that key is still at hand, so that it survives the rotation.
+        inner.pool_versions()?;
         // Batches commit under the write lock and wrap with the master key current then, so
         // requests still queued are wrapped under the new key after the rotation.
-        let _write = lock(&inner.write_lock);
-        let old = inner.master();
-        let new_check = wrap::make_check(&new_master)?;
+        let _write = inner
+            .write_lock
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ring = inner.ring();
+        let new_id = MasterKeyId::of(&new_master);
+        let new_row = MasterKeyRow::new(new_id.to_string(), wrap::make_check(&new_master)?);
         // Other writers (other processes) are kept out from here to the commit.
         let mut rotation = inner.backend.begin_rotation()?;
-        let (stored_check, rows) = rotation.rows()?;
-        inner.accept_check(&old, stored_check.as_deref())?;
-        let total = rows.len();
+        let state = rotation.state()?;
+        let current = state
+            .keyring
+            .keys
+            .iter()
+            .find(|k| k.id == ring.current_id().as_str());
+        inner.accept_check(&ring, current)?;
+        *lock(&inner.legacy_id) = state
+            .keyring
+            .legacy_id
+            .clone()
+            .map(MasterKeyId::from_stored);
+        // Progress counts users' rows, which come first.
+        let (total, key_versions) = (state.rows.len(), state.versions.len());
         progress(0, total);
-        let rewrapped = rewrap_rows(&old, &new_master, rows)?;
-        rotation.commit(&new_check, &rewrapped, &mut |done| progress(done, total))?;
-        *lock(&inner.check) = new_check;
-        *inner.master.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(new_master);
+        let rewrapped = rewrap_all(inner, &ring, &new_master, &new_id, state)?;
+        rotation.commit(&new_row, &rewrapped, &mut |done| {
+            progress(done.min(total), total);
+        })?;
+        *lock(&inner.check) = new_row.check;
+        *lock(&inner.legacy_id) = Some(new_id);
+        *inner.ring.write().unwrap_or_else(PoisonError::into_inner) =
+            Arc::new(MasterKeyring::new(new_master));
         Ok(RotationReport {
-            rewrapped: rewrapped.len(),
+            rewrapped: rewrapped.len() - key_versions,
+            key_versions,
         })
     }
 
@@ -140,19 +175,35 @@ impl KeyStore {
     }
 }
 
-/// Every row rewrapped from `old` to `new` (data keys unchanged).
-fn rewrap_rows(
-    old: &MasterKey,
+/// Every stored key rewrapped from the key it names to `new` (data keys unchanged).
+fn rewrap_all(
+    inner: &Inner,
+    ring: &MasterKeyring,
     new: &MasterKey,
-    rows: Vec<StoredRow>,
+    new_id: &MasterKeyId,
+    state: RotationState,
 ) -> Result<Vec<Rewrapped>, Error> {
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let key = wrap::unwrap(old, &row.user_id, &row.wrapped)?;
-        out.push(Rewrapped {
-            wrapped: wrap::wrap(new, &key)?,
-            user_id: row.user_id,
-        });
+    let mut out = Vec::with_capacity(state.rows.len() + state.versions.len());
+    for row in state.rows {
+        let key = inner.unwrap_row(ring, &row)?;
+        out.push(Rewrapped::new(
+            Slot::User(row.user_id),
+            row.wrapped,
+            wrap::wrap(new, &key)?,
+            new_id.to_string(),
+        ));
+    }
+    for version in state.versions {
+        let key = super::master_keys::unwrap_version(ring, &version)?;
+        out.push(Rewrapped::new(
+            Slot::Version {
+                owner: version.owner,
+                version: version.version,
+            },
+            version.wrapped.unwrap_or_default(),
+            wrap::wrap(new, &key)?,
+            new_id.to_string(),
+        ));
     }
     Ok(out)
 }

@@ -1,5 +1,8 @@
 //! In-place migration of legacy plaintext: encrypts every plaintext value of one column of one
-//! SQLite table into `v2:` tokens, with per-user keys from a [`KeyStore`] or the pool key.
+//! table into `v2:` tokens, with per-user keys from a [`KeyStore`] or the pool key. The table
+//! is in a SQLite file, or (feature `postgres`) in a PostgreSQL database given by a
+//! `postgres://` URL, where the column to encrypt must be text (`text`, `varchar`) and the id
+//! and user columns integers or text.
 //!
 //! The Python systems keep API keys and credentials as plaintext beside `v2:` tokens (the
 //! legacy values `is_encrypted` tells apart). [`migrate_column`] encrypts the plaintext ones:
@@ -26,7 +29,7 @@
 //! (letters, digits, `_`; this is what keeps SQL out of the names) or does not exist, one column
 //! given two roles (the user column or the id column is the column to encrypt), a database
 //! file that does not exist, an id column with NULL or repeated values, or a batch size of 0;
-//! [`Error::Storage`] for SQLite failures; key store errors from
+//! [`Error::Storage`] for database failures; key store errors from
 //! [`KeyStore::get_or_create_user_keys`].
 //!
 //! # Security
@@ -54,19 +57,22 @@
 //! # Ok::<(), keyseal::Error>(())
 //! ```
 
+pub(crate) mod data_db;
+#[cfg(feature = "postgres")]
+mod pg;
 mod report;
-mod sql;
+pub(crate) mod sql;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, TransactionBehavior};
 use zeroize::Zeroize;
 
 use crate::{decrypt_bytes, encrypt, DataKey, Error, KeyStore, ENCRYPTED_PREFIX};
+use data_db::DataDb;
 pub use report::{FailReason, FailedRow, MigrateReport, Progress, VerifyReport, MAX_FAILED_ROWS};
-use sql::{check_ids, check_roles, open, storage, user_id, Raw, Shape};
+use sql::{check_roles, user_id, Raw};
 
 /// Where the key of each row comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +203,10 @@ pub fn migrate_column(
     }
     let keys = Keys {
         store,
-        pool: matches!(options.keys, KeySource::Pool).then(|| store.pool_key()),
+        pool: match options.keys {
+            KeySource::Pool => Some(store.pool_key()?),
+            _ => None,
+        },
     };
     run(db, options, Some(&keys), progress)
 }
@@ -284,26 +293,11 @@ fn run(
 ) -> Result<MigrateReport, Error> {
     check_roles(options)?;
     let dry_run = keys.is_none();
-    let mut conn = open(db, dry_run, options)?;
-    let shape = Shape::new(&conn, options)?;
-    let Shape {
-        table, column, id, ..
-    } = &shape;
-    let user = shape.user_expr();
-
-    check_ids(&conn, &shape, options)?;
+    let mut data = data_db::open(db, dry_run, options)?;
+    data.prepare(options)?;
 
     let mut report = MigrateReport::default();
-    let (total, encrypted_or_null): (u64, u64) = conn
-        .query_row(
-            &format!(
-                "SELECT count(*), count(*) FILTER (WHERE {column} IS NULL OR \
-                 (typeof({column}) = 'text' AND substr({column}, 1, 3) = 'v2:')) FROM {table}"
-            ),
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .map_err(|e| storage(&e))?;
+    let (total, encrypted_or_null) = data.counts()?;
     report.skipped = encrypted_or_null;
     let todo = total - encrypted_or_null;
     progress(Progress {
@@ -311,26 +305,12 @@ fn run(
         total: todo,
     });
 
-    let select = format!(
-        "SELECT {id}, {user}, {column} FROM {table} \
-         WHERE {column} IS NOT NULL AND NOT (typeof({column}) = 'text' AND substr({column}, 1, 3) = 'v2:') \
-         AND (?1 IS NULL OR {id} > ?1) ORDER BY {id} LIMIT ?2"
-    );
-    let update = format!("UPDATE {table} SET {column} = ?1 WHERE {id} = ?2 AND {column} = ?3");
-    let batch = i64::try_from(options.batch).unwrap_or(i64::MAX);
     let mut last = Raw::Null;
     loop {
-        // Read the batch and get its users' keys before taking the write lock: the key store
-        // may live in the same file and needs its own write transaction to mint keys. The
-        // compare-and-set update below keeps this safe against concurrent writers.
-        let rows: Vec<(Raw, Raw, Raw)> = {
-            let mut stmt = conn.prepare_cached(&select).map_err(|e| storage(&e))?;
-            stmt.query_map(params![last, batch], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
-            .and_then(Iterator::collect)
-            .map_err(|e| storage(&e))?
-        };
+        // Read the batch and get its users' keys before the write transaction: the key store
+        // may live in the same database and needs its own write transaction to mint keys. The
+        // compare-and-set updates keep this safe against concurrent writers.
+        let rows = data.rows_after(&last, options.batch, true)?;
         let Some((last_id, _, _)) = rows.last() else {
             break;
         };
@@ -379,11 +359,7 @@ fn run(
                 .collect();
             keys.for_users(&users)?
         };
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| storage(&e))?;
-        migrate_batch(&tx, &update, rows, keys, &user_keys, &mut report)?;
-        tx.commit().map_err(|e| storage(&e))?;
+        migrate_batch(&mut *data, rows, keys, &user_keys, &mut report)?;
         progress(Progress {
             done: report.migrated + report.failed,
             total: todo,
@@ -392,16 +368,25 @@ fn run(
     Ok(report)
 }
 
-/// Encrypts one batch of selected rows inside `tx`, counting into `report`.
+/// Encrypts one batch of selected rows and writes them in one transaction, counting into
+/// `report`.
 fn migrate_batch(
-    tx: &rusqlite::Transaction<'_>,
-    update: &str,
+    data: &mut dyn DataDb,
     rows: Vec<(Raw, Prepared)>,
     keys: &Keys<'_>,
     user_keys: &HashMap<String, DataKey>,
     report: &mut MigrateReport,
 ) -> Result<(), Error> {
-    let mut stmt = tx.prepare_cached(update).map_err(|e| storage(&e))?;
+    // (id, plaintext, token): the plaintexts are wiped when this is dropped, on error too.
+    struct Pending(Vec<(Raw, String, String)>);
+    impl Drop for Pending {
+        fn drop(&mut self) {
+            for (_, plaintext, _) in &mut self.0 {
+                plaintext.zeroize();
+            }
+        }
+    }
+    let mut pending = Pending(Vec::with_capacity(rows.len()));
     for (row_id, row) in rows {
         let (row_user, mut plaintext) = match row {
             Ok(row) => row,
@@ -420,15 +405,26 @@ fn migrate_batch(
             plaintext.zeroize();
             continue;
         };
-        let token = encrypt(&plaintext, key)?;
-        let changed = stmt
-            .execute(params![token, row_id, plaintext])
-            .map_err(|e| storage(&e))?;
-        plaintext.zeroize();
-        if changed == 1 {
+        let token = match encrypt(&plaintext, key) {
+            Ok(token) => token,
+            Err(e) => {
+                plaintext.zeroize();
+                return Err(e);
+            }
+        };
+        pending.0.push((row_id, plaintext, token));
+    }
+    let writes: Vec<data_db::Write<'_>> = pending
+        .0
+        .iter()
+        .map(|(id, plaintext, token)| (id, plaintext.as_str(), token.as_str()))
+        .collect();
+    let changed = data.update(&writes)?;
+    for ((row_id, _, _), changed) in pending.0.iter().zip(changed) {
+        if changed {
             report.migrated += 1;
         } else {
-            report.fail(&row_id, FailReason::Changed);
+            report.fail(row_id, FailReason::Changed);
         }
     }
     Ok(())
@@ -446,58 +442,57 @@ pub fn verify_column(
     mut progress: impl FnMut(Progress),
 ) -> Result<VerifyReport, Error> {
     let options = &options.into();
-    let conn = open(db, false, options)?;
-    let shape = Shape::new(&conn, options)?;
-    let user = shape.user_expr();
-    let (table, column) = (&shape.table, &shape.column);
-    let total: u64 = conn
-        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-            row.get(0)
-        })
-        .map_err(|e| storage(&e))?;
-    let pool = matches!(options.keys, KeySource::Pool).then(|| store.pool_key());
+    check_roles(options)?;
+    let mut data = data_db::open(db, false, options)?;
+    data.prepare(options)?;
+    let (total, _) = data.counts()?;
+    let pool = match options.keys {
+        KeySource::Pool => Some(store.pool_key()?),
+        _ => None,
+    };
     let mut user_keys: HashMap<String, Option<DataKey>> = HashMap::new();
     let mut report = VerifyReport::default();
-    let mut stmt = conn
-        .prepare(&format!("SELECT {user}, {column} FROM {table}"))
-        .map_err(|e| storage(&e))?;
-    let mut rows = stmt.query([]).map_err(|e| storage(&e))?;
     let mut done = 0u64;
-    while let Some(row) = rows.next().map_err(|e| storage(&e))? {
-        let row_user = user_id(row.get(0).map_err(|e| storage(&e))?).ok();
-        let value: Raw = row.get(1).map_err(|e| storage(&e))?;
-        match &value {
-            Raw::Null => report.null += 1,
-            Raw::Text(bytes) if bytes.starts_with(ENCRYPTED_PREFIX.as_bytes()) => {
-                let key = match (&pool, row_user) {
-                    (Some(pool), _) => Some(pool),
-                    (None, Some(u)) => {
-                        if !user_keys.contains_key(&u) {
-                            let key = store.get_user_key(&u)?;
-                            user_keys.insert(u.clone(), key);
+    let mut last = Raw::Null;
+    loop {
+        let rows = data.rows_after(&last, 10_000, false)?;
+        let Some((last_id, _, _)) = rows.last() else {
+            break;
+        };
+        last = last_id.clone();
+        for (_, row_user, value) in rows {
+            let row_user = user_id(row_user).ok();
+            match &value {
+                Raw::Null => report.null += 1,
+                Raw::Text(bytes) if bytes.starts_with(ENCRYPTED_PREFIX.as_bytes()) => {
+                    let key = match (&pool, row_user) {
+                        (Some(pool), _) => Some(pool),
+                        (None, Some(u)) => {
+                            if !user_keys.contains_key(&u) {
+                                let key = store.get_user_key(&u)?;
+                                user_keys.insert(u.clone(), key);
+                            }
+                            user_keys.get(&u).and_then(Option::as_ref)
                         }
-                        user_keys.get(&u).and_then(Option::as_ref)
+                        (None, None) => None,
+                    };
+                    // A token is ASCII: bytes that are not UTF-8 are a damaged token.
+                    let token = std::str::from_utf8(bytes).ok();
+                    match key.zip(token).map(|(k, t)| decrypt_bytes(t, k)) {
+                        Some(Ok(mut plaintext)) => {
+                            plaintext.zeroize();
+                            report.ok += 1;
+                        }
+                        _ => report.failed += 1,
                     }
-                    (None, None) => None,
-                };
-                // A token is ASCII: bytes that are not UTF-8 are a damaged token.
-                let token = std::str::from_utf8(bytes).ok();
-                match key.zip(token).map(|(k, t)| decrypt_bytes(t, k)) {
-                    Some(Ok(mut plaintext)) => {
-                        plaintext.zeroize();
-                        report.ok += 1;
-                    }
-                    _ => report.failed += 1,
                 }
+                // Wiped when `value` is dropped.
+                Raw::Text(_) => report.plaintext += 1,
+                _ => report.failed += 1,
             }
-            // Wiped when `value` is dropped.
-            Raw::Text(_) => report.plaintext += 1,
-            _ => report.failed += 1,
+            done += 1;
         }
-        done += 1;
-        if done % 10_000 == 0 {
-            progress(Progress { done, total });
-        }
+        progress(Progress { done, total });
     }
     progress(Progress { done, total });
     Ok(report)

@@ -1,19 +1,18 @@
-//! The SQL side of a migration: checked names, values exactly as stored, and connections that
-//! change nothing in a dry run.
-
-use std::path::Path;
+//! The SQL side of a migration: checked names, values exactly as stored, and the SQLite data
+//! database ([`SqliteData`]), whose dry-run connection changes nothing on disk.
 
 use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ToSql};
+use rusqlite::{params, Connection, ToSql, TransactionBehavior};
 use zeroize::Zeroize;
 
+use super::data_db::{DataDb, DataRow, Write};
 use super::{FailReason, KeySource, MigrateOptions};
 use crate::Error;
 
 /// A value as SQLite stores it. TEXT is kept as bytes: SQLite does not check that it is UTF-8,
 /// and such a value must be reported (and bound back as the id it is), never a panic.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Raw {
+pub(crate) enum Raw {
     Null,
     Integer(i64),
     Real(f64),
@@ -59,7 +58,7 @@ impl ToSql for Raw {
 impl Raw {
     /// How a row id is shown in reports: numbers as they are, text quoted (escaped, with
     /// U+FFFD for bytes that are not UTF-8), blobs in hex; at most about 80 characters.
-    pub(super) fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let text = match self {
             Raw::Null => "NULL".to_owned(),
             Raw::Integer(n) => n.to_string(),
@@ -75,7 +74,7 @@ impl Raw {
 }
 
 /// A row's user id as text (integer ids in decimal), or why it cannot name a user.
-pub(super) fn user_id(mut value: Raw) -> Result<String, FailReason> {
+pub(crate) fn user_id(mut value: Raw) -> Result<String, FailReason> {
     let text = match &mut value {
         Raw::Text(bytes) => {
             String::from_utf8(std::mem::take(bytes)).map_err(|_| FailReason::UserIdNotUtf8)?
@@ -89,7 +88,7 @@ pub(super) fn user_id(mut value: Raw) -> Result<String, FailReason> {
 }
 
 /// Checks that `name` is a plain SQL identifier and returns it quoted.
-fn identifier(name: &str, what: &str) -> Result<String, Error> {
+pub(crate) fn identifier(name: &str, what: &str) -> Result<String, Error> {
     let mut chars = name.chars();
     let plain = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -105,18 +104,18 @@ fn identifier(name: &str, what: &str) -> Result<String, Error> {
     }
 }
 
-pub(super) use crate::sqlite::storage_error as storage;
+pub(crate) use crate::sqlite::storage_error as storage;
 
 /// The parts of the statements, checked against the table's real columns.
-pub(super) struct Shape {
-    pub(super) table: String,
-    pub(super) column: String,
-    pub(super) id: String,
-    user: Option<String>,
+pub(crate) struct Shape {
+    pub(crate) table: String,
+    pub(crate) column: String,
+    pub(crate) id: String,
+    pub(crate) user: Option<String>,
 }
 
 /// Refuses options that name one column for two jobs; checked before any file is opened.
-pub(super) fn check_roles(options: &MigrateOptions) -> Result<(), Error> {
+pub(crate) fn check_roles(options: &MigrateOptions) -> Result<(), Error> {
     if options.batch == 0 {
         return Err(Error::InvalidArgument {
             what: "batch must be at least 1".into(),
@@ -146,7 +145,7 @@ pub(super) fn check_roles(options: &MigrateOptions) -> Result<(), Error> {
 }
 
 impl Shape {
-    pub(super) fn new(conn: &Connection, options: &MigrateOptions) -> Result<Shape, Error> {
+    pub(crate) fn new(conn: &Connection, options: &MigrateOptions) -> Result<Shape, Error> {
         check_roles(options)?;
         let table = identifier(&options.table, "table")?;
         let column = identifier(&options.column, "column")?;
@@ -186,13 +185,13 @@ impl Shape {
         })
     }
 
-    pub(super) fn user_expr(&self) -> &str {
+    pub(crate) fn user_expr(&self) -> &str {
         self.user.as_deref().unwrap_or("NULL")
     }
 }
 
 /// Rows are visited in id order and updated by id: the id must name one row each.
-pub(super) fn check_ids(
+pub(crate) fn check_ids(
     conn: &Connection,
     shape: &Shape,
     options: &MigrateOptions,
@@ -220,10 +219,108 @@ pub(super) fn check_ids(
 }
 
 /// Opens the existing database `db`; with `read_only`, so that nothing on disk changes.
-pub(super) fn open(
-    db: &Path,
+pub(crate) fn open(
+    db: &std::path::Path,
     read_only: bool,
     options: &MigrateOptions,
 ) -> Result<Connection, Error> {
     crate::sqlite::open_existing(db, read_only, options.busy_timeout)
+}
+
+/// A table in a SQLite file.
+pub(crate) struct SqliteData {
+    conn: Connection,
+    shape: Option<Shape>,
+}
+
+impl SqliteData {
+    pub(super) fn new(conn: Connection) -> Self {
+        SqliteData { conn, shape: None }
+    }
+
+    fn shape(&self) -> Result<&Shape, Error> {
+        self.shape.as_ref().ok_or_else(|| Error::InvalidArgument {
+            what: "the table was not checked first".into(),
+        })
+    }
+}
+
+impl DataDb for SqliteData {
+    fn prepare(&mut self, options: &MigrateOptions) -> Result<(), Error> {
+        let shape = Shape::new(&self.conn, options)?;
+        check_ids(&self.conn, &shape, options)?;
+        self.shape = Some(shape);
+        Ok(())
+    }
+
+    fn counts(&mut self) -> Result<(u64, u64), Error> {
+        let Shape { table, column, .. } = self.shape()?;
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT count(*), count(*) FILTER (WHERE {column} IS NULL OR \
+                     (typeof({column}) = 'text' AND substr({column}, 1, 3) = 'v2:')) FROM {table}"
+                ),
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map_err(|e| storage(&e))
+    }
+
+    fn rows_after(
+        &mut self,
+        after: &Raw,
+        limit: usize,
+        plaintext_only: bool,
+    ) -> Result<Vec<DataRow>, Error> {
+        let shape = self.shape()?;
+        let Shape {
+            table, column, id, ..
+        } = shape;
+        let user = shape.user_expr();
+        let filter = if plaintext_only {
+            format!(
+                "{column} IS NOT NULL AND NOT (typeof({column}) = 'text' AND \
+                 substr({column}, 1, 3) = 'v2:') AND"
+            )
+        } else {
+            String::new()
+        };
+        let select = format!(
+            "SELECT {id}, {user}, {column} FROM {table} \
+             WHERE {filter} (?1 IS NULL OR {id} > ?1) ORDER BY {id} LIMIT ?2"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(&select).map_err(|e| storage(&e))?;
+        stmt.query_map(params![after, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| storage(&e))
+    }
+
+    fn update(&mut self, writes: &[Write<'_>]) -> Result<Vec<bool>, Error> {
+        let Shape {
+            table, column, id, ..
+        } = self.shape.as_ref().ok_or_else(|| Error::InvalidArgument {
+            what: "the table was not checked first".into(),
+        })?;
+        let update = format!("UPDATE {table} SET {column} = ?1 WHERE {id} = ?2 AND {column} = ?3");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| storage(&e))?;
+        let mut changed = Vec::with_capacity(writes.len());
+        {
+            let mut stmt = tx.prepare_cached(&update).map_err(|e| storage(&e))?;
+            for (row_id, old, new) in writes {
+                let n = stmt
+                    .execute(params![new, row_id, old])
+                    .map_err(|e| storage(&e))?;
+                changed.push(n == 1);
+            }
+        }
+        tx.commit().map_err(|e| storage(&e))?;
+        Ok(changed)
+    }
 }

@@ -5,7 +5,7 @@
 //! [`crate::KeyStore::open`] and [`crate::ApiKeys::open`] (see the URL rules in the README).
 //! Both opened on the same URL in one process share one connection pool.
 //!
-//! Layout: [`url`] (reading and redacting URLs), [`tls`] (rustls), `runtime` (the bridge
+//! Layout: `url` (reading and redacting URLs), `tls` (rustls), `runtime` (the bridge
 //! from the synchronous API to the async driver), `pool` (one pool per URL), `errors`
 //! (driver errors as [`crate::Error`]), `schema` (versioned migrations), `keystore` and
 //! `api_keys` (the two backends).
@@ -13,8 +13,10 @@
 pub(crate) mod api_keys;
 pub(crate) mod errors;
 pub(crate) mod keystore;
-mod pool;
-mod runtime;
+mod keystore_keyring;
+mod keystore_rotation;
+pub(crate) mod pool;
+pub(crate) mod runtime;
 mod schema;
 mod tls;
 mod url;

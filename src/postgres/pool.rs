@@ -158,6 +158,13 @@ impl Shared {
     }
 }
 
+/// `BEGIN` with each lock waited for at most `lock_wait` (as SQL).
+pub(crate) fn begin_sql(lock_wait: Duration) -> String {
+    // lock_timeout 0 means "wait forever": the shortest real bound is 1 ms.
+    let ms = lock_wait.as_millis().clamp(1, i32::MAX as u128);
+    format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'")
+}
+
 /// A pooled connection. One left inside a transaction (an error or a panic between `BEGIN`
 /// and `COMMIT`/`ROLLBACK`) is closed rather than handed to the next user, so the server
 /// rolls it back.
@@ -179,12 +186,14 @@ impl Conn {
     /// # Errors
     /// The driver's error.
     pub(crate) async fn begin(&mut self, lock_wait: Duration) -> Result<(), tokio_postgres::Error> {
-        // lock_timeout 0 means "wait forever": the shortest real bound is 1 ms.
-        let ms = lock_wait.as_millis().clamp(1, i32::MAX as u128);
         self.in_tx = true;
-        self.client()
-            .batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'"))
-            .await
+        self.client().batch_execute(&begin_sql(lock_wait)).await
+    }
+
+    /// Records whether a transaction is open (for a caller that sends `BEGIN` and `COMMIT`
+    /// itself, pipelined): a connection dropped inside one is closed, not reused.
+    pub(crate) fn set_in_tx(&mut self, open: bool) {
+        self.in_tx = open;
     }
 
     /// `COMMIT`.
@@ -265,3 +274,30 @@ macro_rules! write_tx {
     }};
 }
 pub(crate) use write_tx;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One pool per URL while any user holds it; a new one after the last is dropped.
+    /// (Building a pool connects to nothing, so no server is needed.)
+    #[test]
+    fn one_pool_per_url_while_it_is_used() {
+        let url = "postgres://app:secret@127.0.0.1:1/pool_registry_test";
+        let a = shared(url).unwrap();
+        let b = shared(url).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the same URL shares one pool");
+        let other = shared("postgres://app:secret@127.0.0.1:1/another_db").unwrap();
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert!(!format!("{a:?}").contains("secret"));
+        let weak = Arc::downgrade(&a);
+        drop((a, b));
+        assert!(
+            weak.upgrade().is_none(),
+            "the pool closes with its last user"
+        );
+        let again = shared(url).unwrap();
+        assert!(weak.upgrade().is_none());
+        drop(again);
+    }
+}

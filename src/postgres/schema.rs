@@ -26,11 +26,13 @@ struct Migration {
 }
 
 /// Every migration, in order. Version 1: the key store's and the API keys' tables, with the
-/// same columns as on `SQLite`, and the change feed's counter.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    min_compatible: 1,
-    sql: "
+/// same columns as on `SQLite`, and the change feed's counter. Version 3 (adds only): the
+/// master key id of each key store row, the master keys, and the data key versions.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        min_compatible: 1,
+        sql: "
 CREATE TABLE IF NOT EXISTS encryption_keys (
     user_id TEXT PRIMARY KEY,
     encrypted_key BYTEA NOT NULL,
@@ -72,10 +74,51 @@ CREATE TABLE IF NOT EXISTS keyseal_feed (
 );
 INSERT INTO keyseal_feed (id, seq) VALUES (1, 0) ON CONFLICT DO NOTHING;
 ",
-}];
+    },
+    // Version 2: API keys can be disabled, carry metadata, and be deleted (a tombstone in the
+    // change feed). Additive, but a server that does not know it would keep validating
+    // disabled and deleted keys (it neither reads `enabled` nor the tombstones): so it is
+    // marked incompatible with servers that know only version 1.
+    Migration {
+        version: 2,
+        min_compatible: 2,
+        sql: "
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS enabled BOOLEAN NOT NULL DEFAULT TRUE;
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS metadata TEXT;
+CREATE TABLE IF NOT EXISTS api_key_tombstones (
+    row_id BIGINT PRIMARY KEY,
+    lookup TEXT NOT NULL,
+    seq    BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS api_key_tombstones_seq ON api_key_tombstones(seq);
+",
+    },
+    Migration {
+        version: 3,
+        min_compatible: 2,
+        sql: "
+ALTER TABLE encryption_keys ADD COLUMN IF NOT EXISTS master_key_id TEXT;
+CREATE TABLE IF NOT EXISTS keyseal_master_keys (
+    id          TEXT PRIMARY KEY,
+    check_value BYTEA NOT NULL,
+    retired     BOOLEAN NOT NULL DEFAULT FALSE,
+    added_at    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keyseal_key_versions (
+    owner         TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    wrapped       BYTEA,
+    master_key_id TEXT,
+    state         TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    PRIMARY KEY (owner, version)
+);
+",
+    },
+];
 
 /// The newest schema version this keyseal knows.
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 3;
 
 const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS keyseal_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -218,7 +261,8 @@ pub(crate) async fn ensure(shared: &Shared, conn: &mut Conn) -> Result<(), Error
                     StorageKind::Schema,
                     format!(
                         "PostgreSQL {}: the database {now}, and this role may not create \
-                         tables: run `keyseal db migrate` with a role that may ({message})",
+                         tables: run `keyseal db migrate` (keyseal::postgres::migrate) with a \
+                         role that may ({message})",
                         shared.target
                     ),
                 ))

@@ -78,12 +78,36 @@ fn tls_error(display: &str, why: impl std::fmt::Display) -> Error {
     )
 }
 
+/// The rustls connector, accepting the empty host name the driver gives for a unix socket:
+/// TLS is off there (see [`super::url`]), so the name is never used, but the driver asks for
+/// a connector first and rustls refuses an empty name.
+#[derive(Clone)]
+pub(crate) struct Connector(MakeRustlsConnect);
+
+impl<S> tokio_postgres::tls::MakeTlsConnect<S> for Connector
+where
+    MakeRustlsConnect: tokio_postgres::tls::MakeTlsConnect<S>,
+{
+    type Stream = <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Stream;
+    type TlsConnect = <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::TlsConnect;
+    type Error = <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        let domain = if domain.is_empty() {
+            "localhost"
+        } else {
+            domain
+        };
+        self.0.make_tls_connect(domain)
+    }
+}
+
 /// The TLS connector for `url` (unused with `sslmode=disable`), and the driver's mode set.
 ///
 /// # Errors
 /// [`Error::Storage`] (`unavailable`) when `sslrootcert` cannot be read or holds no
 /// certificate.
-pub(crate) fn connector(url: &mut PgUrl) -> Result<MakeRustlsConnect, Error> {
+pub(crate) fn connector(url: &mut PgUrl) -> Result<Connector, Error> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -119,5 +143,5 @@ pub(crate) fn connector(url: &mut PgUrl) -> Result<MakeRustlsConnect, Error> {
         SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
         SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
     });
-    Ok(MakeRustlsConnect::new(config))
+    Ok(Connector(MakeRustlsConnect::new(config)))
 }

@@ -8,8 +8,11 @@
 //! `connect_timeout`, `keepalives…`, `target_session_attrs`, `channel_binding`, …), plus
 //! `sslmode` (`disable`, `prefer` (the default), `require`, `verify-full`) and `sslrootcert`
 //! (the CA certificates, PEM, that `verify-full` checks the server's certificate against),
-//! which keyseal handles itself. Without a password in the URL, `PGPASSWORD` is used; without
-//! a user, `PGUSER`, then `USER`.
+//! which keyseal handles itself; as with libpq, `sslmode` is ignored over a unix socket
+//! (`host=/socket/folder`). Without a password in the URL, `PGPASSWORD` is used, then the
+//! password file as libpq reads it (`passfile=FILE` in the URL, else `PGPASSFILE`, else
+//! `~/.pgpass`: lines `host:port:database:user:password`, `*` matching anything, ignored
+//! unless only its owner may read it); without a user, `PGUSER`, then `USER`.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -115,6 +118,7 @@ impl PgUrl {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut ssl = SslMode::Prefer;
         let mut root_cert = None;
+        let mut passfile = None;
         let mut kept = Vec::new();
         for param in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = param.split_once('=').unwrap_or((param, ""));
@@ -140,6 +144,7 @@ impl PgUrl {
                     }
                 }
                 "sslrootcert" => root_cert = Some(PathBuf::from(percent_decode(value)?)),
+                "passfile" => passfile = Some(PathBuf::from(percent_decode(value)?)),
                 _ => kept.push(param),
             }
         }
@@ -180,6 +185,23 @@ impl PgUrl {
                 "{display} names no database (postgres://USER@HOST:PORT/DATABASE)"
             )));
         }
+        if config.get_password().is_none() {
+            let file = passfile
+                .or_else(|| std::env::var_os("PGPASSFILE").map(PathBuf::from))
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")));
+            if let Some(password) = file.and_then(|f| passfile_password(&f, &config)) {
+                config.password(password.as_bytes());
+            }
+        }
+        // As libpq: no TLS over a unix socket (local, and the driver cannot name its peer).
+        let hosts = config.get_hosts();
+        if !hosts.is_empty()
+            && hosts
+                .iter()
+                .all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)))
+        {
+            ssl = SslMode::Disable;
+        }
         config.application_name("keyseal");
         // A server that does not answer is an error after this long, not a hang.
         if config.get_connect_timeout().is_none() {
@@ -210,6 +232,80 @@ impl PgUrl {
             self.config.get_dbname().unwrap_or("?")
         )
     }
+}
+
+/// The password a libpq password file gives for `config`'s first host, port, database and
+/// user: the first matching line. `None` when the file is missing, unreadable, or (on Unix)
+/// readable by others than its owner, which libpq ignores too.
+fn passfile_password(
+    file: &std::path::Path,
+    config: &tokio_postgres::Config,
+) -> Option<Zeroizing<String>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file).ok()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "password file {} ignored: others may read it (chmod 0600)",
+                file.display()
+            );
+            return None;
+        }
+    }
+    let text = Zeroizing::new(std::fs::read_to_string(file).ok()?);
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(name)) => name.clone(),
+        // libpq matches a socket connection as `localhost`.
+        _ => "localhost".to_owned(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let wanted = [
+        host.as_str(),
+        port.as_str(),
+        config.get_dbname().unwrap_or_default(),
+        config.get_user().unwrap_or_default(),
+    ];
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let fields = passfile_fields(line);
+            if fields.len() != 5 {
+                return None;
+            }
+            let matches = wanted
+                .iter()
+                .zip(fields.iter())
+                .all(|(want, field)| field.as_str() == "*" || field.as_str() == *want);
+            matches.then(|| Zeroizing::new(fields[4].to_string()))
+        })
+}
+
+/// A password file line's fields: `:` separates, `\` escapes `:` and `\`.
+fn passfile_fields(line: &str) -> Vec<Zeroizing<String>> {
+    let mut fields = vec![Zeroizing::new(String::new())];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let (Some(next), Some(field)) = (chars.next(), fields.last_mut()) {
+                    field.push(next);
+                }
+            }
+            ':' if fields.len() < 5 => fields.push(Zeroizing::new(String::new())),
+            _ => {
+                if let Some(field) = fields.last_mut() {
+                    field.push(c);
+                }
+            }
+        }
+    }
+    fields
 }
 
 #[cfg(test)]
@@ -267,9 +363,43 @@ mod tests {
             assert!(what.contains(says), "{what}");
             assert!(!what.contains("s3cret"), "{what}");
         }
+        let url = PgUrl::parse("postgres://u@/db?host=/run/pg&port=6000&sslmode=require").unwrap();
+        assert_eq!(url.ssl, SslMode::Disable, "no TLS over a unix socket");
+        assert_eq!(url.target(), "u@/run/pg:6000/db");
         let url = PgUrl::parse("postgres://u:s3cret@h:6000/db?sslmode=require").unwrap();
         assert_eq!(url.ssl, SslMode::Require);
         assert_eq!(url.target(), "u@h:6000/db");
         assert!(!format!("{:?}", url.config).contains("s3cret"));
+    }
+
+    #[test]
+    fn the_password_file_fills_a_missing_password_and_is_ignored_when_others_can_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        if std::env::var_os("PGPASSWORD").is_some() {
+            eprintln!("note: skipped: PGPASSWORD is set, and it comes before the password file");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgpass");
+        std::fs::write(
+            &file,
+            "# comment\notherhost:*:*:*:wrong\nh:6000:db:u:pa\\:ss\n*:*:*:*:fallback\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let url = format!("postgres://u@h:6000/db?passfile={}", file.display());
+        let parsed = PgUrl::parse(&url).unwrap();
+        assert_eq!(parsed.config.get_password(), Some(&b"pa:ss"[..]));
+        let other = format!("postgres://u@h:6001/db?passfile={}", file.display());
+        let parsed = PgUrl::parse(&other).unwrap();
+        assert_eq!(parsed.config.get_password(), Some(&b"fallback"[..]));
+        // A password in the URL wins.
+        let given = format!("postgres://u:mine@h:6000/db?passfile={}", file.display());
+        let parsed = PgUrl::parse(&given).unwrap();
+        assert_eq!(parsed.config.get_password(), Some(&b"mine"[..]));
+        // Readable by the group: ignored, as libpq does.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let parsed = PgUrl::parse(&url).unwrap();
+        assert_eq!(parsed.config.get_password(), None);
     }
 }

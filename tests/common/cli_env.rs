@@ -7,14 +7,53 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+use super::pg::PgDb;
 use super::process::run_with_stdin;
 
+/// A temporary folder with a master key file, and the store commands use: `store.db` in the
+/// folder, or (see [`Env::postgres`]) a PostgreSQL database of its own.
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub master_file: PathBuf,
+    pub pg: Option<PgDb>,
 }
 
 impl Env {
+    /// A store of the same kind as `self`'s, new and empty (`None`: PostgreSQL skipped).
+    pub fn like(&self) -> Option<Env> {
+        match self.pg {
+            Some(_) => Env::postgres(),
+            None => Some(Env::new()),
+        }
+    }
+
+    /// An Env whose store is a new PostgreSQL database: migrated with `keyseal db migrate`
+    /// by the superuser, then used through the app role (rows only), its URL (password
+    /// included) given in `KEYSEAL_DB` as a user would. `None` when PostgreSQL tests are
+    /// skipped (no server configured and none required).
+    pub fn postgres() -> Option<Env> {
+        let pg = PgDb::empty()?;
+        let mut env = Env::new();
+        let out = run_with_stdin(
+            keyseal_in(env.dir.path())
+                .env("KEYSEAL_DB", pg.admin_url())
+                .args(["db", "migrate", "--json"]),
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        super::pg::run_sql(&pg.admin_url(), super::pg::APP_GRANTS).unwrap();
+        env.pg = Some(pg);
+        Some(env)
+    }
+
+    /// Where the store is: the file's path, or the PostgreSQL URL (with its password).
+    pub fn location(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.app_url(),
+            None => self.db().to_str().unwrap().to_owned(),
+        }
+    }
+
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let master_file = dir.path().join("master.key");
@@ -29,7 +68,11 @@ impl Env {
             "",
         );
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        Env { dir, master_file }
+        Env {
+            dir,
+            master_file,
+            pg: None,
+        }
     }
 
     pub fn db(&self) -> PathBuf {
@@ -44,17 +87,16 @@ impl Env {
         path
     }
 
-    /// Runs keyseal with this store and the given master key file.
+    /// Runs keyseal with this store (`--db PATH`, or a URL with its password in
+    /// `KEYSEAL_DB`) and the given master key file.
     pub fn run_with_key(&self, key_file: &Path, args: &[&str], stdin: &str) -> Output {
-        let db = self.db();
-        let mut full = vec![
-            "--db",
-            db.to_str().unwrap(),
-            "--master-key-file",
-            key_file.to_str().unwrap(),
-        ];
-        full.extend_from_slice(args);
-        run_in(self.dir.path(), &full, stdin)
+        let mut command = keyseal_in(self.dir.path());
+        match &self.pg {
+            Some(pg) => command.env("KEYSEAL_DB", pg.app_url()),
+            None => command.arg("--db").arg(self.db()),
+        };
+        command.arg("--master-key-file").arg(key_file).args(args);
+        run_with_stdin(&mut command, stdin.as_bytes())
     }
 
     /// Runs keyseal with this store and master key file.
@@ -80,6 +122,7 @@ pub fn keyseal_in(dir: &Path) -> Command {
     command
         .current_dir(dir)
         .env_remove("API_KEY_MASTER_KEY")
+        .env_remove("KEYSEAL_PREVIOUS_MASTER_KEYS")
         .env_remove("KEYSEAL_DB")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -97,4 +140,28 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+/// The flow `$name(env)` as two tests, `$name::sqlite` and `$name::postgres` (the latter on a
+/// throwaway server: skipped with a note without one, unless `KEYSEAL_REQUIRE_POSTGRES=1`):
+/// every command works the same on both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn sqlite() {
+                super::$name(&Env::new());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(env) = Env::postgres() {
+                    super::$name(&env);
+                }
+            }
+        }
+    };
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: temporary databases (`temp_db`), child processes
 //! (`process`), the test vectors (`vectors`, compiled in: no file system needed, so the same
-//! tests run under wasm32), the `keyseal` binary (`cli_env`) and generated base64 texts judged
+//! tests run under wasm32), the `keyseal` binary (`cli_env`), the
+//! throwaway PostgreSQL server (`pg`) and generated base64 texts judged
 //! by Python (`base64_cases`).
 #![allow(dead_code)]
 
@@ -8,6 +9,8 @@
 pub mod base64_cases;
 #[cfg(feature = "cli")]
 pub mod cli_env;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod pg;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod process;
 #[cfg(not(target_arch = "wasm32"))]

@@ -110,7 +110,7 @@ pub(crate) fn rotation_with_grace(backend: &Backend) {
     let listed = keys.list("u").unwrap();
     assert_eq!(listed.len(), 2);
     let old_info = listed.iter().find(|i| i.key_id == old.key_id).unwrap();
-    assert_eq!(old_info.status, KeyStatus::Rotating);
+    assert_eq!(old_info.status, KeyStatus::Rotated);
     assert_eq!(old_info.rotated_to.as_deref(), Some(new.key_id.as_str()));
     std::thread::sleep(Duration::from_millis(700));
     for k in [&keys, &fresh] {

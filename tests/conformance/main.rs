@@ -23,6 +23,10 @@ mod common;
 #[cfg(feature = "issuance")]
 mod api_keys;
 #[cfg(feature = "issuance")]
+mod api_keys_admin;
+#[cfg(feature = "issuance")]
+mod api_keys_async;
+#[cfg(feature = "issuance")]
 mod api_keys_lifecycle;
 #[cfg(feature = "issuance")]
 mod api_keys_storage;
@@ -30,6 +34,10 @@ mod api_keys_storage;
 mod harness;
 #[cfg(feature = "keystore")]
 mod keystore;
+#[cfg(feature = "keystore")]
+mod keystore_keyring;
+#[cfg(feature = "keystore")]
+mod keystore_versions;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sqlite;
@@ -83,6 +91,18 @@ macro_rules! api_keys_suite {
             api_keys_storage::two_legacy_formats_under_one_prefix,
             api_keys_storage::legacy_format_imported_elsewhere_is_known_within_the_check_interval,
             api_keys_storage::last_use_lands_when_dropped_while_the_store_is_busy,
+            api_keys_admin::update_changes_a_key_in_place_here_and_in_another_instance,
+            api_keys_admin::a_new_rate_limit_applies_to_a_cached_key,
+            api_keys_admin::disable_and_enable_reach_every_cache,
+            api_keys_admin::a_wrong_secret_never_learns_disabled_or_missing_scopes,
+            api_keys_admin::scope_requirements_all_and_any,
+            api_keys_admin::delete_makes_the_key_unknown_everywhere,
+            api_keys_admin::bad_admin_input_changes_nothing,
+            api_keys_admin::reviving_an_expired_key_counts_against_the_quota,
+            api_keys_admin::list_pages_filter_by_status_and_stay_stable_under_inserts,
+            api_keys_admin::concurrent_refreshes_never_outlive_a_revocation,
+            api_keys_async::async_api_under_tokio_current_thread_and_block_on,
+            api_keys_async::cached_async_verify_is_ready_at_once,
         );
     };
 }

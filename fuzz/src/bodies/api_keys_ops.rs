@@ -490,7 +490,7 @@ impl Run {
                 } else if k.expired {
                     KeyStatus::Expired
                 } else if k.rotated {
-                    KeyStatus::Rotating
+                    KeyStatus::Rotated
                 } else {
                     KeyStatus::Active
                 };

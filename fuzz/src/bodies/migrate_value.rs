@@ -189,7 +189,7 @@ pub fn run(data: &[u8]) {
     let after = read_all(conn);
     assert_eq!(before.len(), after.len());
     let pool: Option<DataKey> = input.pool.then(|| {
-        let bytes = POOL.get_or_init(|| *store.pool_key().expose_secret());
+        let bytes = POOL.get_or_init(|| *store.pool_key().expect("pool key").expose_secret());
         DataKey::from_bytes(bytes).expect("key")
     });
     let (mut migrated, mut skipped, mut failed) = (0u64, 0u64, 0u64);

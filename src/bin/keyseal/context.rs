@@ -4,12 +4,16 @@
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 
-use keyseal::{parse_master_key, ApiKeys, ApiKeysConfig, KeyStore, MasterKey, MASTER_KEY_ENV};
+use keyseal::{
+    parse_master_key, ApiKeys, ApiKeysConfig, KeyStore, KeyStoreOptions, MasterKey, MasterKeyring,
+    MASTER_KEY_ENV,
+};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::args::Cli;
 use crate::db_path;
 use crate::output::{error_line, unbuffered, Failure};
+use crate::urls::shown;
 
 /// Room up front, so that a usual secret is read without ever moving.
 const FIRST_CAPACITY: usize = 64 * 1024;
@@ -94,6 +98,39 @@ pub fn master_key(cli: &Cli) -> Result<MasterKey, Failure> {
     }
 }
 
+/// Where previous master keys come from besides `--previous-master-key-file`.
+pub const PREVIOUS_KEYS_ENV: &str = "KEYSEAL_PREVIOUS_MASTER_KEYS";
+
+/// The master key (current) and the previous ones from `--previous-master-key-file` and
+/// `KEYSEAL_PREVIOUS_MASTER_KEYS` (comma or newline separated); never from arguments.
+pub fn master_keyring(cli: &Cli) -> Result<MasterKeyring, Failure> {
+    let mut ring = MasterKeyring::new(master_key(cli)?);
+    for path in &cli.previous_master_key_file {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            Failure(format!(
+                "cannot read previous master key file {}: {e}",
+                path.display()
+            ))
+        })?);
+        let key = parse_master_key(&text)
+            .map_err(|e| Failure(format!("previous master key file {}: {e}", path.display())))?;
+        ring = ring.with_previous(key);
+    }
+    if let Ok(text) = std::env::var(PREVIOUS_KEYS_ENV) {
+        let text = Zeroizing::new(text);
+        for (i, part) in text
+            .split([',', '\n'])
+            .filter(|p| !p.trim().is_empty())
+            .enumerate()
+        {
+            let key = parse_master_key(part)
+                .map_err(|e| Failure(format!("{PREVIOUS_KEYS_ENV}, key {}: {e}", i + 1)))?;
+            ring = ring.with_previous(key);
+        }
+    }
+    Ok(ring)
+}
+
 /// The `--db` store, refused when SQLite would keep it in memory only: a key created there
 /// (shown once) would be lost when keyseal exits.
 pub fn store_path(cli: &Cli) -> Result<&Path, Failure> {
@@ -107,18 +144,19 @@ pub fn store_path(cli: &Cli) -> Result<&Path, Failure> {
     Ok(&cli.db)
 }
 
-/// The key store at `--db`, opened with the master key (checked against the store first).
+/// The key store at `--db`, opened with the master keyring (checked against the store first).
 pub fn open_store(cli: &Cli) -> Result<KeyStore, Failure> {
     let path = store_path(cli)?;
-    let master = master_key(cli)?;
-    KeyStore::open(path, master).map_err(|e| Failure(format!("{}: {e}", path.display())))
+    let ring = master_keyring(cli)?;
+    KeyStore::open_keyring(path, ring, KeyStoreOptions::default())
+        .map_err(|e| Failure(format!("{}: {e}", shown(path))))
 }
 
 /// The API keys at `--db`, new ones hashed at `--bcrypt-cost`.
 pub fn open_api_keys(cli: &Cli) -> Result<ApiKeys, Failure> {
     let path = store_path(cli)?;
     let config = ApiKeysConfig::default().bcrypt_cost(cli.bcrypt_cost);
-    ApiKeys::open_with(path, config).map_err(|e| Failure(format!("{}: {e}", path.display())))
+    ApiKeys::open_with(path, config).map_err(|e| Failure(format!("{}: {e}", shown(path))))
 }
 
 #[cfg(test)]

@@ -9,28 +9,41 @@
 
 mod args;
 mod context;
+mod copy;
 mod crypt;
+mod db;
 mod keys;
 mod master_key;
 mod migrate;
 mod output;
 mod progress;
+mod rewrap;
+mod rotate_key;
 mod rotate_master;
+mod urls;
 
-// The same reading of `--db` as the library's (in-memory and `file:` URI forms).
+// The same reading of `--db` as the library's (PostgreSQL URLs, in-memory and `file:` URI
+// forms).
 #[allow(dead_code)]
 #[path = "../../db_path.rs"]
 mod db_path;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
-use args::{Cli, Command, MasterKeyCommand};
+use args::{Cli, Command, DbCommand, MasterKeyCommand};
 use output::Outcome;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut command = Cli::command();
+    let matches = command.get_matches_mut();
+    // Before anything runs: a password already in argv should not also reach a server.
+    if let Err(message) = urls::refuse_passwords_in_argv(&command, &matches) {
+        output::error_line(&message);
+        return ExitCode::from(2);
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     output::init_logging(cli.verbose);
     output::exit_code(run(&cli))
 }
@@ -40,6 +53,12 @@ fn run(cli: &Cli) -> Outcome {
         Command::MasterKey(MasterKeyCommand::Generate { out }) => {
             master_key::generate(cli, out.as_deref())
         }
+        Command::MasterKey(MasterKeyCommand::Status) => rotate_master::status(cli),
+        Command::MasterKey(MasterKeyCommand::Retire { id }) => rotate_master::retire(cli, id),
+        Command::RewrapKeys { batch } => rotate_master::rewrap_keys(cli, *batch),
+        Command::RotateKey { target, force } => rotate_key::rotate(cli, target, *force),
+        Command::KeyVersion(command) => rotate_key::version(cli, command),
+        Command::SharedWithPython { shared } => rotate_key::shared(cli, shared == "yes"),
         Command::Encrypt(target) => crypt::encrypt_stdin(cli, target),
         Command::Decrypt(target) => crypt::decrypt_stdin(cli, target),
         Command::Hash => crypt::hash_stdin(cli),
@@ -48,5 +67,8 @@ fn run(cli: &Cli) -> Outcome {
             new_master_key_file,
         } => rotate_master::run(cli, new_master_key_file),
         Command::Migrate(args) => migrate::run(cli, args),
+        Command::Db(DbCommand::Migrate) => db::migrate(cli),
+        Command::Copy(args) => copy::run(cli, args),
+        Command::Rewrap(args) => rewrap::run(cli, args),
     }
 }

@@ -36,7 +36,7 @@ pub fn run(cli: &Cli, args: &MigrateArgs) -> Outcome {
     let (report, store) = if args.dry_run {
         let path = store_path(cli)?;
         KeyStore::check_master_key(path, &master_key(cli)?)
-            .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Failure(format!("{}: {e}", crate::urls::shown(path))))?;
         (count_column(data_db, &options, on_progress)?, None)
     } else {
         let store = open_store(cli)?;

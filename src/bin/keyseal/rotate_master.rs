@@ -1,4 +1,5 @@
-//! `keyseal rotate-master`: rewrap every user's data key under a new master key.
+//! Master key rotation: `keyseal rotate-master` (one step, one process), and the rolling
+//! rotation of a fleet: `rewrap-keys`, `master-key status`, `master-key retire`.
 
 use std::path::Path;
 
@@ -25,19 +26,115 @@ pub fn run(cli: &Cli, new_file: &Path) -> Outcome {
         reporter.update(done as u64, total as u64);
     })?;
     reporter.finish();
-    // The pool key is derived from the master key: values encrypted with --pool under the old
-    // key no longer decrypt with the new one.
-    error_line(
-        "note: the pool key changed with the master key; re-encrypt any values that \
-         were encrypted with --pool (decrypt with the old key file, encrypt with the new one)",
-    );
     Ok(print(
         cli,
-        &json!({ "rewrapped": report.rewrapped }),
+        &json!({ "rewrapped": report.rewrapped, "key_versions": report.key_versions }),
         &format!(
-            "rewrapped {} user keys under the new master key; use {} from now on",
+            "rewrapped {} user keys and {} key version(s) under the new master key (the \
+             pool key is unchanged); use {} from now on",
             report.rewrapped,
+            report.key_versions,
             new_file.display()
+        ),
+    ))
+}
+
+pub fn rewrap_keys(cli: &Cli, batch: u32) -> Outcome {
+    let store = open_store(cli)?;
+    let total = store
+        .master_keys()?
+        .iter()
+        .filter(|k| !k.current)
+        .map(|k| k.wraps)
+        .sum::<u64>();
+    let mut reporter = Reporter::new("rewrap-keys", cli.json);
+    let report = store.rewrap_master_keys(batch as usize, |r| {
+        reporter.update(r.rewrapped + r.skipped + r.refused, total);
+    })?;
+    reporter.finish();
+    if report.refused > 0 {
+        error_line(&format!(
+            "{} stored keys do not open with any master key given (see `keyseal master-key \
+             status`); pass the missing key with --previous-master-key-file",
+            report.refused
+        ));
+    }
+    let value = json!({
+        "rewrapped": report.rewrapped,
+        "skipped": report.skipped,
+        "refused": report.refused,
+    });
+    let human = format!(
+        "rewrapped {}, skipped {} (changed meanwhile), refused {}",
+        report.rewrapped, report.skipped, report.refused
+    );
+    let code = print(cli, &value, &human);
+    if report.refused > 0 {
+        return Err(Failure(format!(
+            "{} stored keys were left as they were",
+            report.refused
+        )));
+    }
+    Ok(code)
+}
+
+pub fn status(cli: &Cli) -> Outcome {
+    let store = open_store(cli)?;
+    let keys = store.master_keys()?;
+    let pool = store.pool_key_versions()?;
+    let mut lines = Vec::new();
+    for k in &keys {
+        let mut notes = Vec::new();
+        if k.current {
+            notes.push("current");
+        } else if k.held {
+            notes.push("held");
+        }
+        if k.retired {
+            notes.push("retired");
+        }
+        if k.legacy {
+            notes.push("legacy (Python's rows)");
+        }
+        lines.push(format!(
+            "master key {}: wraps {} stored keys{}{}",
+            k.id,
+            k.wraps,
+            if notes.is_empty() { "" } else { "; " },
+            notes.join(", ")
+        ));
+    }
+    let live: Vec<String> = pool.iter().map(u32::to_string).collect();
+    lines.push(format!("pool key versions live: {}", live.join(", ")));
+    let human = lines.join("\n");
+    let value = json!({
+        "master_keys": keys.iter().map(|k| json!({
+            "id": k.id.as_str(),
+            "current": k.current,
+            "held": k.held,
+            "retired": k.retired,
+            "legacy": k.legacy,
+            "wraps": k.wraps,
+        })).collect::<Vec<_>>(),
+        "pool_key_versions": pool,
+    });
+    Ok(print(cli, &value, &human))
+}
+
+pub fn retire(cli: &Cli, id: &str) -> Outcome {
+    let store = open_store(cli)?;
+    let id = store
+        .master_keys()?
+        .into_iter()
+        .map(|k| k.id)
+        .find(|k| k.as_str() == id)
+        .ok_or_else(|| Failure(format!("master key {id:?} is not one of this store's")))?;
+    store.retire_master_key(&id)?;
+    Ok(print(
+        cli,
+        &json!({ "retired": id.as_str() }),
+        &format!(
+            "retired master key {id}: no process may open the store with it or write under it"
         ),
     ))
 }

@@ -1,8 +1,10 @@
-//! The API keys' PostgreSQL backend: tables `api_keys` and `api_key_meta` with the same
-//! columns as on `SQLite`, and `keyseal_feed`, the change feed's single-row counter.
+//! The API keys' PostgreSQL backend: tables `api_keys`, `api_key_meta` and
+//! `api_key_tombstones` with the same columns as on `SQLite`, and `keyseal_feed`, the change
+//! feed's single-row counter.
 //!
 //! # The change feed
-//! Every feed-writing transaction (insert, revocation, rotation, a new legacy format) first
+//! Every feed-writing transaction (insert, revocation, rotation, update, delete, a new legacy
+//! format) first
 //! takes the next `seq` with `UPDATE keyseal_feed SET seq = seq + 1 … RETURNING seq`. The row
 //! lock that takes is held until commit, so these transactions run one at a time and their
 //! numbers follow commit order: a row can never become visible with a `seq` at or below one a
@@ -25,11 +27,12 @@ use super::errors::TxError;
 use super::pool::{write_tx, Conn, Shared};
 use super::runtime::block;
 use crate::issuance::backend::{
-    sealed, Backend, Change, DecideInsert, DecideRotation, InsertContext, Inserted, Row,
+    sealed, Backend, Change, DecideInsert, DecideRotation, DecideUpdate, InsertContext, Inserted,
+    Row,
 };
 use crate::sqlite::api_keys::rows::{parse_format, FORMAT_NAME};
 use crate::{Error, StorageKind, Timestamp};
-use rows::{read_change, read_row, InsertParams, COLUMNS, NEXT_SEQ};
+use rows::{read_change, read_row, InsertParams, COLUMNS, NEXT_SEQ, UPDATE};
 
 /// How long a change check may wait for a connection of the read pool.
 const READ_WAIT: Duration = Duration::from_millis(500);
@@ -70,7 +73,8 @@ async fn next_seq(conn: &Conn) -> Result<i64, TxError> {
     row.map(|r| r.get(0)).ok_or_else(|| {
         TxError::App(Error::storage(
             StorageKind::Corrupt,
-            "the change feed's counter row (keyseal_feed) is missing: run `keyseal db migrate`",
+            "the change feed's counter row (keyseal_feed) is missing: run `keyseal db migrate` \
+             (keyseal::postgres::migrate)",
         ))
     })
 }
@@ -227,6 +231,101 @@ impl Backend for PgApiKeys {
         })?
     }
 
+    fn update(
+        &self,
+        user_id: &str,
+        key_id: &str,
+        decide: DecideUpdate<'_>,
+    ) -> Result<Option<Row>, Error> {
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                let seq = next_seq(conn).await?;
+                let user_rows = rows_where(conn, "user_id", user_id).await?;
+                let Some(old) = user_rows.iter().find(|r| r.key_id == key_id) else {
+                    return Ok(None);
+                };
+                let mut new = decide(old, &user_rows)?;
+                let (rate_requests, rate_period_ms) = new.rate_columns();
+                let stmt = conn.client().prepare_cached(UPDATE).await?;
+                conn.client()
+                    .execute(
+                        &stmt,
+                        &[
+                            &new.name,
+                            &new.scopes.join(" "),
+                            &new.expires_at.map(Timestamp::unix_millis),
+                            &rate_requests,
+                            &rate_period_ms,
+                            &new.metadata_text(),
+                            &new.enabled,
+                            &seq,
+                            &old.row_id,
+                        ],
+                    )
+                    .await?;
+                // What was written; everything else as stored.
+                let mut stored = old.clone();
+                stored.name = std::mem::take(&mut new.name);
+                stored.scopes = std::mem::take(&mut new.scopes);
+                stored.expires_at = new.expires_at;
+                stored.rate_limit = new.rate_limit;
+                stored.metadata = std::mem::take(&mut new.metadata);
+                stored.enabled = new.enabled;
+                Some(stored)
+            })
+        })?
+    }
+
+    fn delete(&self, user_id: &str, key_id: &str) -> Result<Option<Row>, Error> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_id = $1 AND user_id = $2");
+        let sql = &sql;
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                let seq = next_seq(conn).await?;
+                let stmt = conn.client().prepare_cached(sql).await?;
+                let found = conn.client().query_opt(&stmt, &[&key_id, &user_id]).await?;
+                let Some(found) = found else {
+                    return Ok(None);
+                };
+                let row = read_row(&found).map_err(|why| TxError::App(unreadable(why)))?;
+                conn.client()
+                    .execute(
+                        "INSERT INTO api_key_tombstones (row_id, lookup, seq) VALUES ($1, $2, $3) \
+                         ON CONFLICT (row_id) DO UPDATE SET seq = EXCLUDED.seq",
+                        &[&row.row_id, &row.lookup, &seq],
+                    )
+                    .await?;
+                conn.client()
+                    .execute("DELETE FROM api_keys WHERE row_id = $1", &[&row.row_id])
+                    .await?;
+                Some(row)
+            })
+        })?
+    }
+
+    fn page(
+        &self,
+        user_id: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Row>, Error> {
+        let before = before.unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        if let Some(user) = user_id {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 AND row_id < $2 \
+                 ORDER BY row_id DESC LIMIT $3"
+            );
+            block(self.many_rows(&sql, &[&user, &before, &limit]))?
+        } else {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM api_keys WHERE row_id < $1 ORDER BY row_id DESC \
+                 LIMIT $2"
+            );
+            block(self.many_rows(&sql, &[&before, &limit]))?
+        }
+    }
+
     fn touch(&self, uses: &[(i64, Timestamp)], wait: Duration) -> Result<(), Error> {
         if uses.is_empty() {
             return Ok(());
@@ -292,23 +391,59 @@ impl Backend for PgApiKeys {
 
     fn changes_since(&self, seq: i64) -> Result<(Vec<Change>, i64), Error> {
         block(async {
-            let conn = self.shared.read_conn(READ_WAIT).await?;
+            let mut conn = self.shared.read_conn(READ_WAIT).await?;
             let db = |e: tokio_postgres::Error| self.shared.error(&e);
-            let stmt = conn
-                .client()
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS}, seq FROM api_keys WHERE seq > $1"
-                ))
-                .await
-                .map_err(db)?;
+            // One snapshot for rows and tombstones: read apart, a tombstone committed between
+            // the two reads could carry the highest `seq` past a row change the first missed.
+            let read = async {
+                conn.client()
+                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?;
+                let rows_stmt = conn
+                    .client()
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS}, seq FROM api_keys WHERE seq > $1"
+                    ))
+                    .await?;
+                let rows = conn.client().query(&rows_stmt, &[&seq]).await?;
+                let gone_stmt = conn
+                    .client()
+                    .prepare_cached(
+                        "SELECT row_id, lookup, seq FROM api_key_tombstones WHERE seq > $1",
+                    )
+                    .await?;
+                let gone = conn.client().query(&gone_stmt, &[&seq]).await?;
+                conn.client().batch_execute("COMMIT").await?;
+                Ok::<_, tokio_postgres::Error>((rows, gone))
+            };
+            let (rows, gone) = match read.await {
+                Ok(v) => v,
+                Err(e) => {
+                    conn.rollback().await;
+                    return Err(db(e));
+                }
+            };
             let mut max = seq;
             let mut changes = Vec::new();
-            for r in conn.client().query(&stmt, &[&seq]).await.map_err(db)? {
+            for r in rows {
                 let (change, row_seq) = read_change(&r);
                 if let Some(s) = row_seq {
                     max = max.max(s);
                 }
                 changes.push(change);
+            }
+            for t in gone {
+                let row_seq: i64 = t.get(2);
+                max = max.max(row_seq);
+                changes.push(Change {
+                    row_id: t.get(0),
+                    lookup: Some(t.get(1)),
+                    expires_at: None,
+                    revoked: false,
+                    disabled: false,
+                    deleted: true,
+                    unreadable: None,
+                });
             }
             Ok((changes, max))
         })?
@@ -372,6 +507,77 @@ impl Backend for PgApiKeys {
                         &[name, value],
                     )
                     .await?;
+            })
+        })?
+    }
+
+    fn export(&self) -> Result<crate::issuance::backend::Exported, Error> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY row_id");
+        let sql = &sql;
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                // Holding the feed's counter keeps every other writer out: one snapshot.
+                next_seq(conn).await?;
+                let rows = conn
+                    .client()
+                    .query(sql.as_str(), &[])
+                    .await?
+                    .iter()
+                    .map(|r| read_row(r).map_err(|why| TxError::App(unreadable(why))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let legacy = conn
+                    .client()
+                    .query(
+                        "SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'",
+                        &[],
+                    )
+                    .await?
+                    .iter()
+                    .filter_map(|r| parse_format(r.get(0), r.get(1)))
+                    .collect();
+                (rows, legacy)
+            })
+        })?
+    }
+
+    fn import(&self, rows: &[Row], legacy: &[(String, usize)]) -> Result<bool, Error> {
+        let params: Vec<InsertParams> = rows.iter().map(InsertParams::of).collect();
+        let params = &params;
+        block(async {
+            write_tx!(self.shared, self.busy_timeout, |conn| {
+                // Taken first, as by every insert: no other writer until commit.
+                next_seq(conn).await?;
+                let there: i64 = conn
+                    .client()
+                    .query_one("SELECT count(*) FROM api_keys", &[])
+                    .await?
+                    .get(0);
+                if there > 0 {
+                    false
+                } else {
+                    for (row, p) in rows.iter().zip(params) {
+                        let seq = next_seq(conn).await?;
+                        if p.insert(conn.client(), row, seq).await?.is_none() {
+                            return Err(TxError::App(Error::storage(
+                                StorageKind::Corrupt,
+                                format!("key id {} appears twice in the copied rows", row.key_id),
+                            )));
+                        }
+                    }
+                    for (prefix, lookup_len) in legacy {
+                        conn.client()
+                            .execute(
+                                "INSERT INTO api_key_meta (name, value) VALUES ($1, $2) \
+                                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                                &[
+                                    &format!("{FORMAT_NAME}{lookup_len}:{prefix}"),
+                                    &lookup_len.to_string(),
+                                ],
+                            )
+                            .await?;
+                    }
+                    true
+                }
             })
         })?
     }

@@ -9,7 +9,11 @@ use crate::{Environment, RateLimit, Timestamp};
 
 pub(super) const COLUMNS: &str =
     "row_id, key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
-     created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at";
+     created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at, \
+     enabled, metadata";
+
+/// The column after [`COLUMNS`] in `SELECT {COLUMNS}, seq`.
+const SEQ_AT: usize = 18;
 
 /// Takes the next change sequence number from the single-row counter. Every feed-writing
 /// transaction runs this first: the row lock it takes is held until commit, so writers are
@@ -19,8 +23,14 @@ pub(super) const NEXT_SEQ: &str =
 
 pub(super) const INSERT: &str = "INSERT INTO api_keys (key_id, lookup, scheme, hash, user_id, \
      name, scopes, environment, created_at, expires_at, revoked_at, rotated_to, rate_requests, \
-     rate_period_ms, last_used_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-     $12, $13, $14, $15, $16) ON CONFLICT (key_id) DO NOTHING RETURNING row_id";
+     rate_period_ms, last_used_at, seq, enabled, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+     $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT (key_id) DO NOTHING \
+     RETURNING row_id";
+
+/// An update's write: the fields an update may change, and the next `seq`.
+pub(super) const UPDATE: &str = "UPDATE api_keys SET name = $1, scopes = $2, expires_at = $3, \
+     rate_requests = $4, rate_period_ms = $5, metadata = $6, enabled = $7, seq = $8 \
+     WHERE row_id = $9";
 
 fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp::from_unix_millis)
@@ -71,6 +81,8 @@ fn read_fields(r: &PgRow) -> Result<Row, String> {
         rotated_to: r.try_get(12).map_err(text)?,
         rate_limit: rate,
         last_used_at: opt_ts(r.try_get(15).map_err(text)?),
+        enabled: r.try_get(16).map_err(text)?,
+        metadata: Row::metadata_from_text(r.try_get::<_, Option<&str>>(17).map_err(text)?)?,
     })
 }
 
@@ -78,13 +90,15 @@ fn read_fields(r: &PgRow) -> Result<Row, String> {
 /// with any unreadable field fails closed (reported, never an error for the batch).
 pub(super) fn read_change(r: &PgRow) -> (Change, Option<i64>) {
     let row_id: i64 = r.try_get(0).unwrap_or(-1);
-    let seq = r.try_get::<_, i64>(16).ok();
+    let seq = r.try_get::<_, i64>(SEQ_AT).ok();
     let change = match read_row(r) {
         Ok(row) => Change {
             row_id,
             lookup: Some(row.lookup),
             expires_at: row.expires_at,
             revoked: row.revoked_at.is_some(),
+            disabled: !row.enabled,
+            deleted: false,
             unreadable: None,
         },
         Err(why) => Change {
@@ -92,6 +106,8 @@ pub(super) fn read_change(r: &PgRow) -> (Change, Option<i64>) {
             lookup: r.try_get(2).ok(),
             expires_at: None,
             revoked: true,
+            disabled: true,
+            deleted: false,
             unreadable: Some(why),
         },
     };
@@ -109,16 +125,12 @@ pub(super) struct InsertParams {
     rate_requests: Option<i64>,
     rate_period_ms: Option<i64>,
     last_used_at: Option<i64>,
+    metadata: Option<String>,
 }
 
 impl InsertParams {
     pub(super) fn of(row: &Row) -> InsertParams {
-        let (rate_requests, rate_period_ms) = row.rate_limit.map_or((None, None), |r| {
-            (
-                Some(i64::from(r.requests())),
-                Some(i64::try_from(r.period().as_millis()).unwrap_or(i64::MAX)),
-            )
-        });
+        let (rate_requests, rate_period_ms) = row.rate_columns();
         InsertParams {
             scheme: row.scheme.as_str(),
             scopes: row.scopes.join(" "),
@@ -129,6 +141,7 @@ impl InsertParams {
             rate_requests,
             rate_period_ms,
             last_used_at: row.last_used_at.map(Timestamp::unix_millis),
+            metadata: row.metadata_text(),
         }
     }
 
@@ -160,6 +173,8 @@ impl InsertParams {
                     &self.rate_period_ms,
                     &self.last_used_at,
                     &seq,
+                    &row.enabled,
+                    &self.metadata,
                 ],
             )
             .await?;

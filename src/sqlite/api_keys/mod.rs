@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::issuance::backend::{
-    Backend, Change, DecideInsert, DecideRotation, InsertContext, Inserted, Row,
+    Backend, Change, DecideInsert, DecideRotation, DecideUpdate, InsertContext, Inserted, Row,
 };
 use crate::sqlite::{
     connect_query_only, enable_wal, open_private, storage_error as storage, with_busy_timeout,
@@ -22,7 +22,7 @@ use crate::Timestamp;
 use crate::{Error, StorageKind};
 use rows::{
     find_user_key, insert_row, is_unique_violation, next_seq, parse_format, read_change, read_row,
-    rows_where, touch_in, COLUMNS, FORMAT_NAME, SCHEMA,
+    rows_where, touch_in, upgrade, COLUMNS, FORMAT_NAME, MAX_SEQ, SCHEMA,
 };
 
 /// How long a change check may wait for a read to be allowed.
@@ -51,7 +51,10 @@ impl SqliteBackend {
         // revocation that was reported done must survive a power loss; writes are rare
         // (last-use updates are batched), so the fsync costs little.
         let mut conn = open_private(path, busy_timeout)?;
-        write(&mut conn, busy_timeout, |tx| Ok(tx.execute_batch(SCHEMA)?))?;
+        write(&mut conn, busy_timeout, |tx| {
+            tx.execute_batch(SCHEMA)?;
+            upgrade(tx)
+        })?;
         // WAL lets readers in other processes run while one writes.
         enable_wal(&conn, busy_timeout)?;
         conn.set_prepared_statement_cache_capacity(32);
@@ -182,6 +185,92 @@ impl Backend for SqliteBackend {
         })
     }
 
+    fn update(
+        &self,
+        user_id: &str,
+        key_id: &str,
+        decide: DecideUpdate<'_>,
+    ) -> Result<Option<Row>, Error> {
+        write(&mut self.conn(), self.busy_timeout, |tx| {
+            let user_rows = rows_where(tx, "user_id", user_id)?;
+            let Some(old) = user_rows.iter().find(|r| r.key_id == key_id) else {
+                return Ok(None);
+            };
+            let new = decide(old, &user_rows)?;
+            let seq = next_seq(tx)?;
+            let (rate_n, rate_ms) = new.rate_columns();
+            tx.prepare_cached(
+                "UPDATE api_keys SET name = ?1, scopes = ?2, expires_at = ?3, rate_requests = ?4, \
+                 rate_period_ms = ?5, metadata = ?6, enabled = ?7, seq = ?8 WHERE row_id = ?9",
+            )?
+            .execute(params![
+                new.name,
+                new.scopes.join(" "),
+                new.expires_at.map(Timestamp::unix_millis),
+                rate_n,
+                rate_ms,
+                new.metadata_text(),
+                i64::from(new.enabled),
+                seq,
+                old.row_id,
+            ])?;
+            // Read back: the row as stored, whatever `decide` put in other fields.
+            Ok(find_user_key(tx, user_id, key_id)?)
+        })
+    }
+
+    fn delete(&self, user_id: &str, key_id: &str) -> Result<Option<Row>, Error> {
+        write(&mut self.conn(), self.busy_timeout, |tx| {
+            let Some(row) = find_user_key(tx, user_id, key_id)? else {
+                return Ok(None);
+            };
+            let seq = next_seq(tx)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO api_key_tombstones (row_id, lookup, seq) \
+                 VALUES (?1, ?2, ?3)",
+                params![row.row_id, row.lookup, seq],
+            )?;
+            tx.execute("DELETE FROM api_keys WHERE row_id = ?1", [row.row_id])?;
+            Ok(Some(row))
+        })
+    }
+
+    fn page(
+        &self,
+        user_id: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Row>, Error> {
+        // Two statements, so that one user's page uses the user index (row ids in it are
+        // in order) and the admin's walks the primary key.
+        let sql = if user_id.is_some() {
+            format!(
+                "SELECT {COLUMNS} FROM api_keys WHERE user_id = ?1 AND row_id < ?2 \
+                 ORDER BY row_id DESC LIMIT ?3"
+            )
+        } else {
+            format!(
+                "SELECT {COLUMNS} FROM api_keys WHERE ?1 IS NULL AND row_id < ?2 \
+                 ORDER BY row_id DESC LIMIT ?3"
+            )
+        };
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| storage(&e))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    user_id,
+                    before.unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                read_row,
+            )
+            .map_err(|e| storage(&e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| storage(&e))?;
+        Ok(rows)
+    }
+
     fn touch(&self, uses: &[(i64, Timestamp)], wait: Duration) -> Result<(), Error> {
         let mut conn = if wait.is_zero() {
             match self.conn.try_lock() {
@@ -213,21 +302,20 @@ impl Backend for SqliteBackend {
             })
             .map_err(|e| storage(&e))?;
         let seq = tx
-            .query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM api_keys WHERE seq <= 9223372036854775807",
-                [],
-                |r| r.get(0),
-            )
+            .query_row(MAX_SEQ, [], |r| r.get(0))
             .map_err(|e| storage(&e))?;
         Ok((lookups, seq))
     }
 
     fn changes_since(&self, seq: i64) -> Result<(Vec<Change>, i64), Error> {
         let conn = self.reader();
-        let mut stmt = conn
+        // One snapshot for both tables: read apart, a tombstone committed between the two
+        // reads could carry the highest `seq` past a row change the first read missed.
+        let snapshot = conn.unchecked_transaction().map_err(|e| storage(&e))?;
+        let mut stmt = snapshot
             .prepare_cached(
-                "SELECT row_id, lookup, expires_at, revoked_at, seq, key_id FROM api_keys \
-                 WHERE seq > ?1",
+                "SELECT row_id, lookup, expires_at, revoked_at, seq, key_id, enabled \
+                 FROM api_keys WHERE seq > ?1",
             )
             .map_err(|e| storage(&e))?;
         let mut max = seq;
@@ -240,6 +328,35 @@ impl Backend for SqliteBackend {
             }
             changes.push(change);
         }
+        drop(rows);
+        drop(stmt);
+        let mut stmt = snapshot
+            .prepare_cached("SELECT row_id, lookup, seq FROM api_key_tombstones WHERE seq > ?1")
+            .map_err(|e| storage(&e))?;
+        let gone = stmt
+            .query_map([seq], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(|e| storage(&e))?;
+        for t in gone {
+            let (row_id, lookup, row_seq) = t.map_err(|e| storage(&e))?;
+            max = max.max(row_seq);
+            changes.push(Change {
+                row_id,
+                lookup: Some(lookup),
+                expires_at: None,
+                revoked: false,
+                disabled: false,
+                deleted: true,
+                unreadable: None,
+            });
+        }
+        drop(stmt);
+        snapshot.commit().map_err(|e| storage(&e))?;
         Ok((changes, max))
     }
 
@@ -288,6 +405,46 @@ impl Backend for SqliteBackend {
         )
         .map_err(|e| storage(&e))?;
         Ok(())
+    }
+
+    fn export(&self) -> Result<crate::issuance::backend::Exported, Error> {
+        write(&mut self.conn(), self.busy_timeout, |tx| {
+            let rows = tx
+                .prepare(&format!("SELECT {COLUMNS} FROM api_keys ORDER BY row_id"))?
+                .query_map([], read_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let legacy = tx
+                .prepare("SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .filter_map(|(n, v)| parse_format(&n, &v))
+                .collect();
+            Ok((rows, legacy))
+        })
+    }
+
+    fn import(&self, rows: &[Row], legacy: &[(String, usize)]) -> Result<bool, Error> {
+        write(&mut self.conn(), self.busy_timeout, |tx| {
+            let there: i64 = tx.query_row("SELECT count(*) FROM api_keys", [], |r| r.get(0))?;
+            if there > 0 {
+                return Ok(false);
+            }
+            for row in rows {
+                let seq = next_seq(tx)?;
+                insert_row(tx, row, seq)?;
+            }
+            for (prefix, lookup_len) in legacy {
+                tx.execute(
+                    "INSERT OR REPLACE INTO api_key_meta (name, value) VALUES (?1, ?2)",
+                    params![
+                        format!("{FORMAT_NAME}{lookup_len}:{prefix}"),
+                        lookup_len.to_string()
+                    ],
+                )?;
+            }
+            Ok(true)
+        })
     }
 }
 

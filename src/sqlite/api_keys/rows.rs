@@ -5,6 +5,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use crate::issuance::backend::{Change, Row, Scheme};
+use crate::sqlite::TxError;
 use crate::Environment;
 use crate::Error;
 use crate::RateLimit;
@@ -39,9 +40,65 @@ CREATE TABLE IF NOT EXISTS api_key_meta (
 );
 ";
 
+/// The schema version this code writes, kept in `api_key_meta` as `schema_version`. 1: the
+/// first tables (no version row); 2: `enabled`, `metadata`, and `api_key_tombstones`.
+pub(super) const SCHEMA_VERSION: i64 = 2;
+
+/// Brings tables of an older version up to [`SCHEMA_VERSION`], inside the opening write
+/// transaction (all or nothing). Idempotent: each step looks before it adds.
+pub(super) fn upgrade(tx: &Connection) -> Result<(), TxError> {
+    let version: i64 = tx
+        .query_row(
+            "SELECT value FROM api_key_meta WHERE name = 'schema_version'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .map_or(Ok(1), |v| v.parse())
+        .map_err(|_| bad_schema("unreadable api_key_meta schema_version"))?;
+    if version > SCHEMA_VERSION {
+        return Err(bad_schema(&format!(
+            "api key tables of schema version {version}, made by a newer keyseal (this one \
+             knows up to {SCHEMA_VERSION}); nothing was changed"
+        )));
+    }
+    let has = |column: &str| -> rusqlite::Result<bool> {
+        tx.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('api_keys') WHERE name = ?1",
+            [column],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    if !has("enabled")? {
+        tx.execute_batch("ALTER TABLE api_keys ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1")?;
+    }
+    if !has("metadata")? {
+        tx.execute_batch("ALTER TABLE api_keys ADD COLUMN metadata TEXT")?;
+    }
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS api_key_tombstones (
+             row_id INTEGER PRIMARY KEY,
+             lookup TEXT NOT NULL,
+             seq    INTEGER NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS api_key_tombstones_seq ON api_key_tombstones(seq);",
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO api_key_meta (name, value) VALUES ('schema_version', ?1)",
+        [SCHEMA_VERSION.to_string()],
+    )?;
+    Ok(())
+}
+
+fn bad_schema(what: &str) -> TxError {
+    TxError::App(Error::storage(crate::StorageKind::Corrupt, what.to_owned()))
+}
+
 pub(super) const COLUMNS: &str =
     "row_id, key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
-     created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at";
+     created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at, \
+     enabled, metadata";
 
 pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
@@ -104,31 +161,32 @@ pub(super) fn read_row_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         rotated_to: r.get(12)?,
         rate_limit: rate,
         last_used_at: opt_ts(r.get(15)?),
+        enabled: r.get::<_, i64>(16)? != 0,
+        metadata: Row::metadata_from_text(r.get::<_, Option<String>>(17)?.as_deref())
+            .map_err(|_| bad("metadata"))?,
     })
 }
+
+/// The highest sequence number handed out, tombstones included (a deleted row's `seq` must
+/// never be handed out again).
+pub(super) const MAX_SEQ: &str = "SELECT MAX( \
+     (SELECT COALESCE(MAX(seq), 0) FROM api_keys WHERE seq <= 9223372036854775807), \
+     (SELECT COALESCE(MAX(seq), 0) FROM api_key_tombstones))";
 
 pub(super) fn next_seq(tx: &Connection) -> rusqlite::Result<i64> {
     // Text sorts above every number in SQLite: the bound skips a hand-written text `seq`
     // (that row is reported as unreadable instead) and keeps the index's max lookup.
-    tx.query_row(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM api_keys WHERE seq <= 9223372036854775807",
-        [],
-        |r| r.get(0),
-    )
+    tx.query_row(MAX_SEQ, [], |r| r.get::<_, i64>(0))
+        .map(|s| s + 1)
 }
 
 pub(super) fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Result<i64> {
-    let (rate_n, rate_ms) = row.rate_limit.map_or((None, None), |r| {
-        (
-            Some(i64::from(r.requests())),
-            Some(i64::try_from(r.period().as_millis()).unwrap_or(i64::MAX)),
-        )
-    });
+    let (rate_n, rate_ms) = row.rate_columns();
     tx.prepare_cached(
         "INSERT INTO api_keys (key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
          created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, \
-         last_used_at, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-         ?15, ?16)",
+         last_used_at, seq, enabled, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+         ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         row.key_id,
@@ -147,6 +205,8 @@ pub(super) fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Resu
         rate_ms,
         row.last_used_at.map(Timestamp::unix_millis),
         seq,
+        i64::from(row.enabled),
+        row.metadata_text(),
     ])?;
     Ok(tx.last_insert_rowid())
 }
@@ -190,21 +250,28 @@ pub(super) fn touch_in(
     })
 }
 
-/// Reads one row of `SELECT row_id, lookup, expires_at, revoked_at, seq, key_id`, and its
-/// `seq` if readable. One unreadable row must not hide the others: it is reported as such
+/// Reads one row of `SELECT row_id, lookup, expires_at, revoked_at, seq, key_id, enabled`,
+/// and its `seq` if readable. One unreadable row must not hide the others: it is reported as such
 /// (an error only when even its row id cannot be read).
 pub(super) fn read_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Change, Option<i64>)> {
     let row_id: i64 = r.get(0)?;
     let seq = r.get::<_, i64>(4).ok();
     let lookup = r.get::<_, String>(1);
-    let fields =
-        (|| Ok::<_, rusqlite::Error>((opt_ts(r.get(2)?), r.get::<_, Option<i64>>(3)?.is_some())))();
+    let fields = (|| {
+        Ok::<_, rusqlite::Error>((
+            opt_ts(r.get(2)?),
+            r.get::<_, Option<i64>>(3)?.is_some(),
+            r.get::<_, i64>(6)? == 0,
+        ))
+    })();
     let change = match (lookup, fields) {
-        (Ok(lookup), Ok((expires_at, revoked))) => Change {
+        (Ok(lookup), Ok((expires_at, revoked, disabled))) => Change {
             row_id,
             lookup: Some(lookup),
             expires_at,
             revoked,
+            disabled,
+            deleted: false,
             unreadable: None,
         },
         (lookup, fields) => {
@@ -219,6 +286,8 @@ pub(super) fn read_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Change, Op
                 lookup: lookup.ok(),
                 expires_at: None,
                 revoked: true,
+                disabled: true,
+                deleted: false,
                 unreadable: Some(format!(
                     "api_keys row {row_id} (key id {}) cannot be read: {why}",
                     key_id.as_deref().unwrap_or("?"),

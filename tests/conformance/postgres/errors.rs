@@ -111,3 +111,49 @@ fn an_open_store_shows_its_url_without_the_password() {
     let keys = ApiKeys::open_with(db.app_url(), config()).unwrap();
     assert!(!format!("{keys:?}").contains(&s.app_password));
 }
+
+const CHILD_URL: &str = "KEYSEAL_PG_CHILD_URL";
+
+/// Run by [`a_url_without_a_password_uses_pgpassword`] in a child process whose environment
+/// holds `PGPASSWORD`; a no-op otherwise.
+#[test]
+fn pgpassword_child() {
+    let Ok(url) = std::env::var(CHILD_URL) else {
+        return;
+    };
+    let store = KeyStore::open(&url, MasterKey::generate().unwrap()).unwrap();
+    store.get_or_create_user_key("alice").unwrap();
+    println!("CHILD opened {}", store.path().display());
+}
+
+/// A URL without a password takes it from `PGPASSWORD` (so that no password need appear in a
+/// URL or on a command line).
+#[test]
+fn a_url_without_a_password_uses_pgpassword() {
+    if !available() {
+        return;
+    }
+    let s = server().unwrap();
+    let db = PgDb::new();
+    let url = format!(
+        "postgres://{}@{}:{}/{}?sslmode=disable",
+        s.app_role, s.host, s.port, db.name
+    );
+    let run = |password: &str| {
+        crate::common::process::this_test_binary("postgres::errors::pgpassword_child")
+            .env(CHILD_URL, &url)
+            .env("PGPASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&s.app_password);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success() && out.contains("CHILD opened"), "{out}");
+    let refused = run(WRONG);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("wrong password")
+            || String::from_utf8_lossy(&refused.stdout).contains("wrong password")
+    );
+}

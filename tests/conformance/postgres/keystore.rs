@@ -1,7 +1,7 @@
 //! The PostgreSQL backend under the key store suite: a database of its own per test, used
 //! through the app role.
 
-use keyseal::{Error, KeyStore, KeyStoreOptions, MasterKey};
+use keyseal::{Error, KeyStore, KeyStoreOptions, MasterKeyring};
 
 use super::PgDb;
 use crate::keystore::Harness;
@@ -17,8 +17,12 @@ impl Harness for Postgres {
         Postgres(PgDb::new())
     }
 
-    fn open_with(&self, master: MasterKey, options: KeyStoreOptions) -> Result<KeyStore, Error> {
-        KeyStore::open_with(&self.0.url, master, options)
+    fn open_keyring(
+        &self,
+        ring: MasterKeyring,
+        options: KeyStoreOptions,
+    ) -> Result<KeyStore, Error> {
+        KeyStore::open_keyring(&self.0.url, ring, options)
     }
 }
 

@@ -26,7 +26,11 @@ fn app_role_with_row_rights_only_runs_the_whole_flow() {
     }
     let db = PgDb::new();
     let denied = run_sql(db.app_url(), "CREATE TABLE sneaky (x int)").unwrap_err();
-    assert_eq!(denied.code().map(|c| c.code()), Some("42501"), "{denied}");
+    assert_eq!(
+        denied.code().map(tokio_postgres::error::SqlState::code),
+        Some("42501"),
+        "{denied}"
+    );
 
     let master = MasterKey::generate().unwrap();
     let store = KeyStore::open(db.app_url(), master).unwrap();
@@ -88,8 +92,8 @@ fn a_privileged_role_migrates_on_open() {
     let store = KeyStore::open(db.admin_url(), MasterKey::generate().unwrap()).unwrap();
     store.get_or_create_user_key("a").unwrap();
     assert_eq!(
-        query_text(&db.admin_url(), "SELECT version FROM keyseal_schema").as_deref(),
-        Some("1")
+        query_text(&db.admin_url(), "SELECT version FROM keyseal_schema"),
+        Some(keyseal::postgres::SCHEMA_VERSION.to_string())
     );
 }
 
@@ -162,4 +166,81 @@ fn a_schema_marked_incompatible_is_refused_with_the_release_it_needs() {
         assert!(message.contains("schema is version 9"), "{message}");
         assert!(message.contains("requires keyseal ≥ 3.1.0"), "{message}");
     }
+}
+
+/// A dry-run check of a master key against a PostgreSQL store reads the store's check value:
+/// it used to take the URL for a missing SQLite file and accept any key. It writes nothing.
+#[test]
+fn check_master_key_reads_a_postgres_store_and_refuses_a_wrong_key() {
+    if !available() {
+        return;
+    }
+    let db = PgDb::empty();
+    let master = MasterKey::generate().unwrap();
+    // No store yet: any key, and nothing is created.
+    KeyStore::check_master_key(db.admin_url(), &master).unwrap();
+    assert_eq!(
+        query_text(
+            &db.admin_url(),
+            "SELECT to_regclass('keyseal_schema') IS NULL"
+        )
+        .as_deref(),
+        Some("t")
+    );
+    let copy = MasterKey::from_bytes(master.expose_secret()).unwrap();
+    KeyStore::open(db.admin_url(), master)
+        .unwrap()
+        .get_or_create_user_key("alice")
+        .unwrap();
+    KeyStore::check_master_key(db.admin_url(), &copy).unwrap();
+    assert_eq!(
+        KeyStore::check_master_key(db.admin_url(), &MasterKey::generate().unwrap()),
+        Err(Error::WrongMasterKey { user_id: None })
+    );
+}
+
+/// A database at schema version 1 (no `enabled`, `metadata` or tombstones) holding keys:
+/// migrated to the current version on open by a privileged role, its keys still valid, and
+/// the new operations working on them. Version 2 is marked incompatible with servers that
+/// know only version 1 (they would keep validating disabled and deleted keys).
+#[test]
+fn a_version_1_api_key_schema_is_upgraded_and_its_keys_keep_working() {
+    if !available() {
+        return;
+    }
+    let db = PgDb::new();
+    let made = {
+        let keys = ApiKeys::open_with(db.app_url(), config()).unwrap();
+        keys.create(&NewKey::new("u", "old").scope("read")).unwrap()
+    };
+    // Back to version 1 as it was: the version-2 additions removed.
+    run_sql(
+        &db.admin_url(),
+        "ALTER TABLE api_keys DROP COLUMN enabled; ALTER TABLE api_keys DROP COLUMN metadata; \
+         DROP TABLE api_key_tombstones; \
+         UPDATE keyseal_schema SET version = 1, min_compatible_version = 1",
+    )
+    .unwrap();
+    let keys = ApiKeys::open_with(db.admin_url(), config()).unwrap();
+    assert_eq!(
+        query_text(
+            &db.admin_url(),
+            "SELECT version || '/' || min_compatible_version FROM keyseal_schema"
+        )
+        .as_deref(),
+        Some("2/2")
+    );
+    run_sql(&db.admin_url(), super::APP_GRANTS).unwrap();
+    assert!(keys.verify(&made.key).unwrap().is_valid());
+    keys.disable("u", &made.key_id).unwrap();
+    let app = ApiKeys::open_with(db.app_url(), config()).unwrap();
+    assert_eq!(
+        app.verify(&made.key).unwrap().refusal().unwrap().reason(),
+        "disabled"
+    );
+    app.delete("u", &made.key_id).unwrap();
+    assert_eq!(
+        app.verify(&made.key).unwrap().refusal().unwrap().reason(),
+        "unknown"
+    );
 }

@@ -130,3 +130,23 @@ fn verify_full_refuses_a_certificate_another_ca_signed() {
     let message = refused(ApiKeys::open_with(url(&db, "localhost", &params), config()));
     assert!(message.contains("certificate"), "{message}");
 }
+
+/// A unix socket folder (`host=/folder`) connects, with no TLS whatever `sslmode` says (as
+/// libpq); the driver's empty host name there used to make the TLS setup fail every
+/// connection.
+#[test]
+fn a_unix_socket_folder_connects_without_tls() {
+    if !available() {
+        return;
+    }
+    let s = server().unwrap();
+    for mode in ["prefer", "require", "disable"] {
+        let db = PgDb::new();
+        let url = format!(
+            "postgres://{}@/{}?host={}&port={}&sslmode={mode}",
+            s.app_role, db.name, s.socket, s.port
+        );
+        let (tls, plain) = use_store(&db, &url).unwrap();
+        assert!(tls == 0 && plain > 0, "{mode}: {tls} TLS, {plain} plain");
+    }
+}

@@ -1,6 +1,6 @@
 //! The `SQLite` backend under the key store suite: a fresh file in a temporary folder.
 
-use keyseal::{Error, KeyStore, KeyStoreOptions, MasterKey};
+use keyseal::{Error, KeyStore, KeyStoreOptions, MasterKeyring};
 
 use crate::common::temp_db::TempDb;
 use crate::keystore::Harness;
@@ -12,8 +12,12 @@ impl Harness for Sqlite {
         Sqlite(TempDb::new())
     }
 
-    fn open_with(&self, master: MasterKey, options: KeyStoreOptions) -> Result<KeyStore, Error> {
-        KeyStore::open_with(self.0.path(), master, options)
+    fn open_keyring(
+        &self,
+        ring: MasterKeyring,
+        options: KeyStoreOptions,
+    ) -> Result<KeyStore, Error> {
+        KeyStore::open_keyring(self.0.path(), ring, options)
     }
 }
 

@@ -2,56 +2,34 @@
 //! WAL once the master key is verified, `synchronous=FULL`, prepared statements, and bounded
 //! retries when another process holds the write lock (all through [`super`]).
 //!
-//! Tables: `encryption_keys` exactly as the Python module creates it, and
-//! `keyseal_keystore_meta(name TEXT PRIMARY KEY, value BLOB NOT NULL)` for the master key check
-//! value. Nothing else in the file is touched, so other components (the API key tables) can
-//! share it.
+//! Tables: `encryption_keys` as the Python module creates it (plus a nullable master key id
+//! column), `keyseal_keystore_meta(name TEXT PRIMARY KEY, value BLOB NOT NULL)` for the legacy
+//! master key check value, and the master keys and pool key versions (see `schema.rs`).
+//! Nothing else in the file is touched, so other components (the API key tables) can share it.
+
+mod keyring;
+mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{connect, open_private, retry, storage_error, write, TxError};
 use crate::keystore::backend::{
-    sealed, Backend, CheckState, NewRow, Opened, Rewrapped, Rotation, StoredRow, Written,
+    sealed, Backend, CheckState, FullRow, Guard, KeyState, Keyring, MasterKeyRow, NewRow, Opened,
+    Retired, Rewrapped, Rotation, StateChange, StoredRow, VersionRow, Written,
 };
 use crate::keystore::WRAPPED_LEN;
 use crate::{Error, StorageKind};
+use schema::{has_table, read_check, select_all, stored_row, CHECK_NAME, INSERT_KEY, SELECT_KEY};
 
-/// The table, byte for byte as the Python module creates it, so that `sqlite_master` reads the
-/// same whichever side created the file.
-const CREATE_KEYS: &str = "CREATE TABLE IF NOT EXISTS encryption_keys (\nuser_id TEXT PRIMARY KEY,\nencrypted_key BLOB NOT NULL,\ncreated_at TEXT NOT NULL\n)";
-const CREATE_META: &str =
-    "CREATE TABLE IF NOT EXISTS keyseal_keystore_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)";
-const CHECK_NAME: &str = "master_check";
-const SELECT_CHECK: &str = "SELECT value FROM keyseal_keystore_meta WHERE name = 'master_check'";
-const SELECT_KEY: &str = "SELECT encrypted_key FROM encryption_keys WHERE user_id = ?1";
-const SELECT_ALL: &str = "SELECT user_id, encrypted_key FROM encryption_keys";
-const INSERT_KEY: &str = "INSERT OR IGNORE INTO encryption_keys (user_id, encrypted_key, created_at) VALUES (?1, ?2, ?3)";
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 16;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A blob column read as bytes (Python writes BLOB; accept TEXT too; anything else is empty and
-/// so reported as a corrupt key by the caller).
-fn blob_at(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<u8>> {
-    Ok(match row.get_ref(i)? {
-        ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
-        _ => Vec::new(),
-    })
-}
-
-fn stored_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
-    Ok(StoredRow {
-        user_id: r.get(0)?,
-        wrapped: blob_at(r, 1)?,
-    })
 }
 
 /// The `SQLite` implementation of [`Backend`].
@@ -113,15 +91,9 @@ impl SqliteBackend {
     }
 }
 
-fn read_check(conn: &Connection) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.prepare_cached(SELECT_CHECK)?
-        .query_row([], |r| blob_at(r, 0))
-        .optional()
-}
-
 fn first_row(conn: &Connection, filter: &str) -> rusqlite::Result<Option<StoredRow>> {
     conn.query_row(
-        &format!("{SELECT_ALL} {filter} ORDER BY rowid LIMIT 1"),
+        &format!("{} {filter} ORDER BY rowid LIMIT 1", select_all(conn)?),
         [],
         stored_row,
     )
@@ -139,15 +111,10 @@ fn oldest_row(conn: &Connection) -> rusqlite::Result<CheckState> {
 
 /// The check state in `conn`; `None` when the file holds neither key store table.
 fn state_of(conn: &Connection) -> rusqlite::Result<Option<CheckState>> {
-    let has = |table: &str| {
-        conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [table],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n > 0)
-    };
-    let (keys, meta) = (has("encryption_keys")?, has("keyseal_keystore_meta")?);
+    let (keys, meta) = (
+        has_table(conn, "encryption_keys")?,
+        has_table(conn, "keyseal_keystore_meta")?,
+    );
     if meta {
         if let Some(check) = read_check(conn)? {
             return Ok(Some(CheckState::Present(check)));
@@ -160,12 +127,13 @@ fn state_of(conn: &Connection) -> rusqlite::Result<Option<CheckState>> {
     Ok(meta.then_some(CheckState::Absent { first_row: None }))
 }
 
-/// The check state of the store at `path`, read without changing anything on disk (no file,
-/// table, journal mode or side file created); `None` when there is no store there yet.
+/// The check state and master keys of the store at `path`, read without changing anything on
+/// disk (no file, table, journal mode or side file created); `None` when there is no store
+/// there yet.
 ///
 /// # Errors
 /// As [`super::open_read_only`]; [`Error::Storage`] when the file cannot be read.
-pub(crate) fn peek_check_state(path: &Path) -> Result<Option<CheckState>, Error> {
+pub(crate) fn peek_state(path: &Path) -> Result<Option<(CheckState, Keyring)>, Error> {
     let Some(file) = crate::db_path::file_of(path) else {
         return Ok(None);
     };
@@ -173,68 +141,13 @@ pub(crate) fn peek_check_state(path: &Path) -> Result<Option<CheckState>, Error>
         return Ok(None);
     }
     let conn = super::open_read_only(&file)?;
-    state_of(&conn).map_err(|e| storage_error(&e))
-}
-
-/// A rotation's write transaction on the writer connection (held until commit or drop).
-struct SqliteRotation<'a> {
-    conn: MutexGuard<'a, Connection>,
-    /// Whether the transaction still needs a `ROLLBACK` when dropped.
-    open: bool,
-}
-
-impl Drop for SqliteRotation<'_> {
-    fn drop(&mut self) {
-        if self.open {
-            // Nothing to report: if even the rollback fails, SQLite rolls back the journal
-            // on the next open.
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-    }
-}
-
-impl Rotation for SqliteRotation<'_> {
-    fn rows(&mut self) -> Result<(Option<Vec<u8>>, Vec<StoredRow>), Error> {
-        let read = || -> rusqlite::Result<_> {
-            let check = read_check(&self.conn)?;
-            let rows = self
-                .conn
-                .prepare(SELECT_ALL)?
-                .query_map([], stored_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok((check, rows))
-        };
-        read().map_err(|e| storage_error(&e))
-    }
-
-    fn commit(
-        mut self: Box<Self>,
-        new_check: &[u8],
-        rows: &[Rewrapped],
-        written: &mut dyn FnMut(usize),
-    ) -> Result<(), Error> {
-        let conn = &*self.conn;
-        let mut write = || -> rusqlite::Result<()> {
-            let mut update =
-                conn.prepare("UPDATE encryption_keys SET encrypted_key = ?2 WHERE user_id = ?1")?;
-            for (done, row) in rows.iter().enumerate() {
-                update.execute(params![row.user_id, row.wrapped])?;
-                if (done + 1) % 1024 == 0 {
-                    written(done + 1);
-                }
-            }
-            written(rows.len());
-            conn.execute(
-                "INSERT OR REPLACE INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",
-                params![CHECK_NAME, new_check],
-            )?;
-            conn.execute_batch("COMMIT")
-        };
-        // On error, dropping `self` rolls back.
-        write().map_err(|e| storage_error(&e))?;
-        self.open = false;
-        Ok(())
-    }
+    let read = || -> rusqlite::Result<_> {
+        Ok(match state_of(&conn)? {
+            Some(state) => Some((state, schema::read_keyring(&conn)?)),
+            None => None,
+        })
+    };
+    read().map_err(|e| storage_error(&e))
 }
 
 impl Backend for SqliteBackend {
@@ -246,7 +159,7 @@ impl Backend for SqliteBackend {
         let mut writer = lock(&self.writer);
         let opened = retry(self.busy_timeout, || {
             let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute_batch(&format!("{CREATE_KEYS};\n{CREATE_META};"))?;
+            schema::upgrade(&tx)?;
             let now = state_of(&tx)?.unwrap_or(CheckState::Absent { first_row: None });
             if now != *seen {
                 // Dropping `tx` rolls back: not even the tables stay.
@@ -257,11 +170,9 @@ impl Backend for SqliteBackend {
                     "INSERT OR IGNORE INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",
                     params![CHECK_NAME, check],
                 )?;
-                tx.execute(
-                    "INSERT OR IGNORE INTO keyseal_keystore_meta (name, value) \
-                     VALUES ('schema_version', 1)",
-                    [],
-                )?;
+            }
+            if read_check(&tx)?.is_some() {
+                schema::record_version(&tx)?;
             }
             let stored = read_check(&tx)?.ok_or_else(|| {
                 TxError::App(Error::storage(
@@ -280,30 +191,111 @@ impl Backend for SqliteBackend {
         Ok(opened)
     }
 
-    fn load(&self, user_id: &str) -> Result<Option<Vec<u8>>, Error> {
+    fn load(&self, user_id: &str) -> Result<Option<StoredRow>, Error> {
         self.read(|conn| {
             conn.prepare_cached(SELECT_KEY)?
-                .query_row([user_id], |r| blob_at(r, 0))
+                .query_row([user_id], stored_row)
                 .optional()
+        })
+    }
+
+    fn keyring(&self) -> Result<Keyring, Error> {
+        self.read(schema::read_keyring)
+    }
+
+    fn add_master_key(&self, key: &MasterKeyRow, legacy: bool) -> Result<MasterKeyRow, Error> {
+        self.write(|tx| keyring::add_master_key(tx, key, legacy).map_err(TxError::Db))
+    }
+
+    fn versions(&self, owner: &str) -> Result<Vec<VersionRow>, Error> {
+        self.read(|conn| schema::read_versions(conn, Some(owner)))
+    }
+
+    fn insert_version(
+        &self,
+        guard: Guard<'_>,
+        row: &VersionRow,
+    ) -> Result<Written<VersionRow>, Error> {
+        self.write(|tx| keyring::insert_version(tx, guard, row).map_err(TxError::Db))
+    }
+
+    fn add_version(
+        &self,
+        guard: Guard<'_>,
+        owner: &str,
+        first: u32,
+        wrapped: &[u8],
+    ) -> Result<Written<VersionRow>, Error> {
+        self.write(|tx| keyring::add_version(tx, guard, owner, first, wrapped).map_err(TxError::Db))
+    }
+
+    fn change_state(
+        &self,
+        owner: &str,
+        version: u32,
+        from: KeyState,
+        to: KeyState,
+    ) -> Result<StateChange, Error> {
+        self.write(|tx| keyring::change_state(tx, owner, version, from, to).map_err(TxError::Db))
+    }
+
+    fn stale_versions(
+        &self,
+        master_id: &str,
+        after: Option<(&str, u32)>,
+        limit: usize,
+    ) -> Result<Vec<VersionRow>, Error> {
+        self.read(|conn| keyring::stale_versions(conn, master_id, after, limit))
+    }
+
+    fn stale_rows(
+        &self,
+        master_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRow>, Error> {
+        self.read(|conn| keyring::stale_rows(conn, master_id, after, limit))
+    }
+
+    fn store_rewrapped(&self, guard: Guard<'_>, rows: &[Rewrapped]) -> Result<Written<u64>, Error> {
+        self.write(|tx| keyring::store_rewrapped(tx, guard, rows).map_err(TxError::Db))
+    }
+
+    fn usage(&self) -> Result<Vec<(Option<String>, u64)>, Error> {
+        self.read(keyring::usage)
+    }
+
+    fn retire_master_key(
+        &self,
+        id: &str,
+        untagged_rows_need_it: bool,
+        new_legacy: Option<&MasterKeyRow>,
+    ) -> Result<Retired, Error> {
+        self.write(|tx| {
+            keyring::retire(tx, id, untagged_rows_need_it, new_legacy).map_err(TxError::Db)
         })
     }
 
     fn insert_if_absent(
         &self,
-        expected_check: &[u8],
+        guard: Guard<'_>,
         rows: &[NewRow<'_>],
-    ) -> Result<Written<Vec<Vec<u8>>>, Error> {
+    ) -> Result<Written<Vec<StoredRow>>, Error> {
         self.write(|tx| {
-            let check = read_check(tx)?;
-            if check.as_deref() != Some(expected_check) {
-                return Ok(Written::CheckChanged(check));
+            if let Err(stored) = keyring::check_guard(tx, guard)? {
+                return Ok(Written::CheckChanged(stored));
             }
             let mut insert = tx.prepare_cached(INSERT_KEY)?;
             let mut select = tx.prepare_cached(SELECT_KEY)?;
             let mut stored = Vec::with_capacity(rows.len());
             for row in rows {
-                insert.execute(params![row.user_id, row.wrapped, row.created_at])?;
-                stored.push(select.query_row([row.user_id], |r| blob_at(r, 0))?);
+                insert.execute(params![
+                    row.user_id,
+                    row.wrapped,
+                    row.created_at,
+                    guard.master_id
+                ])?;
+                stored.push(select.query_row([row.user_id], stored_row)?);
             }
             Ok(Written::Done(stored))
         })
@@ -314,7 +306,81 @@ impl Backend for SqliteBackend {
         retry(self.busy_timeout, || {
             conn.execute_batch("BEGIN IMMEDIATE").map_err(TxError::Db)
         })?;
-        Ok(Box::new(SqliteRotation { conn, open: true }))
+        Ok(Box::new(keyring::SqliteRotation::new(conn)))
+    }
+
+    fn export(&self) -> Result<(Option<Vec<u8>>, Vec<FullRow>), Error> {
+        self.write(|tx| {
+            if state_of(tx)?.is_none() {
+                return Ok((None, Vec::new()));
+            }
+            let check = read_check(tx)?;
+            let rows = tx
+                .prepare(
+                    "SELECT user_id, encrypted_key, created_at, master_key_id FROM encryption_keys \
+                     ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(FullRow {
+                        user_id: r.get(0)?,
+                        wrapped: schema::blob_at(r, 1)?,
+                        created_at: r.get(2)?,
+                        master_id: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((check, rows))
+        })
+    }
+
+    fn undo_import(&self, check: &[u8], user_ids: &[String]) -> Result<(), Error> {
+        self.write(|tx| {
+            if read_check(tx)?.as_deref() != Some(check) {
+                return Ok(());
+            }
+            let mut delete = tx.prepare("DELETE FROM encryption_keys WHERE user_id = ?1")?;
+            for user in user_ids {
+                delete.execute([user])?;
+            }
+            tx.execute(
+                "DELETE FROM keyseal_keystore_meta WHERE name IN (?1, 'schema_version')",
+                [CHECK_NAME],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn import(&self, check: &[u8], rows: &[FullRow]) -> Result<bool, Error> {
+        let imported = self.write(|tx| {
+            schema::upgrade(tx)?;
+            let rows_there: i64 =
+                tx.query_row("SELECT COUNT(*) FROM encryption_keys", [], |r| r.get(0))?;
+            if rows_there > 0 || read_check(tx)?.is_some() {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO keyseal_keystore_meta (name, value) VALUES (?1, ?2)",
+                params![CHECK_NAME, check],
+            )?;
+            schema::record_version(tx)?;
+            let mut insert = tx.prepare(
+                "INSERT INTO encryption_keys (user_id, encrypted_key, created_at, master_key_id) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for row in rows {
+                insert.execute(params![
+                    row.user_id,
+                    row.wrapped,
+                    row.created_at,
+                    row.master_id
+                ])?;
+            }
+            Ok(true)
+        })?;
+        if imported {
+            super::enable_wal(&lock(&self.writer), self.busy_timeout)?;
+        }
+        Ok(imported)
     }
 
     fn count(&self) -> Result<u64, Error> {
@@ -323,6 +389,28 @@ impl Backend for SqliteBackend {
                 .query_row([], |r| r.get::<_, i64>(0))
         })
         .map(|n| u64::try_from(n).unwrap_or(0))
+    }
+
+    fn shared_with_python(&self) -> Result<Option<bool>, Error> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT value FROM keyseal_keystore_meta WHERE name = 'shared_with_python'",
+            )?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|v| v.map(|v| v != 0))
+        })
+    }
+
+    fn set_shared_with_python(&self, shared: bool) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO keyseal_keystore_meta (name, value) \
+                 VALUES ('shared_with_python', ?1)",
+                [i64::from(shared)],
+            )?;
+            Ok(())
+        })
     }
 }
 
@@ -364,10 +452,6 @@ mod tests {
             opened,
             Opened::Changed(CheckState::Absent { first_row: None })
         ));
-        assert_eq!(
-            peek_check_state(&path).unwrap(),
-            None,
-            "no table was left behind"
-        );
+        assert_eq!(peek_state(&path).unwrap(), None, "no table was left behind");
     }
 }
