@@ -51,6 +51,8 @@ pub enum Error {
         /// The user row that could not be unwrapped, when a particular row was read.
         user_id: Option<String>,
     },
+    // Key store only: kept out of the wasm build, whose size has a budget.
+    #[cfg(not(target_arch = "wasm32"))]
     /// A stored key is wrapped under a master key this process was not given (a key store
     /// whose master key is being rotated across several servers). Nothing was changed.
     MissingMasterKey {
@@ -59,6 +61,7 @@ pub enum Error {
         /// The user row that needs it, when a particular row was read.
         user_id: Option<String>,
     },
+    #[cfg(not(target_arch = "wasm32"))]
     /// A data key version is disabled or destroyed, so nothing is decrypted under it (or the
     /// version does not exist). A disabled version can be enabled again.
     KeyVersionUnavailable {
@@ -242,7 +245,9 @@ impl Error {
             Error::Randomness => "randomness",
             Error::Storage { .. } => "storage",
             Error::WrongMasterKey { .. } => "wrong_master_key",
+            #[cfg(not(target_arch = "wasm32"))]
             Error::MissingMasterKey { .. } => "missing_master_key",
+            #[cfg(not(target_arch = "wasm32"))]
             Error::KeyVersionUnavailable { .. } => "key_version_unavailable",
             Error::CorruptKey { .. } => "corrupt_key",
             Error::NotFound { .. } => "not_found",
@@ -276,6 +281,7 @@ impl fmt::Display for Error {
             Error::WrongMasterKey { user_id: None } => f.write_str(
                 "wrong master key: this store's keys are wrapped with a different master key",
             ),
+            #[cfg(not(target_arch = "wasm32"))]
             Error::MissingMasterKey { id, user_id } => {
                 write!(f, "missing master key {id}: ")?;
                 match user_id {
@@ -284,6 +290,7 @@ impl fmt::Display for Error {
                 }?;
                 f.write_str("; give this process that key as a previous master key")
             }
+            #[cfg(not(target_arch = "wasm32"))]
             Error::KeyVersionUnavailable { version, state } => {
                 write!(
                     f,
