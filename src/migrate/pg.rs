@@ -293,7 +293,11 @@ impl DataDb for PgData {
         };
         // As text, so every backend builds a row's context alike (integers in decimal). A
         // context column may be the id column too: rows are ordered by position, not name.
-        let context_exprs: String = context.iter().map(|c| format!(", {c}::text")).collect();
+        let context_exprs: String = context
+            .iter()
+            .map(|c| format!(", {c}::text"))
+            .collect::<Vec<_>>()
+            .concat();
         let sql = format!(
             "SELECT {id}::{cast}, {user_expr}, {column}::text{context_exprs} FROM {table} \
              WHERE {filter} ($1::{cast} IS NULL OR {id} > $1::{cast}) ORDER BY 1 LIMIT $2"

@@ -279,7 +279,7 @@ impl DataDb for SqliteData {
                 .map_err(|e| storage(&e))?;
             if !known {
                 return Err(Error::InvalidArgument {
-                    what: format!("table {} has no column {name:?}", table),
+                    what: format!("table {table} has no column {name:?}"),
                 });
             }
             quoted.push(column);
@@ -306,7 +306,12 @@ impl DataDb for SqliteData {
             ),
             Rows::Every => String::new(),
         };
-        let context: String = self.context.iter().map(|c| format!(", {c}")).collect();
+        let context: String = self
+            .context
+            .iter()
+            .map(|c| format!(", {c}"))
+            .collect::<Vec<_>>()
+            .concat();
         let select = format!(
             "SELECT {id}, {user}, {column}{context} FROM {table} \
              WHERE {filter} (?1 IS NULL OR {id} > ?1) ORDER BY {id} LIMIT ?2"

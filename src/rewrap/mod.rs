@@ -259,15 +259,12 @@ fn check_context(options: &RewrapOptions) -> Result<(), Error> {
             what: "--to-v3 needs at least one context column (say the id column)".into(),
         });
     }
-    columns
-        .iter()
-        .map(|c| {
-            if c.eq_ignore_ascii_case(&options.column) {
-                return Err(Error::InvalidArgument {
-                    what: format!("context column {c:?} is the column being rewrapped"),
-                });
-            }
-            identifier(c, "context column").map(drop)
-        })
-        .collect()
+    columns.iter().try_for_each(|c| {
+        if c.eq_ignore_ascii_case(&options.column) {
+            return Err(Error::InvalidArgument {
+                what: format!("context column {c:?} is the column being rewrapped"),
+            });
+        }
+        identifier(c, "context column").map(drop)
+    })
 }
