@@ -319,7 +319,11 @@ impl ApiKeys {
     /// JSON object of at most [`MAX_METADATA_BYTES`];
     /// [`Error::QuotaExceeded`] when the user already has the maximum of valid keys (keys
     /// in a rotation's grace included);
-    /// [`Error::Storage`]; [`Error::Randomness`].
+    /// [`Error::Storage`]; [`Error::Randomness`]. On PostgreSQL, [`Error::Storage`] of kind
+    /// [`StorageKind::OutcomeUnknown`] when the connection was lost after the commit was
+    /// sent: the key may have been stored. It was never shown to anyone: if stored, it is
+    /// listed by [`ApiKeys::list`] under a key id the caller does not know, and can be
+    /// revoked; creating another key is safe.
     pub fn create(&self, new: &NewKey) -> Result<CreatedKey, Error> {
         rules::check_key_fields(&new.user_id, &new.name, &new.scopes)?;
         let metadata = new

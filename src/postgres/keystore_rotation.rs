@@ -3,6 +3,7 @@
 
 use super::keystore::{read_check, stored_row, PgKeyStore, ROTATION_BATCH};
 use super::keystore_keyring as keyring;
+use super::errors::TxError;
 use super::pool::Conn;
 use super::runtime::block;
 use crate::keystore::backend::{MasterKeyRow, Rewrapped, Rotation, RotationState};
@@ -29,12 +30,9 @@ impl Rotation for PgRotation<'_> {
         let db = self.store.db();
         block(async {
             let legacy_check = read_check(conn, "").await.map_err(&db)?;
-            let rows = conn
-                .client()
-                .query(
+            let rows = conn.query(
                     "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys",
-                    &[],
-                )
+                    &[],)
                 .await
                 .map_err(&db)?
                 .iter()
@@ -65,7 +63,7 @@ impl Rotation for PgRotation<'_> {
         let mut conn = self.conn.take().ok_or_else(closed)?;
         let db = self.store.db();
         // One statement per batch; progress is reported between them, outside the driver.
-        let mut run = |conn: &mut Conn| -> Result<Result<(), tokio_postgres::Error>, Error> {
+        let mut run = |conn: &mut Conn| -> Result<Result<(), TxError>, Error> {
             let mut done = 0;
             for chunk in rows.chunks(ROTATION_BATCH) {
                 if let Err(e) = block(keyring::update_slots(conn, chunk, false))? {

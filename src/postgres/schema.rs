@@ -12,7 +12,9 @@
 //! schema whose `min_compatible_version` is above the newest version it knows, with
 //! [`StorageKind::Schema`].
 
+use super::errors::TxError;
 use super::pool::{Conn, Shared};
+use super::query::p;
 use crate::{Error, StorageKind};
 
 /// The advisory lock every migration holds ("keyseal" and 1).
@@ -138,23 +140,18 @@ pub struct SchemaVersion {
 
 /// The stored (version, `min_compatible_version`, `min_keyseal`); `None` without the table.
 async fn read(shared: &Shared, conn: &Conn) -> Result<Option<(i32, i32, String)>, Error> {
-    let exists = conn
-        .client()
-        .query_one("SELECT to_regclass('keyseal_schema') IS NOT NULL", &[])
+    let exists = conn.query_one("SELECT to_regclass('keyseal_schema') IS NOT NULL", &[])
         .await
-        .map_err(|e| shared.error(&e))?
+        .map_err(|e| shared.tx_error(e))?
         .get::<_, bool>(0);
     if !exists {
         return Ok(None);
     }
-    let row = conn
-        .client()
-        .query_opt(
+    let row = conn.query_opt(
             "SELECT version, min_compatible_version, min_keyseal FROM keyseal_schema WHERE id = 1",
-            &[],
-        )
+            &[],)
         .await
-        .map_err(|e| shared.error(&e))?;
+        .map_err(|e| shared.tx_error(e))?;
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
 }
 
@@ -187,17 +184,15 @@ pub(crate) async fn migrate(shared: &Shared, conn: &mut Conn) -> Result<SchemaVe
 }
 
 async fn migrate_in(shared: &Shared, conn: &mut Conn) -> Result<SchemaVersion, Error> {
-    let e = |e: tokio_postgres::Error| shared.error(&e);
+    let e = |e: TxError| shared.tx_error(e);
     // Migrations may wait for servers' row locks; a day is "as long as it takes".
     conn.begin(std::time::Duration::from_secs(24 * 3600))
         .await
         .map_err(e)?;
-    conn.client()
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+    conn.execute("SELECT pg_advisory_xact_lock($1)", &[p(&LOCK_KEY)])
         .await
         .map_err(e)?;
-    conn.client()
-        .batch_execute(CREATE_SCHEMA_TABLE)
+    conn.batch(CREATE_SCHEMA_TABLE)
         .await
         .map_err(e)?;
     let (before, min_compatible, min_keyseal) =
@@ -208,21 +203,19 @@ async fn migrate_in(shared: &Shared, conn: &mut Conn) -> Result<SchemaVersion, E
     let mut after = before;
     let mut min = min_compatible;
     for m in MIGRATIONS.iter().filter(|m| m.version > before) {
-        conn.client().batch_execute(m.sql).await.map_err(e)?;
+        conn.batch(m.sql).await.map_err(e)?;
         after = m.version;
         min = min.max(m.min_compatible);
     }
     if after != before || before == 0 {
         let keyseal = env!("CARGO_PKG_VERSION");
-        conn.client()
-            .execute(
+        conn.execute(
                 "INSERT INTO keyseal_schema (id, version, min_compatible_version, min_keyseal) \
                  VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET version = $1, \
                  min_compatible_version = $2, min_keyseal = CASE WHEN \
                  keyseal_schema.min_compatible_version = $2 THEN keyseal_schema.min_keyseal \
                  ELSE $3 END",
-                &[&after, &min, &keyseal],
-            )
+                &[p(&after), p(&min), p(&keyseal)],)
             .await
             .map_err(e)?;
     }

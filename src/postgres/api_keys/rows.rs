@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use tokio_postgres::Row as PgRow;
 
+use crate::postgres::errors::TxError;
+use crate::postgres::pool::Conn;
+use crate::postgres::query::p;
+
 use crate::issuance::backend::{Change, Row, Scheme};
 use crate::{Environment, RateLimit, Timestamp};
 
@@ -148,33 +152,32 @@ impl InsertParams {
     /// Inserts `row` with `seq`: its row id, or `None` when its key id is taken.
     pub(super) async fn insert(
         &self,
-        client: &deadpool_postgres::ClientWrapper,
+        conn: &Conn,
         row: &Row,
         seq: i64,
-    ) -> Result<Option<i64>, tokio_postgres::Error> {
-        let stmt = client.prepare_cached(INSERT).await?;
-        let found = client
+    ) -> Result<Option<i64>, TxError> {
+        let found = conn
             .query_opt(
-                &stmt,
+                INSERT,
                 &[
-                    &row.key_id,
-                    &row.lookup,
-                    &self.scheme,
-                    &row.hash,
-                    &row.user_id,
-                    &row.name,
-                    &self.scopes,
-                    &self.environment,
-                    &self.created_at,
-                    &self.expires_at,
-                    &self.revoked_at,
-                    &row.rotated_to,
-                    &self.rate_requests,
-                    &self.rate_period_ms,
-                    &self.last_used_at,
-                    &seq,
-                    &row.enabled,
-                    &self.metadata,
+                    p(&row.key_id),
+                    p(&row.lookup),
+                    p(&self.scheme),
+                    p(&row.hash),
+                    p(&row.user_id),
+                    p(&row.name),
+                    p(&self.scopes),
+                    p(&self.environment),
+                    p(&self.created_at),
+                    p(&self.expires_at),
+                    p(&self.revoked_at),
+                    p(&row.rotated_to),
+                    p(&self.rate_requests),
+                    p(&self.rate_period_ms),
+                    p(&self.last_used_at),
+                    p(&seq),
+                    p(&row.enabled),
+                    p(&self.metadata),
                 ],
             )
             .await?;

@@ -1,0 +1,134 @@
+//! How every statement is sent: unnamed, parsed and run in one round trip with each
+//! parameter's type taken from its Rust type, and each round trip bounded in time.
+//!
+//! Unnamed statements keep no state on the server connection past the statement, so the
+//! backend works behind a transaction-mode pooler (PgBouncer hands each transaction any
+//! server connection; a named prepared statement made on one is unknown on the next, and
+//! names collide across clients). Statements sent without waiting for the previous answer
+//! still share one round trip (pipelining).
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Row;
+
+use super::errors::{timed_out, TxError};
+use super::pool::Conn;
+
+/// The PostgreSQL type of a Rust parameter type, as the server must read it.
+pub(crate) trait PgType {
+    const TYPE: Type;
+}
+
+macro_rules! pg_types {
+    ($($rust:ty => $pg:ident),* $(,)?) => {
+        $(impl PgType for $rust {
+            const TYPE: Type = Type::$pg;
+        })*
+    };
+}
+
+pg_types!(
+    bool => BOOL,
+    i32 => INT4,
+    i64 => INT8,
+    str => TEXT,
+    String => TEXT,
+    [u8] => BYTEA,
+    Vec<u8> => BYTEA,
+    [i32] => INT4_ARRAY,
+    Vec<i32> => INT4_ARRAY,
+    [i64] => INT8_ARRAY,
+    Vec<i64> => INT8_ARRAY,
+    [&str] => TEXT_ARRAY,
+    Vec<&str> => TEXT_ARRAY,
+    [String] => TEXT_ARRAY,
+    Vec<String> => TEXT_ARRAY,
+    [Option<&str>] => TEXT_ARRAY,
+    Vec<Option<&str>> => TEXT_ARRAY,
+    [&[u8]] => BYTEA_ARRAY,
+    Vec<&[u8]> => BYTEA_ARRAY,
+    Vec<Vec<u8>> => BYTEA_ARRAY,
+);
+
+impl<T: PgType + ?Sized> PgType for &T {
+    const TYPE: Type = T::TYPE;
+}
+
+impl<T: PgType> PgType for Option<T> {
+    const TYPE: Type = T::TYPE;
+}
+
+/// A parameter with its type.
+pub(crate) type Param<'a> = (&'a (dyn ToSql + Sync), Type);
+
+/// `v` as a parameter of the type its Rust type maps to.
+pub(crate) fn p<T: ToSql + Sync + PgType>(v: &T) -> Param<'_> {
+    (v, T::TYPE)
+}
+
+impl Conn {
+    /// Awaits one round trip `f`, at most [`Conn::limit`]. A round trip that does not end
+    /// leaves the connection marked as in use, so it is closed rather than reused.
+    async fn bounded<T>(
+        &self,
+        f: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, TxError> {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(self.limit, f).await {
+            Ok(done) => {
+                self.pending.fetch_sub(1, Ordering::Relaxed);
+                done.map_err(TxError::Db)
+            }
+            Err(_) => Err(TxError::App(timed_out(&self.target, self.limit))),
+        }
+    }
+
+    /// The rows of `sql`.
+    ///
+    /// # Errors
+    /// The driver's error, or a timeout.
+    pub(crate) async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, TxError> {
+        self.bounded(self.client().query_typed(sql, params)).await
+    }
+
+    /// The row of `sql`, if any.
+    ///
+    /// # Errors
+    /// The driver's error (more than one row included), or a timeout.
+    pub(crate) async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Option<Row>, TxError> {
+        self.bounded(self.client().query_typed_opt(sql, params))
+            .await
+    }
+
+    /// The one row of `sql`.
+    ///
+    /// # Errors
+    /// The driver's error (not exactly one row included), or a timeout.
+    pub(crate) async fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, TxError> {
+        self.bounded(self.client().query_typed_one(sql, params))
+            .await
+    }
+
+    /// Runs `sql`: the number of rows it changed.
+    ///
+    /// # Errors
+    /// The driver's error, or a timeout.
+    pub(crate) async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, TxError> {
+        self.bounded(self.client().execute_typed(sql, params))
+            .await
+    }
+
+    /// Runs `sql` (statements without parameters, the simple protocol).
+    ///
+    /// # Errors
+    /// The driver's error, or a timeout.
+    pub(crate) async fn batch(&self, sql: &str) -> Result<(), TxError> {
+        self.bounded(self.client().batch_execute(sql)).await
+    }
+}
