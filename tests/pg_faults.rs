@@ -86,7 +86,11 @@ fn a_server_that_never_answers_gives_a_typed_error_within_the_bound() {
     );
     let err = store.err().expect("a silent server cannot be opened");
     assert_eq!(storage_kind(&err), Some(StorageKind::Unavailable), "{err}");
-    assert!(started.elapsed() < BOUND, "gave up after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < BOUND,
+        "gave up after {:?}",
+        started.elapsed()
+    );
     assert!(!held.lock().unwrap().is_empty(), "the client did connect");
 }
 
@@ -156,7 +160,10 @@ fn a_server_gone_silent_mid_connection_gives_typed_errors_within_the_bound() {
         return;
     };
     let db = format!("silent_{}", std::process::id());
-    run_sql(&admin, &format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"));
+    run_sql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"),
+    );
     let admin_db = admin.replace("/postgres", &format!("/{db}"));
     keyseal::postgres::migrate(&admin_db).unwrap();
     run_sql(
@@ -188,10 +195,17 @@ fn a_server_gone_silent_mid_connection_gives_typed_errors_within_the_bound() {
         let started = Instant::now();
         let err = keys.list("u").unwrap_err();
         assert!(storage_kind(&err).is_some(), "{err}");
-        assert!(started.elapsed() < BOUND, "list gave up after {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < BOUND,
+            "list gave up after {:?}",
+            started.elapsed()
+        );
     }
     drop(keys);
-    run_sql(&admin, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    run_sql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -271,7 +285,16 @@ impl Cluster {
             self.var("KEYSEAL_PG_SOCKET")
         );
         let log = self.dir.join("server.log");
-        self.pg_ctl(&["-l", log.to_str().unwrap(), "-w", "-t", "60", "-o", &options, "start"]);
+        self.pg_ctl(&[
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            &options,
+            "start",
+        ]);
     }
 }
 
@@ -321,7 +344,13 @@ struct Watcher {
 impl Watcher {
     fn spawn(url: &str, key: &str) -> Watcher {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "watcher_process", "--ignored", "--nocapture", "--quiet"])
+            .args([
+                "--exact",
+                "watcher_process",
+                "--ignored",
+                "--nocapture",
+                "--quiet",
+            ])
             .env("KEYSEAL_FAULTS_WATCHER_URL", url)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -342,7 +371,10 @@ impl Watcher {
         writeln!(self.stdin, "verify").unwrap();
         loop {
             let mut line = String::new();
-            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "watcher exited");
+            assert!(
+                self.stdout.read_line(&mut line).unwrap() > 0,
+                "watcher exited"
+            );
             if let Some(v) = line.trim().strip_prefix("verdict: ") {
                 return v.to_owned();
             }
@@ -436,13 +468,16 @@ fn crash_mid_flight_loses_nothing_acknowledged_and_recovers() {
         .unwrap(),
     );
     let verified: Vec<String> = (0..3)
-        .map(|i| keys.create(&NewKey::new("v", format!("v{i}"))).unwrap().key)
+        .map(|i| {
+            keys.create(&NewKey::new("v", format!("v{i}")))
+                .unwrap()
+                .key
+                .clone()
+        })
         .collect();
 
     for round in 0..kills {
-        let watched = keys
-            .create(&NewKey::new("w", format!("w{round}")))
-            .unwrap();
+        let watched = keys.create(&NewKey::new("w", format!("w{round}"))).unwrap();
         let mut watcher = Watcher::spawn(&url, &watched.key);
         assert_eq!(watcher.verify(), "valid", "the watcher caches its key");
 
@@ -467,7 +502,7 @@ fn crash_mid_flight_loses_nothing_acknowledged_and_recovers() {
                 match keys.create(&NewKey::new(user.clone(), format!("k{i}"))) {
                     Ok(made) => {
                         let mut s = seen.lock().unwrap();
-                        s.created.push((user, made.key_id));
+                        s.created.push((user, made.key_id.clone()));
                         s.last_ok.insert("create", Instant::now());
                     }
                     Err(e) => seen.lock().unwrap().error(&e),
@@ -573,7 +608,10 @@ fn crash_mid_flight_loses_nothing_acknowledged_and_recovers() {
             .map(|(_, id)| id)
             .filter(|id| !listed.contains(*id))
             .collect();
-        assert!(lost.is_empty(), "round {round}: acknowledged creates lost: {lost:?}");
+        assert!(
+            lost.is_empty(),
+            "round {round}: acknowledged creates lost: {lost:?}"
+        );
         for (user, key) in &seen.data_keys {
             let stored = store.get_user_key(user).unwrap();
             assert!(

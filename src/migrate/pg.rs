@@ -128,10 +128,9 @@ impl PgData {
 
     /// Runs one query on a pooled connection, outside a transaction.
     fn query(&self, sql: &str, params: &[Typed<'_>]) -> Result<Vec<tokio_postgres::Row>, Error> {
-        block(
-            self.shared
-                .read(self.wait, false, |conn| async move { conn.query(sql, params).await }),
-        )?
+        block(self.shared.read(self.wait, false, |conn| async move {
+            conn.query(sql, params).await
+        }))?
     }
 }
 
@@ -343,9 +342,7 @@ impl DataDb for PgData {
                 conn.begin(wait).await?;
                 let mut changed = Vec::with_capacity(writes.len());
                 for ((_, old, new), row_id) in writes.iter().zip(params) {
-                    let n = conn
-                        .execute(sql, &[p(new), row_id.sql(), p(old)])
-                        .await?;
+                    let n = conn.execute(sql, &[p(new), row_id.sql(), p(old)]).await?;
                     changed.push(n == 1);
                 }
                 Ok::<_, crate::postgres::errors::TxError>(changed)

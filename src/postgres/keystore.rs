@@ -175,10 +175,12 @@ impl PgKeyStore {
         block(async {
             let conn = shared.conn(busy_timeout).await?;
             let db = |e: TxError| shared.tx_error(e);
-            let exists: bool = conn.query_one(
+            let exists: bool = conn
+                .query_one(
                     "SELECT to_regclass('encryption_keys') IS NOT NULL \
                      AND to_regclass('keyseal_keystore_meta') IS NOT NULL",
-                    &[],)
+                    &[],
+                )
                 .await
                 .map_err(db)?
                 .get(0);
@@ -219,10 +221,7 @@ pub(super) fn stored_row(r: &tokio_postgres::Row) -> StoredRow {
     }
 }
 
-pub(super) async fn read_check(
-    conn: &Conn,
-    suffix: &str,
-) -> Result<Option<Vec<u8>>, TxError> {
+pub(super) async fn read_check(conn: &Conn, suffix: &str) -> Result<Option<Vec<u8>>, TxError> {
     Ok(conn
         .query_opt(&format!("{SELECT_CHECK}{suffix}"), &[])
         .await?
@@ -237,13 +236,14 @@ async fn state_of(conn: &Conn) -> Result<CheckState, TxError> {
     }
     let first = |filter: &'static str| async move {
         conn.query_opt(
-                &format!(
-                    "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys {filter} \
+            &format!(
+                "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys {filter} \
                      ORDER BY created_at, user_id LIMIT 1"
-                ),
-                &[],)
-            .await
-            .map(|r| r.as_ref().map(stored_row))
+            ),
+            &[],
+        )
+        .await
+        .map(|r| r.as_ref().map(stored_row))
     };
     let right_length: &'static str = match WRAPPED_LEN {
         60 => "WHERE length(encrypted_key) = 60",
@@ -270,9 +270,10 @@ impl Backend for PgKeyStore {
             write_tx!(self.shared, self.busy_timeout, |conn| {
                 // The check row (or its absence) is locked against other openers.
                 conn.execute(
-                        "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
-                        &[],)
-                    .await?;
+                    "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
+                    &[],
+                )
+                .await?;
                 let now = state_of(conn).await?;
                 if now != *seen {
                     // Nothing was written: committing the empty transaction is harmless.
@@ -280,10 +281,11 @@ impl Backend for PgKeyStore {
                 }
                 if let Some(check) = new_check {
                     conn.execute(
-                            "INSERT INTO keyseal_keystore_meta (name, value) \
+                        "INSERT INTO keyseal_keystore_meta (name, value) \
                              VALUES ('master_check', $1) ON CONFLICT DO NOTHING",
-                            &[p(&check)],)
-                        .await?;
+                        &[p(&check)],
+                    )
+                    .await?;
                 }
                 let stored = read_check(conn, "").await?.ok_or_else(|| {
                     TxError::App(Error::storage(
@@ -406,14 +408,16 @@ impl Backend for PgKeyStore {
         let db = self.db();
         let conn = block(async {
             let mut conn = self.shared.conn(self.busy_timeout).await?;
+            conn.set_limit(super::pool::BULK_ROUND_TRIP);
             let locked = async {
                 conn.begin(self.busy_timeout).await?;
                 // Excludes every insert and rewrap (they read the check value FOR SHARE) until
                 // commit, and locks the master keys it retires.
                 conn.execute(
-                        "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
-                        &[],)
-                    .await?;
+                    "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
+                    &[],
+                )
+                .await?;
                 // In the order every guarded write takes them: the check value, then the keys.
                 let check = read_check(&conn, " FOR UPDATE").await?;
                 conn.execute("SELECT id FROM keyseal_master_keys FOR UPDATE", &[])
@@ -439,14 +443,17 @@ impl Backend for PgKeyStore {
         let db = self.db();
         block(async {
             let mut conn = self.shared.conn(self.busy_timeout).await?;
+            conn.set_limit(super::pool::BULK_ROUND_TRIP);
             let read = async {
                 conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?;
                 let check = read_check(&conn, "").await?;
-                let rows = conn.query(
+                let rows = conn
+                    .query(
                         "SELECT user_id, encrypted_key, created_at, master_key_id \
                          FROM encryption_keys ORDER BY created_at, user_id",
-                        &[],)
+                        &[],
+                    )
                     .await?
                     .iter()
                     .map(|r| FullRow {
@@ -471,18 +478,25 @@ impl Backend for PgKeyStore {
 
     fn undo_import(&self, check: &[u8], user_ids: &[String]) -> Result<(), Error> {
         block(async {
-            write_tx!(self.shared, self.busy_timeout, |conn| {
-                if read_check(conn, " FOR UPDATE").await?.as_deref() == Some(check) {
-                    conn.execute(
+            write_tx!(
+                self.shared,
+                self.busy_timeout,
+                limit = Some(super::pool::BULK_ROUND_TRIP),
+                |conn| {
+                    if read_check(conn, " FOR UPDATE").await?.as_deref() == Some(check) {
+                        conn.execute(
                             "DELETE FROM encryption_keys WHERE user_id = ANY($1::text[])",
-                            &[p(&user_ids)],)
+                            &[p(&user_ids)],
+                        )
                         .await?;
-                    conn.execute(
+                        conn.execute(
                             "DELETE FROM keyseal_keystore_meta WHERE name = 'master_check'",
-                            &[],)
+                            &[],
+                        )
                         .await?;
+                    }
                 }
-            })
+            )
         })?
     }
 
@@ -493,36 +507,49 @@ impl Backend for PgKeyStore {
         let masters: Vec<Option<&str>> = rows.iter().map(|r| r.master_id.as_deref()).collect();
         let (ids, blobs, created, masters) = (&ids, &blobs, &created, &masters);
         block(async {
-            write_tx!(self.shared, self.busy_timeout, |conn| {
-                conn.execute(
+            write_tx!(
+                self.shared,
+                self.busy_timeout,
+                limit = Some(super::pool::BULK_ROUND_TRIP),
+                |conn| {
+                    conn.execute(
                         "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
-                        &[],)
+                        &[],
+                    )
                     .await?;
-                let there: bool = conn.query_one(
+                    let there: bool = conn.query_one(
                         "SELECT EXISTS (SELECT 1 FROM encryption_keys) \
                          OR EXISTS (SELECT 1 FROM keyseal_keystore_meta WHERE name = 'master_check')",
                         &[],)
                     .await?
                     .get(0);
-                if there {
-                    return Ok(false);
-                }
-                conn.execute(
-                        "INSERT INTO keyseal_keystore_meta (name, value) VALUES ('master_check', $1)",
-                        &[p(&check)],)
-                    .await?;
-                for chunk in 0..ids.len().div_ceil(ROTATION_BATCH) {
-                    let range =
-                        chunk * ROTATION_BATCH..((chunk + 1) * ROTATION_BATCH).min(ids.len());
+                    if there {
+                        return Ok(false);
+                    }
                     conn.execute(
+                    "INSERT INTO keyseal_keystore_meta (name, value) VALUES ('master_check', $1)",
+                    &[p(&check)],
+                )
+                .await?;
+                    for chunk in 0..ids.len().div_ceil(ROTATION_BATCH) {
+                        let range =
+                            chunk * ROTATION_BATCH..((chunk + 1) * ROTATION_BATCH).min(ids.len());
+                        conn.execute(
                             "INSERT INTO encryption_keys \
                              (user_id, encrypted_key, created_at, master_key_id) \
                              SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[])",
-                            &[p(&&ids[range.clone()]), p(&&blobs[range.clone()]), p(&&created[range.clone()]), p(&&masters[range])],)
+                            &[
+                                p(&&ids[range.clone()]),
+                                p(&&blobs[range.clone()]),
+                                p(&&created[range.clone()]),
+                                p(&&masters[range]),
+                            ],
+                        )
                         .await?;
+                    }
+                    true
                 }
-                true
-            })
+            )
         })?
     }
 
@@ -536,7 +563,8 @@ impl Backend for PgKeyStore {
         let db = self.db();
         block(async {
             let conn = self.shared.conn(self.busy_timeout).await?;
-            let n: i64 = conn.query_one("SELECT COUNT(*) FROM encryption_keys", &[])
+            let n: i64 = conn
+                .query_one("SELECT COUNT(*) FROM encryption_keys", &[])
                 .await
                 .map_err(&db)?
                 .get(0);

@@ -48,9 +48,11 @@ pub(super) async fn check_guard(
     guard: Guard<'_>,
 ) -> Result<Result<(), Option<MasterKeyRow>>, TxError> {
     read_check(conn, " FOR SHARE").await?;
-    let row = conn.query_opt(
+    let row = conn
+        .query_opt(
             "SELECT id, check_value, retired FROM keyseal_master_keys WHERE id = $1 FOR SHARE",
-            &[p(&guard.master_id)],)
+            &[p(&guard.master_id)],
+        )
         .await?
         .as_ref()
         .map(master_key_row);
@@ -61,16 +63,20 @@ pub(super) async fn check_guard(
 }
 
 pub(super) async fn read_keyring(conn: &Conn) -> Result<Keyring, TxError> {
-    let keys = conn.query(
+    let keys = conn
+        .query(
             "SELECT id, check_value, retired FROM keyseal_master_keys ORDER BY id",
-            &[],)
+            &[],
+        )
         .await?
         .iter()
         .map(master_key_row)
         .collect();
-    let legacy_id = conn.query_opt(
+    let legacy_id = conn
+        .query_opt(
             "SELECT value FROM keyseal_keystore_meta WHERE name = $1",
-            &[p(&LEGACY_NAME)],)
+            &[p(&LEGACY_NAME)],
+        )
         .await?
         .map(|r| String::from_utf8_lossy(&r.get::<_, Vec<u8>>(0)).into_owned());
     Ok(Keyring { keys, legacy_id })
@@ -80,12 +86,14 @@ pub(super) async fn read_versions(
     conn: &Conn,
     owner: Option<&str>,
 ) -> Result<Vec<VersionRow>, TxError> {
-    Ok(conn.query(
+    Ok(conn
+        .query(
             &format!(
                 "SELECT {VERSION_COLUMNS} FROM keyseal_key_versions \
                  WHERE $1::text IS NULL OR owner = $1 ORDER BY owner, version"
             ),
-            &[p(&owner)],)
+            &[p(&owner)],
+        )
         .await?
         .iter()
         .map(version_row)
@@ -118,39 +126,49 @@ pub(super) async fn update_slots(
             }
         }
     }
-    let users = conn.execute(
+    let users = conn
+        .execute(
             "UPDATE encryption_keys AS k SET encrypted_key = v.blob, master_key_id = v.master \
              FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bytea[]) \
              AS v(user_id, blob, master, previous) \
              WHERE k.user_id = v.user_id AND (NOT $5 OR k.encrypted_key = v.previous)",
-            &[p(&ids), p(&blobs), p(&masters), p(&previous), p(&compare)],)
+            &[p(&ids), p(&blobs), p(&masters), p(&previous), p(&compare)],
+        )
         .await?;
-    let versions = conn.execute(
+    let versions = conn
+        .execute(
             "UPDATE keyseal_key_versions AS k SET wrapped = v.blob, master_key_id = v.master \
              FROM unnest($1::text[], $2::int4[], $3::bytea[], $4::text[], $5::bytea[]) \
              AS v(owner, version, blob, master, previous) \
              WHERE k.owner = v.owner AND k.version = v.version AND k.wrapped IS NOT NULL \
              AND (NOT $6 OR k.wrapped = v.previous)",
-            &[p(&owners), p(&versions), p(&vblobs), p(&vmasters), p(&vprevious), p(&compare)],)
+            &[
+                p(&owners),
+                p(&versions),
+                p(&vblobs),
+                p(&vmasters),
+                p(&vprevious),
+                p(&compare),
+            ],
+        )
         .await?;
     Ok(users + versions)
 }
 
 /// Makes `new` the only active master key and the legacy one (inside a rotation).
-pub(super) async fn make_sole_key(
-    conn: &Conn,
-    new: &MasterKeyRow,
-) -> Result<(), TxError> {
+pub(super) async fn make_sole_key(conn: &Conn, new: &MasterKeyRow) -> Result<(), TxError> {
     conn.execute(
-            "UPDATE keyseal_master_keys SET retired = TRUE WHERE id <> $1",
-            &[p(&new.id)],)
-        .await?;
+        "UPDATE keyseal_master_keys SET retired = TRUE WHERE id <> $1",
+        &[p(&new.id)],
+    )
+    .await?;
     conn.execute(
-            "INSERT INTO keyseal_master_keys (id, check_value, retired, added_at) \
+        "INSERT INTO keyseal_master_keys (id, check_value, retired, added_at) \
              VALUES ($1, $2, FALSE, $3) ON CONFLICT (id) DO UPDATE \
              SET check_value = EXCLUDED.check_value, retired = FALSE",
-            &[p(&new.id), p(&new.check), p(&now_iso8601())],)
-        .await?;
+        &[p(&new.id), p(&new.check), p(&now_iso8601())],
+    )
+    .await?;
     set_legacy(conn, new).await
 }
 
@@ -195,20 +213,24 @@ pub(super) fn add_master_key(
     block(async {
         write_tx!(store.shared(), store.busy_timeout(), |conn| {
             conn.execute(
-                    "INSERT INTO keyseal_master_keys (id, check_value, retired, added_at) \
+                "INSERT INTO keyseal_master_keys (id, check_value, retired, added_at) \
                      VALUES ($1, $2, FALSE, $3) ON CONFLICT (id) DO NOTHING",
-                    &[p(&key.id), p(&key.check), p(&now_iso8601())],)
-                .await?;
+                &[p(&key.id), p(&key.check), p(&now_iso8601())],
+            )
+            .await?;
             if legacy {
                 conn.execute(
-                        "INSERT INTO keyseal_keystore_meta (name, value) VALUES ($1, $2) \
+                    "INSERT INTO keyseal_keystore_meta (name, value) VALUES ($1, $2) \
                          ON CONFLICT (name) DO NOTHING",
-                        &[p(&LEGACY_NAME), p(&key.id.as_bytes())],)
-                    .await?;
+                    &[p(&LEGACY_NAME), p(&key.id.as_bytes())],
+                )
+                .await?;
             }
-            let row = conn.query_one(
+            let row = conn
+                .query_one(
                     "SELECT id, check_value, retired FROM keyseal_master_keys WHERE id = $1",
-                    &[p(&key.id)],)
+                    &[p(&key.id)],
+                )
                 .await?;
             master_key_row(&row)
         })
@@ -220,12 +242,14 @@ async fn select_version(
     owner: &str,
     version: u32,
 ) -> Result<Option<VersionRow>, TxError> {
-    Ok(conn.query_opt(
+    Ok(conn
+        .query_opt(
             &format!(
                 "SELECT {VERSION_COLUMNS} FROM keyseal_key_versions \
                  WHERE owner = $1 AND version = $2"
             ),
-            &[p(&owner), p(&version_i32(version))],)
+            &[p(&owner), p(&version_i32(version))],
+        )
         .await?
         .as_ref()
         .map(version_row))
@@ -241,11 +265,19 @@ async fn insert_version_in(
     }
     let master = row.wrapped.as_ref().map(|_| guard.master_id);
     conn.execute(
-            "INSERT INTO keyseal_key_versions \
+        "INSERT INTO keyseal_key_versions \
              (owner, version, wrapped, master_key_id, state, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (owner, version) DO NOTHING",
-            &[p(&row.owner), p(&version_i32(row.version)), p(&row.wrapped), p(&master), p(&row.state.as_str()), p(&now_iso8601())],)
-        .await?;
+        &[
+            p(&row.owner),
+            p(&version_i32(row.version)),
+            p(&row.wrapped),
+            p(&master),
+            p(&row.state.as_str()),
+            p(&now_iso8601()),
+        ],
+    )
+    .await?;
     let stored = select_version(conn, &row.owner, row.version).await?;
     stored.map(Written::Done).ok_or_else(|| {
         TxError::App(Error::storage(
@@ -278,12 +310,15 @@ pub(super) fn add_version(
         write_tx!(store.shared(), store.busy_timeout(), |conn| {
             // Serialises version numbers per owner among concurrent rotations.
             conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext('keyseal key versions ' || $1))",
-                    &[p(&owner)],)
-                .await?;
-            let highest: Option<i32> = conn.query_one(
+                "SELECT pg_advisory_xact_lock(hashtext('keyseal key versions ' || $1))",
+                &[p(&owner)],
+            )
+            .await?;
+            let highest: Option<i32> = conn
+                .query_one(
                     "SELECT MAX(version) FROM keyseal_key_versions WHERE owner = $1",
-                    &[p(&owner)],)
+                    &[p(&owner)],
+                )
                 .await?
                 .get(0);
             let version = highest.map_or(first, |h| {
@@ -304,12 +339,14 @@ pub(super) fn change_state(
 ) -> Result<StateChange, Error> {
     block(async {
         write_tx!(store.shared(), store.busy_timeout(), |conn| {
-            let row = conn.query_opt(
+            let row = conn
+                .query_opt(
                     &format!(
                         "SELECT {VERSION_COLUMNS} FROM keyseal_key_versions \
                          WHERE owner = $1 AND version = $2 FOR UPDATE"
                     ),
-                    &[p(&owner), p(&version_i32(version))],)
+                    &[p(&owner), p(&version_i32(version))],
+                )
                 .await?
                 .as_ref()
                 .map(version_row);
@@ -341,11 +378,13 @@ pub(super) fn stale_rows(
 ) -> Result<Vec<StoredRow>, Error> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     read!(store, |conn| {
-        Ok(conn.query(
+        Ok(conn
+            .query(
                 "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys \
                      WHERE (master_key_id IS NULL OR master_key_id <> $1) \
                      AND ($2::text IS NULL OR user_id > $2) ORDER BY user_id LIMIT $3",
-                &[p(&master_id), p(&after), p(&limit)],)
+                &[p(&master_id), p(&after), p(&limit)],
+            )
             .await?
             .iter()
             .map(stored_row)
@@ -362,7 +401,8 @@ pub(super) fn stale_versions(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let (after_owner, after_version) = after.map_or((None, 0), |(o, v)| (Some(o), version_i32(v)));
     read!(store, |conn| {
-        Ok(conn.query(
+        Ok(conn
+            .query(
                 &format!(
                     "SELECT {VERSION_COLUMNS} FROM keyseal_key_versions \
                          WHERE wrapped IS NOT NULL \
@@ -370,7 +410,8 @@ pub(super) fn stale_versions(
                          AND ($2::text IS NULL OR (owner, version) > ($2, $3)) \
                          ORDER BY owner, version LIMIT $4"
                 ),
-                &[p(&master_id), p(&after_owner), p(&after_version), p(&limit)],)
+                &[p(&master_id), p(&after_owner), p(&after_version), p(&limit)],
+            )
             .await?
             .iter()
             .map(version_row)
@@ -400,14 +441,16 @@ pub(super) fn store_rewrapped(
 
 pub(super) fn usage(store: &PgKeyStore) -> Result<Vec<(Option<String>, u64)>, Error> {
     read!(store, |conn| {
-        let rows = conn.query(
+        let rows = conn
+            .query(
                 "SELECT id, SUM(n)::int8 FROM ( \
                      SELECT master_key_id AS id, COUNT(*) AS n FROM encryption_keys \
                      GROUP BY master_key_id \
                      UNION ALL SELECT master_key_id, COUNT(*) FROM keyseal_key_versions \
                      WHERE wrapped IS NOT NULL GROUP BY master_key_id) AS c \
                      GROUP BY id ORDER BY id NULLS FIRST",
-                &[],)
+                &[],
+            )
             .await?;
         Ok(rows
             .iter()
@@ -430,27 +473,32 @@ pub(super) fn retire(
             // Excludes writes guarded by this key (they read the check value, then its row,
             // FOR SHARE: locked here in the same order, so never a deadlock).
             read_check(conn, " FOR UPDATE").await?;
-            let known = conn.query_opt(
+            let known = conn
+                .query_opt(
                     "SELECT id FROM keyseal_master_keys WHERE id = $1 FOR UPDATE",
-                    &[p(&id)],)
+                    &[p(&id)],
+                )
                 .await?;
             if known.is_none() {
                 Retired::Unknown
             } else {
-                let in_use: i64 = conn.query_one(
+                let in_use: i64 = conn
+                    .query_one(
                         "SELECT (SELECT COUNT(*) FROM encryption_keys WHERE master_key_id = $1 \
                          OR ($2 AND master_key_id IS NULL)) + (SELECT COUNT(*) FROM \
                          keyseal_key_versions WHERE master_key_id = $1 AND wrapped IS NOT NULL)",
-                        &[p(&id), p(&untagged_rows_need_it)],)
+                        &[p(&id), p(&untagged_rows_need_it)],
+                    )
                     .await?
                     .get(0);
                 if in_use > 0 {
                     Retired::InUse(u64::try_from(in_use).unwrap_or(0))
                 } else {
                     conn.execute(
-                            "UPDATE keyseal_master_keys SET retired = TRUE WHERE id = $1",
-                            &[p(&id)],)
-                        .await?;
+                        "UPDATE keyseal_master_keys SET retired = TRUE WHERE id = $1",
+                        &[p(&id)],
+                    )
+                    .await?;
                     if let Some(legacy) = new_legacy {
                         set_legacy(conn, legacy).await?;
                     }
@@ -463,9 +511,11 @@ pub(super) fn retire(
 
 pub(super) fn shared_with_python(store: &PgKeyStore) -> Result<Option<bool>, Error> {
     read!(store, |conn| {
-        Ok(conn.query_opt(
+        Ok(conn
+            .query_opt(
                 "SELECT value FROM keyseal_keystore_meta WHERE name = $1",
-                &[p(&SHARED_NAME)],)
+                &[p(&SHARED_NAME)],
+            )
             .await?
             .map(|r| r.get::<_, Vec<u8>>(0) != b"no"))
     })
@@ -476,10 +526,11 @@ pub(super) fn set_shared_with_python(store: &PgKeyStore, shared: bool) -> Result
     block(async {
         write_tx!(store.shared(), store.busy_timeout(), |conn| {
             conn.execute(
-                    "INSERT INTO keyseal_keystore_meta (name, value) VALUES ($1, $2) \
+                "INSERT INTO keyseal_keystore_meta (name, value) VALUES ($1, $2) \
                      ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-                    &[p(&SHARED_NAME), p(&value)],)
-                .await?;
+                &[p(&SHARED_NAME), p(&value)],
+            )
+            .await?;
         })
     })?
 }

@@ -1,9 +1,9 @@
 //! A rotation's transaction on the PostgreSQL key store backend: every row and key version
 //! rewritten, the new master key made the only active one, then one commit.
 
+use super::errors::TxError;
 use super::keystore::{read_check, stored_row, PgKeyStore, ROTATION_BATCH};
 use super::keystore_keyring as keyring;
-use super::errors::TxError;
 use super::pool::Conn;
 use super::runtime::block;
 use crate::keystore::backend::{MasterKeyRow, Rewrapped, Rotation, RotationState};
@@ -30,9 +30,11 @@ impl Rotation for PgRotation<'_> {
         let db = self.store.db();
         block(async {
             let legacy_check = read_check(conn, "").await.map_err(&db)?;
-            let rows = conn.query(
+            let rows = conn
+                .query(
                     "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys",
-                    &[],)
+                    &[],
+                )
                 .await
                 .map_err(&db)?
                 .iter()

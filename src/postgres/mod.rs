@@ -57,6 +57,8 @@ pub fn migrate(url: &str) -> Result<SchemaVersion, Error> {
     let shared = pool::shared(url)?;
     runtime::block(async {
         let mut conn = shared.conn(Duration::from_secs(30)).await?;
+        // Migrations may wait for servers' locks and rewrite tables: as long as it takes.
+        conn.set_limit(Duration::from_secs(24 * 3600));
         schema::migrate(&shared, &mut conn).await
     })?
 }

@@ -27,6 +27,10 @@ const READ_POOL_SIZE: usize = 4;
 /// for a lock gives up after the busy timeout by itself): past it the server counts as
 /// silent and the connection is dropped.
 pub(crate) const ROUND_TRIP_GRACE: Duration = Duration::from_secs(2);
+/// What one round trip of a bulk operation (a master key rotation, a copy of the whole
+/// store) may take: reading or writing every row of a large store in one statement takes
+/// longer than a busy timeout.
+pub(crate) const BULK_ROUND_TRIP: Duration = Duration::from_secs(600);
 
 /// A pool and what is said about where it points.
 pub(crate) struct Shared {
@@ -149,12 +153,21 @@ impl Shared {
     ///
     /// # Errors
     /// [`Error::Storage`] as [`Shared::conn`], or what `read` returns.
-    pub(crate) async fn read<T, F, Fut>(&self, wait: Duration, read_pool: bool, read: F) -> Result<T, Error>
+    pub(crate) async fn read<T, F, Fut>(
+        &self,
+        wait: Duration,
+        read_pool: bool,
+        read: F,
+    ) -> Result<T, Error>
     where
         F: Fn(Conn) -> Fut,
         Fut: std::future::Future<Output = Result<T, TxError>>,
     {
-        let pool = if read_pool { &self.read_pool } else { &self.pool };
+        let pool = if read_pool {
+            &self.read_pool
+        } else {
+            &self.pool
+        };
         let mut tries = 0;
         loop {
             let conn = self.from(pool, wait).await?;
@@ -267,6 +280,11 @@ impl Conn {
         }
     }
 
+    /// Lets each later round trip take up to `limit` (bulk operations, migrations).
+    pub(crate) fn set_limit(&mut self, limit: Duration) {
+        self.limit = limit;
+    }
+
     /// Whether a round trip did not end (the connection is then closed on drop), or the
     /// connection is closed.
     pub(crate) fn is_broken(&self) -> bool {
@@ -297,8 +315,13 @@ impl Drop for Conn {
 /// arguments and the connection at once, which a closure returning a future cannot express
 /// on this crate's minimum Rust.
 macro_rules! write_tx {
-    ($shared:expr, $wait:expr, |$conn:ident| $body:expr) => {{
+    ($shared:expr, $wait:expr, |$conn:ident| $body:expr) => {
+        $crate::postgres::pool::write_tx!($shared, $wait, limit = None, |$conn| $body)
+    };
+    // `$limit`: `Some(d)` lets each round trip take up to `d` (bulk operations).
+    ($shared:expr, $wait:expr, limit = $limit:expr, |$conn:ident| $body:expr) => {{
         let wait: std::time::Duration = $wait;
+        let limit: Option<std::time::Duration> = $limit;
         let deadline = std::time::Instant::now() + wait;
         let mut fresh = true;
         'conn: loop {
@@ -307,6 +330,9 @@ macro_rules! write_tx {
                 Err(e) => break 'conn Err(e),
                 Ok(c) => c,
             };
+            if let Some(limit) = limit {
+                owned.set_limit(limit);
+            }
             if !fresh {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }

@@ -120,8 +120,7 @@ impl Conn {
     /// # Errors
     /// The driver's error, or a timeout.
     pub(crate) async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, TxError> {
-        self.bounded(self.client().execute_typed(sql, params))
-            .await
+        self.bounded(self.client().execute_typed(sql, params)).await
     }
 
     /// Runs `sql` (statements without parameters, the simple protocol).

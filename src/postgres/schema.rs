@@ -140,16 +140,19 @@ pub struct SchemaVersion {
 
 /// The stored (version, `min_compatible_version`, `min_keyseal`); `None` without the table.
 async fn read(shared: &Shared, conn: &Conn) -> Result<Option<(i32, i32, String)>, Error> {
-    let exists = conn.query_one("SELECT to_regclass('keyseal_schema') IS NOT NULL", &[])
+    let exists = conn
+        .query_one("SELECT to_regclass('keyseal_schema') IS NOT NULL", &[])
         .await
         .map_err(|e| shared.tx_error(e))?
         .get::<_, bool>(0);
     if !exists {
         return Ok(None);
     }
-    let row = conn.query_opt(
+    let row = conn
+        .query_opt(
             "SELECT version, min_compatible_version, min_keyseal FROM keyseal_schema WHERE id = 1",
-            &[],)
+            &[],
+        )
         .await
         .map_err(|e| shared.tx_error(e))?;
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
@@ -192,9 +195,7 @@ async fn migrate_in(shared: &Shared, conn: &mut Conn) -> Result<SchemaVersion, E
     conn.execute("SELECT pg_advisory_xact_lock($1)", &[p(&LOCK_KEY)])
         .await
         .map_err(e)?;
-    conn.batch(CREATE_SCHEMA_TABLE)
-        .await
-        .map_err(e)?;
+    conn.batch(CREATE_SCHEMA_TABLE).await.map_err(e)?;
     let (before, min_compatible, min_keyseal) =
         read(shared, conn).await?.unwrap_or((0, 0, String::new()));
     if min_compatible > SCHEMA_VERSION {
@@ -210,14 +211,15 @@ async fn migrate_in(shared: &Shared, conn: &mut Conn) -> Result<SchemaVersion, E
     if after != before || before == 0 {
         let keyseal = env!("CARGO_PKG_VERSION");
         conn.execute(
-                "INSERT INTO keyseal_schema (id, version, min_compatible_version, min_keyseal) \
+            "INSERT INTO keyseal_schema (id, version, min_compatible_version, min_keyseal) \
                  VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET version = $1, \
                  min_compatible_version = $2, min_keyseal = CASE WHEN \
                  keyseal_schema.min_compatible_version = $2 THEN keyseal_schema.min_keyseal \
                  ELSE $3 END",
-                &[p(&after), p(&min), p(&keyseal)],)
-            .await
-            .map_err(e)?;
+            &[p(&after), p(&min), p(&keyseal)],
+        )
+        .await
+        .map_err(e)?;
     }
     conn.commit().await.map_err(e)?;
     Ok(SchemaVersion { before, after })

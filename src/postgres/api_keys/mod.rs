@@ -60,8 +60,8 @@ async fn rows_where(conn: &Conn, column: &str, value: &str) -> Result<Vec<Row>, 
     )
     .await?
     .iter()
-        .map(|r| read_row(r).map_err(|why| TxError::App(unreadable(why))))
-        .collect()
+    .map(|r| read_row(r).map_err(|why| TxError::App(unreadable(why))))
+    .collect()
 }
 
 async fn next_seq(conn: &Conn) -> Result<i64, TxError> {
@@ -348,25 +348,28 @@ impl Backend for PgApiKeys {
     }
 
     fn all_lookups(&self) -> Result<(Vec<String>, i64), Error> {
-        block(self.shared.read(self.busy_timeout, false, |mut conn| async move {
-            // One snapshot for the lookups and the counter.
-            conn.set_in_tx(true);
-            conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await?;
-            let lookups = conn
-                .query("SELECT lookup FROM api_keys", &[])
-                .await?
-                .iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>();
-            let seq: i64 = conn
-                .query_opt("SELECT seq FROM keyseal_feed WHERE id = 1", &[])
-                .await?
-                .map_or(0, |r| r.get(0));
-            conn.batch("COMMIT").await?;
-            conn.set_in_tx(false);
-            Ok((lookups, seq))
-        }))?
+        block(
+            self.shared
+                .read(self.busy_timeout, false, |mut conn| async move {
+                    // One snapshot for the lookups and the counter.
+                    conn.set_in_tx(true);
+                    conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .await?;
+                    let lookups = conn
+                        .query("SELECT lookup FROM api_keys", &[])
+                        .await?
+                        .iter()
+                        .map(|r| r.get::<_, String>(0))
+                        .collect::<Vec<_>>();
+                    let seq: i64 = conn
+                        .query_opt("SELECT seq FROM keyseal_feed WHERE id = 1", &[])
+                        .await?
+                        .map_or(0, |r| r.get(0));
+                    conn.batch("COMMIT").await?;
+                    conn.set_in_tx(false);
+                    Ok((lookups, seq))
+                }),
+        )?
     }
 
     fn changes_since(&self, seq: i64) -> Result<(Vec<Change>, i64), Error> {
@@ -469,26 +472,31 @@ impl Backend for PgApiKeys {
         let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY row_id");
         let sql = &sql;
         block(async {
-            write_tx!(self.shared, self.busy_timeout, |conn| {
-                // Holding the feed's counter keeps every other writer out: one snapshot.
-                next_seq(conn).await?;
-                let rows = conn
-                    .query(sql.as_str(), &[])
-                    .await?
-                    .iter()
-                    .map(|r| read_row(r).map_err(|why| TxError::App(unreadable(why))))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let legacy = conn
-                    .query(
-                        "SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'",
-                        &[],
-                    )
-                    .await?
-                    .iter()
-                    .filter_map(|r| parse_format(r.get(0), r.get(1)))
-                    .collect();
-                (rows, legacy)
-            })
+            write_tx!(
+                self.shared,
+                self.busy_timeout,
+                limit = Some(super::pool::BULK_ROUND_TRIP),
+                |conn| {
+                    // Holding the feed's counter keeps every other writer out: one snapshot.
+                    next_seq(conn).await?;
+                    let rows = conn
+                        .query(sql.as_str(), &[])
+                        .await?
+                        .iter()
+                        .map(|r| read_row(r).map_err(|why| TxError::App(unreadable(why))))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let legacy = conn
+                        .query(
+                            "SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'",
+                            &[],
+                        )
+                        .await?
+                        .iter()
+                        .filter_map(|r| parse_format(r.get(0), r.get(1)))
+                        .collect();
+                    (rows, legacy)
+                }
+            )
         })?
     }
 
@@ -496,38 +504,48 @@ impl Backend for PgApiKeys {
         let params: Vec<InsertParams> = rows.iter().map(InsertParams::of).collect();
         let params = &params;
         block(async {
-            write_tx!(self.shared, self.busy_timeout, |conn| {
-                // Taken first, as by every insert: no other writer until commit.
-                next_seq(conn).await?;
-                let there: i64 = conn
-                    .query_one("SELECT count(*) FROM api_keys", &[])
-                    .await?
-                    .get(0);
-                if there > 0 {
-                    false
-                } else {
-                    for (row, params) in rows.iter().zip(params) {
-                        let seq = next_seq(conn).await?;
-                        if params.insert(conn, row, seq).await?.is_none() {
-                            return Err(TxError::App(Error::storage(
-                                StorageKind::Corrupt,
-                                format!("key id {} appears twice in the copied rows", row.key_id),
-                            )));
+            write_tx!(
+                self.shared,
+                self.busy_timeout,
+                limit = Some(super::pool::BULK_ROUND_TRIP),
+                |conn| {
+                    // Taken first, as by every insert: no other writer until commit.
+                    next_seq(conn).await?;
+                    let there: i64 = conn
+                        .query_one("SELECT count(*) FROM api_keys", &[])
+                        .await?
+                        .get(0);
+                    if there > 0 {
+                        false
+                    } else {
+                        for (row, params) in rows.iter().zip(params) {
+                            let seq = next_seq(conn).await?;
+                            if params.insert(conn, row, seq).await?.is_none() {
+                                return Err(TxError::App(Error::storage(
+                                    StorageKind::Corrupt,
+                                    format!(
+                                        "key id {} appears twice in the copied rows",
+                                        row.key_id
+                                    ),
+                                )));
+                            }
                         }
-                    }
-                    for (prefix, lookup_len) in legacy {
-                        let (name, value) =
-                            (format!("{FORMAT_NAME}{lookup_len}:{prefix}"), lookup_len.to_string());
-                        conn.execute(
-                            "INSERT INTO api_key_meta (name, value) VALUES ($1, $2) \
+                        for (prefix, lookup_len) in legacy {
+                            let (name, value) = (
+                                format!("{FORMAT_NAME}{lookup_len}:{prefix}"),
+                                lookup_len.to_string(),
+                            );
+                            conn.execute(
+                                "INSERT INTO api_key_meta (name, value) VALUES ($1, $2) \
                              ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-                            &[p(&name), p(&value)],
-                        )
-                        .await?;
+                                &[p(&name), p(&value)],
+                            )
+                            .await?;
+                        }
+                        true
                     }
-                    true
                 }
-            })
+            )
         })?
     }
 }
