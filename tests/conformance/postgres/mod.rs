@@ -14,6 +14,7 @@
 mod api_keys;
 mod copy;
 mod errors;
+mod feed;
 mod keystore;
 mod pgbouncer;
 mod runtime;
