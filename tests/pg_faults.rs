@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 use keyseal::{ApiKeys, ApiKeysConfig, Error, KeyStore, MasterKey, NewKey, StorageKind};
 
 const BUSY: Duration = Duration::from_secs(1);
-/// What a call may take against a silent server: the busy timeout, the round trip's grace
-/// (2 s), and slack for a loaded machine.
-const BOUND: Duration = Duration::from_secs(6);
+/// What a call may take against a silent server: each round trip gives up after the busy
+/// timeout plus 2 s, and a call makes at most two in a row here (a change check, then its
+/// statement), plus slack for a loaded machine.
+const BOUND: Duration = Duration::from_secs(8);
 
 fn config() -> ApiKeysConfig {
     ApiKeysConfig::default()
@@ -96,10 +97,17 @@ fn a_server_that_never_answers_gives_a_typed_error_within_the_bound() {
 }
 
 /// A TCP proxy to `upstream` that forwards until frozen, then holds every byte: a server
-/// gone silent on connections that stay open.
+/// gone silent on connections that stay open. With `cut_after_commit` set, the next write
+/// transaction's `COMMIT` (one opened with keyseal's `SET LOCAL lock_timeout`) reaches the
+/// server, and the connection is cut before its answer comes back (once).
 struct Proxy {
     port: u16,
     frozen: Arc<AtomicBool>,
+    cut_after_commit: Arc<AtomicBool>,
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 impl Proxy {
@@ -107,28 +115,56 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let frozen = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&frozen);
+        let cut_after_commit = Arc::new(AtomicBool::new(false));
+        let hold = Arc::new(AtomicBool::new(false));
+        let (flag, cut) = (Arc::clone(&frozen), Arc::clone(&cut_after_commit));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
                 };
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
+                for (mut from, mut to, upward) in [
+                    (
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        true,
+                    ),
+                    (server, client, false),
                 ] {
-                    let flag = Arc::clone(&flag);
+                    let (flag, cut, hold) =
+                        (Arc::clone(&flag), Arc::clone(&cut), Arc::clone(&hold));
                     std::thread::spawn(move || {
                         let mut buf = [0u8; 16384];
+                        let mut writing = false;
                         loop {
                             let n = match from.read(&mut buf) {
                                 Ok(0) | Err(_) => return,
                                 Ok(n) => n,
                             };
-                            while flag.load(Ordering::Relaxed) {
+                            let chunk = &buf[..n];
+                            while flag.load(Ordering::Relaxed)
+                                || (!upward && hold.load(Ordering::Relaxed))
+                            {
                                 std::thread::sleep(Duration::from_millis(20));
                             }
-                            if to.write_all(&buf[..n]).is_err() {
+                            if upward {
+                                writing |= contains(chunk, b"SET LOCAL lock_timeout");
+                                if writing && contains(chunk, b"COMMIT") {
+                                    writing = false;
+                                    if cut.swap(false, Ordering::SeqCst) {
+                                        // The answer is held, the COMMIT sent, the
+                                        // connection cut once the server has committed.
+                                        hold.store(true, Ordering::SeqCst);
+                                        let _ = to.write_all(chunk);
+                                        std::thread::sleep(Duration::from_millis(300));
+                                        let _ = to.shutdown(std::net::Shutdown::Both);
+                                        let _ = from.shutdown(std::net::Shutdown::Both);
+                                        hold.store(false, Ordering::SeqCst);
+                                        return;
+                                    }
+                                }
+                            }
+                            if to.write_all(chunk).is_err() {
                                 return;
                             }
                         }
@@ -136,7 +172,11 @@ impl Proxy {
                 }
             }
         });
-        Proxy { port, frozen }
+        Proxy {
+            port,
+            frozen,
+            cut_after_commit,
+        }
     }
 }
 
@@ -201,6 +241,86 @@ fn a_server_gone_silent_mid_connection_gives_typed_errors_within_the_bound() {
         );
     }
     drop(keys);
+    run_sql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    );
+}
+
+/// A connection lost after `COMMIT` was sent: the create or data-key write returns
+/// `outcome_unknown` (not a plain `unavailable`), and what the README says the caller can
+/// find afterwards is there: the created key is listed and can be revoked, and asking for
+/// the data key again gives the one that was stored.
+#[test]
+fn a_connection_lost_after_commit_was_sent_gives_outcome_unknown_and_the_write_is_findable() {
+    let var = |n: &str| std::env::var(n).ok();
+    let Some((admin, host, port, app_pw)) = (|| {
+        Some((
+            var("KEYSEAL_PG_ADMIN_URL")?,
+            var("KEYSEAL_PG_HOST")?,
+            var("KEYSEAL_PG_PORT")?,
+            var("KEYSEAL_PG_APP_PASSWORD")?,
+        ))
+    })() else {
+        assert!(
+            var("KEYSEAL_REQUIRE_POSTGRES").as_deref() != Some("1"),
+            "KEYSEAL_REQUIRE_POSTGRES=1 but no server is configured"
+        );
+        eprintln!("note: skipped: no PostgreSQL server configured (make test-postgres)");
+        return;
+    };
+    let db = format!("unknown_{}", std::process::id());
+    run_sql(&admin, &format!("DROP DATABASE IF EXISTS {db}"));
+    run_sql(&admin, &format!("CREATE DATABASE {db}"));
+    let admin_db = format!("{}/{db}", admin.strip_suffix("/postgres").unwrap());
+    keyseal::postgres::migrate(&admin_db).unwrap();
+    run_sql(
+        &admin_db,
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO keyseal_app",
+    );
+    let proxy = Proxy::start(format!("{host}:{port}"));
+    let proxied = format!(
+        "postgres://keyseal_app:{app_pw}@127.0.0.1:{}/{db}?sslmode=disable",
+        proxy.port
+    );
+    let direct = format!("postgres://keyseal_app:{app_pw}@{host}:{port}/{db}?sslmode=disable");
+
+    let keys = ApiKeys::open_with(&proxied, config()).unwrap();
+    proxy.cut_after_commit.store(true, Ordering::SeqCst);
+    let err = keys.create(&NewKey::new("u", "lost answer")).unwrap_err();
+    assert_eq!(
+        storage_kind(&err),
+        Some(StorageKind::OutcomeUnknown),
+        "{err}"
+    );
+    let other = ApiKeys::open_with(&direct, config()).unwrap();
+    let listed = other.list("u").unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "the commit went through: the key is listed"
+    );
+    other.revoke("u", &listed[0].key_id).unwrap();
+    assert!(keys.list("u").unwrap()[0].revoked_at.is_some());
+
+    let master = MasterKey::generate().unwrap();
+    let same_master = || MasterKey::from_base64(&master.to_base64()).unwrap();
+    let options = keyseal::KeyStoreOptions::default().busy_timeout(BUSY);
+    let store = KeyStore::open_with(&proxied, same_master(), options.clone()).unwrap();
+    proxy.cut_after_commit.store(true, Ordering::SeqCst);
+    let err = store.get_or_create_user_key("d").unwrap_err();
+    assert_eq!(
+        storage_kind(&err),
+        Some(StorageKind::OutcomeUnknown),
+        "{err}"
+    );
+    let again = store.get_or_create_user_key("d").unwrap();
+    let elsewhere = KeyStore::open_with(&direct, same_master(), options).unwrap();
+    assert!(
+        elsewhere.get_user_key("d").unwrap().as_ref() == Some(&again),
+        "asking again gives the stored key, the same everywhere"
+    );
+    drop((keys, other, store, elsewhere));
     run_sql(
         &admin,
         &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
