@@ -151,7 +151,7 @@ impl Watcher {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "watcher_process",
+                "crash::watcher_process",
                 "--ignored",
                 "--nocapture",
                 "--quiet",
@@ -174,15 +174,17 @@ impl Watcher {
     /// The watcher's verdict on its key now: `valid`, a refusal's reason, or `error: kind`.
     fn verify(&mut self) -> String {
         writeln!(self.stdin, "verify").unwrap();
+        let mut said = String::new();
         loop {
             let mut line = String::new();
             assert!(
                 self.stdout.read_line(&mut line).unwrap() > 0,
-                "watcher exited"
+                "the watcher exited, saying: {said}"
             );
             if let Some(v) = line.trim().strip_prefix("verdict: ") {
                 return v.to_owned();
             }
+            said.push_str(&line);
         }
     }
 }
