@@ -8,7 +8,13 @@
 //! still share one round trip (pipelining).
 
 use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
@@ -68,6 +74,52 @@ pub(crate) fn p<T: ToSql + Sync + PgType>(v: &T) -> Param<'_> {
     (v, T::TYPE)
 }
 
+/// How often round trips look at their deadline.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Notified every [`TICK`] by a task on keyseal's runtime. Waiting for it costs a place in a
+/// list; a timer per round trip would cost a wake-up of the runtime's timer thread (a
+/// quarter of an uncached read's time here).
+fn ticker() -> Option<&'static Notify> {
+    static TICKER: OnceLock<Option<&'static Notify>> = OnceLock::new();
+    *TICKER.get_or_init(|| {
+        let rt = super::runtime::runtime().ok()?;
+        let notify: &'static Notify = Box::leak(Box::new(Notify::new()));
+        rt.spawn(async move {
+            let mut every = tokio::time::interval(TICK);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                notify.notify_waiters();
+            }
+        });
+        Some(notify)
+    })
+}
+
+/// `f`'s output, or `None` once `limit` has passed (seen within a [`TICK`]).
+async fn within<F: Future>(limit: Duration, f: F) -> Option<F::Output> {
+    let Some(ticker) = ticker() else {
+        return tokio::time::timeout(limit, f).await.ok();
+    };
+    let deadline = Instant::now() + limit;
+    let mut f = pin!(f);
+    let mut tick = Box::pin(ticker.notified());
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = f.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        while tick.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return Poll::Ready(None);
+            }
+            tick = Box::pin(ticker.notified());
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 impl Conn {
     /// Awaits one round trip `f`, at most [`Conn::limit`]. A round trip that does not end
     /// leaves the connection marked as in use, so it is closed rather than reused.
@@ -76,12 +128,12 @@ impl Conn {
         f: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, TxError> {
         self.pending.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout(self.limit, f).await {
-            Ok(done) => {
+        match within(self.limit, f).await {
+            Some(done) => {
                 self.pending.fetch_sub(1, Ordering::Relaxed);
                 done.map_err(TxError::Db)
             }
-            Err(_) => Err(TxError::App(timed_out(&self.target, self.limit))),
+            None => Err(TxError::App(timed_out(&self.target, self.limit))),
         }
     }
 
