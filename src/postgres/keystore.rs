@@ -82,22 +82,28 @@ impl PgKeyStore {
                 // Died in the pool (a server restart): nothing was sent on it yet.
                 conn = self.shared.conn(self.busy_timeout).await?;
             }
+            let insert_params = [
+                p(&ids),
+                p(&blobs),
+                p(&created),
+                p(&guard.check),
+                p(&guard.master_id),
+            ];
+            let select_params = [p(&ids)];
+            // With a statement cache, prepared first: the pipeline must not wait inside.
+            conn.prepare_ahead(INSERT_CHECKED, &insert_params)
+                .await
+                .map_err(&db)?;
+            conn.prepare_ahead(SELECT_MANY, &select_params)
+                .await
+                .map_err(&db)?;
             let begin = super::pool::begin_sql(self.busy_timeout);
             conn.set_in_tx(true);
             let c = &conn;
             let (opened, checked, found, committed) = futures_util::future::join4(
                 c.batch(&begin),
-                c.query_opt(
-                    INSERT_CHECKED,
-                    &[
-                        p(&ids),
-                        p(&blobs),
-                        p(&created),
-                        p(&guard.check),
-                        p(&guard.master_id),
-                    ],
-                ),
-                c.query(SELECT_MANY, &[p(&ids)]),
+                c.query_opt(INSERT_CHECKED, &insert_params),
+                c.query(SELECT_MANY, &select_params),
                 c.batch("COMMIT"),
             )
             .await;

@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) target: Arc<str>,
     /// The URL without its password.
     pub(crate) display: String,
+    /// Whether statements are prepared (named) and cached per connection.
+    statement_cache: bool,
     /// Whether the schema was found current (or made so) by an earlier open.
     schema_ready: Mutex<bool>,
 }
@@ -98,6 +100,7 @@ pub(crate) fn shared(url: &str) -> Result<Arc<Shared>, Error> {
         pool,
         read_pool,
         target: parsed.target().into(),
+        statement_cache: parsed.statement_cache,
         display: parsed.display.clone(),
         schema_ready: Mutex::new(false),
     });
@@ -133,6 +136,7 @@ impl Shared {
             pending: AtomicUsize::new(0),
             limit,
             target: Arc::clone(&self.target),
+            cache: self.statement_cache,
         })
     }
 
@@ -220,6 +224,8 @@ pub(crate) struct Conn {
     /// How long one round trip may take.
     pub(super) limit: Duration,
     pub(super) target: Arc<str>,
+    /// Named statements, prepared once per connection (`statement_cache=on`).
+    pub(super) cache: bool,
 }
 
 impl Conn {

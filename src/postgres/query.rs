@@ -5,7 +5,9 @@
 //! backend works behind a transaction-mode pooler (PgBouncer hands each transaction any
 //! server connection; a named prepared statement made on one is unknown on the next, and
 //! names collide across clients). Statements sent without waiting for the previous answer
-//! still share one round trip (pipelining).
+//! still share one round trip (pipelining). The server parses and plans each one again,
+//! though: a URL with `statement_cache=on` (a direct connection, no such pooler) prepares
+//! each statement once per connection instead, as named statements.
 
 use std::future::Future;
 use std::pin::pin;
@@ -74,6 +76,11 @@ pub(crate) fn p<T: ToSql + Sync + PgType>(v: &T) -> Param<'_> {
     (v, T::TYPE)
 }
 
+/// The values of `params`, without their types.
+fn values<'a>(params: &[Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|(v, _)| *v).collect()
+}
+
 /// How often round trips look at their deadline.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -137,11 +144,45 @@ impl Conn {
         }
     }
 
+    /// `sql` prepared (named, cached on this connection) for `params`' types.
+    async fn prepared(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+        self.client().prepare_typed_cached(sql, &types).await
+    }
+
+    /// With `statement_cache=on`, prepares `sql` for `params`' types now, so that a pipeline
+    /// that runs it later sends its statements in order without waiting; else nothing.
+    ///
+    /// # Errors
+    /// The driver's error, or a timeout.
+    pub(crate) async fn prepare_ahead(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<(), TxError> {
+        if self.cache {
+            self.bounded(self.prepared(sql, params)).await?;
+        }
+        Ok(())
+    }
+
     /// The rows of `sql`.
     ///
     /// # Errors
     /// The driver's error, or a timeout.
     pub(crate) async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, TxError> {
+        if self.cache {
+            return self
+                .bounded(async {
+                    let stmt = self.prepared(sql, params).await?;
+                    self.client().query(&stmt, &values(params)).await
+                })
+                .await;
+        }
         self.bounded(self.client().query_typed(sql, params)).await
     }
 
@@ -154,6 +195,14 @@ impl Conn {
         sql: &str,
         params: &[Param<'_>],
     ) -> Result<Option<Row>, TxError> {
+        if self.cache {
+            return self
+                .bounded(async {
+                    let stmt = self.prepared(sql, params).await?;
+                    self.client().query_opt(&stmt, &values(params)).await
+                })
+                .await;
+        }
         self.bounded(self.client().query_typed_opt(sql, params))
             .await
     }
@@ -163,6 +212,14 @@ impl Conn {
     /// # Errors
     /// The driver's error (not exactly one row included), or a timeout.
     pub(crate) async fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, TxError> {
+        if self.cache {
+            return self
+                .bounded(async {
+                    let stmt = self.prepared(sql, params).await?;
+                    self.client().query_one(&stmt, &values(params)).await
+                })
+                .await;
+        }
         self.bounded(self.client().query_typed_one(sql, params))
             .await
     }
@@ -172,6 +229,14 @@ impl Conn {
     /// # Errors
     /// The driver's error, or a timeout.
     pub(crate) async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, TxError> {
+        if self.cache {
+            return self
+                .bounded(async {
+                    let stmt = self.prepared(sql, params).await?;
+                    self.client().execute(&stmt, &values(params)).await
+                })
+                .await;
+        }
         self.bounded(self.client().execute_typed(sql, params)).await
     }
 

@@ -42,6 +42,9 @@ pub(crate) struct PgUrl {
     pub(crate) config: tokio_postgres::Config,
     pub(crate) ssl: SslMode,
     pub(crate) root_cert: Option<PathBuf>,
+    /// `statement_cache=on`: named prepared statements, cached per connection (faster; not
+    /// behind a transaction-mode pooler).
+    pub(crate) statement_cache: bool,
     /// The URL with its password replaced by `***`.
     pub(crate) display: String,
 }
@@ -110,7 +113,8 @@ impl PgUrl {
     /// Reads `url`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a URL the driver cannot read, an unknown `sslmode`
+    /// [`Error::InvalidArgument`] for a URL the driver cannot read, a `statement_cache`
+    /// other than `on`/`off`, an unknown `sslmode`
     /// (`verify-ca` included: use `verify-full`), or `verify-full` without `sslrootcert`;
     /// the message shows the URL without its password.
     pub(crate) fn parse(url: &str) -> Result<PgUrl, Error> {
@@ -119,6 +123,7 @@ impl PgUrl {
         let mut ssl = SslMode::Prefer;
         let mut root_cert = None;
         let mut passfile = None;
+        let mut statement_cache = false;
         let mut kept = Vec::new();
         for param in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = param.split_once('=').unwrap_or((param, ""));
@@ -145,6 +150,17 @@ impl PgUrl {
                 }
                 "sslrootcert" => root_cert = Some(PathBuf::from(percent_decode(value)?)),
                 "passfile" => passfile = Some(PathBuf::from(percent_decode(value)?)),
+                "statement_cache" => {
+                    statement_cache = match percent_decode(value)?.as_str() {
+                        "on" | "true" => true,
+                        "off" | "false" => false,
+                        other => {
+                            return Err(invalid(format!(
+                                "{display}: unknown statement_cache {other:?} (on or off)"
+                            )))
+                        }
+                    }
+                }
                 _ => kept.push(param),
             }
         }
@@ -211,6 +227,7 @@ impl PgUrl {
             config,
             ssl,
             root_cert,
+            statement_cache,
             display,
         })
     }
