@@ -364,6 +364,23 @@ mod tests {
     }
 
     #[test]
+    fn statement_cache_is_off_unless_asked_and_checked() {
+        assert!(!PgUrl::parse("postgres://u@h/db").unwrap().statement_cache);
+        let on = PgUrl::parse("postgres://u@h/db?statement_cache=on&sslmode=disable").unwrap();
+        assert!(on.statement_cache);
+        assert!(
+            !PgUrl::parse("postgres://u@h/db?statement_cache=off")
+                .unwrap()
+                .statement_cache
+        );
+        let Err(err) = PgUrl::parse("postgres://u:s3cret@h/db?statement_cache=maybe") else {
+            panic!("statement_cache=maybe accepted");
+        };
+        assert!(err.to_string().contains("statement_cache"), "{err}");
+        assert!(!err.to_string().contains("s3cret"));
+    }
+
+    #[test]
     fn bad_urls_are_refused_without_the_password() {
         for (url, says) in [
             ("postgres://u:s3cret@h/db?sslmode=verify-ca", "verify-full"),

@@ -19,6 +19,7 @@ mod keystore;
 mod pgbouncer;
 mod runtime;
 mod schema;
+mod statement_cache;
 mod tls;
 
 use std::path::Path;
