@@ -133,7 +133,7 @@ impl Drop for Fleet {
     }
 }
 
-/// The rest of the first line starting with `prefix` (other lines: libtest's own output).
+/// The rest of the first line holding `prefix` (other lines: libtest's own output).
 fn read_until(out: &mut impl BufRead, prefix: &str) -> Option<String> {
     let mut line = String::new();
     loop {
@@ -141,10 +141,11 @@ fn read_until(out: &mut impl BufRead, prefix: &str) -> Option<String> {
         if out.read_line(&mut line).ok()? == 0 {
             return None;
         }
-        if let Some(rest) = line.trim_end().strip_prefix(prefix) {
-            return Some(rest.to_owned());
+        // libtest may print "test fleet_child ... " on the same line first.
+        if let Some(at) = line.find(prefix) {
+            return Some(line.trim_end()[at + prefix.len()..].to_owned());
         }
-        if line.starts_with("error ") {
+        if line.contains("error ") {
             panic!("a child failed: {line}");
         }
     }
