@@ -116,7 +116,10 @@ impl Fleet {
             let mut parts = line.split(' ');
             let reason = parts.next().unwrap().to_owned();
             let at: u128 = parts.next().unwrap().parse().unwrap();
-            out.push((reason, at as i128 - since as i128));
+            out.push((
+                reason,
+                i128::try_from(at).unwrap() - i128::try_from(since).unwrap(),
+            ));
             let _ = child.wait();
         }
         self.children.clear();
@@ -133,7 +136,7 @@ impl Drop for Fleet {
     }
 }
 
-/// The rest of the first line starting with `prefix` (other lines: libtest's own output).
+/// The rest of the first line holding `prefix` (other lines: libtest's own output).
 fn read_until(out: &mut impl BufRead, prefix: &str) -> Option<String> {
     let mut line = String::new();
     loop {
@@ -141,12 +144,11 @@ fn read_until(out: &mut impl BufRead, prefix: &str) -> Option<String> {
         if out.read_line(&mut line).ok()? == 0 {
             return None;
         }
-        if let Some(rest) = line.trim_end().strip_prefix(prefix) {
-            return Some(rest.to_owned());
+        // libtest may print "test fleet_child ... " on the same line first.
+        if let Some(at) = line.find(prefix) {
+            return Some(line.trim_end()[at + prefix.len()..].to_owned());
         }
-        if line.starts_with("error ") {
-            panic!("a child failed: {line}");
-        }
+        assert!(!line.contains("error "), "a child failed: {line}");
     }
 }
 
