@@ -74,7 +74,9 @@ pub(crate) fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
             state.starts_with("08") || matches!(state, "57P01" | "57P02" | "57P03")
         }
         None => {
-            e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            e.is_closed()
+                || std::error::Error::source(e)
+                    .is_some_and(<dyn std::error::Error>::is::<std::io::Error>)
         }
     }
 }

@@ -109,6 +109,17 @@ fn percent_decode(s: &str) -> Result<String, Error> {
     String::from_utf8(out).map_err(|_| invalid("a PostgreSQL URL parameter is not UTF-8"))
 }
 
+/// `statement_cache`'s value: `on`/`true` or `off`/`false`.
+fn on_off(display: &str, value: &str) -> Result<bool, Error> {
+    match percent_decode(value)?.as_str() {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        other => Err(invalid(format!(
+            "{display}: unknown statement_cache {other:?} (on or off)"
+        ))),
+    }
+}
+
 impl PgUrl {
     /// Reads `url`.
     ///
@@ -150,17 +161,7 @@ impl PgUrl {
                 }
                 "sslrootcert" => root_cert = Some(PathBuf::from(percent_decode(value)?)),
                 "passfile" => passfile = Some(PathBuf::from(percent_decode(value)?)),
-                "statement_cache" => {
-                    statement_cache = match percent_decode(value)?.as_str() {
-                        "on" | "true" => true,
-                        "off" | "false" => false,
-                        other => {
-                            return Err(invalid(format!(
-                                "{display}: unknown statement_cache {other:?} (on or off)"
-                            )))
-                        }
-                    }
-                }
+                "statement_cache" => statement_cache = on_off(&display, value)?,
                 _ => kept.push(param),
             }
         }

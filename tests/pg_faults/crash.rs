@@ -283,154 +283,198 @@ fn crash_mid_flight_loses_nothing_acknowledged_and_recovers() {
         })
         .collect();
 
+    let w = World {
+        keys,
+        uncached,
+        store,
+        verified,
+        url,
+    };
     for round in 0..kills {
-        let watched = keys.create(&NewKey::new("w", format!("w{round}"))).unwrap();
-        let mut watcher = Watcher::spawn(&url, &watched.key);
-        assert_eq!(watcher.verify(), "valid", "the watcher caches its key");
+        one_crash(&cluster, &w, round);
+    }
+}
 
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut workers = Vec::new();
-        let worker = |body: Box<dyn Fn(usize, &Mutex<Seen>) + Send>| {
-            let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    body(i, &seen);
-                    i += 1;
-                    std::thread::sleep(Duration::from_millis(3));
-                }
-            })
-        };
-        for t in 0..2 {
-            let keys = Arc::clone(&keys);
-            workers.push(worker(Box::new(move |i, seen| {
-                let user = format!("c{round}-{t}");
-                match keys.create(&NewKey::new(user.clone(), format!("k{i}"))) {
-                    Ok(made) => {
-                        let mut s = seen.lock().unwrap();
-                        s.created.push((user, made.key_id.clone()));
-                        s.last_ok.insert("create", Instant::now());
-                    }
-                    Err(e) => seen.lock().unwrap().error("create", &e),
-                }
-            })));
-        }
-        for (name, handle) in [("verify cached", &keys), ("verify uncached", &uncached)] {
-            let (handle, verified) = (Arc::clone(handle), verified.clone());
-            workers.push(worker(Box::new(move |i, seen| {
-                match handle.verify(&verified[i % verified.len()]) {
-                    Ok(v) => {
-                        assert!(v.is_valid(), "a live key refused: {:?}", v.refusal());
-                        seen.lock().unwrap().last_ok.insert(name, Instant::now());
-                    }
-                    Err(e) => seen.lock().unwrap().error(name, &e),
-                }
-            })));
-        }
-        {
-            let store = Arc::clone(&store);
-            workers.push(worker(Box::new(move |i, seen| {
-                let user = format!("d{round}-{}", i % 50);
-                match store.get_or_create_user_key(&user) {
-                    Ok(key) => {
-                        let mut s = seen.lock().unwrap();
-                        s.data_keys.push((user, key));
-                        s.last_ok.insert("data key", Instant::now());
-                    }
-                    Err(e) => seen.lock().unwrap().error("data key", &e),
-                }
-            })));
-        }
+/// What the rounds share.
+struct World {
+    keys: Arc<ApiKeys>,
+    uncached: Arc<ApiKeys>,
+    store: Arc<KeyStore>,
+    /// Keys the verifiers verify.
+    verified: Vec<String>,
+    url: String,
+}
 
-        std::thread::sleep(Duration::from_millis(700));
-        cluster.crash();
-        std::thread::sleep(Duration::from_secs(1));
-        cluster.restart();
-        let up = Instant::now();
-        // Every kind of call succeeds again within a few seconds of the restart.
-        let kinds = ["create", "verify cached", "verify uncached", "data key"];
-        let recovered = loop {
-            std::thread::sleep(Duration::from_millis(100));
-            let s = seen.lock().unwrap();
-            if kinds
-                .iter()
-                .all(|k| s.last_ok.get(k).is_some_and(|t| *t > up))
-            {
-                break true;
-            }
-            if up.elapsed() > Duration::from_secs(8) {
-                break false;
-            }
-        };
-        let took = up.elapsed();
-        // The revocation, made after the restart, reaches the other process's cache.
-        keys.revoke("w", &watched.key_id).unwrap();
-        let revoked_at = Instant::now();
-        let mut last = String::new();
-        while revoked_at.elapsed() < Duration::from_secs(5) {
-            last = watcher.verify();
-            if last == "revoked" {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        stop.store(true, Ordering::Relaxed);
-        for w in workers {
-            w.join().expect("a worker panicked");
-        }
-        let seen = seen.lock().unwrap();
-        assert!(
-            recovered,
-            "round {round}: not every kind of call succeeded within 8 s of the restart: \
-             last errors {:?} (errors {:?})",
-            seen.last_error, seen.errors
-        );
-        assert_eq!(
-            last, "revoked",
-            "round {round}: the other process still accepts the key revoked after the restart"
-        );
-        assert!(
-            seen.untyped.is_empty(),
-            "round {round}: errors other than Error::Storage: {:?}",
-            seen.untyped
-        );
-        assert!(
-            !seen.errors.is_empty(),
-            "round {round}: the crash was not felt by any call"
-        );
-        // Nothing acknowledged is lost.
-        let mut users: Vec<&String> = seen.created.iter().map(|(u, _)| u).collect();
-        users.dedup();
-        let mut listed = std::collections::HashSet::new();
-        for user in users {
-            for info in keys.list(user).unwrap() {
-                listed.insert(info.key_id);
-            }
-        }
-        let lost: Vec<&String> = seen
-            .created
+/// One worker's step `i`, recording what it saw.
+type Work = dyn Fn(usize, &Mutex<Seen>) + Send;
+
+/// One crash and restart with every kind of call running, then the checks.
+fn one_crash(cluster: &Cluster, w: &World, round: usize) {
+    let watched = w
+        .keys
+        .create(&NewKey::new("w", format!("w{round}")))
+        .unwrap();
+    let mut other = Watcher::spawn(&w.url, &watched.key);
+    assert_eq!(other.verify(), "valid", "the watcher caches its key");
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = start_workers(w, round, &seen, &stop);
+    std::thread::sleep(Duration::from_millis(700));
+    cluster.crash();
+    std::thread::sleep(Duration::from_secs(1));
+    cluster.restart();
+    let up = Instant::now();
+    // Every kind of call succeeds again within a few seconds of the restart.
+    let kinds = ["create", "verify cached", "verify uncached", "data key"];
+    let recovered = loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let s = seen.lock().unwrap();
+        if kinds
             .iter()
-            .map(|(_, id)| id)
-            .filter(|id| !listed.contains(*id))
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "round {round}: acknowledged creates lost: {lost:?}"
-        );
-        for (user, key) in &seen.data_keys {
-            let stored = store.get_user_key(user).unwrap();
-            assert!(
-                stored.as_ref() == Some(key),
-                "round {round}: data key of {user} lost or changed"
-            );
+            .all(|k| s.last_ok.get(k).is_some_and(|t| *t > up))
+        {
+            break true;
         }
-        eprintln!(
-            "round {round}: {} creates and {} data keys acknowledged, errors {:?}, every call \
-             kind back {took:?} after the restart",
-            seen.created.len(),
-            seen.data_keys.len(),
-            seen.errors
+        if up.elapsed() > Duration::from_secs(8) {
+            break false;
+        }
+    };
+    let took = up.elapsed();
+    // The revocation, made after the restart, reaches the other process's cache.
+    w.keys.revoke("w", &watched.key_id).unwrap();
+    let revoked_at = Instant::now();
+    let mut verdict = String::new();
+    while revoked_at.elapsed() < Duration::from_secs(5) {
+        verdict = other.verify();
+        if verdict == "revoked" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().expect("a worker panicked");
+    }
+    let seen = seen.lock().unwrap();
+    assert!(
+        recovered,
+        "round {round}: not every kind of call succeeded within 8 s of the restart: \
+         last errors {:?} (errors {:?})",
+        seen.last_error, seen.errors
+    );
+    assert_eq!(
+        verdict, "revoked",
+        "round {round}: the other process still accepts the key revoked after the restart"
+    );
+    assert!(
+        seen.untyped.is_empty(),
+        "round {round}: errors other than Error::Storage: {:?}",
+        seen.untyped
+    );
+    assert!(
+        !seen.errors.is_empty(),
+        "round {round}: the crash was not felt by any call"
+    );
+    nothing_acknowledged_is_lost(w, &seen, round);
+    eprintln!(
+        "round {round}: {} creates and {} data keys acknowledged, errors {:?}, every call \
+         kind back {took:?} after the restart",
+        seen.created.len(),
+        seen.data_keys.len(),
+        seen.errors
+    );
+}
+
+/// Two creators, a cached and an uncached verifier, a data-key writer: until `stop`.
+fn start_workers(
+    w: &World,
+    round: usize,
+    seen: &Arc<Mutex<Seen>>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let mut workers = Vec::new();
+    let worker = |body: Box<Work>| {
+        let (seen, stop) = (Arc::clone(seen), Arc::clone(stop));
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                body(i, &seen);
+                i += 1;
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        })
+    };
+    for t in 0..2 {
+        let keys = Arc::clone(&w.keys);
+        workers.push(worker(Box::new(move |i, seen| {
+            let user = format!("c{round}-{t}");
+            match keys.create(&NewKey::new(user.clone(), format!("k{i}"))) {
+                Ok(made) => {
+                    let mut s = seen.lock().unwrap();
+                    s.created.push((user, made.key_id.clone()));
+                    s.last_ok.insert("create", Instant::now());
+                }
+                Err(e) => seen.lock().unwrap().error("create", &e),
+            }
+        })));
+    }
+    for (name, handle) in [("verify cached", &w.keys), ("verify uncached", &w.uncached)] {
+        let (handle, verified) = (Arc::clone(handle), w.verified.clone());
+        workers.push(worker(Box::new(move |i, seen| {
+            match handle.verify(&verified[i % verified.len()]) {
+                Ok(v) => {
+                    assert!(v.is_valid(), "a live key refused: {:?}", v.refusal());
+                    seen.lock().unwrap().last_ok.insert(name, Instant::now());
+                }
+                Err(e) => seen.lock().unwrap().error(name, &e),
+            }
+        })));
+    }
+    {
+        let store = Arc::clone(&w.store);
+        workers.push(worker(Box::new(move |i, seen| {
+            let user = format!("d{round}-{}", i % 50);
+            match store.get_or_create_user_key(&user) {
+                Ok(key) => {
+                    let mut s = seen.lock().unwrap();
+                    s.data_keys.push((user, key));
+                    s.last_ok.insert("data key", Instant::now());
+                }
+                Err(e) => seen.lock().unwrap().error("data key", &e),
+            }
+        })));
+    }
+
+    workers
+}
+
+/// Every create and data key acknowledged is stored.
+fn nothing_acknowledged_is_lost(w: &World, seen: &Seen, round: usize) {
+    // Nothing acknowledged is lost.
+    let mut users: Vec<&String> = seen.created.iter().map(|(u, _)| u).collect();
+    users.dedup();
+    let mut listed = std::collections::HashSet::new();
+    for user in users {
+        for info in w.keys.list(user).unwrap() {
+            listed.insert(info.key_id);
+        }
+    }
+    let lost: Vec<&String> = seen
+        .created
+        .iter()
+        .map(|(_, id)| id)
+        .filter(|id| !listed.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "round {round}: acknowledged creates lost: {lost:?}"
+    );
+    for (user, key) in &seen.data_keys {
+        let stored = w.store.get_user_key(user).unwrap();
+        assert!(
+            stored.as_ref() == Some(key),
+            "round {round}: data key of {user} lost or changed"
         );
     }
 }
