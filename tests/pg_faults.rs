@@ -103,35 +103,71 @@ fn a_server_that_never_answers_gives_a_typed_error_within_the_bound() {
     assert!(!held.lock().unwrap().is_empty(), "the client did connect");
 }
 
+/// A database of its own on the shared server (`scripts/pg-start.sh`'s `KEYSEAL_PG_*`),
+/// migrated, the app role granted rows; dropped when dropped. `None` (after a note) without
+/// a server, unless `KEYSEAL_REQUIRE_POSTGRES=1`.
+struct TestDb {
+    admin: String,
+    host: String,
+    port: String,
+    app_pw: String,
+    name: String,
+}
+
+impl TestDb {
+    fn new(prefix: &str) -> Option<TestDb> {
+        let var = |n: &str| std::env::var(n).ok();
+        let Some((admin, host, port, app_pw)) = (|| {
+            Some((
+                var("KEYSEAL_PG_ADMIN_URL")?,
+                var("KEYSEAL_PG_HOST")?,
+                var("KEYSEAL_PG_PORT")?,
+                var("KEYSEAL_PG_APP_PASSWORD")?,
+            ))
+        })() else {
+            assert!(
+                var("KEYSEAL_REQUIRE_POSTGRES").as_deref() != Some("1"),
+                "KEYSEAL_REQUIRE_POSTGRES=1 but no server is configured"
+            );
+            eprintln!("note: skipped: no PostgreSQL server configured (make test-postgres)");
+            return None;
+        };
+        let name = format!("{prefix}_{}", std::process::id());
+        run_sql(&admin, &format!("DROP DATABASE IF EXISTS {name}"));
+        run_sql(&admin, &format!("CREATE DATABASE {name}"));
+        let admin_db = format!("{}/{name}", admin.strip_suffix("/postgres").unwrap());
+        keyseal::postgres::migrate(&admin_db).unwrap();
+        run_sql(
+            &admin_db,
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO keyseal_app",
+        );
+        Some(TestDb {
+            admin,
+            host,
+            port,
+            app_pw,
+            name,
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        run_sql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
 /// A server that goes silent on open pooled connections: each call gives a typed error
 /// within the bound instead of waiting forever, and the silent connections are not reused.
 #[test]
 fn a_server_gone_silent_mid_connection_gives_typed_errors_within_the_bound() {
-    let var = |n: &str| std::env::var(n).ok();
-    let Some((admin, host, port, app_pw)) = (|| {
-        Some((
-            var("KEYSEAL_PG_ADMIN_URL")?,
-            var("KEYSEAL_PG_HOST")?,
-            var("KEYSEAL_PG_PORT")?,
-            var("KEYSEAL_PG_APP_PASSWORD")?,
-        ))
-    })() else {
-        assert!(
-            var("KEYSEAL_REQUIRE_POSTGRES").as_deref() != Some("1"),
-            "KEYSEAL_REQUIRE_POSTGRES=1 but no server is configured"
-        );
-        eprintln!("note: skipped: no PostgreSQL server configured (make test-postgres)");
+    let Some(test_db) = TestDb::new("silent") else {
         return;
     };
-    let db = format!("silent_{}", std::process::id());
-    run_sql(&admin, &format!("DROP DATABASE IF EXISTS {db}"));
-    run_sql(&admin, &format!("CREATE DATABASE {db}"));
-    let admin_db = format!("{}/{db}", admin.strip_suffix("/postgres").unwrap());
-    keyseal::postgres::migrate(&admin_db).unwrap();
-    run_sql(
-        &admin_db,
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO keyseal_app",
-    );
+    let (host, port, app_pw, db) = (&test_db.host, &test_db.port, &test_db.app_pw, &test_db.name);
     let proxy = Proxy::start(format!("{host}:{port}"));
     let url = format!(
         "postgres://keyseal_app:{app_pw}@127.0.0.1:{}/{db}?sslmode=disable",
@@ -164,10 +200,6 @@ fn a_server_gone_silent_mid_connection_gives_typed_errors_within_the_bound() {
         );
     }
     drop(keys);
-    run_sql(
-        &admin,
-        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-    );
 }
 
 /// A connection lost after `COMMIT` was sent: the create or data-key write returns
@@ -176,31 +208,10 @@ fn a_server_gone_silent_mid_connection_gives_typed_errors_within_the_bound() {
 /// the data key again gives the one that was stored.
 #[test]
 fn a_connection_lost_after_commit_was_sent_gives_outcome_unknown_and_the_write_is_findable() {
-    let var = |n: &str| std::env::var(n).ok();
-    let Some((admin, host, port, app_pw)) = (|| {
-        Some((
-            var("KEYSEAL_PG_ADMIN_URL")?,
-            var("KEYSEAL_PG_HOST")?,
-            var("KEYSEAL_PG_PORT")?,
-            var("KEYSEAL_PG_APP_PASSWORD")?,
-        ))
-    })() else {
-        assert!(
-            var("KEYSEAL_REQUIRE_POSTGRES").as_deref() != Some("1"),
-            "KEYSEAL_REQUIRE_POSTGRES=1 but no server is configured"
-        );
-        eprintln!("note: skipped: no PostgreSQL server configured (make test-postgres)");
+    let Some(test_db) = TestDb::new("unknown") else {
         return;
     };
-    let db = format!("unknown_{}", std::process::id());
-    run_sql(&admin, &format!("DROP DATABASE IF EXISTS {db}"));
-    run_sql(&admin, &format!("CREATE DATABASE {db}"));
-    let admin_db = format!("{}/{db}", admin.strip_suffix("/postgres").unwrap());
-    keyseal::postgres::migrate(&admin_db).unwrap();
-    run_sql(
-        &admin_db,
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO keyseal_app",
-    );
+    let (host, port, app_pw, db) = (&test_db.host, &test_db.port, &test_db.app_pw, &test_db.name);
     let proxy = Proxy::start(format!("{host}:{port}"));
     let proxied = format!(
         "postgres://keyseal_app:{app_pw}@127.0.0.1:{}/{db}?sslmode=disable",
@@ -244,8 +255,4 @@ fn a_connection_lost_after_commit_was_sent_gives_outcome_unknown_and_the_write_i
         "asking again gives the stored key, the same everywhere"
     );
     drop((keys, other, store, elsewhere));
-    run_sql(
-        &admin,
-        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-    );
 }
