@@ -90,7 +90,7 @@ pub use issuance::backend as api_keys_backend;
 pub use issuance::{
     ApiKeys, ApiKeysConfig, ApiKeysFuture, CreatedKey, Environment, KeyFormat, KeyInfo, KeyPage,
     KeyStatus, KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey, RateLimit, Refusal,
-    Requirement, Timestamp, Validated, Verification, MAX_METADATA_BYTES,
+    Requirement, Timestamp, Validated, Verification, VerifierKey, MAX_METADATA_BYTES,
 };
 
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]

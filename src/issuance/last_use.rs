@@ -56,6 +56,7 @@ impl ApiKeys {
 
     /// Writes queued uses, waiting at most `wait` (`ZERO`: only if nothing is in the way).
     pub(crate) fn flush_within(&self, wait: Duration) -> Result<(), Error> {
+        let tags = self.flush_tags(wait);
         let uses = std::mem::take(
             &mut *self
                 .pending_uses
@@ -63,9 +64,9 @@ impl ApiKeys {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         if uses.is_empty() {
-            return Ok(());
+            return tags;
         }
-        let result = self.backend.touch(&uses, wait);
+        let result = self.backend.touch(&uses, wait).and(tags);
         if result.is_err() {
             let mut pending = self
                 .pending_uses
@@ -84,7 +85,8 @@ impl ApiKeys {
             .pending_uses
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .is_empty();
+            .is_empty()
+            || self.tags_pending();
         if queued {
             let _ = self.flush_within(Duration::ZERO);
         }

@@ -97,6 +97,7 @@ mod cache;
 mod changes;
 mod config;
 mod failures;
+mod fast_verifier;
 mod format;
 mod future;
 mod known_ids;
@@ -130,6 +131,7 @@ use legacy::LegacyFormats;
 use prehash::hash_new_key;
 
 pub use config::ApiKeysConfig;
+pub use fast_verifier::VerifierKey;
 /// For `keyseal::testing` (tests, benchmarks, fuzzing), which re-exports it; not part of the
 /// stable API.
 #[doc(hidden)]
@@ -175,6 +177,10 @@ pub struct ApiKeys {
     /// One change check at a time.
     check_lock: Mutex<()>,
     pending_uses: Mutex<Vec<(i64, Timestamp)>>,
+    /// Fast-verifier tags to write (row id, tag), written with the last uses.
+    pending_tags: Mutex<Vec<(i64, String)>>,
+    /// bcrypt verifications run by `verify` (for tests and benchmarks).
+    bcrypt_runs: AtomicU64,
 }
 
 impl core::fmt::Debug for ApiKeys {
@@ -242,6 +248,8 @@ impl ApiKeys {
             checked_ms: AtomicU64::new(0),
             check_lock: Mutex::default(),
             pending_uses: Mutex::default(),
+            pending_tags: Mutex::default(),
+            bcrypt_runs: AtomicU64::new(0),
             backend,
             config,
         };
@@ -274,6 +282,7 @@ impl ApiKeys {
             last_used_at: None,
             enabled: true,
             metadata: serde_json::Map::new(),
+            verifier_tag: None,
         }
     }
 
@@ -293,6 +302,12 @@ impl ApiKeys {
                 &secret,
             ));
             row.hash = hash_new_key(&key, self.config.bcrypt_cost)?;
+            // Tagged at creation: no process holding the verifier key ever bcrypts it.
+            row.verifier_tag = self
+                .config
+                .verifier
+                .as_ref()
+                .map(|v| v.tag(row.scheme, &key_id, &key));
             row.lookup.clone_from(&key_id);
             row.key_id = key_id;
             match store(row)? {
