@@ -36,7 +36,11 @@ pub(crate) fn a_tagged_key_costs_a_new_process_no_bcrypt_right_or_wrong(backend:
         let wrong = wrong_secret(&made.key, n);
         assert_eq!(refusal(&fresh.verify(&wrong).unwrap()), Some("unknown"));
     }
-    assert_eq!(bcrypts(&fresh), 0, "the tag must settle right and wrong keys");
+    assert_eq!(
+        bcrypts(&fresh),
+        0,
+        "the tag must settle right and wrong keys"
+    );
 
     // Without the verifier key: exactly as before, one bcrypt, and the tag left alone.
     let plain = open(backend, &*db, config());
@@ -94,16 +98,14 @@ pub(crate) fn another_verifier_key_falls_back_to_bcrypt_and_rewrites_the_tag(bac
 
 pub(crate) fn refusals_hold_on_the_fast_path(backend: &Backend) {
     let db = backend.fresh();
-    let maker = open(
-        backend,
-        &*db,
-        with_key(vk(1)).max_active_keys(None),
-    );
+    let maker = open(backend, &*db, with_key(vk(1)).max_active_keys(None));
     let revoked = maker.create(&NewKey::new("u", "revoked")).unwrap();
     let disabled = maker.create(&NewKey::new("u", "disabled")).unwrap();
     let rotated = maker.create(&NewKey::new("u", "rotated")).unwrap();
     let expiring = maker.create(&NewKey::new("u", "expiring")).unwrap();
-    let scoped = maker.create(&NewKey::new("u", "scoped").scope("read")).unwrap();
+    let scoped = maker
+        .create(&NewKey::new("u", "scoped").scope("read"))
+        .unwrap();
     maker.revoke("u", &revoked.key_id).unwrap();
     maker.disable("u", &disabled.key_id).unwrap();
     let successor = maker.rotate("u", &rotated.key_id, Duration::ZERO).unwrap();
@@ -117,16 +119,31 @@ pub(crate) fn refusals_hold_on_the_fast_path(backend: &Backend) {
     std::thread::sleep(Duration::from_millis(20));
 
     let fresh = open(backend, &*db, with_key(vk(1)));
-    assert_eq!(refusal(&fresh.verify(&revoked.key).unwrap()), Some("revoked"));
-    assert_eq!(refusal(&fresh.verify(&disabled.key).unwrap()), Some("disabled"));
+    assert_eq!(
+        refusal(&fresh.verify(&revoked.key).unwrap()),
+        Some("revoked")
+    );
+    assert_eq!(
+        refusal(&fresh.verify(&disabled.key).unwrap()),
+        Some("disabled")
+    );
     // A wrong secret never learns that the key is disabled.
     assert_eq!(
         refusal(&fresh.verify(&wrong_secret(&disabled.key, 1)).unwrap()),
         Some("unknown")
     );
-    assert_eq!(refusal(&fresh.verify(&rotated.key).unwrap()), Some("expired"));
-    assert_eq!(refusal(&fresh.verify(&expiring.key).unwrap()), Some("expired"));
-    assert!(fresh.verify(&successor.key).unwrap().is_valid(), "tagged at rotation");
+    assert_eq!(
+        refusal(&fresh.verify(&rotated.key).unwrap()),
+        Some("expired")
+    );
+    assert_eq!(
+        refusal(&fresh.verify(&expiring.key).unwrap()),
+        Some("expired")
+    );
+    assert!(
+        fresh.verify(&successor.key).unwrap().is_valid(),
+        "tagged at rotation"
+    );
     let deploy = keyseal::Requirement::all(["deploy"]);
     assert_eq!(
         refusal(&fresh.verify_with(&scoped.key, &deploy).unwrap()),
@@ -135,8 +152,7 @@ pub(crate) fn refusals_hold_on_the_fast_path(backend: &Backend) {
     assert_eq!(bcrypts(&fresh), 0);
     // A revocation elsewhere reaches a key first verified through its tag.
     maker.revoke("u", &scoped.key_id).unwrap();
-    let (answer, _, _) =
-        crate::harness::until_refused(&fresh, &scoped.key, Duration::from_secs(5));
+    let (answer, _, _) = crate::harness::until_refused(&fresh, &scoped.key, Duration::from_secs(5));
     assert_eq!(answer, "revoked");
 }
 
@@ -162,9 +178,7 @@ pub(crate) fn imported_legacy_keys_are_tagged_as_bcrypt_reads_them(backend: &Bac
     assert_eq!(bcrypts(&fresh), 0);
 }
 
-pub(crate) fn a_verifier_key_derived_from_the_master_key_is_the_same_everywhere(
-    backend: &Backend,
-) {
+pub(crate) fn a_verifier_key_derived_from_the_master_key_is_the_same_everywhere(backend: &Backend) {
     let db = backend.fresh();
     let master = MasterKey::from_bytes(&[9; 32]).unwrap();
     let made = open(backend, &*db, with_key(VerifierKey::derive_from(&master)))
