@@ -32,7 +32,7 @@ use std::sync::PoisonError;
 use std::time::Duration;
 
 use super::backend::Scheme;
-use super::ApiKeys;
+use super::Core;
 use crate::{Error, MasterKey};
 
 /// Tags queued beyond this are dropped (each costs one more bcrypt later, nothing else).
@@ -222,7 +222,7 @@ impl core::fmt::Debug for VerifierKey {
     }
 }
 
-impl ApiKeys {
+impl Core {
     /// Queues a tag to write with the next last-use write: never written by the verify
     /// that made it, so a verification never waits for a write.
     pub(crate) fn queue_tag(&self, row_id: i64, tag: String) {
