@@ -38,6 +38,11 @@
 //! `expires_at`) does not stop the others being seen; its key fails closed with an error
 //! naming the row.
 //!
+//! With a [`VerifierKey`] ([`ApiKeysConfig::verifier_key`]) the bcrypt of a key whose row
+//! carries a tag of that key is replaced by one HMAC, compared in constant time, for a right
+//! key and a wrong one; rows without a usable tag are checked with bcrypt and then tagged.
+//! See [`VerifierKey`] for why the tags are safe if the database leaks.
+//!
 //! Legacy keys: a wrong key costs one bcrypt per imported key under its lookup prefix (at
 //! most 16: an import beyond that is refused), for each legacy format of its prefix.
 //!
