@@ -167,8 +167,8 @@ fn child(mode: &str, n: usize) {
         picked.len(),
         opened.as_secs_f64() * 1e3,
         wall.as_secs_f64(),
-        (u1 - u0).as_secs_f64(),
-        (s1 - s0).as_secs_f64(),
+        u1.saturating_sub(u0).as_secs_f64(),
+        s1.saturating_sub(s0).as_secs_f64(),
         keyseal::testing::bcrypt_verifications(&keys),
     );
 }
