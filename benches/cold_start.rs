@@ -7,7 +7,9 @@
 //! `cargo bench --bench cold_start` then measures, each case in a fresh child process:
 //! with the fast verifier (the rows tagged first as a warm fleet leaves them, see
 //! `tag_known_keys`), every prepared key once; without it, a sample of `SAMPLE` keys (one
-//! bcrypt each), extrapolated. Wall time and the process's CPU time (getrusage) are printed.
+//! bcrypt each), extrapolated. Wall time and the process's CPU time are printed.
+//! `-- postgres` (feature `postgres`, a server from `scripts/pg-run.sh`) copies the prepared
+//! store into a fresh PostgreSQL database and measures the same there.
 #![allow(missing_docs, clippy::cast_precision_loss)]
 
 use std::fs::{self, OpenOptions};
@@ -34,6 +36,14 @@ fn dir() -> PathBuf {
 fn store_path() -> PathBuf {
     dir().join("store.db")
 }
+
+/// Where the measured processes find the store: `KEYSEAL_BENCH_STORE` (a PostgreSQL URL in
+/// the `postgres` run), else the prepared file.
+fn location() -> PathBuf {
+    std::env::var_os(STORE_ENV).map_or_else(store_path, PathBuf::from)
+}
+
+const STORE_ENV: &str = "KEYSEAL_BENCH_STORE";
 
 fn keys_path() -> PathBuf {
     dir().join("keys.txt")
@@ -133,6 +143,24 @@ fn cpu() -> (Duration, Duration) {
     (ticks(14 - 3), ticks(15 - 3))
 }
 
+/// CPU time of every live thread of this process, in nanoseconds (`/proc/self/task/*/
+/// schedstat`): finer than the 10 ms ticks of [`cpu`], and it counts keyseal's own threads
+/// (the change feed's, PostgreSQL's) as long as they run.
+fn thread_cpu() -> Duration {
+    let mut total = 0u64;
+    for task in fs::read_dir("/proc/self/task").unwrap() {
+        let path = task.unwrap().path().join("schedstat");
+        if let Ok(text) = fs::read_to_string(path) {
+            total += text
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(total)
+}
+
 /// A new process: opens the store, verifies `n` prepared keys once each (every one must be
 /// valid), and prints what it cost.
 fn child(mode: &str, n: usize) {
@@ -146,6 +174,7 @@ fn child(mode: &str, n: usize) {
     };
     let t0 = Instant::now();
     let (u0, s0) = cpu();
+    let c0 = thread_cpu();
     let mut config = ApiKeysConfig::default()
         .bcrypt_cost(COST)
         .max_active_keys(None)
@@ -154,7 +183,7 @@ fn child(mode: &str, n: usize) {
     if mode == "verifier" {
         config = config.verifier_key(verifier_key());
     }
-    let keys = ApiKeys::open_with(store_path(), config).unwrap();
+    let keys = ApiKeys::open_with(location(), config).unwrap();
     let opened = t0.elapsed();
     for k in &picked {
         let v = keys.verify(k).unwrap();
@@ -162,11 +191,14 @@ fn child(mode: &str, n: usize) {
     }
     let wall = t0.elapsed();
     let (u1, s1) = cpu();
+    let c1 = thread_cpu();
     println!(
-        "RESULT {mode} keys={} open_ms={:.1} wall_s={:.3} user_s={:.3} sys_s={:.3} bcrypts={}",
+        "RESULT {mode} keys={} open_ms={:.1} wall_s={:.3} cpu_s={:.4} user_s={:.3} sys_s={:.3} \
+         bcrypts={}",
         picked.len(),
         opened.as_secs_f64() * 1e3,
         wall.as_secs_f64(),
+        c1.saturating_sub(c0).as_secs_f64(),
         u1.saturating_sub(u0).as_secs_f64(),
         s1.saturating_sub(s0).as_secs_f64(),
         keyseal::testing::bcrypt_verifications(&keys),
@@ -176,6 +208,7 @@ fn child(mode: &str, n: usize) {
 fn run_child(mode: &str, n: usize) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["child", mode, &n.to_string()])
+        .env(STORE_ENV, location())
         .output()
         .unwrap();
     assert!(
@@ -212,12 +245,15 @@ fn measure() {
         "store {}: {n} prepared keys at cost {COST}",
         store_path().display()
     );
+    if std::env::var_os(STORE_ENV).is_some() {
+        println!("measured on its copy in PostgreSQL");
+    }
     // The rows as a warm fleet leaves them: each tagged once (at creation, or by a first
     // bcrypt elsewhere). Written directly here, to save those bcrypts.
     let t = Instant::now();
     let tagged = {
-        let keys = ApiKeys::open_with(store_path(), ApiKeysConfig::default().max_active_keys(None))
-            .unwrap();
+        let keys =
+            ApiKeys::open_with(location(), ApiKeysConfig::default().max_active_keys(None)).unwrap();
         let refs: Vec<&str> = all[..n].iter().map(String::as_str).collect();
         keyseal::testing::tag_known_keys(&keys, &verifier_key(), &refs).unwrap()
     };
@@ -225,38 +261,93 @@ fn measure() {
     let with = [run_child("verifier", n), run_child("verifier", n)];
     let without = run_child("bcrypt", SAMPLE.min(n));
     let per_bcrypt = field(&without, "wall_s") / field(&without, "keys");
-    let cpu_per_bcrypt =
-        (field(&without, "user_s") + field(&without, "sys_s")) / field(&without, "keys");
+    let cpu_per_bcrypt = field(&without, "cpu_s") / field(&without, "keys");
     println!();
-    println!("| case | keys served | wall | CPU (user + sys) | bcrypts |");
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!(
+        "| case | keys served | wall | CPU (threads) | CPU (user + sys, 10 ms ticks) | bcrypts |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for w in &with {
         println!(
-            "| new process, verifier key | {} | {:.2} s | {:.2} s | {} |",
+            "| new process, verifier key | {} | {:.3} s | {:.3} s | {:.2} s | {} |",
             field(w, "keys"),
             field(w, "wall_s"),
+            field(w, "cpu_s"),
             field(w, "user_s") + field(w, "sys_s"),
             field(w, "bcrypts"),
         );
     }
     println!(
-        "| new process, no verifier key (measured) | {} | {:.2} s | {:.2} s | {} |",
+        "| new process, no verifier key (measured) | {} | {:.2} s | {:.2} s | {:.2} s | {} |",
         field(&without, "keys"),
         field(&without, "wall_s"),
+        field(&without, "cpu_s"),
         field(&without, "user_s") + field(&without, "sys_s"),
         field(&without, "bcrypts"),
     );
     println!(
-        "| new process, no verifier key (extrapolated) | {KEYS} | {:.0} s | {:.0} s | {KEYS} |",
+        "| new process, no verifier key (extrapolated) | {KEYS} | {:.0} s | {:.0} s | | {KEYS} |",
         per_bcrypt * KEYS as f64,
         cpu_per_bcrypt * KEYS as f64,
     );
+}
+
+/// Copies the prepared store into a fresh database of the server `scripts/pg-run.sh`
+/// started, and measures there.
+#[cfg(feature = "postgres")]
+fn postgres() {
+    let var = |name: &str| {
+        std::env::var(name)
+            .unwrap_or_else(|_| panic!("{name} is not set: run under scripts/pg-run.sh"))
+    };
+    let (socket, port, admin_url) = (
+        var("KEYSEAL_PG_SOCKET"),
+        var("KEYSEAL_PG_PORT"),
+        var("KEYSEAL_PG_ADMIN_URL"),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(conn);
+        client
+            .batch_execute("DROP DATABASE IF EXISTS cold_start WITH (FORCE)")
+            .await
+            .unwrap();
+        client
+            .batch_execute("CREATE DATABASE cold_start")
+            .await
+            .unwrap();
+        drop(client);
+        let _ = task.await;
+    });
+    let url = format!("postgres://postgres@/cold_start?host={socket}&port={port}");
+    // The copy needs a master key; the prepared store has no data keys, only API keys.
+    let master = keyseal::MasterKey::from_bytes(&[42; 32]).unwrap();
+    let t = Instant::now();
+    keyseal::copy_store(&store_path(), std::path::Path::new(&url), &master).unwrap();
+    println!(
+        "copied into PostgreSQL in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    std::env::set_var(STORE_ENV, &url);
+    measure();
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres() {
+    eprintln!("build with --features postgres");
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("prepare") => prepare(),
+        Some("postgres") => postgres(),
         Some("child") => child(&args[1], args[2].parse().unwrap()),
         // `cargo bench` passes `--bench`.
         _ => measure(),
