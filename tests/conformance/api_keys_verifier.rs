@@ -189,3 +189,20 @@ pub(crate) fn a_verifier_key_derived_from_the_master_key_is_the_same_everywhere(
     assert!(fresh.verify(&made.key).unwrap().is_valid());
     assert_eq!(bcrypts(&fresh), 0);
 }
+
+pub(crate) fn tag_writes_stay_out_of_the_change_feed(backend: &Backend) {
+    let db = backend.fresh();
+    let made = open(backend, &*db, config())
+        .create(&NewKey::new("u", "ci"))
+        .unwrap();
+    let before = open(backend, &*db, config()).status().feed_position;
+    let tagger = open(backend, &*db, with_key(vk(1)));
+    assert!(tagger.verify(&made.key).unwrap().is_valid());
+    tagger.flush().unwrap();
+    // The tag is there (a new process needs no bcrypt) ...
+    let fresh = open(backend, &*db, with_key(vk(1)));
+    assert!(fresh.verify(&made.key).unwrap().is_valid());
+    assert_eq!(bcrypts(&fresh), 0);
+    // ... and no other process was told of a change: like last use, it changes no verdict.
+    assert_eq!(open(backend, &*db, config()).status().feed_position, before);
+}

@@ -111,6 +111,7 @@ macro_rules! api_keys_suite {
             api_keys_verifier::refusals_hold_on_the_fast_path,
             api_keys_verifier::imported_legacy_keys_are_tagged_as_bcrypt_reads_them,
             api_keys_verifier::a_verifier_key_derived_from_the_master_key_is_the_same_everywhere,
+            api_keys_verifier::tag_writes_stay_out_of_the_change_feed,
         );
     };
 }
