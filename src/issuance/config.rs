@@ -23,7 +23,8 @@ pub struct ApiKeysConfig {
     pub(crate) max_failures_per_key: u32,
     pub(crate) last_use_interval: Duration,
     pub(crate) busy_timeout: Duration,
-    pub(crate) verifier: Option<VerifierKey>,
+    /// Shared, so that the config stays `Clone` while the key has no `Clone`.
+    pub(crate) verifier: Option<std::sync::Arc<VerifierKey>>,
     pub(crate) max_staleness: Duration,
     pub(crate) stale_policy: StalePolicy,
     pub(crate) listen_url: Option<ListenUrl>,
@@ -189,7 +190,7 @@ impl ApiKeysConfig {
     /// [`VerifierKey`]).
     #[must_use]
     pub fn verifier_key(mut self, key: VerifierKey) -> Self {
-        self.verifier = Some(key);
+        self.verifier = Some(std::sync::Arc::new(key));
         self
     }
 }

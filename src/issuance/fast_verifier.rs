@@ -53,7 +53,8 @@ const TAG_VERSION: &str = "v1";
 /// The secret key of the fast verifier (32 bytes): give it to
 /// [`ApiKeysConfig::verifier_key`](super::ApiKeysConfig::verifier_key). Keep it where the
 /// master key is kept, never in the database. Zeroized on drop; `Debug` shows
-/// `VerifierKey(..)`; no `Display`.
+/// `VerifierKey(..)`; no `Display`; no `Clone` (a copy is made only on purpose, from
+/// [`VerifierKey::to_base64`]).
 ///
 /// ```
 /// use keyseal::{ApiKeys, ApiKeysConfig, MasterKey, NewKey, VerifierKey};
@@ -67,7 +68,6 @@ const TAG_VERSION: &str = "v1";
 /// assert!(keys.verify(&made.key)?.is_valid());
 /// # Ok::<(), keyseal::Error>(())
 /// ```
-#[derive(Clone)]
 pub struct VerifierKey {
     bytes: Zeroizing<[u8; 32]>,
     /// Names the key in stored tags; not secret.
