@@ -344,12 +344,15 @@ fn postgres() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--bench`, which cargo passes, is ignored wherever it comes.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     match args.first().map(String::as_str) {
         Some("prepare") => prepare(),
         Some("postgres") => postgres(),
         Some("child") => child(&args[1], args[2].parse().unwrap()),
-        // `cargo bench` passes `--bench`.
         _ => measure(),
     }
 }
