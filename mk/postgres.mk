@@ -44,5 +44,12 @@ demo-postgres:
 bench-postgres:
 	bash scripts/pg-run.sh $(PG_DIR) $(CARGO) bench --features postgres --bench postgres
 
+.PHONY: bench-cold-start
+## bench-cold-start: a new process serving 10 000 keys at cost 12, with and without the fast verifier, SQLite then PostgreSQL (the store is made once under target/cold-start/: ~10 000 bcrypts)
+bench-cold-start:
+	nice -n 19 $(CARGO) bench --bench cold_start -- prepare
+	$(CARGO) bench --bench cold_start
+	bash scripts/pg-run.sh $(PG_DIR) $(CARGO) bench --features postgres --bench cold_start -- postgres
+
 # `make test-long` runs the long crash loop too.
 test-long: test-pg-faults-long

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{Row, Scheme};
 use super::cache::{CacheKey, CachedKey};
+use super::fast_verifier::TagCheck;
 use super::format::Environment;
 use super::prehash::{bcrypt_cost, bcrypt_ok, MAX_IMPORTED_COST};
 use super::rules::{self, NEVER};
@@ -298,6 +299,21 @@ impl ApiKeys {
                 refusal.get_or_insert(Refusal::RateLimited { retry_after });
                 continue;
             }
+            // The fast verifier: a tag of this process's key settles it without bcrypt, for
+            // a right key and a wrong one (a tag is only written for a key bcrypt accepted).
+            let verifier = self.config.verifier.as_ref();
+            match verifier.map_or(TagCheck::Unusable, |v| {
+                v.check(row.verifier_tag.as_deref(), row.scheme, &row.key_id, key)
+            }) {
+                TagCheck::Match => {
+                    return Ok(self.cache_verified(cache_key, row, generation, required));
+                }
+                TagCheck::Mismatch => {
+                    tried = Some(row.row_id);
+                    continue;
+                }
+                TagCheck::Unusable => {}
+            }
             let Some(slot) = self.bcrypt_limiter.acquire(self.config.bcrypt_wait) else {
                 return Ok(Verification::Refused(Refusal::RateLimited {
                     retry_after: Duration::from_secs(1),
@@ -305,7 +321,12 @@ impl ApiKeys {
             };
             let ok = bcrypt_ok(row.scheme, key, &row.hash);
             drop(slot);
+            self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
             if ok {
+                if let Some(v) = verifier {
+                    // No usable tag (none, another key's, unreadable): this key's from now.
+                    self.queue_tag(row.row_id, v.tag(row.scheme, &row.key_id, key));
+                }
                 return Ok(self.cache_verified(cache_key, row, generation, required));
             }
             tried = Some(row.row_id);

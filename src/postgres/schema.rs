@@ -117,10 +117,18 @@ CREATE TABLE IF NOT EXISTS keyseal_key_versions (
 );
 ",
     },
+    // Version 4 (adds only): the API keys' fast-verifier tag. Nullable, and ignored by
+    // servers that do not know it (they verify with bcrypt as before), so servers knowing
+    // version 2 or 3 keep running against it.
+    Migration {
+        version: 4,
+        min_compatible: 2,
+        sql: "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS verifier_tag TEXT;",
+    },
 ];
 
 /// The newest schema version this keyseal knows.
-pub(crate) const SCHEMA_VERSION: i32 = 3;
+pub(crate) const SCHEMA_VERSION: i32 = 4;
 
 const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS keyseal_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1),

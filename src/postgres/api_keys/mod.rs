@@ -41,7 +41,7 @@ use crate::issuance::backend::{
 };
 use crate::sqlite::api_keys::rows::{parse_format, FORMAT_NAME};
 use crate::{Error, StorageKind, Timestamp};
-use rows::{read_change, read_row, InsertParams, COLUMNS, NEXT_SEQ, UPDATE};
+use rows::{read_change, read_row, InsertParams, COLUMNS, NEXT_SEQ, SET_TAGS, UPDATE};
 
 /// How long a change check may wait for a connection of the read pool.
 const READ_WAIT: Duration = Duration::from_millis(500);
@@ -374,6 +374,23 @@ impl Backend for PgApiKeys {
                     &[p(ids), p(ats)],
                 )
                 .await?;
+            })
+        })?
+    }
+
+    fn set_verifier_tags(&self, tags: &[(i64, String)], wait: Duration) -> Result<(), Error> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        // Sorted by row, as last uses: two batches lock their rows in the same order.
+        let mut sorted: Vec<&(i64, String)> = tags.iter().collect();
+        sorted.sort_unstable_by_key(|t| t.0);
+        let ids: Vec<i64> = sorted.iter().map(|t| t.0).collect();
+        let values: Vec<&str> = sorted.iter().map(|t| t.1.as_str()).collect();
+        let (ids, values) = (&ids, &values);
+        block(async {
+            write_tx!(self.shared, wait, |conn| {
+                conn.execute(SET_TAGS, &[p(ids), p(values)]).await?;
             })
         })?
     }
