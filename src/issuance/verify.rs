@@ -176,7 +176,7 @@ impl ApiKeys {
         let generation = self.generation.load(Ordering::SeqCst);
         match self.backend.get(stale.row_id)? {
             Some(row) if row.key_id == *stale.key_id => {
-                Ok(self.cache_verified(cache_key, row, generation, required))
+                self.cache_verified(cache_key, row, generation, required)
             }
             _ => {
                 stale.gone.store(true, Ordering::SeqCst);
@@ -306,7 +306,7 @@ impl ApiKeys {
                 v.check(row.verifier_tag.as_deref(), row.scheme, &row.key_id, key)
             }) {
                 TagCheck::Match => {
-                    return Ok(self.cache_verified(cache_key, row, generation, required));
+                    return self.cache_verified(cache_key, row, generation, required);
                 }
                 TagCheck::Mismatch => {
                     tried = Some(row.row_id);
@@ -327,7 +327,7 @@ impl ApiKeys {
                     // No usable tag (none, another key's, unreadable): this key's from now.
                     self.queue_tag(row.row_id, v.tag(row.scheme, &row.key_id, key));
                 }
-                return Ok(self.cache_verified(cache_key, row, generation, required));
+                return self.cache_verified(cache_key, row, generation, required);
             }
             tried = Some(row.row_id);
         }
@@ -352,13 +352,18 @@ impl ApiKeys {
     /// inserted, leaves no window in which a stale entry could stay valid. A stale entry of
     /// the row is replaced by this one (read after `seen`, so no older than the change that
     /// made it stale, or the loop below catches that change).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when a change raced the verification and the row cannot be read
+    /// again to see what it was: this call fails closed, and the entry is re-read at its next
+    /// use (it is never taken for revoked on that account).
     fn cache_verified(
         &self,
         cache_key: CacheKey,
         row: Row,
         mut seen: u64,
         required: &Requirement,
-    ) -> Verification {
+    ) -> Result<Verification, Error> {
         let fresh = Arc::new(CachedKey {
             row_id: row.row_id,
             key_id: row.key_id.into(),
@@ -401,7 +406,10 @@ impl ApiKeys {
                         }
                     }
                     Ok(None) => cached.gone.store(true, Ordering::SeqCst),
-                    Err(_) => cached.revoked.store(true, Ordering::SeqCst),
+                    Err(e) => {
+                        cached.stale.store(true, Ordering::SeqCst);
+                        return Err(e);
+                    }
                 }
                 continue;
             }
@@ -411,6 +419,6 @@ impl ApiKeys {
             self.cache.insert(cache_key, cached.clone());
             inserted = true;
         }
-        self.answer(&cached, required)
+        Ok(self.answer(&cached, required))
     }
 }
