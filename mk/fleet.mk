@@ -36,3 +36,17 @@ bench-fleet-latency: fleet-setup
 ## bench-fleet-compare: keyseal beside seed 002 (asyncpg + bcrypt) at 10, 100, 1 000 clients
 bench-fleet-compare: fleet-setup
 	bash scripts/pg-run.sh $(FLEET_PG_DIR) $(FLEET_PY) bench/fleet/compare.py --clients $(FLEET_CLIENTS)
+
+# The smoke version inside `make test` (about 30 s once built): 3 revocations with 2 processes,
+# 10 clients side by side, few samples. It checks that the harness still runs and that every
+# answer is the expected one (each process refuses the revoked key as `revoked`, the valid
+# keys are valid, the wrong ones refused), not the timing targets: CI machines vary. It uses
+# the debug build of the example that `cargo test --all-features` has already made.
+.PHONY: test-fleet-smoke
+## test-fleet-smoke: the fleet benchmarks, tiny (harness check, no timing targets)
+test-fleet-smoke:
+	@bash bench/fleet/setup-venv.sh $(FLEET_VENV) >/dev/null
+	$(CARGO) build --all-features --example fleet_node
+	FLEET_NODE=target/debug/examples/fleet_node bash scripts/pg-run.sh target/pg-fleet-smoke bash -c \
+		'$(FLEET_PY) bench/fleet/latency.py --procs 2 --runs 3 && \
+		$(FLEET_PY) bench/fleet/compare.py --clients 10 --seed-samples 20 --keyseal-samples 100'

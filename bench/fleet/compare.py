@@ -96,6 +96,8 @@ def main():
     ap.add_argument("--clients", type=int, nargs="+", default=[10, 100, 1000])
     ap.add_argument("--cost", type=int, default=4)
     ap.add_argument("--keyseal-samples", type=int, default=1000)
+    ap.add_argument("--seed-samples", type=int,
+                    help="seed 002 verifications of each kind (default: 10 000 / clients, 20 to 200)")
     ap.add_argument("--json", help="also write the raw figures to this file")
     args = ap.parse_args()
     os.environ["SEED002_BCRYPT_ROUNDS"] = str(args.cost)
@@ -112,7 +114,7 @@ def main():
                   f"one fresh database per system and client count; bcrypt cost {args.cost}; "
                   f"one caller at a time")
         os.environ["DATABASE_URL"] = url
-        py = asyncio.run(seed_run(n, seed_samples(n)))
+        py = asyncio.run(seed_run(n, args.seed_samples or seed_samples(n)))
         url, _ = fleetlib.fresh_database(f"fleet_keyseal_{n}")
         ks = keyseal_run(url, n, args.keyseal_samples, args.cost)
         fleetlib.drop_databases([f"fleet_seed002_{n}", f"fleet_keyseal_{n}"])

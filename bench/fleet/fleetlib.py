@@ -12,7 +12,9 @@ from datetime import datetime, timezone
 import asyncpg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NODE = os.path.join(ROOT, "target", "release", "examples", "fleet_node")
+# The release build by default; FLEET_NODE picks another (the smoke test uses the debug one
+# that `cargo test --all-features` already built).
+NODE = os.environ.get("FLEET_NODE") or os.path.join(ROOT, "target", "release", "examples", "fleet_node")
 
 
 def socket_url(database):
