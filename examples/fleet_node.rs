@@ -46,7 +46,7 @@ fn parse_options() -> Result<Options, String> {
     let mut o = Options {
         mode,
         cost: 4,
-        pace: Duration::from_micros(1000),
+        pace: Duration::from_millis(1),
         clients: 10,
         samples: 1000,
     };
@@ -144,7 +144,11 @@ fn admin(o: &Options) -> Result<(), String> {
 
 fn verifier(o: &Options) -> Result<(), String> {
     let keys = open(o)?;
-    say(&format!("config {:?} pace_us={}", config(o), o.pace.as_micros()))?;
+    say(&format!(
+        "config {:?} pace_us={}",
+        config(o),
+        o.pace.as_micros()
+    ))?;
     for line in std::io::stdin().lock().lines() {
         let line = Zeroizing::new(line.map_err(|e| format!("stdin: {e}"))?);
         let Some(key) = line.strip_prefix("key ") else {
@@ -175,7 +179,10 @@ fn verifier(o: &Options) -> Result<(), String> {
                 }
                 // Printed as an answer, not fatal: the coordinator counts it as a failed run.
                 Err(e) => {
-                    say(&format!("refused error:{} {at} {calls}", e.to_string().replace(' ', "_")))?;
+                    say(&format!(
+                        "refused error:{} {at} {calls}",
+                        e.to_string().replace(' ', "_")
+                    ))?;
                     break;
                 }
                 Ok(other) => return Err(format!("unexpected answer {other:?}")),
@@ -212,14 +219,15 @@ impl Rng {
 /// Median, p99 (nearest rank) and count of per-call times, in µs.
 fn summary(mut ns: Vec<u64>) -> serde_json::Value {
     ns.sort_unstable();
-    let rank = |p: f64| {
-        let i = ((p * ns.len() as f64).ceil() as usize).clamp(1, ns.len());
-        ns[i - 1] as f64 / 1000.0
-    };
-    json!({ "median_us": rank(0.5), "p99_us": rank(0.99), "samples": ns.len() })
+    // Nearest rank, in integers: the `pct`-th percentile is the ceil(pct·len/100)-th value.
+    let rank =
+        |pct: usize| ns[(pct * ns.len()).div_ceil(100).clamp(1, ns.len()) - 1] as f64 / 1000.0;
+    json!({ "median_us": rank(50), "p99_us": rank(99), "samples": ns.len() })
 }
 
-fn timed(f: impl FnOnce() -> Result<Verification, keyseal::Error>) -> Result<(u64, Verification), String> {
+fn timed(
+    f: impl FnOnce() -> Result<Verification, keyseal::Error>,
+) -> Result<(u64, Verification), String> {
     let t = Instant::now();
     let v = f().map_err(|e| format!("verify: {e}"))?;
     let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -286,7 +294,12 @@ fn compare(o: &Options) -> Result<(), String> {
     // for a real id (one bcrypt each; at most 15 per id, under the 20-per-minute throttle).
     let mut unknown = Vec::with_capacity(o.samples);
     for _ in 0..o.samples {
-        let k = Zeroizing::new(assemble_api_key(&format, env, &rng.base62(12), &rng.base62(43)));
+        let k = Zeroizing::new(assemble_api_key(
+            &format,
+            env,
+            &rng.base62(12),
+            &rng.base62(43),
+        ));
         let (ns, v) = timed(|| keys.verify(&k))?;
         expect(&v, false, "unknown id")?;
         unknown.push(ns);

@@ -57,6 +57,7 @@ async def seed_run(n, samples):
     await seed.close_pool()
     return {
         "creates_per_s": creates_per_s,
+        "create": summary_us(create_s),
         "valid": summary_us(valid),
         "wrong": summary_us(wrong),
     }
@@ -136,8 +137,10 @@ def main():
         for what, a, b in rows:
             print(f"| {n:,} | verify: {what} | {cell(a)} | {cell(b)} | "
                   f"{ratio(a['median_us'] / b['median_us'])} |")
-        print(f"| {n:,} | creates/s (one caller) | {py['creates_per_s']:,.0f} /s | "
-              f"{ks['creates_per_s']:,.0f} /s | keyseal {ratio(ks['creates_per_s'] / py['creates_per_s'])} |")
+        print(f"| {n:,} | creates/s, one caller (one create: median / p99) | "
+              f"{py['creates_per_s']:,.0f} /s ({fmt(py['create']['median_us'])} / {fmt(py['create']['p99_us'])}) | "
+              f"{ks['creates_per_s']:,.0f} /s ({fmt(ks['create']['median_us'])} / {fmt(ks['create']['p99_us'])}) | "
+              f"keyseal {ratio(ks['creates_per_s'] / py['creates_per_s'])} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(raw, f, indent=1)
