@@ -13,7 +13,7 @@ PG_DIR ?= target/pg-test
 test-postgres:
 	@echo "==> PostgreSQL tests on a throwaway server ($(PG_DIR))"
 	bash scripts/pg-run.sh $(PG_DIR) bash -c '$(CARGO) test --all-features --test conformance -- postgres:: && \
-		$(CARGO) test --all-features --test cli_postgres --test cli_rewrap_postgres --test cli_copy && \
+		$(CARGO) test --all-features --test cli_postgres --test cli_rewrap_postgres --test cli_copy --test fleet_processes && \
 		$(CARGO) test --all-features --test cli_commands --test cli_keys_admin -- postgres'
 
 ## pg-start: start a throwaway PostgreSQL in target/pg (then: source target/pg/env)

@@ -585,3 +585,61 @@ fn master_key_files_are_read_as_python_reads_the_variable() {
     }
     assert_eq!(accepted, 6, "{answers:?}");
 }
+
+crate::on_both_backends!(status_reports_the_store_and_never_a_secret);
+
+/// `keyseal status`: backend, schema version, keys by state, the feed, the master keys and the
+/// pool key's versions; no key, hash or master key in either output.
+fn status_reports_the_store_and_never_a_secret(env: &Env) {
+    let (code, made) = env.json(
+        &[
+            "--bcrypt-cost",
+            "4",
+            "keys",
+            "create",
+            "--user",
+            "u",
+            "--name",
+            "n",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{made}");
+    let key = made["key"].as_str().unwrap().to_owned();
+    let key_id = made["key_id"].as_str().unwrap().to_owned();
+    let out = env.run(&["keys", "revoke", "--user", "u", &key_id], "");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (code, _) = env.json(&["encrypt", "--pool"], "x");
+    assert_eq!(code, 0);
+    let (code, v) = env.json(&["status"], "");
+    assert_eq!(code, 0, "{v}");
+    let backend = if env.pg.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(v["backend"], backend, "{v}");
+    assert!(v["schema_version"].as_i64().unwrap() >= 2, "{v}");
+    assert_eq!(v["api_keys"]["total"], 1, "{v}");
+    assert_eq!(v["api_keys"]["revoked"], 1, "{v}");
+    let mode = if env.pg.is_some() { "notify" } else { "poll" };
+    assert_eq!(v["feed"]["mode"], mode, "{v}");
+    assert_eq!(v["feed"]["staleness"], "fresh", "{v}");
+    assert!(v["feed"]["position"].as_i64().unwrap() >= 2, "{v}");
+    let masters = v["key_store"]["master_keys"].as_array().unwrap();
+    assert_eq!(masters.len(), 1, "{v}");
+    assert_eq!(masters[0]["current"], true, "{v}");
+    assert_eq!(
+        v["key_store"]["pool_key_versions"][0]["state"], "active",
+        "{v}"
+    );
+    let human = env.run(&["status"], "");
+    assert_eq!(human.status.code(), Some(0));
+    let master = std::fs::read_to_string(&env.master_file).unwrap();
+    for shown in [v.to_string(), stdout(&human), stderr(&human)] {
+        assert!(!shown.contains(&key), "the key was shown: {shown}");
+        assert!(!shown.contains(master.trim()), "the master key was shown");
+        assert!(!shown.contains("$2b$"), "a hash was shown");
+    }
+    assert!(stdout(&human).contains("revoked"), "{}", stdout(&human));
+}

@@ -338,6 +338,38 @@ pub trait Backend: Send + Sync + sealed::Sealed {
     /// # Errors
     /// [`Error::Storage`] when the store cannot be read or written.
     fn changed_elsewhere(&self) -> Result<bool, Error>;
+    /// The store's epoch as read by the last [`Backend::changed_elsewhere`], if the backend
+    /// has one: a value that changes when the store was restarted, replaced or restored from
+    /// a backup. A reader that sees it change re-reads what it cached (see the module docs).
+    /// No I/O.
+    fn epoch(&self) -> Option<u64> {
+        None
+    }
+    /// The store's newest sequence number as read by the last
+    /// [`Backend::changed_elsewhere`], if the backend reads it there. No I/O. A value below a
+    /// reader's position means the store went back in time (restored from a backup).
+    fn store_seq(&self) -> Option<i64> {
+        None
+    }
+    /// Starts waking the caller (`wake`, called from any thread, cheap) soon after another
+    /// connection commits a change, if the backend can; `listen_url` is where to listen
+    /// (`None`: the store's own location). Never required for correctness: readers still
+    /// read the feed on their interval; a wake-up only makes them read it sooner. The
+    /// default does nothing.
+    fn watch(&self, wake: Wake, listen_url: Option<&str>) {
+        let _ = (wake, listen_url);
+    }
+    /// The backend's name: `sqlite`, `postgres`.
+    fn name(&self) -> &'static str;
+    /// The schema version the store holds (for status reports).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read.
+    fn schema_version(&self) -> Result<i64, Error>;
+    /// How changes elsewhere reach this process now (for status reports).
+    fn feed_mode(&self) -> FeedMode {
+        FeedMode::Poll
+    }
     /// Legacy formats recorded by imports: (prefix, lookup length).
     ///
     /// # Errors
@@ -363,6 +395,37 @@ pub trait Backend: Send + Sync + sealed::Sealed {
     /// # Errors
     /// [`Error::Storage`] (a key id given twice included); nothing is changed.
     fn import(&self, rows: &[Row], legacy: &[(String, usize)]) -> Result<bool, Error>;
+}
+
+/// A wake-up callback given to [`Backend::watch`].
+pub type Wake = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+/// How another process's change reaches this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FeedMode {
+    /// The feed is read on its interval only.
+    Poll,
+    /// The feed is read on its interval and when the store notifies a commit.
+    Notify,
+    /// Notifications are set up but their connection is down (being re-made); the feed is
+    /// read on its interval meanwhile.
+    NotifyDown,
+    /// Notifications cannot be had at the listening location (e.g. a pooler in transaction
+    /// mode): the feed is read on its interval only.
+    NotifyUnavailable,
+}
+
+impl FeedMode {
+    /// A short name: `poll`, `notify`, `notify-down`, `notify-unavailable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedMode::Poll => "poll",
+            FeedMode::Notify => "notify",
+            FeedMode::NotifyDown => "notify-down",
+            FeedMode::NotifyUnavailable => "notify-unavailable",
+        }
+    }
 }
 
 pub(crate) mod sealed {

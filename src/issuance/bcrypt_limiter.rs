@@ -31,13 +31,22 @@ impl BcryptLimiter {
     /// A slot, waiting at most `wait`; `None` when all stayed taken.
     pub(crate) fn acquire(&self, wait: Duration) -> Option<BcryptSlot<'_>> {
         // A wait too long for an Instant (e.g. Duration::MAX) means no deadline.
-        let deadline = Instant::now().checked_add(wait);
+        let start = Instant::now();
+        let deadline = start.checked_add(wait);
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if *free == 0 {
+            tracing::debug!("keyseal api keys: every bcrypt slot is taken; queueing");
+        }
         while *free == 0 {
             free = match deadline {
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
+                        tracing::warn!(
+                            waited_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            "keyseal api keys: no bcrypt slot came free in time; refused as \
+                             rate_limited"
+                        );
                         return None;
                     }
                     self.cv

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
@@ -85,6 +85,9 @@ pub(crate) struct CachedKey {
     pub stale: AtomicBool,
     /// The row could not be read by the last change check: refused with an error.
     pub unreadable: AtomicBool,
+    /// When (manager clock, see `Core::clock_ms`) this entry was last known to match its
+    /// row: read, or re-read while the change feed could not be.
+    pub confirmed_ms: AtomicU64,
     /// Unix ms of the last use queued for writing.
     pub last_use_queued: AtomicI64,
     pub bucket: Option<SharedBucket>,
@@ -185,6 +188,28 @@ impl Cache {
             }
         }
         shard.insert(key, entry);
+    }
+
+    /// Marks every cached entry stale: each is re-read (one indexed read, no bcrypt) before
+    /// it answers again. For a store that went back in time or was replaced.
+    pub(crate) fn mark_all_stale(&self) -> usize {
+        let by_row = self.by_row.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut n = 0;
+        for entry in by_row.values().filter_map(Weak::upgrade) {
+            entry.stale.store(true, Ordering::SeqCst);
+            n += 1;
+        }
+        n
+    }
+
+    /// How many rows have a cached entry.
+    pub(crate) fn rows(&self) -> usize {
+        self.by_row
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
     }
 
     /// The cached entry of a row, if any.

@@ -22,6 +22,39 @@ pub struct ApiKeysConfig {
     pub(crate) max_failures_per_key: u32,
     pub(crate) last_use_interval: Duration,
     pub(crate) busy_timeout: Duration,
+    pub(crate) max_staleness: Duration,
+    pub(crate) stale_policy: StalePolicy,
+    pub(crate) listen_url: Option<ListenUrl>,
+}
+
+/// What a cached verdict is worth once the change feed could not be read for longer than
+/// [`ApiKeysConfig::max_staleness`] (and the key's own row cannot be read either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StalePolicy {
+    /// Cached keys are refused with [`Error::Storage`] (kind `unavailable`) until the store
+    /// can be read: a revocation made elsewhere can never be missed for longer than the
+    /// bound. The default.
+    Refuse,
+    /// Cached keys keep being accepted until the feed has been unreadable for `up_to` in all
+    /// (each such answer logged as a warning), then refused as with `Refuse`: availability
+    /// during a longer outage, at the price of honouring a revocation made elsewhere that
+    /// much later.
+    ServeStale {
+        /// The second bound, counted like the first; less than `max_staleness` acts as
+        /// `max_staleness`.
+        up_to: Duration,
+    },
+}
+
+/// A URL that may hold a password: kept wiped, never shown.
+#[derive(Clone)]
+pub(crate) struct ListenUrl(pub(crate) zeroize::Zeroizing<String>);
+
+impl core::fmt::Debug for ListenUrl {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ListenUrl(..)")
+    }
 }
 
 impl Default for ApiKeysConfig {
@@ -38,6 +71,9 @@ impl Default for ApiKeysConfig {
             max_failures_per_key: 20,
             last_use_interval: Duration::from_secs(60),
             busy_timeout: Duration::from_secs(5),
+            max_staleness: Duration::from_secs(30),
+            stale_policy: StalePolicy::Refuse,
+            listen_url: None,
         }
     }
 }
@@ -69,8 +105,10 @@ impl ApiKeysConfig {
         self.cache_capacity = n;
         self
     }
-    /// How often, at most, other processes' writes are looked for; default 250 ms. Cached
-    /// keys fail closed when no look succeeded for this long plus one second.
+    /// How often other processes' writes are looked for, by a thread of the manager's own
+    /// (and sooner when the store notifies a commit, on PostgreSQL); default 250 ms. Zero:
+    /// also before every verification that uses the cache (every call then sees every change
+    /// committed before it; for tests).
     #[must_use]
     pub fn change_check_interval(mut self, d: Duration) -> Self {
         self.change_check_interval = d;
@@ -94,6 +132,35 @@ impl ApiKeysConfig {
     #[must_use]
     pub fn max_failures_per_key(mut self, n: u32) -> Self {
         self.max_failures_per_key = n.max(1);
+        self
+    }
+    /// How long cached verdicts stay trusted while the change feed cannot be read (database
+    /// down, connection lost); default 30 s. Past it, a cached key's row is read again (one
+    /// indexed read, never a bcrypt) before it is answered, and if that read fails too the
+    /// [`StalePolicy`] decides. 30 s rides out a server restart or a failover without
+    /// refusing every client, while no revocation can be missed for longer; while the
+    /// database is down nothing can be revoked anyway, so the window matters only for a
+    /// process cut off from a database others still reach.
+    #[must_use]
+    pub fn max_staleness(mut self, d: Duration) -> Self {
+        self.max_staleness = d;
+        self
+    }
+    /// What happens past [`ApiKeysConfig::max_staleness`]; default [`StalePolicy::Refuse`].
+    #[must_use]
+    pub fn stale_policy(mut self, policy: StalePolicy) -> Self {
+        self.stale_policy = policy;
+        self
+    }
+    /// PostgreSQL only: where to `LISTEN` for commits (a URL that reaches the server
+    /// directly, when the store's URL goes through a pooler in transaction mode, which
+    /// cannot deliver notifications). Default: the store's own URL. Without working
+    /// notifications (found by a self-test at start), changes are still seen on every
+    /// [`ApiKeysConfig::change_check_interval`]. The URL is kept wiped and never shown; a
+    /// password in it is better given by `PGPASSWORD` or a password file.
+    #[must_use]
+    pub fn listen_url(mut self, url: impl Into<String>) -> Self {
+        self.listen_url = Some(ListenUrl(zeroize::Zeroizing::new(url.into())));
         self
     }
     /// Least time between two writes of a key's last use; default 60 s.

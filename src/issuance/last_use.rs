@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::cache::CachedKey;
 use super::time::Timestamp;
-use super::ApiKeys;
+use super::{ApiKeys, Core};
 use crate::Error;
 
 /// How long [`ApiKeys::flush`] waits for the write lock.
@@ -17,7 +17,7 @@ const DROP_WAIT: Duration = Duration::from_secs(5);
 /// oldest news is the least missed).
 const MAX_PENDING: usize = 100_000;
 
-impl ApiKeys {
+impl Core {
     /// Queues `now` as the key's last use, unless one was queued less than
     /// [`ApiKeysConfig::last_use_interval`](super::ApiKeysConfig::last_use_interval) ago.
     #[inline]
@@ -42,20 +42,21 @@ impl ApiKeys {
         }
     }
 
-    /// Writes queued last-use times now, waiting up to 2 s for the write lock. They are
-    /// otherwise written in batches, at most once per
-    /// [`ApiKeysConfig::last_use_interval`](super::ApiKeysConfig::last_use_interval) per key;
-    /// dropping the manager flushes too (waiting up to 5 s).
-    ///
-    /// # Errors
-    /// [`Error::Storage`] when they could not be written (e.g. another process held the
-    /// write lock throughout); they stay queued for the next flush.
-    pub fn flush(&self) -> Result<(), Error> {
-        self.flush_within(FLUSH_WAIT)
-    }
-
     /// Writes queued uses, waiting at most `wait` (`ZERO`: only if nothing is in the way).
     pub(crate) fn flush_within(&self, wait: Duration) -> Result<(), Error> {
+        // One flush at a time: a flush that took the queue must have put back what it could
+        // not write before another (the one on drop, say) looks at the queue.
+        let _one = if wait.is_zero() {
+            match self.flush_lock.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+            }
+        } else {
+            self.flush_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
         let uses = std::mem::take(
             &mut *self
                 .pending_uses
@@ -78,7 +79,7 @@ impl ApiKeys {
         result
     }
 
-    /// From a verification: write queued uses only if that needs no waiting at all.
+    /// From the feed thread: write queued uses only if that needs no waiting at all.
     pub(crate) fn flush_if_free(&self) {
         let queued = !self
             .pending_uses
@@ -102,5 +103,19 @@ impl ApiKeys {
                 .len();
             tracing::warn!(error = %e, lost, "keyseal api keys: last-use times not written");
         }
+    }
+}
+
+impl ApiKeys {
+    /// Writes queued last-use times now, waiting up to 2 s for the write lock. They are
+    /// otherwise written in batches, at most once per
+    /// [`ApiKeysConfig::last_use_interval`](super::ApiKeysConfig::last_use_interval) per key;
+    /// dropping the manager flushes too (waiting up to 5 s).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when they could not be written (e.g. another process held the
+    /// write lock throughout); they stay queued for the next flush.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.flush_within(FLUSH_WAIT)
     }
 }

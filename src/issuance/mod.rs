@@ -97,6 +97,7 @@ mod cache;
 mod changes;
 mod config;
 mod failures;
+mod feed_thread;
 mod format;
 mod future;
 mod known_ids;
@@ -108,6 +109,7 @@ mod prehash;
 mod rate_limit;
 mod rules;
 mod scopes;
+mod status;
 mod time;
 mod types;
 mod update;
@@ -115,7 +117,7 @@ mod verify;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
@@ -129,7 +131,7 @@ use known_ids::KnownIds;
 use legacy::LegacyFormats;
 use prehash::hash_new_key;
 
-pub use config::ApiKeysConfig;
+pub use config::{ApiKeysConfig, StalePolicy};
 /// For `keyseal::testing` (tests, benchmarks, fuzzing), which re-exports it; not part of the
 /// stable API.
 #[doc(hidden)]
@@ -141,6 +143,7 @@ pub use listing::{KeyPage, ListCursor, ListFilter};
 pub use rate_limit::RateLimit;
 pub use rules::MAX_METADATA_BYTES;
 pub use scopes::Requirement;
+pub use status::{ApiKeysStatus, KeyCounts};
 pub use time::Timestamp;
 pub use types::{CreatedKey, KeyInfo, KeyStatus, NewKey, Refusal, Validated, Verification};
 pub use update::KeyUpdate;
@@ -154,6 +157,15 @@ const KEY_ID_DRAWS: usize = 8;
 /// The API key manager over one `SQLite` file. `Send + Sync`: share one per process (in an
 /// `Arc`); any number of processes may open the same file.
 pub struct ApiKeys {
+    core: Arc<Core>,
+    /// Stops the change-feed thread when the manager is dropped.
+    _feed: feed_thread::FeedThread,
+}
+
+/// The state of an [`ApiKeys`], shared with its change-feed thread (which holds it weakly).
+/// Not nameable outside the crate; [`ApiKeys`] derefs to it so every method reads its
+/// fields directly.
+pub struct Core {
     backend: Box<dyn Backend>,
     config: ApiKeysConfig,
     keyer: CacheKeyer,
@@ -174,7 +186,28 @@ pub struct ApiKeys {
     checked_ms: AtomicU64,
     /// One change check at a time.
     check_lock: Mutex<()>,
+    /// The store's epoch at the last feed read (0: none).
+    last_epoch: AtomicU64,
+    /// When the feed became unreadable (0: it is readable).
+    feed_down_since: AtomicU64,
+    /// When the last repeated warning was said.
+    warned_ms: AtomicU64,
+    /// How many times the store was found restarted, replaced or restored.
+    epoch_changes: AtomicU64,
+    /// No re-read of a too-old cached key before this (one failed: the store is down).
+    reread_after_ms: AtomicU64,
     pending_uses: Mutex<Vec<(i64, Timestamp)>>,
+    /// One last-use flush at a time.
+    flush_lock: Mutex<()>,
+}
+
+#[doc(hidden)]
+impl std::ops::Deref for ApiKeys {
+    type Target = Core;
+    #[inline]
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 impl core::fmt::Debug for ApiKeys {
@@ -227,7 +260,7 @@ impl ApiKeys {
         let (lookups, seq) = backend.all_lookups()?;
         let legacy = LegacyFormats::new();
         legacy.merge(backend.legacy_formats()?);
-        let keys = ApiKeys {
+        let core = Core {
             keyer: CacheKeyer::new()?,
             cache: Cache::new(config.cache_capacity),
             failures: FailureCache::new(100_000, config.max_failures_per_key),
@@ -241,13 +274,21 @@ impl ApiKeys {
             last_check_ms: AtomicU64::new(0),
             checked_ms: AtomicU64::new(0),
             check_lock: Mutex::default(),
+            last_epoch: AtomicU64::new(backend.epoch().map_or(0, |e| e | 1)),
+            feed_down_since: AtomicU64::new(0),
+            warned_ms: AtomicU64::new(0),
+            epoch_changes: AtomicU64::new(0),
+            reread_after_ms: AtomicU64::new(0),
             pending_uses: Mutex::default(),
+            flush_lock: Mutex::default(),
             backend,
             config,
         };
         // Everything was just read: as good as a change check.
-        keys.checked_ms.store(keys.clock_ms(), Ordering::Release);
-        Ok(keys)
+        core.checked_ms.store(core.clock_ms(), Ordering::Release);
+        let core = Arc::new(core);
+        let feed = feed_thread::FeedThread::start(&core)?;
+        Ok(ApiKeys { core, _feed: feed })
     }
 
     /// The key format in use.

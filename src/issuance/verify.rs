@@ -1,7 +1,7 @@
 //! The verify path: parse and checksum, the cache, the known-id filter, recent failures,
 //! one indexed read and one bcrypt (bounded in number), then caching the verified key.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -90,18 +90,17 @@ impl ApiKeys {
             // Legacy keys need the registered formats, which the change check keeps.
             return None;
         };
-        let now = self.clock_ms();
-        let last = self.last_check_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= self.check_interval_ms() {
-            return None;
+        if self.check_interval_ms() == 0 {
+            return None; // the feed is read on the verification's path
         }
+        let now = self.clock_ms();
         let cached = self.cache.get(&self.keyer.cache_key(p.id_and_secret))?;
         if cached.environment != p.environment {
             return Some(Ok(Verification::Refused(Refusal::Unknown)));
         }
         let usable = !cached.unreadable.load(Ordering::Acquire)
             && (!cached.stale.load(Ordering::Acquire) || cached.gone.load(Ordering::Acquire));
-        if !usable || !self.fresh_without_check(now) {
+        if !usable || self.too_old(&cached, now).is_some() {
             return None;
         }
         Some(Ok(self.answer(&cached, required)))
@@ -138,7 +137,9 @@ impl ApiKeys {
         now: u64,
         required: &Requirement,
     ) -> Result<Verification, Error> {
-        self.fresh_enough(now)?;
+        if let Some(age) = self.too_old(cached, now) {
+            return self.answer_too_old(cache_key, cached, now, age, required);
+        }
         if cached.unreadable.load(Ordering::Acquire) {
             return Err(Error::storage(
                 StorageKind::Corrupt,
@@ -163,7 +164,7 @@ impl ApiKeys {
     /// against it, and an update never changes the hash), replace the entry and answer.
     /// The read started after the change that marked the entry stale, so it sees it.
     #[cold]
-    fn refresh(
+    pub(super) fn refresh(
         &self,
         cache_key: CacheKey,
         stale: &CachedKey,
@@ -199,7 +200,7 @@ impl ApiKeys {
     /// The answer for a key that passed bcrypt: its state now, its rate limit, its scopes,
     /// and its last use queued.
     #[inline]
-    fn answer(&self, cached: &CachedKey, required: &Requirement) -> Verification {
+    pub(super) fn answer(&self, cached: &CachedKey, required: &Requirement) -> Verification {
         let now = Timestamp::now();
         if let Some(refusal) = Self::flag_refusal(cached, now) {
             return Verification::Refused(refusal);
@@ -251,8 +252,8 @@ impl ApiKeys {
         let mut known = self.known(lookups);
         if known.is_empty() {
             // Perhaps made by another process a moment ago: look now (at most once a
-            // millisecond, so a flood of unknown ids costs at most 1000 cheap PRAGMAs/s).
-            self.check_for_changes(1);
+            // millisecond, so a flood of unknown ids costs at most 1000 cheap reads/s).
+            self.look_for_new_keys();
             known = self.known(lookups);
             if known.is_empty() {
                 return Ok(UNKNOWN);
@@ -347,6 +348,7 @@ impl ApiKeys {
             gone: AtomicBool::new(false),
             stale: AtomicBool::new(false),
             unreadable: AtomicBool::new(false),
+            confirmed_ms: AtomicU64::new(self.clock_ms()),
             last_use_queued: AtomicI64::new(row.last_used_at.map_or(0, Timestamp::unix_millis)),
             bucket: row.rate_limit.map(|l| self.cache.bucket(row.row_id, l)),
         });

@@ -52,6 +52,10 @@ pub enum Command {
     /// API keys: create, verify, list, update, disable, enable, delete, revoke, rotate.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The store at a glance: backend, schema version, API keys by state, the change feed
+    /// (how changes elsewhere arrive here, its position, how long a read takes), and, when a
+    /// master key is given, the master keys and the pool key's versions. Secrets never shown.
+    Status,
     /// Rewrap every user's data key under a new master key (all or nothing).
     RotateMaster {
         /// A file holding the new master key (base64).

@@ -20,6 +20,7 @@ mod progress;
 mod rewrap;
 mod rotate_key;
 mod rotate_master;
+mod status;
 mod urls;
 
 // The same reading of `--db` as the library's (PostgreSQL URLs, in-memory and `file:` URI
@@ -63,6 +64,7 @@ fn run(cli: &Cli) -> Outcome {
         Command::Decrypt(target) => crypt::decrypt_stdin(cli, target),
         Command::Hash => crypt::hash_stdin(cli),
         Command::Keys(command) => keys::run(cli, command),
+        Command::Status => status::run(cli),
         Command::RotateMaster {
             new_master_key_file,
         } => rotate_master::run(cli, new_master_key_file),

@@ -9,7 +9,10 @@
 //! lock that takes is held until commit, so these transactions run one at a time and their
 //! numbers follow commit order: a row can never become visible with a `seq` at or below one a
 //! reader has already passed. Last-use writes (`touch`) do not take it and do not change
-//! `seq`. [`Backend::changed_elsewhere`] reads the counter: one indexed read of one row.
+//! `seq`. [`Backend::changed_elsewhere`] reads the counter: one indexed read of one row,
+//! with the store's epoch (see [`Backend::epoch`]). The same statement that takes the number
+//! sends a notification on `keyseal_feed`, delivered at commit, which wakes other
+//! processes' feed threads at once (see `listen`).
 //!
 //! # Rules under concurrency
 //! Because every guarded write holds the counter first, the rows a rule reads (a user's keys
@@ -18,17 +21,22 @@
 //! check) take no lock and never wait for a write; the change check runs on a pool of its own
 //! so it never waits for a connection a write holds.
 
+mod listen;
 mod rows;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use sha2::{Digest, Sha256};
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 use super::errors::TxError;
 use super::pool::{write_tx, Conn, Shared};
 use super::runtime::block;
 use crate::issuance::backend::{
-    sealed, Backend, Change, DecideInsert, DecideRotation, DecideUpdate, InsertContext, Inserted,
-    Row,
+    sealed, Backend, Change, DecideInsert, DecideRotation, DecideUpdate, FeedMode, InsertContext,
+    Inserted, Row, Wake,
 };
 use crate::sqlite::api_keys::rows::{parse_format, FORMAT_NAME};
 use crate::{Error, StorageKind, Timestamp};
@@ -43,6 +51,26 @@ pub(crate) struct PgApiKeys {
     busy_timeout: Duration,
     /// The counter's value at the last [`Backend::changed_elsewhere`].
     last_seq: Mutex<Option<i64>>,
+    /// The epoch read with it (0: not yet).
+    epoch: AtomicU64,
+    /// The store's URL, for a listener without a URL of its own (kept wiped).
+    url: Zeroizing<String>,
+    listener: Mutex<Option<listen::Listener>>,
+}
+
+/// The feed's counter and what makes up the store's epoch: the server's start time (a
+/// restart, a failover or a restored cluster changes it) and the table's identity (a
+/// database dropped and restored under the same name changes it).
+const FEED_PROBE: &str = "SELECT seq, \
+     (EXTRACT(EPOCH FROM pg_postmaster_start_time()) * 1000000)::int8, \
+     'api_keys'::regclass::oid::int8 FROM keyseal_feed WHERE id = 1";
+
+fn epoch_of(started_us: i64, table: i64) -> u64 {
+    let digest = Sha256::new()
+        .chain_update(started_us.to_le_bytes())
+        .chain_update(table.to_le_bytes())
+        .finalize();
+    u64::from_le_bytes(digest[..8].try_into().unwrap_or([1; 8])) | 1
 }
 
 impl sealed::Sealed for PgApiKeys {}
@@ -93,6 +121,9 @@ impl PgApiKeys {
             shared,
             busy_timeout,
             last_seq: Mutex::new(None),
+            epoch: AtomicU64::new(0),
+            url: Zeroizing::new(url.to_owned()),
+            listener: Mutex::new(None),
         })
     }
 
@@ -450,26 +481,68 @@ impl Backend for PgApiKeys {
     }
 
     fn changed_elsewhere(&self) -> Result<bool, Error> {
-        let now: i64 = block(async {
+        let (now, epoch): (i64, u64) = block(async {
             let conn = self.shared.read_conn(READ_WAIT).await?;
             let db = |e: tokio_postgres::Error| self.shared.error(&e);
-            let stmt = conn
-                .client()
-                .prepare_cached("SELECT seq FROM keyseal_feed WHERE id = 1")
-                .await
-                .map_err(db)?;
+            let stmt = conn.client().prepare_cached(FEED_PROBE).await.map_err(db)?;
             Ok::<_, Error>(
                 conn.client()
                     .query_opt(&stmt, &[])
                     .await
                     .map_err(db)?
-                    .map_or(0, |r| r.get(0)),
+                    .map_or((0, 0), |r| (r.get(0), epoch_of(r.get(1), r.get(2)))),
             )
         })??;
         let mut last = self.last_seq.lock().unwrap_or_else(PoisonError::into_inner);
         let changed = last.is_some_and(|l| l != now);
         *last = Some(now);
+        self.epoch.store(epoch, Ordering::Release);
         Ok(changed)
+    }
+
+    fn epoch(&self) -> Option<u64> {
+        Some(self.epoch.load(Ordering::Acquire)).filter(|&e| e != 0)
+    }
+
+    fn store_seq(&self) -> Option<i64> {
+        *self.last_seq.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn watch(&self, wake: Wake, listen_url: Option<&str>) {
+        let url = listen_url.unwrap_or(&self.url);
+        match listen::Listener::start(url, self.shared.clone(), wake) {
+            Ok(listener) => {
+                *self.listener.lock().unwrap_or_else(PoisonError::into_inner) = Some(listener);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "keyseal api keys: cannot listen for notifications; the change feed is polled only");
+            }
+        }
+    }
+
+    fn feed_mode(&self) -> FeedMode {
+        self.listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map_or(FeedMode::Poll, listen::Listener::mode)
+    }
+
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn schema_version(&self) -> Result<i64, Error> {
+        let version: i32 = block(async {
+            let conn = self.shared.read_conn(READ_WAIT).await?;
+            let row = conn
+                .client()
+                .query_opt("SELECT version FROM keyseal_schema WHERE id = 1", &[])
+                .await
+                .map_err(|e| self.shared.error(&e))?;
+            Ok::<_, Error>(row.map_or(0, |r| r.get(0)))
+        })??;
+        Ok(i64::from(version))
     }
 
     fn legacy_formats(&self) -> Result<Vec<(String, usize)>, Error> {

@@ -18,8 +18,8 @@ const SEQ_AT: usize = 18;
 /// Takes the next change sequence number from the single-row counter. Every feed-writing
 /// transaction runs this first: the row lock it takes is held until commit, so writers are
 /// serialized and numbers follow commit order.
-pub(super) const NEXT_SEQ: &str =
-    "UPDATE keyseal_feed SET seq = seq + 1 WHERE id = 1 RETURNING seq";
+pub(super) const NEXT_SEQ: &str = "UPDATE keyseal_feed SET seq = seq + 1 WHERE id = 1 \
+     RETURNING seq, pg_notify('keyseal_feed', '')";
 
 pub(super) const INSERT: &str = "INSERT INTO api_keys (key_id, lookup, scheme, hash, user_id, \
      name, scopes, environment, created_at, expires_at, revoked_at, rotated_to, rate_requests, \

@@ -107,12 +107,14 @@ impl Backend for SqliteBackend {
         })
     }
 
+    // `find` and `get` serve verifications: on the reader, so they never wait for this
+    // process's own writes (a flush or a create waiting for another process's lock).
     fn find(&self, lookup: &str) -> Result<Vec<Row>, Error> {
-        rows_where(&self.conn(), "lookup", lookup).map_err(|e| storage(&e))
+        rows_where(&self.reader(), "lookup", lookup).map_err(|e| storage(&e))
     }
 
     fn get(&self, row_id: i64) -> Result<Option<Row>, Error> {
-        let conn = self.conn();
+        let conn = self.reader();
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE row_id = ?1"))
             .and_then(|mut s| s.query_row([row_id], read_row).optional())
             .map_err(|e| storage(&e))
@@ -376,6 +378,23 @@ impl Backend for SqliteBackend {
         let changed = last.is_some_and(|l| l != v);
         *last = Some(v);
         Ok(changed)
+    }
+
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn schema_version(&self) -> Result<i64, Error> {
+        let version: Option<String> = self
+            .reader()
+            .query_row(
+                "SELECT value FROM api_key_meta WHERE name = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| storage(&e))?;
+        Ok(version.and_then(|v| v.parse().ok()).unwrap_or(1))
     }
 
     fn legacy_formats(&self) -> Result<Vec<(String, usize)>, Error> {

@@ -11,6 +11,7 @@
 mod api_keys;
 mod copy;
 mod errors;
+mod feed;
 mod keystore;
 mod runtime;
 mod schema;
