@@ -8,7 +8,7 @@
 //!   returned and `CALL_US` how long the call took.
 //! - `verify`: prints `config …` (its settings), then for each `key KEY` line on stdin:
 //!   verifies the key until it is valid (a key made by another process is seen once the
-//!   change check has run), prints `ready`, then verifies the same (now cached) key in a
+//!   change check has run), prints `ready FEED_MODE`, then verifies the same (now cached) key in a
 //!   loop, one call every `--pace-us` µs (0: back to back), until it is refused; prints
 //!   `refused REASON T_US CALLS`, `T_US` read right after the refusing call returned.
 //! - `compare --clients N --samples S`: on an empty database, creates N keys one after the
@@ -144,10 +144,17 @@ fn admin(o: &Options) -> Result<(), String> {
 
 fn verifier(o: &Options) -> Result<(), String> {
     let keys = open(o)?;
+    // A long-lived process: let the notification listener finish its start-up self-test
+    // (when the store has one) before measuring; its mode is reported either way.
+    let started = Instant::now();
+    while keys.status().feed_mode == "notify-down" && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     say(&format!(
-        "config {:?} pace_us={}",
+        "config {:?} pace_us={} feed_mode={}",
         config(o),
-        o.pace.as_micros()
+        o.pace.as_micros(),
+        keys.status().feed_mode
     ))?;
     for line in std::io::stdin().lock().lines() {
         let line = Zeroizing::new(line.map_err(|e| format!("stdin: {e}"))?);
@@ -165,7 +172,7 @@ fn verifier(o: &Options) -> Result<(), String> {
                 other => return Err(format!("new key not valid: {other:?}")),
             }
         }
-        say("ready")?;
+        say(&format!("ready {}", keys.status().feed_mode))?;
         let mut calls = 0_u64;
         loop {
             calls += 1;

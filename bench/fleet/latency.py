@@ -23,7 +23,7 @@ TARGET_MAX_MS = 1000.0
 
 def one_fleet(n, args, url):
     """Runs `args.runs` revocations against `n` verifiers; returns (latencies ms, failures,
-    revoke call ms, the verifiers' config line)."""
+    revoke call ms, the verifiers' config line, how often each feed mode was seen at `ready`)."""
     admin = fleetlib.node("admin", url, "--cost", args.cost)
     verifiers = [
         fleetlib.node("verify", url, "--cost", args.cost, "--pace-us", args.pace_us)
@@ -34,16 +34,17 @@ def one_fleet(n, args, url):
         admin_out = fleetlib.Lines(admin)
         outs = [fleetlib.Lines(v) for v in verifiers]
         config = [o.read(60) for o in outs][0]
-        latencies, failures, calls = [], [], []
+        latencies, failures, calls, modes = [], [], [], {}
         for run in range(args.runs):
             fleetlib.send(admin, "create")
             _, user, key_id, key = admin_out.read(30).split(" ", 3)
             for v in verifiers:
                 fleetlib.send(v, f"key {key}")
             for o in outs:
-                line = o.read(30)
-                if line != "ready":
-                    raise RuntimeError(f"verifier: expected ready, got {line!r}")
+                word, mode = o.read(30).split()
+                if word != "ready":
+                    raise RuntimeError(f"verifier: expected ready, got {word!r}")
+                modes[mode] = modes.get(mode, 0) + 1
             # Land anywhere in the verifiers' change-check cycles.
             time.sleep(random.uniform(args.offset_min_ms, args.offset_max_ms) / 1000)
             fleetlib.send(admin, f"revoke {user} {key_id}")
@@ -58,7 +59,7 @@ def one_fleet(n, args, url):
                     continue
                 latencies.append((int(at_us) - int(revoked_us)) / 1000)
         fleetlib.send(admin, "quit")
-        return latencies, failures, calls, config
+        return latencies, failures, calls, config, modes
     finally:
         fleetlib.stop(procs)
 
@@ -89,7 +90,7 @@ def main():
                   f"(bcrypt cost {args.cost}), revoked {args.offset_min_ms:g}-"
                   f"{args.offset_max_ms:g} ms (uniform) after every verifier answered it from "
                   f"its cache; verifiers call verify every {args.pace_us} µs")
-        latencies, failures, calls, config = one_fleet(n, args, url)
+        latencies, failures, calls, config, modes = one_fleet(n, args, url)
         if n == args.procs[0]:
             print(f"- verifier settings: {config.removeprefix('config ')}")
         s = sorted(latencies)
@@ -98,17 +99,18 @@ def main():
         all_ok &= ok or not args.require_targets
         all_ok &= not failures
         rows.append((n, len(s), s[0] if s else float("nan"), median, p90, worst,
-                     fleetlib.rank(sorted(calls), 0.5), len(failures), ok))
+                     fleetlib.rank(sorted(calls), 0.5), len(failures), ok,
+                     ", ".join(f"{m} {c}" for m, c in sorted(modes.items()))))
         for f in failures:
             print(f"  failure: {f}")
         fleetlib.drop_databases([f"fleet_latency_{n}"])
     print(f"- load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
-    print("| processes | samples | min | median | p90 | max | revoke call (median) | refusals not `revoked` | targets (median <= 50 ms, max <= 1 s) |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for n, count, lo, med, p90, hi, call, bad, ok in rows:
+    print("| processes | samples | min | median | p90 | max | revoke call (median) | refusals not `revoked` | feed mode at `ready` | targets (median <= 50 ms, max <= 1 s) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    for n, count, lo, med, p90, hi, call, bad, ok, modes in rows:
         print(f"| {n} | {count} | {lo:.1f} ms | **{med:.1f} ms** | {p90:.1f} ms | **{hi:.1f} ms** "
-              f"| {call:.1f} ms | {bad} | {'met' if ok else 'NOT met'} |")
+              f"| {call:.1f} ms | {bad} | {modes} | {'met' if ok else 'NOT met'} |")
     return 0 if all_ok else 1
 
 
