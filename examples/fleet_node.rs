@@ -142,14 +142,20 @@ fn admin(o: &Options) -> Result<(), String> {
     Ok(())
 }
 
-fn verifier(o: &Options) -> Result<(), String> {
+/// Opens, then lets the notification listener finish its start-up self-test (when the
+/// store has one): the figures are those of a long-lived process, past its start.
+fn open_settled(o: &Options) -> Result<ApiKeys, String> {
     let keys = open(o)?;
-    // A long-lived process: let the notification listener finish its start-up self-test
-    // (when the store has one) before measuring; its mode is reported either way.
     let started = Instant::now();
     while keys.status().feed_mode == "notify-down" && started.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(10));
     }
+    Ok(keys)
+}
+
+fn verifier(o: &Options) -> Result<(), String> {
+    // The feed mode is reported either way.
+    let keys = open_settled(o)?;
     say(&format!(
         "config {:?} pace_us={} feed_mode={}",
         config(o),
@@ -250,7 +256,7 @@ fn expect(v: &Verification, valid: bool, what: &str) -> Result<(), String> {
 }
 
 fn compare(o: &Options) -> Result<(), String> {
-    let keys = open(o)?;
+    let keys = open_settled(o)?;
     let mut rng = Rng(u64::try_from(realtime_us() & u128::from(u64::MAX)).unwrap_or(1) | 1);
     // Creates, one after the other, as an admin endpoint would.
     let mut created: Vec<Zeroizing<String>> = Vec::with_capacity(o.clients);
@@ -325,6 +331,7 @@ fn compare(o: &Options) -> Result<(), String> {
     let report = json!({
         "clients": o.clients,
         "bcrypt_cost": o.cost,
+        "feed_mode": keys.status().feed_mode,
         "creates_per_s": creates_per_s,
         "create": summary(create_ns),
         "valid_cached": summary(cached),
