@@ -622,8 +622,8 @@ fn status_reports_the_store_and_never_a_secret(env: &Env) {
     assert!(v["schema_version"].as_i64().unwrap() >= 2, "{v}");
     assert_eq!(v["api_keys"]["total"], 1, "{v}");
     assert_eq!(v["api_keys"]["revoked"], 1, "{v}");
-    let mode = if env.pg.is_some() { "notify" } else { "poll" };
-    assert_eq!(v["feed"]["mode"], mode, "{v}");
+    let feed_mode = if env.pg.is_some() { "notify" } else { "poll" };
+    assert_eq!(v["feed"]["mode"], feed_mode, "{v}");
     assert_eq!(v["feed"]["staleness"], "fresh", "{v}");
     assert!(v["feed"]["position"].as_i64().unwrap() >= 2, "{v}");
     let masters = v["key_store"]["master_keys"].as_array().unwrap();

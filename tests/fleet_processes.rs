@@ -116,7 +116,10 @@ impl Fleet {
             let mut parts = line.split(' ');
             let reason = parts.next().unwrap().to_owned();
             let at: u128 = parts.next().unwrap().parse().unwrap();
-            out.push((reason, at as i128 - since as i128));
+            out.push((
+                reason,
+                i128::try_from(at).unwrap() - i128::try_from(since).unwrap(),
+            ));
             let _ = child.wait();
         }
         self.children.clear();
@@ -145,9 +148,7 @@ fn read_until(out: &mut impl BufRead, prefix: &str) -> Option<String> {
         if let Some(at) = line.find(prefix) {
             return Some(line.trim_end()[at + prefix.len()..].to_owned());
         }
-        if line.contains("error ") {
-            panic!("a child failed: {line}");
-        }
+        assert!(!line.contains("error "), "a child failed: {line}");
     }
 }
 
