@@ -6,10 +6,11 @@
 //!   `key USER KEY_ID KEY`; `revoke` answers `revoked T_US CALL_US`, `T_US` being the
 //!   wall clock (`CLOCK_REALTIME`, µs since the epoch) read right after the revoking call
 //!   returned and `CALL_US` how long the call took.
-//! - `verify`: prints `config …` (its settings), then for each `key KEY` line on stdin:
-//!   verifies the key until it is valid (a key made by another process is seen once the
-//!   change check has run), prints `ready FEED_MODE`, then verifies the same (now cached) key in a
-//!   loop, one call every `--pace-us` µs (0: back to back), until it is refused; prints
+//! - `verify`: once past its start-up (the notification listener's self-test), prints
+//!   `config …` (its settings and feed mode), then for each `key KEY` line on stdin: verifies
+//!   the key until it is valid (a key made by another process is seen once the feed has been
+//!   read), prints `ready FEED_MODE`, then verifies the same (now cached) key in a loop, one
+//!   call every `--pace-us` µs (default 1000; 0: back to back), until it is refused; prints
 //!   `refused REASON T_US CALLS`, `T_US` read right after the refusing call returned.
 //! - `compare --clients N --samples S`: on an empty database, creates N keys one after the
 //!   other, then times valid keys cached and uncached (a fresh `ApiKeys` per pass), wrong

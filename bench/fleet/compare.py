@@ -17,7 +17,6 @@ import json
 import os
 import random
 import secrets
-import subprocess
 import sys
 import time
 
