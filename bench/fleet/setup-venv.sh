@@ -12,7 +12,18 @@ if [[ -x "$py" ]] && "$py" -c 'import asyncpg, bcrypt' 2>/dev/null; then
 else
     if [[ ! -x "$py" ]]; then
         echo "==> creating the venv $venv (python3 -m venv)" >&2
-        python3 -m venv "$venv"
+        if ! python3 -m venv "$venv" >&2; then
+            # Debian's python3 ships venv's pip bootstrap separately.
+            rm -rf "$venv"
+            if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+                echo "==> python3 -m venv failed: installing Debian's python3-venv (apt-get)" >&2
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+                python3 -m venv "$venv" >&2
+            else
+                echo "setup-venv: python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
+                exit 1
+            fi
+        fi
     fi
     echo "==> $venv: installing asyncpg and bcrypt with pip" >&2
     "$py" -m pip install --quiet --disable-pip-version-check asyncpg bcrypt >&2
