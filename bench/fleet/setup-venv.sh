@@ -17,7 +17,9 @@ else
             rm -rf "$venv"
             if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
                 echo "==> python3 -m venv failed: installing Debian's python3-venv (apt-get)" >&2
-                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+                export DEBIAN_FRONTEND=noninteractive
+                apt-get update -qq >&2
+                apt-get install -y -qq python3-venv >&2
                 python3 -m venv "$venv" >&2
             else
                 echo "setup-venv: python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
