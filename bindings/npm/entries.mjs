@@ -84,9 +84,120 @@ function brandKeysealKey(glue, which) {
   }
   return glue;
 }
-nodeGlue = brandKeysealKey(nodeGlue, 'nodejs');
+// A v3 context read part by part through wasm costs several crossings per part (about 1 µs
+// each); encoded here into one Uint8Array it costs one. Only plain cases are encoded: an array
+// of well-formed strings and Uint8Arrays, read once. Anything else (not an array, a getter or
+// Proxy trap that throws, a part of another type, a lone surrogate, too many parts) is passed
+// on as given, and wasm reads it as before, so every error and its code stay wasm's. The
+// intrinsics are captured at load, as wasm's own reads use captured ones.
+const CONTEXT = `// Added by bindings/npm/entries.mjs: v3 contexts cross into wasm in one piece.
+const keysealCtx = (() => {
+    const apply = Reflect.apply;
+    const isArray = Array.isArray;
+    const U8 = Uint8Array;
+    // The typed-array intrinsics: a Uint8Array of any realm, its real length (an own
+    // \`length\` property cannot lie to them).
+    const typed = Object.getPrototypeOf(U8.prototype);
+    const tagOf = Object.getOwnPropertyDescriptor(typed, Symbol.toStringTag).get;
+    const lengthOf = Object.getOwnPropertyDescriptor(typed, 'length').get;
+    const set = U8.prototype.set;
+    // A bound intrinsic: later changes to String.prototype do not reach it.
+    const code = Function.prototype.call.bind(String.prototype.charCodeAt);
+    const MAX_PARTS = 65536;
+    // UTF-8 length of a string, or -1 with a lone surrogate (wasm then says so).
+    const utf8Length = (s) => {
+        let n = 0;
+        for (let i = 0; i < s.length; i++) {
+            const c = code(s, i);
+            if (c < 0x80) n += 1;
+            else if (c < 0x800) n += 2;
+            else if (c < 0xd800 || c > 0xdfff) n += 3;
+            else if (c < 0xdc00 && i + 1 < s.length && (code(s, i + 1) & 0xfc00) === 0xdc00) {
+                n += 4;
+                i++;
+            } else return -1;
+        }
+        return n;
+    };
+    const utf8Write = (s, out, at) => {
+        for (let i = 0; i < s.length; i++) {
+            let c = code(s, i);
+            if (c < 0x80) {
+                out[at++] = c;
+            } else if (c < 0x800) {
+                out[at++] = 0xc0 | (c >> 6);
+                out[at++] = 0x80 | (c & 63);
+            } else if (c < 0xd800 || c > 0xdfff) {
+                out[at++] = 0xe0 | (c >> 12);
+                out[at++] = 0x80 | ((c >> 6) & 63);
+                out[at++] = 0x80 | (c & 63);
+            } else {
+                c = 0x10000 + ((c - 0xd800) << 10) + (code(s, ++i) - 0xdc00);
+                out[at++] = 0xf0 | (c >> 18);
+                out[at++] = 0x80 | ((c >> 12) & 63);
+                out[at++] = 0x80 | ((c >> 6) & 63);
+                out[at++] = 0x80 | (c & 63);
+            }
+        }
+    };
+    return (context) => {
+        try {
+            if (!apply(isArray, Array, [context])) return context;
+            const n = context.length;
+            if (!(n >= 0 && n <= MAX_PARTS)) return context;
+            // Each part read once; its UTF-8 (or byte) length kept beside it.
+            const parts = [];
+            const lengths = [];
+            let size = 4;
+            for (let i = 0; i < n; i++) {
+                const part = context[i];
+                let len;
+                if (typeof part === 'string') {
+                    len = utf8Length(part);
+                    if (len < 0) return context;
+                } else if (apply(tagOf, part, []) === 'Uint8Array') {
+                    len = apply(lengthOf, part, []);
+                } else {
+                    return context;
+                }
+                parts[i] = part;
+                lengths[i] = len;
+                size += 4 + len;
+            }
+            const out = new U8(size);
+            out[0] = 0x6b; out[1] = 0x73; out[2] = 0x63; out[3] = 1; // "ksc", format 1
+            let at = 4;
+            for (let i = 0; i < n; i++) {
+                const part = parts[i];
+                const len = lengths[i];
+                out[at] = len & 0xff; out[at + 1] = (len >>> 8) & 0xff;
+                out[at + 2] = (len >>> 16) & 0xff; out[at + 3] = len >>> 24;
+                if (typeof part === 'string') utf8Write(part, out, at + 4);
+                else apply(set, out, [part, at + 4]);
+                at += 4 + len;
+            }
+            return out;
+        } catch (_) {
+            return context;
+        }
+    };
+})();
+`;
+function fastContext(glue, which) {
+  const anchor = /^((?:export )?class KeysealKey \{)$/m;
+  const calls = /(wasm\.(?:keysealkey_)?(?:en|de)crypt(?:Bytes)?V3\((?:keysealKeyPtr\(this\), )?[^()]*?)\bcontext\)/g;
+  const n = (glue.match(calls) || []).length;
+  if (n !== 8 || !anchor.test(glue)) {
+    fail(`the ${which} glue's v3 calls no longer look as expected (${n} of 8); update entries.mjs`);
+  }
+  return glue.replace(anchor, `${CONTEXT}$1`).replace(calls, '$1keysealCtx(context))');
+}
+nodeGlue = fastContext(brandKeysealKey(nodeGlue, 'nodejs'), 'nodejs');
 const webGluePath = path.join(out, 'keyseal_web.js');
-fs.writeFileSync(webGluePath, brandKeysealKey(fs.readFileSync(webGluePath, 'utf8'), 'web'));
+fs.writeFileSync(
+  webGluePath,
+  fastContext(brandKeysealKey(fs.readFileSync(webGluePath, 'utf8'), 'web'), 'web'),
+);
 
 const wasm = fs.readFileSync(path.join(out, 'keyseal_bg.wasm'));
 const HEADER = '// Generated by bindings/npm/entries.mjs when the package is built.\n';

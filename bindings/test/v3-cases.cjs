@@ -197,6 +197,43 @@ function run(k, label) {
     assert.equal(k.decryptV3(k.encryptV3('still', key, 1, ['r']), key, ['r']), 'still');
   });
 
+  t('contexts cross into wasm in one piece: the same binding as part by part, every string', () => {
+    const key = key32(8);
+    // Strings of every UTF-8 width (the glue encodes them itself), bytes of every shape the
+    // glue takes, and parts it leaves to wasm (lone surrogate, a getter that throws later).
+    const mixed = ['', 'users', 'é', '€', '\u{1F600}', 'a\u{10FFFF}z', new Uint8Array([0, 255]),
+      Buffer.from('buf'), new Uint8Array(new SharedArrayBuffer(2))];
+    const token = k.encryptV3('ok', key, 1, mixed);
+    assert.equal(nodeDecryptV3(token, key, mixed).version, 1, 'node:crypto reads the same AAD');
+    assert.equal(k.decryptV3(token, key, mixed.map((p) => (typeof p === 'string'
+      ? new Uint8Array(Buffer.from(p, 'utf8')) : new Uint8Array(p)))), 'ok');
+    // The wire format between the glue and wasm: "ksc", 1, then u32 LE length + bytes.
+    const wire = (...parts) => {
+      const chunks = [Buffer.from([0x6b, 0x73, 0x63, 1])];
+      for (const p of parts) {
+        const b = Buffer.from(p);
+        const len = Buffer.alloc(4);
+        len.writeUInt32LE(b.length);
+        chunks.push(len, b);
+      }
+      return new Uint8Array(Buffer.concat(chunks));
+    };
+    const row = k.encryptV3('row', key, 1, ['users', '42']);
+    assert.equal(k.decryptV3(row, key, wire('users', '42')), 'row');
+    // Cut, overlong or foreign encodings are malformed, as any Uint8Array context was.
+    const good = wire('users', '42');
+    for (const bad of [new Uint8Array([1, 2, 3]), good.subarray(0, good.length - 1),
+      new Uint8Array([...good, 0]), new Uint8Array([0x6b, 0x73, 0x63, 2]),
+      new Uint8Array([0x6b, 0x73, 0x63, 1, 9, 0, 0, 0, 1])]) {
+      throwsCode(() => k.decryptV3(row, key, bad), 'malformed');
+    }
+    // A lying own length cannot change what is bound.
+    const liar = new Uint8Array([1, 2, 3]);
+    Object.defineProperty(liar, 'length', { get: () => 1 });
+    const t3 = k.encryptV3('l', key, 1, [liar]);
+    assert.equal(k.decryptV3(t3, key, [new Uint8Array([1, 2, 3])]), 'l');
+  });
+
   t('KeysealKey v3 methods; a freed handle is bad_key', () => {
     const key = key32(7);
     const h = new k.KeysealKey(key);

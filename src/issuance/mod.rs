@@ -28,13 +28,15 @@
 //! refusal of revoked or expired keys, and one bcrypt at the stored cost, with the number of
 //! bcrypt computations running at once bounded.
 //!
-//! Other processes' writes are noticed through `PRAGMA data_version`, read at most every
-//! [`ApiKeysConfig::change_check_interval`] (default 250 ms) by whichever call comes first,
-//! on a read connection of its own that never waits for a write (in WAL mode, not even for
-//! another process's write lock or this process's own busy connection): a revocation
-//! elsewhere is seen in well under a second, with no query per request. If that check cannot
-//! read the store for longer than the interval plus one second, cached keys fail closed
-//! ([`Error::Storage`]) until it can. A row that cannot be read (say a hand-edited
+//! Other processes' writes are seen through the store's change feed, read by a thread of
+//! each manager's own every [`ApiKeysConfig::change_check_interval`] (default 250 ms) and,
+//! on PostgreSQL, as soon as a commit notifies it; on `SQLite` the read is a
+//! `PRAGMA data_version` on a read connection of its own that never waits for a write (in WAL
+//! mode, not even for another process's write lock or this process's own busy connection).
+//! Verifications never wait for it. A cached key is trusted while the feed (or a re-read of
+//! its own row) is at most [`ApiKeysConfig::max_staleness`] old (default 30 s); past it the
+//! row is read again (no bcrypt), and if that fails [`StalePolicy`] decides (by default the
+//! key is refused with [`Error::Storage`]). A row that cannot be read (say a hand-edited
 //! `expires_at`) does not stop the others being seen; its key fails closed with an error
 //! naming the row.
 //!

@@ -25,10 +25,12 @@ impl ApiKeys {
     ///
     /// # Errors
     /// [`Error::Storage`] when the database is needed (a key not in the cache) and fails;
-    /// when no change check could read the store for longer than
-    /// [`ApiKeysConfig::change_check_interval`](super::ApiKeysConfig::change_check_interval)
-    /// plus one second (cached keys then fail closed rather than outlive a revocation made
-    /// elsewhere); or for a key whose stored row cannot be read (the message names the row).
+    /// (kind `unavailable`) for a cached key when the change feed could not be read for
+    /// longer than [`ApiKeysConfig::max_staleness`](super::ApiKeysConfig::max_staleness),
+    /// the key's row cannot be re-read either, and the
+    /// [`StalePolicy`](super::StalePolicy) does not serve it stale (so a cached key never
+    /// outlives a revocation made elsewhere by more than that bound); or for a key whose
+    /// stored row cannot be read (the message names the row).
     /// Every refusal is an `Ok(Verification::Refused(..))`.
     pub fn verify(&self, key: &str) -> Result<Verification, Error> {
         self.verify_with(key, &Requirement::none())

@@ -37,11 +37,23 @@ extern "C" {
     fn is_array(v: &JsValue) -> Result<bool, JsValue>;
 }
 
-/// Reads an optional context argument.
+/// The first bytes of a context the package's JavaScript encoded in one piece: `ksc` and
+/// format 1, then each part as a little-endian `u32` length and its bytes.
+const ENCODED_CONTEXT: [u8; 4] = *b"ksc\x01";
+
+/// Reads an optional context argument: `undefined`/`null`, an array of parts, or the same
+/// parts encoded by the package's JavaScript into one `Uint8Array` (one crossing instead of
+/// several per part; the JavaScript falls back to the array for anything it does not encode
+/// itself, so every error still comes from here).
 pub(super) fn context_in(v: &JsValue) -> Result<Context, Error> {
     let mut ctx = Context::none();
     if v.is_undefined() || v.is_null() {
         return Ok(ctx);
+    }
+    match input::bytes_in(v) {
+        Ok(encoded) => return encoded_context(&encoded),
+        Err(e) if e == super::NOT_BYTES => {}
+        Err(e) => return Err(e),
     }
     if !is_array(v).map_err(|_| CONTEXT_UNREADABLE)? {
         return Err(CONTEXT_TYPE);
@@ -72,6 +84,29 @@ pub(super) fn context_in(v: &JsValue) -> Result<Context, Error> {
         ctx.try_push(&bytes)?;
     }
     Ok(ctx)
+}
+
+/// Decodes a context encoded in one piece (see [`ENCODED_CONTEXT`]); anything else, or a cut
+/// or overlong encoding, is `malformed` as a context of the wrong type is.
+fn encoded_context(bytes: &[u8]) -> Result<Context, Error> {
+    let mut rest = bytes.strip_prefix(&ENCODED_CONTEXT).ok_or(CONTEXT_TYPE)?;
+    let mut ctx = Context::none();
+    let mut parts = 0u32;
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|_| CONTEXT_TYPE)?;
+        let part = tail.get(..len).ok_or(CONTEXT_TYPE)?;
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(CONTEXT_TOO_LONG);
+        }
+        ctx.try_push(part)?;
+        rest = &tail[len..];
+    }
+    if rest.is_empty() {
+        Ok(ctx)
+    } else {
+        Err(CONTEXT_TYPE)
+    }
 }
 
 /// A key version from JS: a whole number from 1 to 2^32 - 1.
