@@ -12,6 +12,8 @@ FLEET_RUNS ?= 20
 FLEET_PACE_US ?= 1000
 # Side by side with the replaced system: enabled client counts.
 FLEET_CLIENTS ?= 10 100 1000
+# How every measured process reaches the server: socket (unix socket) or tcp (127.0.0.1, TLS).
+FLEET_TRANSPORT ?= socket
 
 FLEET_PY = $(FLEET_VENV)/bin/python
 
@@ -24,18 +26,18 @@ fleet-setup:
 
 ## bench-fleet: revocation latency (2 and 4 processes) and keyseal beside seed 002, one throwaway PostgreSQL
 bench-fleet: fleet-setup
-	bash scripts/pg-run.sh $(FLEET_PG_DIR) bash -c '$(FLEET_PY) bench/fleet/latency.py \
+	FLEET_TRANSPORT=$(FLEET_TRANSPORT) bash scripts/pg-run.sh $(FLEET_PG_DIR) bash -c '$(FLEET_PY) bench/fleet/latency.py \
 		--procs $(FLEET_PROCS) --runs $(FLEET_RUNS) --pace-us $(FLEET_PACE_US) && \
 		$(FLEET_PY) bench/fleet/compare.py --clients $(FLEET_CLIENTS)'
 
 ## bench-fleet-latency: revocation latency only (re-run it after a change-feed change)
 bench-fleet-latency: fleet-setup
-	bash scripts/pg-run.sh $(FLEET_PG_DIR) $(FLEET_PY) bench/fleet/latency.py \
+	FLEET_TRANSPORT=$(FLEET_TRANSPORT) bash scripts/pg-run.sh $(FLEET_PG_DIR) $(FLEET_PY) bench/fleet/latency.py \
 		--procs $(FLEET_PROCS) --runs $(FLEET_RUNS) --pace-us $(FLEET_PACE_US)
 
 ## bench-fleet-compare: keyseal beside seed 002 (asyncpg + bcrypt) at 10, 100, 1 000 clients
 bench-fleet-compare: fleet-setup
-	bash scripts/pg-run.sh $(FLEET_PG_DIR) $(FLEET_PY) bench/fleet/compare.py --clients $(FLEET_CLIENTS)
+	FLEET_TRANSPORT=$(FLEET_TRANSPORT) bash scripts/pg-run.sh $(FLEET_PG_DIR) $(FLEET_PY) bench/fleet/compare.py --clients $(FLEET_CLIENTS)
 
 # The smoke version inside `make test` (about 30 s once built): 3 revocations with 2 processes,
 # 10 clients side by side, few samples. It checks that the harness still runs and that every

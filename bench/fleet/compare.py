@@ -6,8 +6,9 @@ For each count of enabled clients (10, 100, 1 000), on a fresh database each:
   valid keys (picked at random among the clients) and wrong keys (`eg_` + 40 random hex);
 - keyseal (`fleet_node compare`): the same creates, then valid keys cached and uncached (a
   fresh `ApiKeys`), a wrong key with an unknown key id, and wrong secrets of real key ids.
-Both at the same bcrypt cost (4), over the same unix socket, one caller at a time. Prints one
-table with the ratios (seed time / keyseal time; keyseal creates/s / seed creates/s).
+Both at the same bcrypt cost (4), over the same transport (FLEET_TRANSPORT: the unix socket,
+or tcp), one caller at a time. Prints one table with the ratios (seed time / keyseal time;
+keyseal creates/s / seed creates/s).
 
 Run under scripts/pg-run.sh (it exports the throwaway server's KEYSEAL_PG_* variables).
 """
@@ -110,7 +111,7 @@ def main():
     for n in args.clients:
         url, version = fleetlib.fresh_database(f"fleet_seed002_{n}")
         if n == args.clients[0]:
-            print(f"- server: {version.split(',')[0]}; both over the unix socket as the superuser, "
+            print(f"- server: {version.split(',')[0]}; both systems as {fleetlib.transport_text()}; "
                   f"one fresh database per system and client count; bcrypt cost {args.cost}; "
                   f"one caller at a time")
         os.environ["DATABASE_URL"] = url

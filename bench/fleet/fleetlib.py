@@ -18,8 +18,7 @@ NODE = os.environ.get("FLEET_NODE") or os.path.join(ROOT, "target", "release", "
 
 
 def socket_url(database):
-    """The superuser over the server's unix socket folder (trust: no password), the same
-    transport for every process of both systems."""
+    """The superuser over the server's unix socket folder (trust: no password)."""
     sock = os.environ.get("KEYSEAL_PG_SOCKET")
     port = os.environ.get("KEYSEAL_PG_PORT")
     if not sock or not port:
@@ -28,6 +27,26 @@ def socket_url(database):
             "(make bench-fleet)"
         )
     return f"postgresql://postgres@/{database}?host={sock}&port={port}"
+
+
+def fleet_url(database):
+    """The URL the measured processes use, by FLEET_TRANSPORT: `socket` (the default: the
+    superuser over the unix socket folder) or `tcp` (the superuser over 127.0.0.1 with its
+    password: TLS, as both drivers prefer it when the server offers it)."""
+    transport = os.environ.get("FLEET_TRANSPORT", "socket")
+    if transport == "socket":
+        return socket_url(database)
+    if transport == "tcp":
+        password = os.environ["KEYSEAL_PG_ADMIN_PASSWORD"]
+        return f"postgresql://postgres:{password}@127.0.0.1:{os.environ['KEYSEAL_PG_PORT']}/{database}"
+    raise SystemExit(f"FLEET_TRANSPORT={transport}: socket or tcp")
+
+
+def transport_text():
+    """The transport, as the reports print it (never the password)."""
+    if os.environ.get("FLEET_TRANSPORT", "socket") == "tcp":
+        return "the superuser over TCP to 127.0.0.1 (TLS: sslmode prefer, password)"
+    return f"the superuser over the unix socket {socket_url('DB')}"
 
 
 async def _fresh(name):
@@ -41,9 +60,10 @@ async def _fresh(name):
 
 
 def fresh_database(name):
-    """Drops and creates database `name`; returns (its URL, the server's version text)."""
+    """Drops and creates database `name` (over the socket); returns (the URL the measured
+    processes use for it, the server's version text)."""
     version = asyncio.run(_fresh(name))
-    return socket_url(name), version
+    return fleet_url(name), version
 
 
 async def _drop(names):

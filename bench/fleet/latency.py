@@ -89,8 +89,8 @@ def main():
     for n in args.procs:
         url, version = fleetlib.fresh_database(f"fleet_latency_{n}")
         if n == args.procs[0]:
-            print(f"- server: {version.split(',')[0]}, superuser over the unix socket "
-                  f"{fleetlib.socket_url('DB')}, one fresh database per fleet size")
+            print(f"- server: {version.split(',')[0]}; {fleetlib.transport_text()}; "
+                  f"one fresh database per fleet size")
             print(f"- runs: {args.runs} per fleet size; fleet sizes {args.procs}; one key per run "
                   f"(bcrypt cost {args.cost}), revoked {args.offset_min_ms:g}-"
                   f"{args.offset_max_ms:g} ms (uniform) after every verifier answered it from "
