@@ -61,8 +61,12 @@ fn fresh_db(s: &Server, name: &str) -> String {
         &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
     );
     admin(&s.admin_url, &format!("CREATE DATABASE {name}"));
+    // KEYSEAL_BENCH_PG_PARAMS adds URL parameters (e.g. `statement_cache=on`).
+    let extra = std::env::var("KEYSEAL_BENCH_PG_PARAMS")
+        .map(|p| format!("&{p}"))
+        .unwrap_or_default();
     format!(
-        "postgres://postgres@/{name}?host={}&port={}",
+        "postgres://postgres@/{name}?host={}&port={}{extra}",
         s.socket, s.port
     )
 }

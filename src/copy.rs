@@ -197,4 +197,5 @@ fn same_row(a: &Row, b: &Row) -> bool {
         && a.last_used_at == b.last_used_at
         && a.enabled == b.enabled
         && a.metadata == b.metadata
+        && a.verifier_tag == b.verifier_tag
 }

@@ -112,13 +112,18 @@ pub enum StorageKind {
     /// role may not create it (run `keyseal db migrate` with a privileged role), or migrated
     /// by a newer keyseal that marked it incompatible with this one (upgrade keyseal).
     Schema,
+    /// The connection to the database was lost after the commit was sent, so whether the
+    /// change was stored is unknown: read it back before trying again (for a created API
+    /// key: it is listed, and can be revoked, if it was stored; a data key stored twice is
+    /// the same key). PostgreSQL only.
+    OutcomeUnknown,
     /// Anything else (an internal failure, a refused setting).
     Other,
 }
 
 impl StorageKind {
-    /// A short stable name: `busy`, `unavailable`, `corrupt`, `constraint`, `schema` or
-    /// `other`.
+    /// A short stable name: `busy`, `unavailable`, `corrupt`, `constraint`, `schema`,
+    /// `outcome_unknown` or `other`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -127,6 +132,7 @@ impl StorageKind {
             StorageKind::Corrupt => "corrupt",
             StorageKind::Constraint => "constraint",
             StorageKind::Schema => "schema",
+            StorageKind::OutcomeUnknown => "outcome_unknown",
             StorageKind::Other => "other",
         }
     }

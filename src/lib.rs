@@ -90,7 +90,7 @@ pub use issuance::backend as api_keys_backend;
 pub use issuance::{
     ApiKeys, ApiKeysConfig, ApiKeysFuture, ApiKeysStatus, CreatedKey, Environment, KeyCounts,
     KeyFormat, KeyInfo, KeyPage, KeyStatus, KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey,
-    RateLimit, Refusal, Requirement, StalePolicy, Timestamp, Validated, Verification,
+    RateLimit, Refusal, Requirement, StalePolicy, Timestamp, Validated, Verification, VerifierKey,
     MAX_METADATA_BYTES,
 };
 

@@ -37,3 +37,23 @@ pub fn assemble_api_key(
 ) -> String {
     format.assemble(environment, key_id, secret)
 }
+
+/// How many bcrypt verifications `keys` ran while verifying keys (creation not counted): the
+/// conformance tests and the cold-start benchmark count them.
+pub fn bcrypt_verifications(keys: &crate::ApiKeys) -> u64 {
+    keys.bcrypt_runs()
+}
+
+/// For the cold-start benchmark only: writes the fast-verifier tags of `api_keys` (keys the
+/// caller created, so known to be right) without the bcrypt `verify` runs before writing a
+/// tag; returns how many rows were tagged. Never use it on keys presented by a client.
+///
+/// # Errors
+/// [`crate::Error::Storage`] when the store cannot be read or written.
+pub fn tag_known_keys(
+    keys: &crate::ApiKeys,
+    verifier: &crate::VerifierKey,
+    api_keys: &[&str],
+) -> Result<usize, crate::Error> {
+    keys.tag_known_keys(verifier, api_keys)
+}

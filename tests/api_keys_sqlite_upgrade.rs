@@ -4,7 +4,7 @@
 #![cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 #![allow(missing_docs)]
 
-use keyseal::{ApiKeys, Error, KeyUpdate, NewKey, StorageKind};
+use keyseal::{ApiKeys, Error, KeyUpdate, NewKey, StorageKind, VerifierKey};
 use rusqlite::Connection;
 use serde_json::json;
 
@@ -100,10 +100,10 @@ fn a_version_1_file_is_upgraded_once_and_its_keys_keep_working() {
     let (db, made) = v1_file();
     assert!(!columns(&db).contains(&"enabled".to_string()));
     let keys = ApiKeys::open_with(db.path(), config()).unwrap();
-    assert_eq!(version(&db).as_deref(), Some("2"));
+    assert_eq!(version(&db).as_deref(), Some("3"));
     let cols = columns(&db);
     assert!(
-        cols.ends_with(&["enabled".into(), "metadata".into()]),
+        cols.ends_with(&["enabled".into(), "metadata".into(), "verifier_tag".into()]),
         "{cols:?}"
     );
     for k in &made {
@@ -141,7 +141,7 @@ fn a_file_from_a_newer_keyseal_is_refused_and_left_as_it_was() {
     let (db, made) = v1_file();
     Connection::open(db.path())
         .unwrap()
-        .execute_batch("INSERT INTO api_key_meta (name, value) VALUES ('schema_version', '3')")
+        .execute_batch("INSERT INTO api_key_meta (name, value) VALUES ('schema_version', '4')")
         .unwrap();
     let before = std::fs::read(db.path()).unwrap();
     match ApiKeys::open_with(db.path(), config()) {
@@ -151,4 +151,32 @@ fn a_file_from_a_newer_keyseal_is_refused_and_left_as_it_was() {
     assert_eq!(std::fs::read(db.path()).unwrap(), before);
     assert!(!columns(&db).contains(&"enabled".to_string()));
     let _ = made;
+}
+
+#[test]
+fn a_version_2_file_gains_the_verifier_tag_column_and_its_keys_get_tags() {
+    let db = TempDb::new();
+    let made = ApiKeys::open_with(db.path(), config())
+        .unwrap()
+        .create(&NewKey::new("u", "one"))
+        .unwrap();
+    // Back to version 2: the tables as the previous release wrote them.
+    Connection::open(db.path())
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE api_keys DROP COLUMN verifier_tag;
+             UPDATE api_key_meta SET value = '2' WHERE name = 'schema_version';",
+        )
+        .unwrap();
+    assert!(!columns(&db).contains(&"verifier_tag".to_string()));
+    let vk = || VerifierKey::from_bytes(&[5; 32]).unwrap();
+    let keys = ApiKeys::open_with(db.path(), config().verifier_key(vk())).unwrap();
+    assert_eq!(version(&db).as_deref(), Some("3"));
+    assert!(columns(&db).contains(&"verifier_tag".to_string()));
+    assert!(keys.verify(&made.key).unwrap().is_valid());
+    assert_eq!(keyseal::testing::bcrypt_verifications(&keys), 1);
+    keys.flush().unwrap();
+    let fresh = ApiKeys::open_with(db.path(), config().verifier_key(vk())).unwrap();
+    assert!(fresh.verify(&made.key).unwrap().is_valid());
+    assert_eq!(keyseal::testing::bcrypt_verifications(&fresh), 0);
 }

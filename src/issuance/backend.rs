@@ -29,7 +29,7 @@
 //! [`Backend::changes_since`] reports as a [`Change`] with `deleted` set; tombstones are kept
 //! (a reader may be arbitrarily far behind), and their `seq` counts when the next one is
 //! taken, so a sequence number is never handed out twice. Last use is not a change (see
-//! [`Backend::touch`]). It is only correct if **a row can never
+//! [`Backend::touch`]), nor is a fast-verifier tag ([`Backend::set_verifier_tags`]). It is only correct if **a row can never
 //! become visible with a `seq` at or below one that a reader has already passed**. `SQLite`
 //! keeps this with `seq = MAX(seq) + 1` inside the write transaction: it has one writer at a
 //! time, so sequence numbers are handed out in commit order. A backend with concurrent
@@ -124,6 +124,11 @@ pub struct Row {
     /// Free-form metadata: a JSON object (empty when none), at most
     /// [`MAX_METADATA_BYTES`](crate::issuance::MAX_METADATA_BYTES) serialized.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The fast verifier's tag, `v1:{verifier key id}:{tag}`, if a process holding a
+    /// verifier key wrote one (see [`VerifierKey`](crate::VerifierKey)): useless without
+    /// that key, which is never stored. Written at creation or by
+    /// [`Backend::set_verifier_tags`]; not a change others need to see.
+    pub verifier_tag: Option<String>,
 }
 
 impl Row {
@@ -320,6 +325,20 @@ pub trait Backend: Send + Sync + sealed::Sealed {
     /// [`Error::Storage`] when the store cannot be read or written within `wait` (the uses are
     /// then not written).
     fn touch(&self, uses: &[(i64, Timestamp)], wait: std::time::Duration) -> Result<(), Error>;
+    /// Writes fast-verifier tags (row id, tag), one write transaction for the batch,
+    /// waiting at most `wait` for the write lock, as [`Backend::touch`]: a row that is gone
+    /// is skipped, and `seq` does not change (a tag is not a change others need to see: it
+    /// never changes which keys are valid). Only ever called with a tag made from a key
+    /// that bcrypt accepted against the row's hash, which never changes.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written within `wait` (the tags
+    /// are then not written).
+    fn set_verifier_tags(
+        &self,
+        tags: &[(i64, String)],
+        wait: std::time::Duration,
+    ) -> Result<(), Error>;
     /// Every lookup value, for the in-memory filter, and the current sequence number, read
     /// in one snapshot.
     ///

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::fast_verifier::VerifierKey;
 use super::format::KeyFormat;
 #[cfg(doc)]
 use super::ApiKeys;
@@ -22,6 +23,8 @@ pub struct ApiKeysConfig {
     pub(crate) max_failures_per_key: u32,
     pub(crate) last_use_interval: Duration,
     pub(crate) busy_timeout: Duration,
+    /// Shared, so that the config stays `Clone` while the key has no `Clone`.
+    pub(crate) verifier: Option<std::sync::Arc<VerifierKey>>,
     pub(crate) max_staleness: Duration,
     pub(crate) stale_policy: StalePolicy,
     pub(crate) listen_url: Option<ListenUrl>,
@@ -71,6 +74,7 @@ impl Default for ApiKeysConfig {
             max_failures_per_key: 20,
             last_use_interval: Duration::from_secs(60),
             busy_timeout: Duration::from_secs(5),
+            verifier: None,
             max_staleness: Duration::from_secs(30),
             stale_policy: StalePolicy::Refuse,
             listen_url: None,
@@ -175,6 +179,18 @@ impl ApiKeysConfig {
     #[must_use]
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
+        self
+    }
+    /// The fast verifier's key (none by default). With it, a key this process has not
+    /// cached yet is verified with one indexed read and one HMAC instead of one bcrypt,
+    /// once any process holding the same key verified it (or created it): a new process
+    /// serves a warm fleet's keys without a bcrypt storm, and a wrong key costs no bcrypt
+    /// either. Without it nothing changes. The key must never be stored in the database:
+    /// the tags stored there are useless without it, and bcrypt stays the at-rest hash (see
+    /// [`VerifierKey`]).
+    #[must_use]
+    pub fn verifier_key(mut self, key: VerifierKey) -> Self {
+        self.verifier = Some(std::sync::Arc::new(key));
         self
     }
 }

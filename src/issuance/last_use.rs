@@ -57,6 +57,7 @@ impl Core {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
         };
+        let tags = self.flush_tags(wait);
         let uses = std::mem::take(
             &mut *self
                 .pending_uses
@@ -64,9 +65,9 @@ impl Core {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         if uses.is_empty() {
-            return Ok(());
+            return tags;
         }
-        let result = self.backend.touch(&uses, wait);
+        let result = self.backend.touch(&uses, wait).and(tags);
         if result.is_err() {
             let mut pending = self
                 .pending_uses
@@ -85,7 +86,8 @@ impl Core {
             .pending_uses
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .is_empty();
+            .is_empty()
+            || self.tags_pending();
         if queued {
             let _ = self.flush_within(Duration::ZERO);
         }

@@ -40,6 +40,11 @@
 //! `expires_at`) does not stop the others being seen; its key fails closed with an error
 //! naming the row.
 //!
+//! With a [`VerifierKey`] ([`ApiKeysConfig::verifier_key`]) the bcrypt of a key whose row
+//! carries a tag of that key is replaced by one HMAC, compared in constant time, for a right
+//! key and a wrong one; rows without a usable tag are checked with bcrypt and then tagged.
+//! See [`VerifierKey`] for why the tags are safe if the database leaks.
+//!
 //! Legacy keys: a wrong key costs one bcrypt per imported key under its lookup prefix (at
 //! most 16: an import beyond that is refused), for each legacy format of its prefix.
 //!
@@ -99,6 +104,7 @@ mod cache;
 mod changes;
 mod config;
 mod failures;
+mod fast_verifier;
 mod feed_thread;
 mod format;
 mod future;
@@ -134,6 +140,7 @@ use legacy::LegacyFormats;
 use prehash::hash_new_key;
 
 pub use config::{ApiKeysConfig, StalePolicy};
+pub use fast_verifier::VerifierKey;
 /// For `keyseal::testing` (tests, benchmarks, fuzzing), which re-exports it; not part of the
 /// stable API.
 #[doc(hidden)]
@@ -199,6 +206,10 @@ pub struct Core {
     /// No re-read of a too-old cached key before this (one failed: the store is down).
     reread_after_ms: AtomicU64,
     pending_uses: Mutex<Vec<(i64, Timestamp)>>,
+    /// Fast-verifier tags to write (row id, tag), written with the last uses.
+    pending_tags: Mutex<Vec<(i64, String)>>,
+    /// bcrypt verifications run by `verify` (for tests and benchmarks).
+    bcrypt_runs: AtomicU64,
     /// One last-use flush at a time.
     flush_lock: Mutex<()>,
 }
@@ -282,6 +293,8 @@ impl ApiKeys {
             epoch_changes: AtomicU64::new(0),
             reread_after_ms: AtomicU64::new(0),
             pending_uses: Mutex::default(),
+            pending_tags: Mutex::default(),
+            bcrypt_runs: AtomicU64::new(0),
             flush_lock: Mutex::default(),
             backend,
             config,
@@ -317,6 +330,7 @@ impl ApiKeys {
             last_used_at: None,
             enabled: true,
             metadata: serde_json::Map::new(),
+            verifier_tag: None,
         }
     }
 
@@ -336,6 +350,12 @@ impl ApiKeys {
                 &secret,
             ));
             row.hash = hash_new_key(&key, self.config.bcrypt_cost)?;
+            // Tagged at creation: no process holding the verifier key ever bcrypts it.
+            row.verifier_tag = self
+                .config
+                .verifier
+                .as_ref()
+                .map(|v| v.tag(row.scheme, &key_id, &key));
             row.lookup.clone_from(&key_id);
             row.key_id = key_id;
             match store(row)? {
@@ -362,7 +382,11 @@ impl ApiKeys {
     /// JSON object of at most [`MAX_METADATA_BYTES`];
     /// [`Error::QuotaExceeded`] when the user already has the maximum of valid keys (keys
     /// in a rotation's grace included);
-    /// [`Error::Storage`]; [`Error::Randomness`].
+    /// [`Error::Storage`]; [`Error::Randomness`]. On PostgreSQL, [`Error::Storage`] of kind
+    /// [`StorageKind::OutcomeUnknown`] when the connection was lost after the commit was
+    /// sent: the key may have been stored. It was never shown to anyone: if stored, it is
+    /// listed by [`ApiKeys::list`] under a key id the caller does not know, and can be
+    /// revoked; creating another key is safe.
     pub fn create(&self, new: &NewKey) -> Result<CreatedKey, Error> {
         rules::check_key_fields(&new.user_id, &new.name, &new.scopes)?;
         let metadata = new

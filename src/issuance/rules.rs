@@ -317,6 +317,7 @@ mod tests {
             last_used_at: None,
             enabled: true,
             metadata: serde_json::Map::new(),
+            verifier_tag: None,
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{Row, Scheme};
 use super::cache::{CacheKey, CachedKey};
+use super::fast_verifier::TagCheck;
 use super::format::Environment;
 use super::prehash::{bcrypt_cost, bcrypt_ok, MAX_IMPORTED_COST};
 use super::rules::{self, NEVER};
@@ -175,7 +176,7 @@ impl ApiKeys {
         let generation = self.generation.load(Ordering::SeqCst);
         match self.backend.get(stale.row_id)? {
             Some(row) if row.key_id == *stale.key_id => {
-                Ok(self.cache_verified(cache_key, row, generation, required))
+                self.cache_verified(cache_key, row, generation, required)
             }
             _ => {
                 stale.gone.store(true, Ordering::SeqCst);
@@ -298,6 +299,21 @@ impl ApiKeys {
                 refusal.get_or_insert(Refusal::RateLimited { retry_after });
                 continue;
             }
+            // The fast verifier: a tag of this process's key settles it without bcrypt, for
+            // a right key and a wrong one (a tag is only written for a key bcrypt accepted).
+            let verifier = self.config.verifier.as_ref();
+            match verifier.map_or(TagCheck::Unusable, |v| {
+                v.check(row.verifier_tag.as_deref(), row.scheme, &row.key_id, key)
+            }) {
+                TagCheck::Match => {
+                    return self.cache_verified(cache_key, row, generation, required);
+                }
+                TagCheck::Mismatch => {
+                    tried = Some(row.row_id);
+                    continue;
+                }
+                TagCheck::Unusable => {}
+            }
             let Some(slot) = self.bcrypt_limiter.acquire(self.config.bcrypt_wait) else {
                 return Ok(Verification::Refused(Refusal::RateLimited {
                     retry_after: Duration::from_secs(1),
@@ -305,8 +321,13 @@ impl ApiKeys {
             };
             let ok = bcrypt_ok(row.scheme, key, &row.hash);
             drop(slot);
+            self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
             if ok {
-                return Ok(self.cache_verified(cache_key, row, generation, required));
+                if let Some(v) = verifier {
+                    // No usable tag (none, another key's, unreadable): this key's from now.
+                    self.queue_tag(row.row_id, v.tag(row.scheme, &row.key_id, key));
+                }
+                return self.cache_verified(cache_key, row, generation, required);
             }
             tried = Some(row.row_id);
         }
@@ -331,13 +352,18 @@ impl ApiKeys {
     /// inserted, leaves no window in which a stale entry could stay valid. A stale entry of
     /// the row is replaced by this one (read after `seen`, so no older than the change that
     /// made it stale, or the loop below catches that change).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when a change raced the verification and the row cannot be read
+    /// again to see what it was: this call fails closed, and the entry is re-read at its next
+    /// use (it is never taken for revoked on that account).
     fn cache_verified(
         &self,
         cache_key: CacheKey,
         row: Row,
         mut seen: u64,
         required: &Requirement,
-    ) -> Verification {
+    ) -> Result<Verification, Error> {
         let fresh = Arc::new(CachedKey {
             row_id: row.row_id,
             key_id: row.key_id.into(),
@@ -380,7 +406,10 @@ impl ApiKeys {
                         }
                     }
                     Ok(None) => cached.gone.store(true, Ordering::SeqCst),
-                    Err(_) => cached.revoked.store(true, Ordering::SeqCst),
+                    Err(e) => {
+                        cached.stale.store(true, Ordering::SeqCst);
+                        return Err(e);
+                    }
                 }
                 continue;
             }
@@ -390,6 +419,6 @@ impl ApiKeys {
             self.cache.insert(cache_key, cached.clone());
             inserted = true;
         }
-        self.answer(&cached, required)
+        Ok(self.answer(&cached, required))
     }
 }

@@ -7,12 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::Type;
 
 use super::data_db::{DataDb, DataRow, Rows, Write};
 use super::sql::{identifier, Raw};
 use super::{KeySource, MigrateOptions};
 use crate::postgres::pool::{self, Shared};
+use crate::postgres::query::{p, Param as Typed};
 use crate::postgres::runtime::block;
 use crate::Error;
 
@@ -86,10 +87,11 @@ impl Param {
         }
     }
 
-    fn sql(&self) -> &(dyn ToSql + Sync) {
+    /// The value with its type (the statements cast it to the column's type).
+    fn sql(&self) -> Typed<'_> {
         match self {
-            Param::Integer(v) => v,
-            Param::Text(v) => v,
+            Param::Integer(v) => (v, Type::INT8),
+            Param::Text(v) => (v, Type::TEXT),
         }
     }
 }
@@ -125,18 +127,10 @@ impl PgData {
     }
 
     /// Runs one query on a pooled connection, outside a transaction.
-    fn query(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, Error> {
-        block(async {
-            let conn = self.shared.conn(self.wait).await?;
-            conn.client()
-                .query(sql, params)
-                .await
-                .map_err(|e| self.shared.error(&e))
-        })?
+    fn query(&self, sql: &str, params: &[Typed<'_>]) -> Result<Vec<tokio_postgres::Row>, Error> {
+        block(self.shared.read(self.wait, false, |conn| async move {
+            conn.query(sql, params).await
+        }))?
     }
 }
 
@@ -156,7 +150,7 @@ impl DataDb for PgData {
             .query(
                 "SELECT table_name::text, table_schema::text FROM information_schema.tables \
                  WHERE lower(table_name) = lower($1) AND table_schema = ANY(current_schemas(false))",
-                &[&options.table],
+                &[p(&options.table)],
             )?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
@@ -168,7 +162,7 @@ impl DataDb for PgData {
             .query(
                 "SELECT column_name::text, data_type::text FROM information_schema.columns \
                  WHERE table_schema = $1 AND table_name = $2",
-                &[&schema, &table],
+                &[p(&schema), p(&table)],
             )?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
@@ -304,7 +298,7 @@ impl DataDb for PgData {
         );
         let after = Param::of(*id_kind, after);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.query(&sql, &[after.sql(), &limit])?;
+        let rows = self.query(&sql, &[after.sql(), p(&limit)])?;
         let user_kind = user.as_ref().map_or(Kind::Text, |(_, kind)| *kind);
         rows.iter()
             .map(|r| {
@@ -346,24 +340,23 @@ impl DataDb for PgData {
             let mut conn = shared.conn(wait).await?;
             let result = async {
                 conn.begin(wait).await?;
-                let stmt = conn.client().prepare(sql).await?;
                 let mut changed = Vec::with_capacity(writes.len());
                 for ((_, old, new), row_id) in writes.iter().zip(params) {
-                    let n = conn
-                        .client()
-                        .execute(&stmt, &[new, row_id.sql(), old])
-                        .await?;
+                    let n = conn.execute(sql, &[p(new), row_id.sql(), p(old)]).await?;
                     changed.push(n == 1);
                 }
-                conn.commit().await?;
-                Ok::<_, tokio_postgres::Error>(changed)
+                Ok::<_, crate::postgres::errors::TxError>(changed)
             }
             .await;
+            let result = match result {
+                Ok(changed) => conn.commit().await.map(|()| changed),
+                Err(e) => Err(e),
+            };
             match result {
                 Ok(changed) => Ok(changed),
                 Err(e) => {
                     conn.rollback().await;
-                    Err(shared.error(&e))
+                    Err(shared.tx_error(e))
                 }
             }
         })?

@@ -30,6 +30,57 @@ impl From<Error> for TxError {
     }
 }
 
+impl TxError {
+    /// As keyseal reports it; `target` is where the connection goes.
+    pub(crate) fn into_error(self, target: &str) -> Error {
+        match self {
+            TxError::Db(e) => storage_error(target, &e),
+            TxError::App(e) => e,
+        }
+    }
+}
+
+/// A round trip the server did not answer within `limit`.
+pub(crate) fn timed_out(target: &str, limit: std::time::Duration) -> Error {
+    Error::storage(
+        StorageKind::Unavailable,
+        format!(
+            "PostgreSQL {target}: the server did not answer within {} ms (the busy timeout \
+             plus {} ms); the connection was closed",
+            limit.as_millis(),
+            super::pool::ROUND_TRIP_GRACE.as_millis()
+        ),
+    )
+}
+
+/// A `COMMIT` sent on a connection that was lost (or went silent) before its answer.
+pub(crate) fn outcome_unknown(target: &str) -> Error {
+    Error::storage(
+        StorageKind::OutcomeUnknown,
+        format!(
+            "PostgreSQL {target}: the connection was lost after COMMIT was sent: the change \
+             may or may not have been stored (read it back to find out)"
+        ),
+    )
+}
+
+/// Whether `e` says the connection (not the statement) failed: closed, an I/O error, or the
+/// server (or a pooler in front of it) ending the session. The transaction it ran, if any,
+/// is then rolled back unless its `COMMIT` had been sent.
+pub(crate) fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => {
+            let state = db.code().code();
+            state.starts_with("08") || matches!(state, "57P01" | "57P02" | "57P03")
+        }
+        None => {
+            e.is_closed()
+                || std::error::Error::source(e)
+                    .is_some_and(<dyn std::error::Error>::is::<std::io::Error>)
+        }
+    }
+}
+
 /// Whether trying the whole transaction again may succeed: a serialization failure or a
 /// deadlock the server broke.
 pub(crate) fn is_transient(e: &tokio_postgres::Error) -> bool {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use super::errors::TxError;
 use super::keystore_keyring as keyring;
 use super::pool::{write_tx, Conn, Shared};
+use super::query::p;
 use super::runtime::block;
 use crate::keystore::backend::{
     sealed, Backend, CheckState, FullRow, Guard, KeyState, Keyring, MasterKeyRow, NewRow, Opened,
@@ -77,38 +78,47 @@ impl PgKeyStore {
         let deadline = std::time::Instant::now() + self.busy_timeout;
         let mut conn = self.shared.conn(self.busy_timeout).await?;
         loop {
-            let insert = conn
-                .client()
-                .prepare_cached(INSERT_CHECKED)
+            if conn.is_broken() {
+                // Died in the pool (a server restart): nothing was sent on it yet.
+                conn = self.shared.conn(self.busy_timeout).await?;
+            }
+            let insert_params = [
+                p(&ids),
+                p(&blobs),
+                p(&created),
+                p(&guard.check),
+                p(&guard.master_id),
+            ];
+            let select_params = [p(&ids)];
+            // With a statement cache, prepared first: the pipeline must not wait inside.
+            conn.prepare_ahead(INSERT_CHECKED, &insert_params)
                 .await
                 .map_err(&db)?;
-            let select = conn
-                .client()
-                .prepare_cached(SELECT_MANY)
+            conn.prepare_ahead(SELECT_MANY, &select_params)
                 .await
                 .map_err(&db)?;
             let begin = super::pool::begin_sql(self.busy_timeout);
             conn.set_in_tx(true);
-            let client = conn.client();
+            let c = &conn;
             let (opened, checked, found, committed) = futures_util::future::join4(
-                client.batch_execute(&begin),
-                client.query_opt(
-                    &insert,
-                    &[&ids, &blobs, &created, &guard.check, &guard.master_id],
-                ),
-                client.query(&select, &[&ids]),
-                client.batch_execute("COMMIT"),
+                c.batch(&begin),
+                c.query_opt(INSERT_CHECKED, &insert_params),
+                c.query(SELECT_MANY, &select_params),
+                c.batch("COMMIT"),
             )
             .await;
-            if committed.is_ok() {
-                conn.set_in_tx(false);
-            }
+            // All four were sent: a connection lost before the answer leaves the outcome
+            // unknown, whichever answer it cut off.
+            let committed = match conn.committed(committed) {
+                Err(TxError::App(e)) => return Err(e),
+                other => other,
+            };
             let outcome = opened
                 .and(checked)
                 .and_then(|c| Ok((c, found?, committed?)));
             let (checked, found, ()) = match outcome {
                 Ok(v) => v,
-                Err(e)
+                Err(TxError::Db(e))
                     if super::errors::is_transient(&e) && std::time::Instant::now() < deadline =>
                 {
                     tokio::time::sleep(Duration::from_millis(2)).await;
@@ -170,9 +180,8 @@ impl PgKeyStore {
         let shared = super::pool::shared(url)?;
         block(async {
             let conn = shared.conn(busy_timeout).await?;
-            let db = |e: tokio_postgres::Error| shared.error(&e);
+            let db = |e: TxError| shared.tx_error(e);
             let exists: bool = conn
-                .client()
                 .query_one(
                     "SELECT to_regclass('encryption_keys') IS NOT NULL \
                      AND to_regclass('keyseal_keystore_meta') IS NOT NULL",
@@ -196,8 +205,8 @@ impl PgKeyStore {
         &self.shared.display
     }
 
-    pub(super) fn db(&self) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
-        |e| self.shared.error(&e)
+    pub(super) fn db(&self) -> impl Fn(TxError) -> Error + '_ {
+        |e| self.shared.tx_error(e)
     }
 
     pub(super) fn shared(&self) -> &Shared {
@@ -218,38 +227,29 @@ pub(super) fn stored_row(r: &tokio_postgres::Row) -> StoredRow {
     }
 }
 
-pub(super) async fn read_check(
-    conn: &Conn,
-    suffix: &str,
-) -> Result<Option<Vec<u8>>, tokio_postgres::Error> {
-    let stmt = conn
-        .client()
-        .prepare_cached(&format!("{SELECT_CHECK}{suffix}"))
-        .await?;
+pub(super) async fn read_check(conn: &Conn, suffix: &str) -> Result<Option<Vec<u8>>, TxError> {
     Ok(conn
-        .client()
-        .query_opt(&stmt, &[])
+        .query_opt(&format!("{SELECT_CHECK}{suffix}"), &[])
         .await?
         .map(|r| r.get::<_, Vec<u8>>(0)))
 }
 
 /// The check state: the check value, else the oldest row of the right length, else the
 /// oldest row ("oldest" by `created_at`, then user id: PostgreSQL has no row order).
-async fn state_of(conn: &Conn) -> Result<CheckState, tokio_postgres::Error> {
+async fn state_of(conn: &Conn) -> Result<CheckState, TxError> {
     if let Some(check) = read_check(conn, "").await? {
         return Ok(CheckState::Present(check));
     }
     let first = |filter: &'static str| async move {
-        conn.client()
-            .query_opt(
-                &format!(
-                    "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys {filter} \
+        conn.query_opt(
+            &format!(
+                "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys {filter} \
                      ORDER BY created_at, user_id LIMIT 1"
-                ),
-                &[],
-            )
-            .await
-            .map(|r| r.as_ref().map(stored_row))
+            ),
+            &[],
+        )
+        .await
+        .map(|r| r.as_ref().map(stored_row))
     };
     let right_length: &'static str = match WRAPPED_LEN {
         60 => "WHERE length(encrypted_key) = 60",
@@ -275,25 +275,23 @@ impl Backend for PgKeyStore {
         block(async {
             write_tx!(self.shared, self.busy_timeout, |conn| {
                 // The check row (or its absence) is locked against other openers.
-                conn.client()
-                    .execute(
-                        "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
-                        &[],
-                    )
-                    .await?;
+                conn.execute(
+                    "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
+                    &[],
+                )
+                .await?;
                 let now = state_of(conn).await?;
                 if now != *seen {
                     // Nothing was written: committing the empty transaction is harmless.
                     return Ok(Opened::Changed(now));
                 }
                 if let Some(check) = new_check {
-                    conn.client()
-                        .execute(
-                            "INSERT INTO keyseal_keystore_meta (name, value) \
+                    conn.execute(
+                        "INSERT INTO keyseal_keystore_meta (name, value) \
                              VALUES ('master_check', $1) ON CONFLICT DO NOTHING",
-                            &[&check],
-                        )
-                        .await?;
+                        &[p(&check)],
+                    )
+                    .await?;
                 }
                 let stored = read_check(conn, "").await?.ok_or_else(|| {
                     TxError::App(Error::storage(
@@ -307,19 +305,13 @@ impl Backend for PgKeyStore {
     }
 
     fn load(&self, user_id: &str) -> Result<Option<StoredRow>, Error> {
-        let db = self.db();
         block(async {
-            let conn = self.shared.conn(self.busy_timeout).await?;
-            let stmt = conn
-                .client()
-                .prepare_cached(SELECT_KEY)
-                .await
-                .map_err(&db)?;
-            let row = conn
-                .client()
-                .query_opt(&stmt, &[&user_id])
-                .await
-                .map_err(&db)?;
+            let row = self
+                .shared
+                .read(self.busy_timeout, false, |conn| async move {
+                    conn.query_opt(SELECT_KEY, &[p(&user_id)]).await
+                })
+                .await?;
             Ok(row.as_ref().map(stored_row))
         })?
     }
@@ -422,20 +414,19 @@ impl Backend for PgKeyStore {
         let db = self.db();
         let conn = block(async {
             let mut conn = self.shared.conn(self.busy_timeout).await?;
+            conn.set_limit(super::pool::BULK_ROUND_TRIP);
             let locked = async {
                 conn.begin(self.busy_timeout).await?;
                 // Excludes every insert and rewrap (they read the check value FOR SHARE) until
                 // commit, and locks the master keys it retires.
-                conn.client()
-                    .execute(
-                        "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
-                        &[],
-                    )
-                    .await?;
+                conn.execute(
+                    "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
+                    &[],
+                )
+                .await?;
                 // In the order every guarded write takes them: the check value, then the keys.
                 let check = read_check(&conn, " FOR UPDATE").await?;
-                conn.client()
-                    .execute("SELECT id FROM keyseal_master_keys FOR UPDATE", &[])
+                conn.execute("SELECT id FROM keyseal_master_keys FOR UPDATE", &[])
                     .await?;
                 Ok(check)
             }
@@ -458,13 +449,12 @@ impl Backend for PgKeyStore {
         let db = self.db();
         block(async {
             let mut conn = self.shared.conn(self.busy_timeout).await?;
+            conn.set_limit(super::pool::BULK_ROUND_TRIP);
             let read = async {
-                conn.client()
-                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?;
                 let check = read_check(&conn, "").await?;
                 let rows = conn
-                    .client()
                     .query(
                         "SELECT user_id, encrypted_key, created_at, master_key_id \
                          FROM encryption_keys ORDER BY created_at, user_id",
@@ -479,8 +469,8 @@ impl Backend for PgKeyStore {
                         master_id: r.get(3),
                     })
                     .collect();
-                conn.client().batch_execute("COMMIT").await?;
-                Ok::<_, tokio_postgres::Error>((check, rows))
+                conn.batch("COMMIT").await?;
+                Ok::<_, TxError>((check, rows))
             };
             match read.await {
                 Ok(v) => Ok(v),
@@ -494,22 +484,25 @@ impl Backend for PgKeyStore {
 
     fn undo_import(&self, check: &[u8], user_ids: &[String]) -> Result<(), Error> {
         block(async {
-            write_tx!(self.shared, self.busy_timeout, |conn| {
-                if read_check(conn, " FOR UPDATE").await?.as_deref() == Some(check) {
-                    conn.client()
-                        .execute(
+            write_tx!(
+                self.shared,
+                self.busy_timeout,
+                limit = Some(super::pool::BULK_ROUND_TRIP),
+                |conn| {
+                    if read_check(conn, " FOR UPDATE").await?.as_deref() == Some(check) {
+                        conn.execute(
                             "DELETE FROM encryption_keys WHERE user_id = ANY($1::text[])",
-                            &[&user_ids],
+                            &[p(&user_ids)],
                         )
                         .await?;
-                    conn.client()
-                        .execute(
+                        conn.execute(
                             "DELETE FROM keyseal_keystore_meta WHERE name = 'master_check'",
                             &[],
                         )
                         .await?;
+                    }
                 }
-            })
+            )
         })?
     }
 
@@ -520,50 +513,49 @@ impl Backend for PgKeyStore {
         let masters: Vec<Option<&str>> = rows.iter().map(|r| r.master_id.as_deref()).collect();
         let (ids, blobs, created, masters) = (&ids, &blobs, &created, &masters);
         block(async {
-            write_tx!(self.shared, self.busy_timeout, |conn| {
-                conn.client()
-                    .execute(
+            write_tx!(
+                self.shared,
+                self.busy_timeout,
+                limit = Some(super::pool::BULK_ROUND_TRIP),
+                |conn| {
+                    conn.execute(
                         "LOCK TABLE keyseal_keystore_meta IN SHARE ROW EXCLUSIVE MODE",
                         &[],
                     )
                     .await?;
-                let there: bool = conn
-                    .client()
-                    .query_one(
+                    let there: bool = conn.query_one(
                         "SELECT EXISTS (SELECT 1 FROM encryption_keys) \
                          OR EXISTS (SELECT 1 FROM keyseal_keystore_meta WHERE name = 'master_check')",
-                        &[],
-                    )
+                        &[],)
                     .await?
                     .get(0);
-                if there {
-                    return Ok(false);
-                }
-                conn.client()
-                    .execute(
-                        "INSERT INTO keyseal_keystore_meta (name, value) VALUES ('master_check', $1)",
-                        &[&check],
-                    )
-                    .await?;
-                for chunk in 0..ids.len().div_ceil(ROTATION_BATCH) {
-                    let range =
-                        chunk * ROTATION_BATCH..((chunk + 1) * ROTATION_BATCH).min(ids.len());
-                    conn.client()
-                        .execute(
+                    if there {
+                        return Ok(false);
+                    }
+                    conn.execute(
+                    "INSERT INTO keyseal_keystore_meta (name, value) VALUES ('master_check', $1)",
+                    &[p(&check)],
+                )
+                .await?;
+                    for chunk in 0..ids.len().div_ceil(ROTATION_BATCH) {
+                        let range =
+                            chunk * ROTATION_BATCH..((chunk + 1) * ROTATION_BATCH).min(ids.len());
+                        conn.execute(
                             "INSERT INTO encryption_keys \
                              (user_id, encrypted_key, created_at, master_key_id) \
                              SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[])",
                             &[
-                                &&ids[range.clone()],
-                                &&blobs[range.clone()],
-                                &&created[range.clone()],
-                                &&masters[range],
+                                p(&&ids[range.clone()]),
+                                p(&&blobs[range.clone()]),
+                                p(&&created[range.clone()]),
+                                p(&&masters[range]),
                             ],
                         )
                         .await?;
+                    }
+                    true
                 }
-                true
-            })
+            )
         })?
     }
 
@@ -578,7 +570,6 @@ impl Backend for PgKeyStore {
         block(async {
             let conn = self.shared.conn(self.busy_timeout).await?;
             let n: i64 = conn
-                .client()
                 .query_one("SELECT COUNT(*) FROM encryption_keys", &[])
                 .await
                 .map_err(&db)?

@@ -7,6 +7,7 @@
 use super::errors::TxError;
 use super::keystore::{read_check, stored_row, PgKeyStore, ROTATION_BATCH};
 use super::pool::{write_tx, Conn};
+use super::query::p;
 use super::runtime::block;
 use crate::keystore::backend::{
     Guard, KeyState, Keyring, MasterKeyRow, Retired, Rewrapped, Slot, StateChange, StoredRow,
@@ -45,13 +46,12 @@ fn version_i32(version: u32) -> i32 {
 pub(super) async fn check_guard(
     conn: &Conn,
     guard: Guard<'_>,
-) -> Result<Result<(), Option<MasterKeyRow>>, tokio_postgres::Error> {
+) -> Result<Result<(), Option<MasterKeyRow>>, TxError> {
     read_check(conn, " FOR SHARE").await?;
     let row = conn
-        .client()
         .query_opt(
             "SELECT id, check_value, retired FROM keyseal_master_keys WHERE id = $1 FOR SHARE",
-            &[&guard.master_id],
+            &[p(&guard.master_id)],
         )
         .await?
         .as_ref()
@@ -62,9 +62,8 @@ pub(super) async fn check_guard(
     })
 }
 
-pub(super) async fn read_keyring(conn: &Conn) -> Result<Keyring, tokio_postgres::Error> {
+pub(super) async fn read_keyring(conn: &Conn) -> Result<Keyring, TxError> {
     let keys = conn
-        .client()
         .query(
             "SELECT id, check_value, retired FROM keyseal_master_keys ORDER BY id",
             &[],
@@ -74,10 +73,9 @@ pub(super) async fn read_keyring(conn: &Conn) -> Result<Keyring, tokio_postgres:
         .map(master_key_row)
         .collect();
     let legacy_id = conn
-        .client()
         .query_opt(
             "SELECT value FROM keyseal_keystore_meta WHERE name = $1",
-            &[&LEGACY_NAME],
+            &[p(&LEGACY_NAME)],
         )
         .await?
         .map(|r| String::from_utf8_lossy(&r.get::<_, Vec<u8>>(0)).into_owned());
@@ -87,15 +85,14 @@ pub(super) async fn read_keyring(conn: &Conn) -> Result<Keyring, tokio_postgres:
 pub(super) async fn read_versions(
     conn: &Conn,
     owner: Option<&str>,
-) -> Result<Vec<VersionRow>, tokio_postgres::Error> {
+) -> Result<Vec<VersionRow>, TxError> {
     Ok(conn
-        .client()
         .query(
             &format!(
                 "SELECT {VERSION_COLUMNS} FROM keyseal_key_versions \
                  WHERE $1::text IS NULL OR owner = $1 ORDER BY owner, version"
             ),
-            &[&owner],
+            &[p(&owner)],
         )
         .await?
         .iter()
@@ -108,7 +105,7 @@ pub(super) async fn update_slots(
     conn: &Conn,
     rows: &[Rewrapped],
     compare: bool,
-) -> Result<u64, tokio_postgres::Error> {
+) -> Result<u64, TxError> {
     let (mut ids, mut blobs, mut masters, mut previous) = (vec![], vec![], vec![], vec![]);
     let (mut owners, mut versions, mut vblobs, mut vmasters, mut vprevious) =
         (vec![], vec![], vec![], vec![], vec![]);
@@ -130,59 +127,57 @@ pub(super) async fn update_slots(
         }
     }
     let users = conn
-        .client()
         .execute(
             "UPDATE encryption_keys AS k SET encrypted_key = v.blob, master_key_id = v.master \
              FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bytea[]) \
              AS v(user_id, blob, master, previous) \
              WHERE k.user_id = v.user_id AND (NOT $5 OR k.encrypted_key = v.previous)",
-            &[&ids, &blobs, &masters, &previous, &compare],
+            &[p(&ids), p(&blobs), p(&masters), p(&previous), p(&compare)],
         )
         .await?;
     let versions = conn
-        .client()
         .execute(
             "UPDATE keyseal_key_versions AS k SET wrapped = v.blob, master_key_id = v.master \
              FROM unnest($1::text[], $2::int4[], $3::bytea[], $4::text[], $5::bytea[]) \
              AS v(owner, version, blob, master, previous) \
              WHERE k.owner = v.owner AND k.version = v.version AND k.wrapped IS NOT NULL \
              AND (NOT $6 OR k.wrapped = v.previous)",
-            &[&owners, &versions, &vblobs, &vmasters, &vprevious, &compare],
+            &[
+                p(&owners),
+                p(&versions),
+                p(&vblobs),
+                p(&vmasters),
+                p(&vprevious),
+                p(&compare),
+            ],
         )
         .await?;
     Ok(users + versions)
 }
 
 /// Makes `new` the only active master key and the legacy one (inside a rotation).
-pub(super) async fn make_sole_key(
-    conn: &Conn,
-    new: &MasterKeyRow,
-) -> Result<(), tokio_postgres::Error> {
-    conn.client()
-        .execute(
-            "UPDATE keyseal_master_keys SET retired = TRUE WHERE id <> $1",
-            &[&new.id],
-        )
-        .await?;
-    conn.client()
-        .execute(
-            "INSERT INTO keyseal_master_keys (id, check_value, retired, added_at) \
+pub(super) async fn make_sole_key(conn: &Conn, new: &MasterKeyRow) -> Result<(), TxError> {
+    conn.execute(
+        "UPDATE keyseal_master_keys SET retired = TRUE WHERE id <> $1",
+        &[p(&new.id)],
+    )
+    .await?;
+    conn.execute(
+        "INSERT INTO keyseal_master_keys (id, check_value, retired, added_at) \
              VALUES ($1, $2, FALSE, $3) ON CONFLICT (id) DO UPDATE \
              SET check_value = EXCLUDED.check_value, retired = FALSE",
-            &[&new.id, &new.check, &now_iso8601()],
-        )
-        .await?;
+        &[p(&new.id), p(&new.check), p(&now_iso8601())],
+    )
+    .await?;
     set_legacy(conn, new).await
 }
 
-async fn set_legacy(conn: &Conn, key: &MasterKeyRow) -> Result<(), tokio_postgres::Error> {
+async fn set_legacy(conn: &Conn, key: &MasterKeyRow) -> Result<(), TxError> {
     let set = "INSERT INTO keyseal_keystore_meta (name, value) VALUES ($1, $2) \
                ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value";
-    conn.client()
-        .execute(set, &[&LEGACY_NAME, &key.id.as_bytes()])
+    conn.execute(set, &[p(&LEGACY_NAME), p(&key.id.as_bytes())])
         .await?;
-    conn.client()
-        .execute(set, &[&"master_check", &key.check])
+    conn.execute(set, &[p(&"master_check"), p(&key.check)])
         .await?;
     Ok(())
 }
@@ -196,7 +191,7 @@ macro_rules! read {
         block(async {
             let owned = store.shared().conn(store.busy_timeout()).await?;
             let $conn = &owned;
-            let value: Result<_, tokio_postgres::Error> = async { $body }.await;
+            let value: Result<_, TxError> = async { $body }.await;
             value.map_err(&db)
         })?
     }};
@@ -217,27 +212,24 @@ pub(super) fn add_master_key(
 ) -> Result<MasterKeyRow, Error> {
     block(async {
         write_tx!(store.shared(), store.busy_timeout(), |conn| {
-            conn.client()
-                .execute(
-                    "INSERT INTO keyseal_master_keys (id, check_value, retired, added_at) \
+            conn.execute(
+                "INSERT INTO keyseal_master_keys (id, check_value, retired, added_at) \
                      VALUES ($1, $2, FALSE, $3) ON CONFLICT (id) DO NOTHING",
-                    &[&key.id, &key.check, &now_iso8601()],
+                &[p(&key.id), p(&key.check), p(&now_iso8601())],
+            )
+            .await?;
+            if legacy {
+                conn.execute(
+                    "INSERT INTO keyseal_keystore_meta (name, value) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO NOTHING",
+                    &[p(&LEGACY_NAME), p(&key.id.as_bytes())],
                 )
                 .await?;
-            if legacy {
-                conn.client()
-                    .execute(
-                        "INSERT INTO keyseal_keystore_meta (name, value) VALUES ($1, $2) \
-                         ON CONFLICT (name) DO NOTHING",
-                        &[&LEGACY_NAME, &key.id.as_bytes()],
-                    )
-                    .await?;
             }
             let row = conn
-                .client()
                 .query_one(
                     "SELECT id, check_value, retired FROM keyseal_master_keys WHERE id = $1",
-                    &[&key.id],
+                    &[p(&key.id)],
                 )
                 .await?;
             master_key_row(&row)
@@ -249,15 +241,14 @@ async fn select_version(
     conn: &Conn,
     owner: &str,
     version: u32,
-) -> Result<Option<VersionRow>, tokio_postgres::Error> {
+) -> Result<Option<VersionRow>, TxError> {
     Ok(conn
-        .client()
         .query_opt(
             &format!(
                 "SELECT {VERSION_COLUMNS} FROM keyseal_key_versions \
                  WHERE owner = $1 AND version = $2"
             ),
-            &[&owner, &version_i32(version)],
+            &[p(&owner), p(&version_i32(version))],
         )
         .await?
         .as_ref()
@@ -273,21 +264,20 @@ async fn insert_version_in(
         return Ok(Written::CheckChanged(stored));
     }
     let master = row.wrapped.as_ref().map(|_| guard.master_id);
-    conn.client()
-        .execute(
-            "INSERT INTO keyseal_key_versions \
+    conn.execute(
+        "INSERT INTO keyseal_key_versions \
              (owner, version, wrapped, master_key_id, state, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (owner, version) DO NOTHING",
-            &[
-                &row.owner,
-                &version_i32(row.version),
-                &row.wrapped,
-                &master,
-                &row.state.as_str(),
-                &now_iso8601(),
-            ],
-        )
-        .await?;
+        &[
+            p(&row.owner),
+            p(&version_i32(row.version)),
+            p(&row.wrapped),
+            p(&master),
+            p(&row.state.as_str()),
+            p(&now_iso8601()),
+        ],
+    )
+    .await?;
     let stored = select_version(conn, &row.owner, row.version).await?;
     stored.map(Written::Done).ok_or_else(|| {
         TxError::App(Error::storage(
@@ -319,17 +309,15 @@ pub(super) fn add_version(
     block(async {
         write_tx!(store.shared(), store.busy_timeout(), |conn| {
             // Serialises version numbers per owner among concurrent rotations.
-            conn.client()
-                .execute(
-                    "SELECT pg_advisory_xact_lock(hashtext('keyseal key versions ' || $1))",
-                    &[&owner],
-                )
-                .await?;
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('keyseal key versions ' || $1))",
+                &[p(&owner)],
+            )
+            .await?;
             let highest: Option<i32> = conn
-                .client()
                 .query_one(
                     "SELECT MAX(version) FROM keyseal_key_versions WHERE owner = $1",
-                    &[&owner],
+                    &[p(&owner)],
                 )
                 .await?
                 .get(0);
@@ -352,13 +340,12 @@ pub(super) fn change_state(
     block(async {
         write_tx!(store.shared(), store.busy_timeout(), |conn| {
             let row = conn
-                .client()
                 .query_opt(
                     &format!(
                         "SELECT {VERSION_COLUMNS} FROM keyseal_key_versions \
                          WHERE owner = $1 AND version = $2 FOR UPDATE"
                     ),
-                    &[&owner, &version_i32(version)],
+                    &[p(&owner), p(&version_i32(version))],
                 )
                 .await?
                 .as_ref()
@@ -374,8 +361,7 @@ pub(super) fn change_state(
                         "UPDATE keyseal_key_versions SET state = $3 \
                          WHERE owner = $1 AND version = $2"
                     };
-                    conn.client()
-                        .execute(sql, &[&owner, &version_i32(version), &to.as_str()])
+                    conn.execute(sql, &[p(&owner), p(&version_i32(version)), p(&to.as_str())])
                         .await?;
                     StateChange::Done
                 }
@@ -393,12 +379,11 @@ pub(super) fn stale_rows(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     read!(store, |conn| {
         Ok(conn
-            .client()
             .query(
                 "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys \
                      WHERE (master_key_id IS NULL OR master_key_id <> $1) \
                      AND ($2::text IS NULL OR user_id > $2) ORDER BY user_id LIMIT $3",
-                &[&master_id, &after, &limit],
+                &[p(&master_id), p(&after), p(&limit)],
             )
             .await?
             .iter()
@@ -417,7 +402,6 @@ pub(super) fn stale_versions(
     let (after_owner, after_version) = after.map_or((None, 0), |(o, v)| (Some(o), version_i32(v)));
     read!(store, |conn| {
         Ok(conn
-            .client()
             .query(
                 &format!(
                     "SELECT {VERSION_COLUMNS} FROM keyseal_key_versions \
@@ -426,7 +410,7 @@ pub(super) fn stale_versions(
                          AND ($2::text IS NULL OR (owner, version) > ($2, $3)) \
                          ORDER BY owner, version LIMIT $4"
                 ),
-                &[&master_id, &after_owner, &after_version, &limit],
+                &[p(&master_id), p(&after_owner), p(&after_version), p(&limit)],
             )
             .await?
             .iter()
@@ -458,7 +442,6 @@ pub(super) fn store_rewrapped(
 pub(super) fn usage(store: &PgKeyStore) -> Result<Vec<(Option<String>, u64)>, Error> {
     read!(store, |conn| {
         let rows = conn
-            .client()
             .query(
                 "SELECT id, SUM(n)::int8 FROM ( \
                      SELECT master_key_id AS id, COUNT(*) AS n FROM encryption_keys \
@@ -491,34 +474,31 @@ pub(super) fn retire(
             // FOR SHARE: locked here in the same order, so never a deadlock).
             read_check(conn, " FOR UPDATE").await?;
             let known = conn
-                .client()
                 .query_opt(
                     "SELECT id FROM keyseal_master_keys WHERE id = $1 FOR UPDATE",
-                    &[&id],
+                    &[p(&id)],
                 )
                 .await?;
             if known.is_none() {
                 Retired::Unknown
             } else {
                 let in_use: i64 = conn
-                    .client()
                     .query_one(
                         "SELECT (SELECT COUNT(*) FROM encryption_keys WHERE master_key_id = $1 \
                          OR ($2 AND master_key_id IS NULL)) + (SELECT COUNT(*) FROM \
                          keyseal_key_versions WHERE master_key_id = $1 AND wrapped IS NOT NULL)",
-                        &[&id, &untagged_rows_need_it],
+                        &[p(&id), p(&untagged_rows_need_it)],
                     )
                     .await?
                     .get(0);
                 if in_use > 0 {
                     Retired::InUse(u64::try_from(in_use).unwrap_or(0))
                 } else {
-                    conn.client()
-                        .execute(
-                            "UPDATE keyseal_master_keys SET retired = TRUE WHERE id = $1",
-                            &[&id],
-                        )
-                        .await?;
+                    conn.execute(
+                        "UPDATE keyseal_master_keys SET retired = TRUE WHERE id = $1",
+                        &[p(&id)],
+                    )
+                    .await?;
                     if let Some(legacy) = new_legacy {
                         set_legacy(conn, legacy).await?;
                     }
@@ -532,10 +512,9 @@ pub(super) fn retire(
 pub(super) fn shared_with_python(store: &PgKeyStore) -> Result<Option<bool>, Error> {
     read!(store, |conn| {
         Ok(conn
-            .client()
             .query_opt(
                 "SELECT value FROM keyseal_keystore_meta WHERE name = $1",
-                &[&SHARED_NAME],
+                &[p(&SHARED_NAME)],
             )
             .await?
             .map(|r| r.get::<_, Vec<u8>>(0) != b"no"))
@@ -546,13 +525,12 @@ pub(super) fn set_shared_with_python(store: &PgKeyStore, shared: bool) -> Result
     let value: &[u8] = if shared { b"yes" } else { b"no" };
     block(async {
         write_tx!(store.shared(), store.busy_timeout(), |conn| {
-            conn.client()
-                .execute(
-                    "INSERT INTO keyseal_keystore_meta (name, value) VALUES ($1, $2) \
+            conn.execute(
+                "INSERT INTO keyseal_keystore_meta (name, value) VALUES ($1, $2) \
                      ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-                    &[&SHARED_NAME, &value],
-                )
-                .await?;
+                &[p(&SHARED_NAME), p(&value)],
+            )
+            .await?;
         })
     })?
 }

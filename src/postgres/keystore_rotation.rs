@@ -1,6 +1,7 @@
 //! A rotation's transaction on the PostgreSQL key store backend: every row and key version
 //! rewritten, the new master key made the only active one, then one commit.
 
+use super::errors::TxError;
 use super::keystore::{read_check, stored_row, PgKeyStore, ROTATION_BATCH};
 use super::keystore_keyring as keyring;
 use super::pool::Conn;
@@ -30,7 +31,6 @@ impl Rotation for PgRotation<'_> {
         block(async {
             let legacy_check = read_check(conn, "").await.map_err(&db)?;
             let rows = conn
-                .client()
                 .query(
                     "SELECT user_id, encrypted_key, master_key_id FROM encryption_keys",
                     &[],
@@ -65,7 +65,7 @@ impl Rotation for PgRotation<'_> {
         let mut conn = self.conn.take().ok_or_else(closed)?;
         let db = self.store.db();
         // One statement per batch; progress is reported between them, outside the driver.
-        let mut run = |conn: &mut Conn| -> Result<Result<(), tokio_postgres::Error>, Error> {
+        let mut run = |conn: &mut Conn| -> Result<Result<(), TxError>, Error> {
             let mut done = 0;
             for chunk in rows.chunks(ROTATION_BATCH) {
                 if let Err(e) = block(keyring::update_slots(conn, chunk, false))? {

@@ -6,7 +6,8 @@
 //! Both opened on the same URL in one process share one connection pool.
 //!
 //! Layout: `url` (reading and redacting URLs), `tls` (rustls), `runtime` (the bridge
-//! from the synchronous API to the async driver), `pool` (one pool per URL), `errors`
+//! from the synchronous API to the async driver), `pool` (one pool per URL), `query` (unnamed statements in one
+//! round trip each, bounded in time: what a transaction-mode pooler allows), `errors`
 //! (driver errors as [`crate::Error`]), `schema` (versioned migrations), `keystore` and
 //! `api_keys` (the two backends).
 
@@ -16,6 +17,7 @@ pub(crate) mod keystore;
 mod keystore_keyring;
 mod keystore_rotation;
 pub(crate) mod pool;
+pub(crate) mod query;
 pub(crate) mod runtime;
 mod schema;
 mod tls;
@@ -55,6 +57,8 @@ pub fn migrate(url: &str) -> Result<SchemaVersion, Error> {
     let shared = pool::shared(url)?;
     runtime::block(async {
         let mut conn = shared.conn(Duration::from_secs(30)).await?;
+        // Migrations may wait for servers' locks and rewrite tables: as long as it takes.
+        conn.set_limit(Duration::from_secs(24 * 3600));
         schema::migrate(&shared, &mut conn).await
     })?
 }

@@ -12,7 +12,9 @@
 //! schema whose `min_compatible_version` is above the newest version it knows, with
 //! [`StorageKind::Schema`].
 
+use super::errors::TxError;
 use super::pool::{Conn, Shared};
+use super::query::p;
 use crate::{Error, StorageKind};
 
 /// The advisory lock every migration holds ("keyseal" and 1).
@@ -115,10 +117,18 @@ CREATE TABLE IF NOT EXISTS keyseal_key_versions (
 );
 ",
     },
+    // Version 4 (adds only): the API keys' fast-verifier tag. Nullable, and ignored by
+    // servers that do not know it (they verify with bcrypt as before), so servers knowing
+    // version 2 or 3 keep running against it.
+    Migration {
+        version: 4,
+        min_compatible: 2,
+        sql: "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS verifier_tag TEXT;",
+    },
 ];
 
 /// The newest schema version this keyseal knows.
-pub(crate) const SCHEMA_VERSION: i32 = 3;
+pub(crate) const SCHEMA_VERSION: i32 = 4;
 
 const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS keyseal_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -139,22 +149,20 @@ pub struct SchemaVersion {
 /// The stored (version, `min_compatible_version`, `min_keyseal`); `None` without the table.
 async fn read(shared: &Shared, conn: &Conn) -> Result<Option<(i32, i32, String)>, Error> {
     let exists = conn
-        .client()
         .query_one("SELECT to_regclass('keyseal_schema') IS NOT NULL", &[])
         .await
-        .map_err(|e| shared.error(&e))?
+        .map_err(|e| shared.tx_error(e))?
         .get::<_, bool>(0);
     if !exists {
         return Ok(None);
     }
     let row = conn
-        .client()
         .query_opt(
             "SELECT version, min_compatible_version, min_keyseal FROM keyseal_schema WHERE id = 1",
             &[],
         )
         .await
-        .map_err(|e| shared.error(&e))?;
+        .map_err(|e| shared.tx_error(e))?;
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
 }
 
@@ -187,19 +195,15 @@ pub(crate) async fn migrate(shared: &Shared, conn: &mut Conn) -> Result<SchemaVe
 }
 
 async fn migrate_in(shared: &Shared, conn: &mut Conn) -> Result<SchemaVersion, Error> {
-    let e = |e: tokio_postgres::Error| shared.error(&e);
+    let e = |e: TxError| shared.tx_error(e);
     // Migrations may wait for servers' row locks; a day is "as long as it takes".
     conn.begin(std::time::Duration::from_secs(24 * 3600))
         .await
         .map_err(e)?;
-    conn.client()
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+    conn.execute("SELECT pg_advisory_xact_lock($1)", &[p(&LOCK_KEY)])
         .await
         .map_err(e)?;
-    conn.client()
-        .batch_execute(CREATE_SCHEMA_TABLE)
-        .await
-        .map_err(e)?;
+    conn.batch(CREATE_SCHEMA_TABLE).await.map_err(e)?;
     let (before, min_compatible, min_keyseal) =
         read(shared, conn).await?.unwrap_or((0, 0, String::new()));
     if min_compatible > SCHEMA_VERSION {
@@ -208,23 +212,22 @@ async fn migrate_in(shared: &Shared, conn: &mut Conn) -> Result<SchemaVersion, E
     let mut after = before;
     let mut min = min_compatible;
     for m in MIGRATIONS.iter().filter(|m| m.version > before) {
-        conn.client().batch_execute(m.sql).await.map_err(e)?;
+        conn.batch(m.sql).await.map_err(e)?;
         after = m.version;
         min = min.max(m.min_compatible);
     }
     if after != before || before == 0 {
         let keyseal = env!("CARGO_PKG_VERSION");
-        conn.client()
-            .execute(
-                "INSERT INTO keyseal_schema (id, version, min_compatible_version, min_keyseal) \
+        conn.execute(
+            "INSERT INTO keyseal_schema (id, version, min_compatible_version, min_keyseal) \
                  VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET version = $1, \
                  min_compatible_version = $2, min_keyseal = CASE WHEN \
                  keyseal_schema.min_compatible_version = $2 THEN keyseal_schema.min_keyseal \
                  ELSE $3 END",
-                &[&after, &min, &keyseal],
-            )
-            .await
-            .map_err(e)?;
+            &[p(&after), p(&min), p(&keyseal)],
+        )
+        .await
+        .map_err(e)?;
     }
     conn.commit().await.map_err(e)?;
     Ok(SchemaVersion { before, after })

@@ -42,6 +42,9 @@ pub(crate) struct PgUrl {
     pub(crate) config: tokio_postgres::Config,
     pub(crate) ssl: SslMode,
     pub(crate) root_cert: Option<PathBuf>,
+    /// `statement_cache=on`: named prepared statements, cached per connection (faster; not
+    /// behind a transaction-mode pooler).
+    pub(crate) statement_cache: bool,
     /// The URL with its password replaced by `***`.
     pub(crate) display: String,
 }
@@ -106,11 +109,23 @@ fn percent_decode(s: &str) -> Result<String, Error> {
     String::from_utf8(out).map_err(|_| invalid("a PostgreSQL URL parameter is not UTF-8"))
 }
 
+/// `statement_cache`'s value: `on`/`true` or `off`/`false`.
+fn on_off(display: &str, value: &str) -> Result<bool, Error> {
+    match percent_decode(value)?.as_str() {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        other => Err(invalid(format!(
+            "{display}: unknown statement_cache {other:?} (on or off)"
+        ))),
+    }
+}
+
 impl PgUrl {
     /// Reads `url`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a URL the driver cannot read, an unknown `sslmode`
+    /// [`Error::InvalidArgument`] for a URL the driver cannot read, a `statement_cache`
+    /// other than `on`/`off`, an unknown `sslmode`
     /// (`verify-ca` included: use `verify-full`), or `verify-full` without `sslrootcert`;
     /// the message shows the URL without its password.
     pub(crate) fn parse(url: &str) -> Result<PgUrl, Error> {
@@ -119,6 +134,7 @@ impl PgUrl {
         let mut ssl = SslMode::Prefer;
         let mut root_cert = None;
         let mut passfile = None;
+        let mut statement_cache = false;
         let mut kept = Vec::new();
         for param in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = param.split_once('=').unwrap_or((param, ""));
@@ -145,6 +161,7 @@ impl PgUrl {
                 }
                 "sslrootcert" => root_cert = Some(PathBuf::from(percent_decode(value)?)),
                 "passfile" => passfile = Some(PathBuf::from(percent_decode(value)?)),
+                "statement_cache" => statement_cache = on_off(&display, value)?,
                 _ => kept.push(param),
             }
         }
@@ -211,6 +228,7 @@ impl PgUrl {
             config,
             ssl,
             root_cert,
+            statement_cache,
             display,
         })
     }
@@ -344,6 +362,23 @@ mod tests {
             "postgres://app@db/keys?password=***&x=1"
         );
         assert_eq!(redact("postgres://db/keys"), "postgres://db/keys");
+    }
+
+    #[test]
+    fn statement_cache_is_off_unless_asked_and_checked() {
+        assert!(!PgUrl::parse("postgres://u@h/db").unwrap().statement_cache);
+        let on = PgUrl::parse("postgres://u@h/db?statement_cache=on&sslmode=disable").unwrap();
+        assert!(on.statement_cache);
+        assert!(
+            !PgUrl::parse("postgres://u@h/db?statement_cache=off")
+                .unwrap()
+                .statement_cache
+        );
+        let Err(err) = PgUrl::parse("postgres://u:s3cret@h/db?statement_cache=maybe") else {
+            panic!("statement_cache=maybe accepted");
+        };
+        assert!(err.to_string().contains("statement_cache"), "{err}");
+        assert!(!err.to_string().contains("s3cret"));
     }
 
     #[test]

@@ -124,6 +124,8 @@ pub fn keyseal_in(dir: &Path) -> Command {
         .env_remove("API_KEY_MASTER_KEY")
         .env_remove("KEYSEAL_PREVIOUS_MASTER_KEYS")
         .env_remove("KEYSEAL_DB")
+        .env_remove("KEYSEAL_VERIFIER_KEY")
+        .env_remove("KEYSEAL_VERIFIER_KEY_FILE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

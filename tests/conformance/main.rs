@@ -31,6 +31,8 @@ mod api_keys_lifecycle;
 #[cfg(feature = "issuance")]
 mod api_keys_storage;
 #[cfg(feature = "issuance")]
+mod api_keys_verifier;
+#[cfg(feature = "issuance")]
 mod harness;
 #[cfg(feature = "keystore")]
 mod keystore;
@@ -103,6 +105,13 @@ macro_rules! api_keys_suite {
             api_keys_admin::concurrent_refreshes_never_outlive_a_revocation,
             api_keys_async::async_api_under_tokio_current_thread_and_block_on,
             api_keys_async::cached_async_verify_is_ready_at_once,
+            api_keys_verifier::a_tagged_key_costs_a_new_process_no_bcrypt_right_or_wrong,
+            api_keys_verifier::an_untagged_key_is_tagged_after_one_bcrypt,
+            api_keys_verifier::another_verifier_key_falls_back_to_bcrypt_and_rewrites_the_tag,
+            api_keys_verifier::refusals_hold_on_the_fast_path,
+            api_keys_verifier::imported_legacy_keys_are_tagged_as_bcrypt_reads_them,
+            api_keys_verifier::a_verifier_key_derived_from_the_master_key_is_the_same_everywhere,
+            api_keys_verifier::tag_writes_stay_out_of_the_change_feed,
         );
     };
 }

@@ -24,6 +24,16 @@ pub struct Cli {
     /// `KEYSEAL_PREVIOUS_MASTER_KEYS` (keys separated by commas or newlines).
     #[arg(long, global = true, value_name = "PATH")]
     pub previous_master_key_file: Vec<PathBuf>,
+    /// A file holding the API keys' fast-verifier key (base64 of 32 bytes; also from
+    /// `KEYSEAL_VERIFIER_KEY_FILE`, or the key itself in `KEYSEAL_VERIFIER_KEY`). Without
+    /// one, keys are verified with bcrypt as always.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "KEYSEAL_VERIFIER_KEY_FILE"
+    )]
+    pub verifier_key_file: Option<PathBuf>,
     /// Print one JSON object instead of human output.
     #[arg(long, global = true)]
     pub json: bool,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use keyseal::{
     parse_master_key, ApiKeys, ApiKeysConfig, KeyStore, KeyStoreOptions, MasterKey, MasterKeyring,
-    MASTER_KEY_ENV,
+    VerifierKey, MASTER_KEY_ENV,
 };
 use zeroize::{Zeroize, Zeroizing};
 
@@ -152,10 +152,42 @@ pub fn open_store(cli: &Cli) -> Result<KeyStore, Failure> {
         .map_err(|e| Failure(format!("{}: {e}", shown(path))))
 }
 
-/// The API keys at `--db`, new ones hashed at `--bcrypt-cost`.
+/// Where the fast-verifier key itself (base64) may be given, besides a file.
+pub const VERIFIER_KEY_ENV: &str = "KEYSEAL_VERIFIER_KEY";
+
+/// The fast-verifier key from `--verifier-key-file` / `KEYSEAL_VERIFIER_KEY_FILE`, else from
+/// `KEYSEAL_VERIFIER_KEY`; `None` when neither is set. Never from arguments.
+pub fn verifier_key(cli: &Cli) -> Result<Option<VerifierKey>, Failure> {
+    if let Some(path) = &cli.verifier_key_file {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            Failure(format!(
+                "cannot read verifier key file {}: {e}",
+                path.display()
+            ))
+        })?);
+        return VerifierKey::from_base64(&text)
+            .map(Some)
+            .map_err(|e| Failure(format!("verifier key file {}: {e}", path.display())));
+    }
+    match std::env::var(VERIFIER_KEY_ENV) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            VerifierKey::from_base64(&text)
+                .map(Some)
+                .map_err(|e| Failure(format!("{VERIFIER_KEY_ENV}: {e}")))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// The API keys at `--db`, new ones hashed at `--bcrypt-cost`, with the fast verifier when
+/// its key is given.
 pub fn open_api_keys(cli: &Cli) -> Result<ApiKeys, Failure> {
     let path = store_path(cli)?;
-    let config = ApiKeysConfig::default().bcrypt_cost(cli.bcrypt_cost);
+    let mut config = ApiKeysConfig::default().bcrypt_cost(cli.bcrypt_cost);
+    if let Some(key) = verifier_key(cli)? {
+        config = config.verifier_key(key);
+    }
     ApiKeys::open_with(path, config).map_err(|e| Failure(format!("{}: {e}", shown(path))))
 }
 

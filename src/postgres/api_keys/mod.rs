@@ -33,6 +33,7 @@ use zeroize::Zeroizing;
 
 use super::errors::TxError;
 use super::pool::{write_tx, Conn, Shared};
+use super::query::{p, Param};
 use super::runtime::block;
 use crate::issuance::backend::{
     sealed, Backend, Change, DecideInsert, DecideRotation, DecideUpdate, FeedMode, InsertContext,
@@ -40,7 +41,7 @@ use crate::issuance::backend::{
 };
 use crate::sqlite::api_keys::rows::{parse_format, FORMAT_NAME};
 use crate::{Error, StorageKind, Timestamp};
-use rows::{read_change, read_row, InsertParams, COLUMNS, NEXT_SEQ, UPDATE};
+use rows::{read_change, read_row, InsertParams, COLUMNS, NEXT_SEQ, SET_TAGS, UPDATE};
 
 /// How long a change check may wait for a connection of the read pool.
 const READ_WAIT: Duration = Duration::from_millis(500);
@@ -81,23 +82,18 @@ fn unreadable(why: String) -> Error {
 
 /// Rows by one indexed column (`user_id` or `lookup`), oldest first.
 async fn rows_where(conn: &Conn, column: &str, value: &str) -> Result<Vec<Row>, TxError> {
-    let stmt = conn
-        .client()
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE {column} = $1 ORDER BY row_id"
-        ))
-        .await?;
-    conn.client()
-        .query(&stmt, &[&value])
-        .await?
-        .iter()
-        .map(|r| read_row(r).map_err(|why| TxError::App(unreadable(why))))
-        .collect()
+    conn.query(
+        &format!("SELECT {COLUMNS} FROM api_keys WHERE {column} = $1 ORDER BY row_id"),
+        &[p(&value)],
+    )
+    .await?
+    .iter()
+    .map(|r| read_row(r).map_err(|why| TxError::App(unreadable(why))))
+    .collect()
 }
 
 async fn next_seq(conn: &Conn) -> Result<i64, TxError> {
-    let stmt = conn.client().prepare_cached(NEXT_SEQ).await?;
-    let row = conn.client().query_opt(&stmt, &[]).await?;
+    let row = conn.query_opt(NEXT_SEQ, &[]).await?;
     row.map(|r| r.get(0)).ok_or_else(|| {
         TxError::App(Error::storage(
             StorageKind::Corrupt,
@@ -127,30 +123,25 @@ impl PgApiKeys {
         })
     }
 
-    async fn one_row(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<Row>, Error> {
-        let conn = self.shared.conn(self.busy_timeout).await?;
-        let db = |e: tokio_postgres::Error| self.shared.error(&e);
-        let stmt = conn.client().prepare_cached(sql).await.map_err(db)?;
-        let row = conn.client().query_opt(&stmt, params).await.map_err(db)?;
+    /// The row `sql` selects, if any (retried once on a fresh connection when the pooled
+    /// one turns out to be lost).
+    async fn one_row(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, Error> {
+        let row = self
+            .shared
+            .read(self.busy_timeout, false, |conn| async move {
+                conn.query_opt(sql, params).await
+            })
+            .await?;
         row.map(|r| read_row(&r).map_err(unreadable)).transpose()
     }
 
-    async fn many_rows(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<Row>, Error> {
-        let conn = self.shared.conn(self.busy_timeout).await?;
-        let db = |e: tokio_postgres::Error| self.shared.error(&e);
-        let stmt = conn.client().prepare_cached(sql).await.map_err(db)?;
-        conn.client()
-            .query(&stmt, params)
-            .await
-            .map_err(db)?
+    /// The rows `sql` selects (retried as [`PgApiKeys::one_row`]).
+    async fn many_rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
+        self.shared
+            .read(self.busy_timeout, false, |conn| async move {
+                conn.query(sql, params).await
+            })
+            .await?
             .iter()
             .map(|r| read_row(r).map_err(unreadable))
             .collect()
@@ -169,7 +160,7 @@ impl Backend for PgApiKeys {
                     same_lookup: rows_where(conn, "lookup", &row.lookup).await?,
                 };
                 decide(&ctx)?;
-                match params.insert(conn.client(), row, seq).await? {
+                match params.insert(conn, row, seq).await? {
                     Some(id) => Inserted::Ok(id),
                     None => Inserted::IdTaken,
                 }
@@ -179,17 +170,17 @@ impl Backend for PgApiKeys {
 
     fn find(&self, lookup: &str) -> Result<Vec<Row>, Error> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE lookup = $1 ORDER BY row_id");
-        block(self.many_rows(&sql, &[&lookup]))?
+        block(self.many_rows(&sql, &[p(&lookup)]))?
     }
 
     fn get(&self, row_id: i64) -> Result<Option<Row>, Error> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE row_id = $1");
-        block(self.one_row(&sql, &[&row_id]))?
+        block(self.one_row(&sql, &[p(&row_id)]))?
     }
 
     fn get_user_key(&self, user_id: &str, key_id: &str) -> Result<Option<Row>, Error> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_id = $1 AND user_id = $2");
-        block(self.one_row(&sql, &[&key_id, &user_id]))?
+        block(self.one_row(&sql, &[p(&key_id), p(&user_id)]))?
     }
 
     fn list(&self, user_id: &str) -> Result<Vec<Row>, Error> {
@@ -197,7 +188,7 @@ impl Backend for PgApiKeys {
             "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 \
              ORDER BY created_at DESC, row_id DESC"
         );
-        block(self.many_rows(&sql, &[&user_id]))?
+        block(self.many_rows(&sql, &[p(&user_id)]))?
     }
 
     fn revoke(&self, user_id: &str, key_id: &str, now: Timestamp) -> Result<Option<Row>, Error> {
@@ -206,19 +197,17 @@ impl Backend for PgApiKeys {
         block(async {
             write_tx!(self.shared, self.busy_timeout, |conn| {
                 let seq = next_seq(conn).await?;
-                let stmt = conn.client().prepare_cached(sql).await?;
-                let found = conn.client().query_opt(&stmt, &[&key_id, &user_id]).await?;
+                let found = conn.query_opt(sql, &[p(&key_id), p(&user_id)]).await?;
                 let Some(found) = found else {
                     return Ok(None);
                 };
                 let mut row = read_row(&found).map_err(|why| TxError::App(unreadable(why)))?;
                 if row.revoked_at.is_none() {
-                    conn.client()
-                        .execute(
-                            "UPDATE api_keys SET revoked_at = $1, seq = $2 WHERE row_id = $3",
-                            &[&now.unix_millis(), &seq, &row.row_id],
-                        )
-                        .await?;
+                    conn.execute(
+                        "UPDATE api_keys SET revoked_at = $1, seq = $2 WHERE row_id = $3",
+                        &[p(&now.unix_millis()), p(&seq), p(&row.row_id)],
+                    )
+                    .await?;
                     row.revoked_at = Some(now);
                 }
                 Some(row)
@@ -244,17 +233,21 @@ impl Backend for PgApiKeys {
                     return Ok(None);
                 };
                 let ends = decide(&old, &user_rows)?;
-                let Some(new_id) = params.insert(conn.client(), new, seq).await? else {
+                let Some(new_id) = params.insert(conn, new, seq).await? else {
                     // Nothing written to the old key.
                     return Ok(Some((old, Inserted::IdTaken)));
                 };
-                conn.client()
-                    .execute(
-                        "UPDATE api_keys SET expires_at = $1, rotated_to = $2, seq = $3 \
-                         WHERE row_id = $4",
-                        &[&ends.unix_millis(), &new.key_id, &seq, &old.row_id],
-                    )
-                    .await?;
+                conn.execute(
+                    "UPDATE api_keys SET expires_at = $1, rotated_to = $2, seq = $3 \
+                     WHERE row_id = $4",
+                    &[
+                        p(&ends.unix_millis()),
+                        p(&new.key_id),
+                        p(&seq),
+                        p(&old.row_id),
+                    ],
+                )
+                .await?;
                 old.expires_at = Some(ends);
                 old.rotated_to = Some(new.key_id.clone());
                 Some((old, Inserted::Ok(new_id)))
@@ -277,23 +270,26 @@ impl Backend for PgApiKeys {
                 };
                 let mut new = decide(old, &user_rows)?;
                 let (rate_requests, rate_period_ms) = new.rate_columns();
-                let stmt = conn.client().prepare_cached(UPDATE).await?;
-                conn.client()
-                    .execute(
-                        &stmt,
-                        &[
-                            &new.name,
-                            &new.scopes.join(" "),
-                            &new.expires_at.map(Timestamp::unix_millis),
-                            &rate_requests,
-                            &rate_period_ms,
-                            &new.metadata_text(),
-                            &new.enabled,
-                            &seq,
-                            &old.row_id,
-                        ],
-                    )
-                    .await?;
+                let (scopes, expires_at, metadata) = (
+                    new.scopes.join(" "),
+                    new.expires_at.map(Timestamp::unix_millis),
+                    new.metadata_text(),
+                );
+                conn.execute(
+                    UPDATE,
+                    &[
+                        p(&new.name),
+                        p(&scopes),
+                        p(&expires_at),
+                        p(&rate_requests),
+                        p(&rate_period_ms),
+                        p(&metadata),
+                        p(&new.enabled),
+                        p(&seq),
+                        p(&old.row_id),
+                    ],
+                )
+                .await?;
                 // What was written; everything else as stored.
                 let mut stored = old.clone();
                 stored.name = std::mem::take(&mut new.name);
@@ -313,21 +309,18 @@ impl Backend for PgApiKeys {
         block(async {
             write_tx!(self.shared, self.busy_timeout, |conn| {
                 let seq = next_seq(conn).await?;
-                let stmt = conn.client().prepare_cached(sql).await?;
-                let found = conn.client().query_opt(&stmt, &[&key_id, &user_id]).await?;
+                let found = conn.query_opt(sql, &[p(&key_id), p(&user_id)]).await?;
                 let Some(found) = found else {
                     return Ok(None);
                 };
                 let row = read_row(&found).map_err(|why| TxError::App(unreadable(why)))?;
-                conn.client()
-                    .execute(
-                        "INSERT INTO api_key_tombstones (row_id, lookup, seq) VALUES ($1, $2, $3) \
-                         ON CONFLICT (row_id) DO UPDATE SET seq = EXCLUDED.seq",
-                        &[&row.row_id, &row.lookup, &seq],
-                    )
-                    .await?;
-                conn.client()
-                    .execute("DELETE FROM api_keys WHERE row_id = $1", &[&row.row_id])
+                conn.execute(
+                    "INSERT INTO api_key_tombstones (row_id, lookup, seq) VALUES ($1, $2, $3) \
+                     ON CONFLICT (row_id) DO UPDATE SET seq = EXCLUDED.seq",
+                    &[p(&row.row_id), p(&row.lookup), p(&seq)],
+                )
+                .await?;
+                conn.execute("DELETE FROM api_keys WHERE row_id = $1", &[p(&row.row_id)])
                     .await?;
                 Some(row)
             })
@@ -347,13 +340,13 @@ impl Backend for PgApiKeys {
                 "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 AND row_id < $2 \
                  ORDER BY row_id DESC LIMIT $3"
             );
-            block(self.many_rows(&sql, &[&user, &before, &limit]))?
+            block(self.many_rows(&sql, &[p(&user), p(&before), p(&limit)]))?
         } else {
             let sql = format!(
                 "SELECT {COLUMNS} FROM api_keys WHERE row_id < $1 ORDER BY row_id DESC \
                  LIMIT $2"
             );
-            block(self.many_rows(&sql, &[&before, &limit]))?
+            block(self.many_rows(&sql, &[p(&before), p(&limit)]))?
         }
     }
 
@@ -372,88 +365,86 @@ impl Backend for PgApiKeys {
         let (ids, ats) = (&ids, &ats);
         block(async {
             write_tx!(self.shared, wait, |conn| {
-                let stmt = conn
-                    .client()
-                    .prepare_cached(
-                        "UPDATE api_keys AS k \
-                         SET last_used_at = GREATEST(COALESCE(k.last_used_at, 0), v.at) \
-                         FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
-                               ORDER BY 1) AS v(id, at) \
-                         WHERE k.row_id = v.id",
-                    )
-                    .await?;
-                conn.client().execute(&stmt, &[ids, ats]).await?;
+                conn.execute(
+                    "UPDATE api_keys AS k \
+                     SET last_used_at = GREATEST(COALESCE(k.last_used_at, 0), v.at) \
+                     FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
+                           ORDER BY 1) AS v(id, at) \
+                     WHERE k.row_id = v.id",
+                    &[p(ids), p(ats)],
+                )
+                .await?;
+            })
+        })?
+    }
+
+    fn set_verifier_tags(&self, tags: &[(i64, String)], wait: Duration) -> Result<(), Error> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        // Sorted by row, as last uses: two batches lock their rows in the same order.
+        let mut sorted: Vec<&(i64, String)> = tags.iter().collect();
+        sorted.sort_unstable_by_key(|t| t.0);
+        let ids: Vec<i64> = sorted.iter().map(|t| t.0).collect();
+        let values: Vec<&str> = sorted.iter().map(|t| t.1.as_str()).collect();
+        let (ids, values) = (&ids, &values);
+        block(async {
+            write_tx!(self.shared, wait, |conn| {
+                conn.execute(SET_TAGS, &[p(ids), p(values)]).await?;
             })
         })?
     }
 
     fn all_lookups(&self) -> Result<(Vec<String>, i64), Error> {
-        block(async {
-            let mut conn = self.shared.conn(self.busy_timeout).await?;
-            let db = |e: tokio_postgres::Error| self.shared.error(&e);
-            let read = async {
-                conn.client()
-                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await?;
-                let lookups = conn
-                    .client()
-                    .query("SELECT lookup FROM api_keys", &[])
-                    .await?
-                    .iter()
-                    .map(|r| r.get::<_, String>(0))
-                    .collect::<Vec<_>>();
-                let seq: i64 = conn
-                    .client()
-                    .query_opt("SELECT seq FROM keyseal_feed WHERE id = 1", &[])
-                    .await?
-                    .map_or(0, |r| r.get(0));
-                conn.client().batch_execute("COMMIT").await?;
-                Ok::<_, tokio_postgres::Error>((lookups, seq))
-            };
-            match read.await {
-                Ok(v) => Ok(v),
-                Err(e) => {
-                    conn.rollback().await;
-                    Err(db(e))
-                }
-            }
-        })?
+        block(
+            self.shared
+                .read(self.busy_timeout, false, |mut conn| async move {
+                    // One snapshot for the lookups and the counter.
+                    conn.set_in_tx(true);
+                    conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .await?;
+                    let lookups = conn
+                        .query("SELECT lookup FROM api_keys", &[])
+                        .await?
+                        .iter()
+                        .map(|r| r.get::<_, String>(0))
+                        .collect::<Vec<_>>();
+                    let seq: i64 = conn
+                        .query_opt("SELECT seq FROM keyseal_feed WHERE id = 1", &[])
+                        .await?
+                        .map_or(0, |r| r.get(0));
+                    conn.batch("COMMIT").await?;
+                    conn.set_in_tx(false);
+                    Ok((lookups, seq))
+                }),
+        )?
     }
 
     fn changes_since(&self, seq: i64) -> Result<(Vec<Change>, i64), Error> {
         block(async {
-            let mut conn = self.shared.read_conn(READ_WAIT).await?;
-            let db = |e: tokio_postgres::Error| self.shared.error(&e);
-            // One snapshot for rows and tombstones: read apart, a tombstone committed between
-            // the two reads could carry the highest `seq` past a row change the first missed.
-            let read = async {
-                conn.client()
-                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await?;
-                let rows_stmt = conn
-                    .client()
-                    .prepare_cached(&format!(
-                        "SELECT {COLUMNS}, seq FROM api_keys WHERE seq > $1"
-                    ))
-                    .await?;
-                let rows = conn.client().query(&rows_stmt, &[&seq]).await?;
-                let gone_stmt = conn
-                    .client()
-                    .prepare_cached(
-                        "SELECT row_id, lookup, seq FROM api_key_tombstones WHERE seq > $1",
-                    )
-                    .await?;
-                let gone = conn.client().query(&gone_stmt, &[&seq]).await?;
-                conn.client().batch_execute("COMMIT").await?;
-                Ok::<_, tokio_postgres::Error>((rows, gone))
-            };
-            let (rows, gone) = match read.await {
-                Ok(v) => v,
-                Err(e) => {
-                    conn.rollback().await;
-                    return Err(db(e));
-                }
-            };
+            let select_rows = format!("SELECT {COLUMNS}, seq FROM api_keys WHERE seq > $1");
+            let select_rows = select_rows.as_str();
+            let (rows, gone) = self
+                .shared
+                .read(READ_WAIT, true, |mut conn| async move {
+                    // One snapshot for rows and tombstones: read apart, a tombstone committed
+                    // between the two reads could carry the highest `seq` past a row change
+                    // the first missed.
+                    conn.set_in_tx(true);
+                    conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .await?;
+                    let rows = conn.query(select_rows, &[p(&seq)]).await?;
+                    let gone = conn
+                        .query(
+                            "SELECT row_id, lookup, seq FROM api_key_tombstones WHERE seq > $1",
+                            &[p(&seq)],
+                        )
+                        .await?;
+                    conn.batch("COMMIT").await?;
+                    conn.set_in_tx(false);
+                    Ok((rows, gone))
+                })
+                .await?;
             let mut max = seq;
             let mut changes = Vec::new();
             for r in rows {
@@ -481,18 +472,13 @@ impl Backend for PgApiKeys {
     }
 
     fn changed_elsewhere(&self) -> Result<bool, Error> {
-        let (now, epoch): (i64, u64) = block(async {
-            let conn = self.shared.read_conn(READ_WAIT).await?;
-            let db = |e: tokio_postgres::Error| self.shared.error(&e);
-            let stmt = conn.client().prepare_cached(FEED_PROBE).await.map_err(db)?;
-            Ok::<_, Error>(
-                conn.client()
-                    .query_opt(&stmt, &[])
-                    .await
-                    .map_err(db)?
-                    .map_or((0, 0), |r| (r.get(0), epoch_of(r.get(1), r.get(2)))),
-            )
-        })??;
+        let (now, epoch): (i64, u64) =
+            block(self.shared.read(READ_WAIT, true, |conn| async move {
+                Ok(conn
+                    .query_opt(FEED_PROBE, &[])
+                    .await?
+                    .map_or((0, 0), |r| (r.get(0), epoch_of(r.get(1), r.get(2)))))
+            }))??;
         let mut last = self.last_seq.lock().unwrap_or_else(PoisonError::into_inner);
         let changed = last.is_some_and(|l| l != now);
         *last = Some(now);
@@ -533,36 +519,27 @@ impl Backend for PgApiKeys {
     }
 
     fn schema_version(&self) -> Result<i64, Error> {
-        let version: i32 = block(async {
-            let conn = self.shared.read_conn(READ_WAIT).await?;
-            let row = conn
-                .client()
+        let version: i32 = block(self.shared.read(READ_WAIT, true, |conn| async move {
+            Ok(conn
                 .query_opt("SELECT version FROM keyseal_schema WHERE id = 1", &[])
-                .await
-                .map_err(|e| self.shared.error(&e))?;
-            Ok::<_, Error>(row.map_or(0, |r| r.get(0)))
-        })??;
+                .await?
+                .map_or(0, |r| r.get(0)))
+        }))??;
         Ok(i64::from(version))
     }
 
     fn legacy_formats(&self) -> Result<Vec<(String, usize)>, Error> {
-        block(async {
-            let conn = self.shared.read_conn(READ_WAIT).await?;
-            let db = |e: tokio_postgres::Error| self.shared.error(&e);
-            let stmt = conn
-                .client()
-                .prepare_cached("SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'")
-                .await
-                .map_err(db)?;
+        block(self.shared.read(READ_WAIT, true, |conn| async move {
             Ok(conn
-                .client()
-                .query(&stmt, &[])
-                .await
-                .map_err(db)?
+                .query(
+                    "SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'",
+                    &[],
+                )
+                .await?
                 .iter()
                 .filter_map(|r| parse_format(r.get(0), r.get(1)))
                 .collect())
-        })?
+        }))?
     }
 
     fn add_legacy_format(&self, prefix: &str, lookup_len: usize) -> Result<(), Error> {
@@ -573,13 +550,12 @@ impl Backend for PgApiKeys {
             write_tx!(self.shared, self.busy_timeout, |conn| {
                 // A change others must see: a key of this format may follow.
                 next_seq(conn).await?;
-                conn.client()
-                    .execute(
-                        "INSERT INTO api_key_meta (name, value) VALUES ($1, $2) \
-                         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-                        &[name, value],
-                    )
-                    .await?;
+                conn.execute(
+                    "INSERT INTO api_key_meta (name, value) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                    &[p(name), p(value)],
+                )
+                .await?;
             })
         })?
     }
@@ -588,28 +564,31 @@ impl Backend for PgApiKeys {
         let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY row_id");
         let sql = &sql;
         block(async {
-            write_tx!(self.shared, self.busy_timeout, |conn| {
-                // Holding the feed's counter keeps every other writer out: one snapshot.
-                next_seq(conn).await?;
-                let rows = conn
-                    .client()
-                    .query(sql.as_str(), &[])
-                    .await?
-                    .iter()
-                    .map(|r| read_row(r).map_err(|why| TxError::App(unreadable(why))))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let legacy = conn
-                    .client()
-                    .query(
-                        "SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'",
-                        &[],
-                    )
-                    .await?
-                    .iter()
-                    .filter_map(|r| parse_format(r.get(0), r.get(1)))
-                    .collect();
-                (rows, legacy)
-            })
+            write_tx!(
+                self.shared,
+                self.busy_timeout,
+                limit = Some(super::pool::BULK_ROUND_TRIP),
+                |conn| {
+                    // Holding the feed's counter keeps every other writer out: one snapshot.
+                    next_seq(conn).await?;
+                    let rows = conn
+                        .query(sql.as_str(), &[])
+                        .await?
+                        .iter()
+                        .map(|r| read_row(r).map_err(|why| TxError::App(unreadable(why))))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let legacy = conn
+                        .query(
+                            "SELECT name, value FROM api_key_meta WHERE name LIKE 'legacy%'",
+                            &[],
+                        )
+                        .await?
+                        .iter()
+                        .filter_map(|r| parse_format(r.get(0), r.get(1)))
+                        .collect();
+                    (rows, legacy)
+                }
+            )
         })?
     }
 
@@ -617,41 +596,48 @@ impl Backend for PgApiKeys {
         let params: Vec<InsertParams> = rows.iter().map(InsertParams::of).collect();
         let params = &params;
         block(async {
-            write_tx!(self.shared, self.busy_timeout, |conn| {
-                // Taken first, as by every insert: no other writer until commit.
-                next_seq(conn).await?;
-                let there: i64 = conn
-                    .client()
-                    .query_one("SELECT count(*) FROM api_keys", &[])
-                    .await?
-                    .get(0);
-                if there > 0 {
-                    false
-                } else {
-                    for (row, p) in rows.iter().zip(params) {
-                        let seq = next_seq(conn).await?;
-                        if p.insert(conn.client(), row, seq).await?.is_none() {
-                            return Err(TxError::App(Error::storage(
-                                StorageKind::Corrupt,
-                                format!("key id {} appears twice in the copied rows", row.key_id),
-                            )));
+            write_tx!(
+                self.shared,
+                self.busy_timeout,
+                limit = Some(super::pool::BULK_ROUND_TRIP),
+                |conn| {
+                    // Taken first, as by every insert: no other writer until commit.
+                    next_seq(conn).await?;
+                    let there: i64 = conn
+                        .query_one("SELECT count(*) FROM api_keys", &[])
+                        .await?
+                        .get(0);
+                    if there > 0 {
+                        false
+                    } else {
+                        for (row, params) in rows.iter().zip(params) {
+                            let seq = next_seq(conn).await?;
+                            if params.insert(conn, row, seq).await?.is_none() {
+                                return Err(TxError::App(Error::storage(
+                                    StorageKind::Corrupt,
+                                    format!(
+                                        "key id {} appears twice in the copied rows",
+                                        row.key_id
+                                    ),
+                                )));
+                            }
                         }
-                    }
-                    for (prefix, lookup_len) in legacy {
-                        conn.client()
-                            .execute(
+                        for (prefix, lookup_len) in legacy {
+                            let (name, value) = (
+                                format!("{FORMAT_NAME}{lookup_len}:{prefix}"),
+                                lookup_len.to_string(),
+                            );
+                            conn.execute(
                                 "INSERT INTO api_key_meta (name, value) VALUES ($1, $2) \
-                                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-                                &[
-                                    &format!("{FORMAT_NAME}{lookup_len}:{prefix}"),
-                                    &lookup_len.to_string(),
-                                ],
+                             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                                &[p(&name), p(&value)],
                             )
                             .await?;
+                        }
+                        true
                     }
-                    true
                 }
-            })
+            )
         })?
     }
 }

@@ -4,16 +4,20 @@ use std::time::Duration;
 
 use tokio_postgres::Row as PgRow;
 
+use crate::postgres::errors::TxError;
+use crate::postgres::pool::Conn;
+use crate::postgres::query::p;
+
 use crate::issuance::backend::{Change, Row, Scheme};
 use crate::{Environment, RateLimit, Timestamp};
 
 pub(super) const COLUMNS: &str =
     "row_id, key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
      created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at, \
-     enabled, metadata";
+     enabled, metadata, verifier_tag";
 
 /// The column after [`COLUMNS`] in `SELECT {COLUMNS}, seq`.
-const SEQ_AT: usize = 18;
+const SEQ_AT: usize = 19;
 
 /// Takes the next change sequence number from the single-row counter. Every feed-writing
 /// transaction runs this first: the row lock it takes is held until commit, so writers are
@@ -23,9 +27,14 @@ pub(super) const NEXT_SEQ: &str = "UPDATE keyseal_feed SET seq = seq + 1 WHERE i
 
 pub(super) const INSERT: &str = "INSERT INTO api_keys (key_id, lookup, scheme, hash, user_id, \
      name, scopes, environment, created_at, expires_at, revoked_at, rotated_to, rate_requests, \
-     rate_period_ms, last_used_at, seq, enabled, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-     $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT (key_id) DO NOTHING \
-     RETURNING row_id";
+     rate_period_ms, last_used_at, seq, enabled, metadata, verifier_tag) VALUES ($1, $2, $3, $4, \
+     $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+     ON CONFLICT (key_id) DO NOTHING RETURNING row_id";
+
+/// The fast verifier's tags, written outside the change feed (no `seq`), as last uses are.
+pub(super) const SET_TAGS: &str = "UPDATE api_keys AS k SET verifier_tag = v.tag \
+     FROM (SELECT * FROM unnest($1::bigint[], $2::text[]) ORDER BY 1) AS v(id, tag) \
+     WHERE k.row_id = v.id";
 
 /// An update's write: the fields an update may change, and the next `seq`.
 pub(super) const UPDATE: &str = "UPDATE api_keys SET name = $1, scopes = $2, expires_at = $3, \
@@ -83,6 +92,8 @@ fn read_fields(r: &PgRow) -> Result<Row, String> {
         last_used_at: opt_ts(r.try_get(15).map_err(text)?),
         enabled: r.try_get(16).map_err(text)?,
         metadata: Row::metadata_from_text(r.try_get::<_, Option<&str>>(17).map_err(text)?)?,
+        // Absent (an older schema) or unreadable: no tag, bcrypt decides.
+        verifier_tag: r.try_get::<_, Option<String>>(18).unwrap_or(None),
     })
 }
 
@@ -148,33 +159,33 @@ impl InsertParams {
     /// Inserts `row` with `seq`: its row id, or `None` when its key id is taken.
     pub(super) async fn insert(
         &self,
-        client: &deadpool_postgres::ClientWrapper,
+        conn: &Conn,
         row: &Row,
         seq: i64,
-    ) -> Result<Option<i64>, tokio_postgres::Error> {
-        let stmt = client.prepare_cached(INSERT).await?;
-        let found = client
+    ) -> Result<Option<i64>, TxError> {
+        let found = conn
             .query_opt(
-                &stmt,
+                INSERT,
                 &[
-                    &row.key_id,
-                    &row.lookup,
-                    &self.scheme,
-                    &row.hash,
-                    &row.user_id,
-                    &row.name,
-                    &self.scopes,
-                    &self.environment,
-                    &self.created_at,
-                    &self.expires_at,
-                    &self.revoked_at,
-                    &row.rotated_to,
-                    &self.rate_requests,
-                    &self.rate_period_ms,
-                    &self.last_used_at,
-                    &seq,
-                    &row.enabled,
-                    &self.metadata,
+                    p(&row.key_id),
+                    p(&row.lookup),
+                    p(&self.scheme),
+                    p(&row.hash),
+                    p(&row.user_id),
+                    p(&row.name),
+                    p(&self.scopes),
+                    p(&self.environment),
+                    p(&self.created_at),
+                    p(&self.expires_at),
+                    p(&self.revoked_at),
+                    p(&row.rotated_to),
+                    p(&self.rate_requests),
+                    p(&self.rate_period_ms),
+                    p(&self.last_used_at),
+                    p(&seq),
+                    p(&row.enabled),
+                    p(&self.metadata),
+                    p(&row.verifier_tag),
                 ],
             )
             .await?;

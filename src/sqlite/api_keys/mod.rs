@@ -22,7 +22,7 @@ use crate::Timestamp;
 use crate::{Error, StorageKind};
 use rows::{
     find_user_key, insert_row, is_unique_violation, next_seq, parse_format, read_change, read_row,
-    rows_where, touch_in, upgrade, COLUMNS, FORMAT_NAME, MAX_SEQ, SCHEMA,
+    rows_where, tag_in, touch_in, upgrade, COLUMNS, FORMAT_NAME, MAX_SEQ, SCHEMA,
 };
 
 /// How long a change check may wait for a read to be allowed.
@@ -76,6 +76,21 @@ impl SqliteBackend {
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection for a background write (last uses, tags): with `wait` zero, only if
+    /// no other thread holds it.
+    fn write_conn(&self, wait: Duration) -> Result<MutexGuard<'_, Connection>, Error> {
+        if !wait.is_zero() {
+            return Ok(self.conn());
+        }
+        match self.conn.try_lock() {
+            Ok(c) => Ok(c),
+            Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+            Err(TryLockError::WouldBlock) => {
+                Err(Error::storage(StorageKind::Busy, "the connection is busy"))
+            }
+        }
     }
 
     /// The connection for change checks: the reader, or the only connection in memory.
@@ -274,20 +289,20 @@ impl Backend for SqliteBackend {
     }
 
     fn touch(&self, uses: &[(i64, Timestamp)], wait: Duration) -> Result<(), Error> {
-        let mut conn = if wait.is_zero() {
-            match self.conn.try_lock() {
-                Ok(c) => c,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => {
-                    return Err(Error::storage(StorageKind::Busy, "the connection is busy"))
-                }
-            }
-        } else {
-            self.conn()
-        };
+        let mut conn = self.write_conn(wait)?;
         // The lock wait of this connection is `wait` for these writes only.
         with_busy_timeout(&mut conn, wait, self.busy_timeout, |c| {
             touch_in(c, uses, wait)
+        })
+    }
+
+    fn set_verifier_tags(&self, tags: &[(i64, String)], wait: Duration) -> Result<(), Error> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.write_conn(wait)?;
+        with_busy_timeout(&mut conn, wait, self.busy_timeout, |c| {
+            tag_in(c, tags, wait)
         })
     }
 

@@ -41,8 +41,10 @@ CREATE TABLE IF NOT EXISTS api_key_meta (
 ";
 
 /// The schema version this code writes, kept in `api_key_meta` as `schema_version`. 1: the
-/// first tables (no version row); 2: `enabled`, `metadata`, and `api_key_tombstones`.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+/// first tables (no version row); 2: `enabled`, `metadata`, and `api_key_tombstones`; 3:
+/// `verifier_tag` (the fast verifier's tag; nullable, so older keyseal versions that open a
+/// version-3 file are refused by the version check, not by the column).
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// Brings tables of an older version up to [`SCHEMA_VERSION`], inside the opening write
 /// transaction (all or nothing). Idempotent: each step looks before it adds.
@@ -76,6 +78,9 @@ pub(super) fn upgrade(tx: &Connection) -> Result<(), TxError> {
     if !has("metadata")? {
         tx.execute_batch("ALTER TABLE api_keys ADD COLUMN metadata TEXT")?;
     }
+    if !has("verifier_tag")? {
+        tx.execute_batch("ALTER TABLE api_keys ADD COLUMN verifier_tag TEXT")?;
+    }
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS api_key_tombstones (
              row_id INTEGER PRIMARY KEY,
@@ -98,7 +103,7 @@ fn bad_schema(what: &str) -> TxError {
 pub(super) const COLUMNS: &str =
     "row_id, key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
      created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at, \
-     enabled, metadata";
+     enabled, metadata, verifier_tag";
 
 pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
@@ -164,6 +169,8 @@ pub(super) fn read_row_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         enabled: r.get::<_, i64>(16)? != 0,
         metadata: Row::metadata_from_text(r.get::<_, Option<String>>(17)?.as_deref())
             .map_err(|_| bad("metadata"))?,
+        // A tag that is not text is no tag: bcrypt decides, and a new tag replaces it.
+        verifier_tag: r.get::<_, Option<String>>(18).unwrap_or(None),
     })
 }
 
@@ -185,8 +192,8 @@ pub(super) fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Resu
     tx.prepare_cached(
         "INSERT INTO api_keys (key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
          created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, \
-         last_used_at, seq, enabled, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-         ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         last_used_at, seq, enabled, metadata, verifier_tag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+         ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?
     .execute(params![
         row.key_id,
@@ -207,6 +214,7 @@ pub(super) fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Resu
         seq,
         i64::from(row.enabled),
         row.metadata_text(),
+        row.verifier_tag,
     ])?;
     Ok(tx.last_insert_rowid())
 }
@@ -245,6 +253,23 @@ pub(super) fn touch_in(
         )?;
         for (row_id, at) in uses {
             stmt.execute(params![at.unix_millis(), row_id])?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes fast-verifier tags in one transaction, waiting and retrying for at most `wait`;
+/// `seq` is left alone.
+pub(super) fn tag_in(
+    conn: &mut Connection,
+    tags: &[(i64, String)],
+    wait: Duration,
+) -> Result<(), Error> {
+    crate::sqlite::write(conn, wait, |tx| {
+        let mut stmt =
+            tx.prepare_cached("UPDATE api_keys SET verifier_tag = ?1 WHERE row_id = ?2")?;
+        for (row_id, tag) in tags {
+            stmt.execute(params![tag, row_id])?;
         }
         Ok(())
     })

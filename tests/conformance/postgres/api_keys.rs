@@ -61,7 +61,7 @@ fn with_seq(set: &str, key_id: &str) -> String {
     )
 }
 
-const POSTGRES: Backend = Backend {
+pub(crate) const POSTGRES: Backend = Backend {
     available: super::available,
     fresh: || Box::new(PgDb::new()),
     try_open: |path, cfg| ApiKeys::open_with(path, cfg),

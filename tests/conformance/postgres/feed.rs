@@ -302,3 +302,52 @@ fn a_store_rewound_by_a_restore_is_followed_not_stalled() {
     };
     assert_eq!(answer, "revoked", "after {after:?}");
 }
+
+/// Defect it guards against: a verification whose row changed elsewhere while its bcrypt ran
+/// re-reads the row before caching it; when that re-read failed (the database went away in
+/// between), the key was cached as revoked, and stayed refused as `revoked` after the
+/// database came back. Now that call fails with an error, and the key is valid again.
+#[test]
+fn a_failed_reread_during_a_racing_change_is_not_taken_for_a_revocation() {
+    if !available() {
+        return;
+    }
+    let db = PgDb::new();
+    let proxy = Proxy::start();
+    let admin = ApiKeys::open_with(db.app_url(), config().bcrypt_cost(13)).unwrap();
+    let k = admin.create(&NewKey::new("u", "slow")).unwrap();
+    let keys = std::sync::Arc::new(
+        ApiKeys::open_with(
+            proxy.url(&db),
+            config().change_check_interval(Duration::from_millis(20)),
+        )
+        .unwrap(),
+    );
+    let verifying = {
+        let (keys, key) = (keys.clone(), k.key.clone());
+        std::thread::spawn(move || keys.verify(&key))
+    };
+    // While its bcrypt (cost 13) runs: a change elsewhere, seen by the feed, then the cut.
+    std::thread::sleep(Duration::from_millis(60));
+    admin.create(&NewKey::new("other", "x")).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    proxy.cut();
+    let first = verifying.join().unwrap();
+    assert!(
+        reason(&first) == "valid" || is_unavailable(&first),
+        "the racing verification: {}",
+        reason(&first)
+    );
+    proxy.heal();
+    let healed = Instant::now();
+    loop {
+        let v = keys.verify(&k.key);
+        match reason(&v).as_str() {
+            "valid" => break,
+            "revoked" => panic!("a live key is refused as revoked after the database came back"),
+            _ => {}
+        }
+        assert!(healed.elapsed() < Duration::from_secs(15), "{}", reason(&v));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

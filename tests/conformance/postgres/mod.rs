@@ -7,14 +7,19 @@
 //! a missing server fails every test. Each test gets a database of its own (`CREATE
 //! DATABASE`, dropped afterwards), migrated by the superuser and used through the app role
 //! `keyseal_app`, which may only read and write rows: the grants the README documents.
+//!
+//! `pgbouncer/` runs both suites a second time through PgBouncer in transaction mode
+//! (`scripts/pgbouncer-start.sh`), which hands each transaction any server connection.
 
 mod api_keys;
 mod copy;
 mod errors;
 mod feed;
 mod keystore;
+mod pgbouncer;
 mod runtime;
 mod schema;
+mod statement_cache;
 mod tls;
 
 use std::path::Path;
@@ -168,6 +173,19 @@ impl PgDb {
         let db = PgDb::empty();
         keyseal::postgres::migrate(&db.admin_url()).unwrap();
         run_sql(&db.admin_url(), APP_GRANTS).unwrap();
+        db
+    }
+
+    /// As [`PgDb::new`] (migrated over the direct URL), then used by the app role through
+    /// PgBouncer in transaction mode on `pooler_port`.
+    pub(crate) fn pooled(pooler_port: &str) -> PgDb {
+        let mut db = PgDb::new();
+        let server = server().expect("checked before the test");
+        db.url = format!(
+            "postgres://{}:{}@{}:{pooler_port}/{}?sslmode=disable",
+            server.app_role, server.app_password, server.host, db.name
+        )
+        .into();
         db
     }
 
