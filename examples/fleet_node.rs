@@ -13,8 +13,9 @@
 //!   call every `--pace-us` µs (default 1000; 0: back to back), until it is refused; prints
 //!   `refused REASON T_US CALLS`, `T_US` read right after the refusing call returned.
 //! - `compare --clients N --samples S`: on an empty database, creates N keys one after the
-//!   other, then times valid keys cached and uncached (a fresh `ApiKeys` per pass), wrong
-//!   keys with an unknown key id and wrong secrets of known key ids; prints one JSON line.
+//!   other, then times valid keys cached and uncached (a fresh `ApiKeys` per pass, without
+//!   and with a fast-verifier key), wrong keys with an unknown key id and wrong secrets of
+//!   known key ids (without and with it); prints one JSON line.
 //!
 //! Options (every mode): `--cost C` (bcrypt cost of new keys, default 4).
 #![allow(missing_docs, clippy::cast_precision_loss)]
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keyseal::testing::{assemble_api_key, parse_api_key};
-use keyseal::{ApiKeys, ApiKeysConfig, Environment, NewKey, Refusal, Verification};
+use keyseal::{ApiKeys, ApiKeysConfig, Environment, NewKey, Refusal, Verification, VerifierKey};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -75,11 +76,11 @@ fn config(o: &Options) -> ApiKeysConfig {
         .max_active_keys(None)
 }
 
-fn open(o: &Options) -> Result<ApiKeys, String> {
+fn open(cfg: ApiKeysConfig) -> Result<ApiKeys, String> {
     let url = Zeroizing::new(
         std::env::var(URL_VAR).map_err(|_| format!("{URL_VAR} is not set (the database URL)"))?,
     );
-    ApiKeys::open_with(url.as_str(), config(o)).map_err(|e| format!("open: {e}"))
+    ApiKeys::open_with(url.as_str(), cfg).map_err(|e| format!("open: {e}"))
 }
 
 /// `CLOCK_REALTIME` in µs: comparable between processes of one machine.
@@ -113,7 +114,7 @@ fn main() -> ExitCode {
 }
 
 fn admin(o: &Options) -> Result<(), String> {
-    let keys = open(o)?;
+    let keys = open(config(o))?;
     let mut made = 0_u64;
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(|e| format!("stdin: {e}"))?;
@@ -145,8 +146,8 @@ fn admin(o: &Options) -> Result<(), String> {
 
 /// Opens, then lets the notification listener finish its start-up self-test (when the
 /// store has one): the figures are those of a long-lived process, past its start.
-fn open_settled(o: &Options) -> Result<ApiKeys, String> {
-    let keys = open(o)?;
+fn open_settled(cfg: ApiKeysConfig) -> Result<ApiKeys, String> {
+    let keys = open(cfg)?;
     let started = Instant::now();
     while keys.status().feed_mode == "notify-down" && started.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(10));
@@ -156,7 +157,7 @@ fn open_settled(o: &Options) -> Result<ApiKeys, String> {
 
 fn verifier(o: &Options) -> Result<(), String> {
     // The feed mode is reported either way.
-    let keys = open_settled(o)?;
+    let keys = open_settled(config(o))?;
     say(&format!(
         "config {:?} pace_us={} feed_mode={}",
         config(o),
@@ -256,8 +257,59 @@ fn expect(v: &Verification, valid: bool, what: &str) -> Result<(), String> {
     }
 }
 
+/// Valid keys verified by fresh managers opened with `cfg`, each key once per manager in a
+/// random order, until `samples` are timed.
+fn uncached_pass(
+    cfg: &ApiKeysConfig,
+    created: &[Zeroizing<String>],
+    samples: usize,
+    rng: &mut Rng,
+) -> Result<Vec<u64>, String> {
+    let mut times = Vec::with_capacity(samples);
+    while times.len() < samples {
+        let fresh = open(cfg.clone())?;
+        let mut order: Vec<usize> = (0..created.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        for &i in order.iter().take(samples - times.len()) {
+            let (ns, v) = timed(|| fresh.verify(&created[i]))?;
+            expect(&v, true, "uncached")?;
+            times.push(ns);
+        }
+    }
+    Ok(times)
+}
+
+/// Wrong secrets of real key ids, each new: at most 15 per id, under the default throttle
+/// of 20 per id per minute (each manager counts its own).
+fn wrong_secrets(
+    keys: &ApiKeys,
+    ids: &[String],
+    env: Environment,
+    samples: usize,
+    rng: &mut Rng,
+) -> Result<Vec<u64>, String> {
+    let mut times = Vec::new();
+    for i in 0..samples.min(15 * ids.len()) {
+        let id = &ids[i % ids.len()];
+        let k = Zeroizing::new(assemble_api_key(keys.format(), env, id, &rng.base62(43)));
+        let (ns, v) = timed(|| keys.verify(&k))?;
+        if v.refusal() != Some(Refusal::Unknown) {
+            return Err(format!("wrong secret: unexpected answer {v:?}"));
+        }
+        times.push(ns);
+    }
+    Ok(times)
+}
+
 fn compare(o: &Options) -> Result<(), String> {
-    let keys = open_settled(o)?;
+    // Keys are made by a manager holding a verifier key, so their rows carry its tag; the
+    // bcrypt figures come from managers without it (as by default), the fast-verifier ones
+    // from managers with it.
+    let plain = config(o);
+    let fast = config(o).verifier_key(VerifierKey::generate().map_err(|e| e.to_string())?);
+    let keys = open_settled(fast.clone())?;
     let mut rng = Rng(u64::try_from(realtime_us() & u128::from(u64::MAX)).unwrap_or(1) | 1);
     // Creates, one after the other, as an admin endpoint would.
     let mut created: Vec<Zeroizing<String>> = Vec::with_capacity(o.clients);
@@ -289,23 +341,12 @@ fn compare(o: &Options) -> Result<(), String> {
         cached.push(ns);
     }
 
-    // Valid, uncached: a fresh ApiKeys per pass, every key once in a random order.
-    let mut uncached = Vec::with_capacity(o.samples);
-    while uncached.len() < o.samples {
-        let fresh = open(o)?;
-        let mut order: Vec<usize> = (0..created.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i + 1));
-        }
-        for &i in order.iter().take(o.samples - uncached.len()) {
-            let (ns, v) = timed(|| fresh.verify(&created[i]))?;
-            expect(&v, true, "uncached")?;
-            uncached.push(ns);
-        }
-    }
+    // Valid, uncached: fresh managers, one bcrypt each; then with the verifier key.
+    let uncached = uncached_pass(&plain, &created, o.samples, &mut rng)?;
+    let uncached_fast = uncached_pass(&fast, &created, o.samples, &mut rng)?;
 
-    // Wrong keys, well formed: an id no key has (answered from memory), and a wrong secret
-    // for a real id (one bcrypt each; at most 15 per id, under the 20-per-minute throttle).
+    // Wrong keys, well formed: an id no key has (answered from memory), and wrong secrets of
+    // real ids (one bcrypt each without the verifier key, one HMAC with it).
     let mut unknown = Vec::with_capacity(o.samples);
     for _ in 0..o.samples {
         let k = Zeroizing::new(assemble_api_key(
@@ -318,16 +359,8 @@ fn compare(o: &Options) -> Result<(), String> {
         expect(&v, false, "unknown id")?;
         unknown.push(ns);
     }
-    let mut wrong_secret = Vec::new();
-    for i in 0..o.samples.min(15 * ids.len()) {
-        let id = &ids[i % ids.len()];
-        let k = Zeroizing::new(assemble_api_key(&format, env, id, &rng.base62(43)));
-        let (ns, v) = timed(|| keys.verify(&k))?;
-        if v.refusal() != Some(Refusal::Unknown) {
-            return Err(format!("wrong secret: unexpected answer {v:?}"));
-        }
-        wrong_secret.push(ns);
-    }
+    let wrong_secret = wrong_secrets(&open_settled(plain)?, &ids, env, o.samples, &mut rng)?;
+    let wrong_secret_fast = wrong_secrets(&keys, &ids, env, o.samples, &mut rng)?;
 
     let report = json!({
         "clients": o.clients,
@@ -337,8 +370,10 @@ fn compare(o: &Options) -> Result<(), String> {
         "create": summary(create_ns),
         "valid_cached": summary(cached),
         "valid_uncached": summary(uncached),
+        "valid_uncached_fast": summary(uncached_fast),
         "wrong_unknown_id": summary(unknown),
         "wrong_secret_known_id": summary(wrong_secret),
+        "wrong_secret_fast": summary(wrong_secret_fast),
     });
     say(&report.to_string())
 }

@@ -5,7 +5,8 @@ For each count of enabled clients (10, 100, 1 000), on a fresh database each:
   after the other with `create_client` (creates/s), then times `get_client_by_api_key` for
   valid keys (picked at random among the clients) and wrong keys (`eg_` + 40 random hex);
 - keyseal (`fleet_node compare`): the same creates, then valid keys cached and uncached (a
-  fresh `ApiKeys`), a wrong key with an unknown key id, and wrong secrets of real key ids.
+  fresh `ApiKeys`; without, then with, a fast-verifier key), a wrong key with an unknown key
+  id, and wrong secrets of real key ids (without, then with, the verifier key).
 Both at the same bcrypt cost (4), over the same transport (FLEET_TRANSPORT: the unix socket,
 or tcp), one caller at a time. Prints one table with the ratios (seed time / keyseal time;
 keyseal creates/s / seed creates/s).
@@ -130,9 +131,11 @@ def main():
         n, py, ks = r["clients"], r["seed002"], r["keyseal"]
         rows = [
             ("valid key, cached (keyseal)", py["valid"], ks["valid_cached"]),
-            ("valid key, uncached (fresh `ApiKeys`)", py["valid"], ks["valid_uncached"]),
+            ("valid key, uncached (fresh `ApiKeys`): bcrypt", py["valid"], ks["valid_uncached"]),
+            ("valid key, uncached, with a verifier key: HMAC", py["valid"], ks["valid_uncached_fast"]),
             ("wrong key, unknown key id", py["wrong"], ks["wrong_unknown_id"]),
-            ("wrong secret of a real key id", py["wrong"], ks["wrong_secret_known_id"]),
+            ("wrong secret of a real key id: bcrypt", py["wrong"], ks["wrong_secret_known_id"]),
+            ("wrong secret of a real key id, with a verifier key: HMAC", py["wrong"], ks["wrong_secret_fast"]),
         ]
         for what, a, b in rows:
             print(f"| {n:,} | verify: {what} | {cell(a)} | {cell(b)} | "
