@@ -341,6 +341,17 @@ fn one_crash(cluster: &Cluster, w: &World, round: usize) {
         }
     };
     let took = up.elapsed();
+    // The manager that lived through the crash saw the server's new epoch (its cached keys
+    // re-read, no bcrypt, rather than trusted across the restart).
+    let restarts_seen = Instant::now();
+    while w.keys.status().store_restarts_seen < round as u64 + 1 {
+        assert!(
+            restarts_seen.elapsed() < Duration::from_secs(5),
+            "round {round}: the restart was not seen as a new epoch ({:?})",
+            w.keys.status()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // The revocation, made after the restart, reaches the other process's cache.
     w.keys.revoke("w", &watched.key_id).unwrap();
     let revoked_at = Instant::now();

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_postgres::AsyncMessage;
 
 use crate::issuance::backend::{FeedMode, Wake};
+use crate::postgres::errors::TxError;
 use crate::postgres::pool::Shared;
 use crate::postgres::url::PgUrl;
 use crate::postgres::{runtime, tls};
@@ -188,8 +189,10 @@ impl Task {
         });
         let _stop_driver = AbortOnDrop(driver);
         let listen = format!("LISTEN {CHANNEL}; LISTEN {SELF_TEST_CHANNEL}");
-        if let Err(e) = client.batch_execute(&listen).await {
-            return Ended::Lost(e.to_string());
+        match tokio::time::timeout(CONNECT_WAIT, client.batch_execute(&listen)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Ended::Lost(e.to_string()),
+            Err(_) => return Ended::Lost("no answer to LISTEN in time".into()),
         }
         match self.self_test(&mut rx).await {
             Ok(true) => {}
@@ -234,10 +237,13 @@ impl Task {
             .conn(CONNECT_WAIT)
             .await
             .map_err(|e| e.to_string())?;
-        conn.client()
-            .batch_execute(&format!("NOTIFY {SELF_TEST_CHANNEL}"))
+        // Bounded like every pooled round trip.
+        conn.batch(&format!("NOTIFY {SELF_TEST_CHANNEL}"))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                TxError::Db(e) => e.to_string(),
+                TxError::App(e) => e.to_string(),
+            })?;
         drop(conn);
         let deadline = tokio::time::Instant::now() + SELF_TEST_WAIT;
         loop {

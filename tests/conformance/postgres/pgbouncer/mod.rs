@@ -9,6 +9,7 @@
 //! `scripts/pgbouncer-run.sh`, which `make test-postgres` uses): then a missing pooler fails.
 
 mod api_keys;
+mod feed;
 mod keystore;
 
 use std::sync::OnceLock;
