@@ -39,7 +39,7 @@ bench-fleet-latency: fleet-setup
 bench-fleet-compare: fleet-setup
 	FLEET_TRANSPORT=$(FLEET_TRANSPORT) bash scripts/pg-run.sh $(FLEET_PG_DIR) $(FLEET_PY) bench/fleet/compare.py --clients $(FLEET_CLIENTS)
 
-# The smoke version inside `make test` (about 30 s once built): 3 revocations with 2 processes,
+# The smoke version inside `make test` (under 30 s once built): 3 revocations with 2 processes,
 # 10 clients side by side, few samples. It checks that the harness still runs and that every
 # answer is the expected one (each process refuses the revoked key as `revoked`, the valid
 # keys are valid, the wrong ones refused), not the timing targets: CI machines vary. It uses
