@@ -17,8 +17,9 @@ export CARGO_TERM_COLOR ?= never
 #   test-wasm             Rust tests under wasm32 in Node and Chromium, the npm JS tests (mk/wasm.mk)
 #   test-www              the demo page, the workerd example, the shipped types (mk/www.mk)
 #   test-consumers        the packed package in bundlers, Bun and Deno (mk/www.mk)
+#   test-fleet-smoke      the fleet benchmarks' harness, tiny, on a throwaway server (mk/fleet.mk)
 ## test: everything CI checks
-test: lint test-rust test-postgres test-python-interop test-wasm test-www test-consumers
+test: lint test-rust test-postgres test-python-interop test-wasm test-www test-consumers test-fleet-smoke
 
 lint:
 	@echo "==> cargo fmt --check"
