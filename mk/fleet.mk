@@ -52,3 +52,13 @@ test-fleet-smoke:
 	FLEET_NODE=target/debug/examples/fleet_node bash scripts/pg-run.sh target/pg-fleet-smoke bash -c \
 		'$(FLEET_PY) bench/fleet/latency.py --procs 2 --runs 3 && \
 		$(FLEET_PY) bench/fleet/compare.py --clients 10 --seed-samples 20 --keyseal-samples 100'
+
+# The long version (part of `make test-long`): 200 revocations with 2 and with 4 processes,
+# failing when the targets are missed (median <= 50 ms, max <= 1 s).
+.PHONY: test-fleet-long
+## test-fleet-long: revocation latency over 200 runs with 2 and 4 processes, targets required
+test-fleet-long: fleet-setup
+	FLEET_TRANSPORT=$(FLEET_TRANSPORT) bash scripts/pg-run.sh $(FLEET_PG_DIR) $(FLEET_PY) bench/fleet/latency.py \
+		--procs 2 4 --runs 200 --pace-us $(FLEET_PACE_US) --require-targets
+
+test-long: test-fleet-long
