@@ -195,6 +195,8 @@ pub struct Core {
     checked_ms: AtomicU64,
     /// One change check at a time.
     check_lock: Mutex<()>,
+    /// When the last look for a new key (an unknown id) was claimed.
+    unknown_check_ms: AtomicU64,
     /// The store's epoch at the last feed read (0: none).
     last_epoch: AtomicU64,
     /// When the feed became unreadable (0: it is readable).
@@ -287,6 +289,7 @@ impl ApiKeys {
             last_check_ms: AtomicU64::new(0),
             checked_ms: AtomicU64::new(0),
             check_lock: Mutex::default(),
+            unknown_check_ms: AtomicU64::new(0),
             last_epoch: AtomicU64::new(backend.epoch().map_or(0, |e| e | 1)),
             feed_down_since: AtomicU64::new(0),
             warned_ms: AtomicU64::new(0),
