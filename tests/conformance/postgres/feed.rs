@@ -93,6 +93,19 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
     });
 }
 
+/// Waits (up to 10 s) until `keys` accepts `key`: another server learns of a new key from
+/// the feed.
+fn until_valid(keys: &ApiKeys, key: &str) {
+    let t = Instant::now();
+    while !keys.verify(key).unwrap().is_valid() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the key never became valid"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn is_unavailable(v: &Result<Verification, Error>) -> bool {
     matches!(
         v,
@@ -121,14 +134,7 @@ fn a_revocation_elsewhere_is_seen_at_once_through_notify() {
     let k = admin.create(&NewKey::new("u", "x")).unwrap();
     // Listening starts in the background: wait until the other server knows the key (the
     // creation's own notification wakes it), then give the listener its self-test time.
-    let t = Instant::now();
-    while !other.verify(&k.key).unwrap().is_valid() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the key never became valid"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_valid(&other, &k.key);
     let t = Instant::now();
     while other.status().feed_mode != "notify" {
         assert!(t.elapsed() < Duration::from_secs(10), "never listening");
@@ -277,11 +283,7 @@ fn a_store_rewound_by_a_restore_is_followed_not_stalled() {
         made.push(admin.create(&NewKey::new(format!("u{i}"), "x")).unwrap());
     }
     let k = &made[0];
-    let t = Instant::now();
-    while !other.verify(&k.key).unwrap().is_valid() {
-        assert!(t.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_valid(&other, &k.key);
     std::thread::sleep(Duration::from_millis(200)); // the other server has read the feed
                                                     // What a restore of an older backup looks like to the feed: every number lower.
     run_sql(
