@@ -12,6 +12,7 @@
 #![cfg(all(feature = "postgres", feature = "issuance", feature = "keystore"))]
 #![allow(missing_docs)]
 
+mod common;
 #[path = "pg_faults/crash.rs"]
 mod crash;
 #[path = "pg_faults/proxy.rs"]
@@ -47,21 +48,9 @@ pub(crate) fn storage_kind(e: &Error) -> Option<StorageKind> {
     }
 }
 
-/// Runs `sql` at `url` outside keyseal.
+/// Runs `sql` at `url` outside keyseal (the shared helper; a failure fails the test).
 pub(crate) fn run_sql(url: &str, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let task = tokio::spawn(conn);
-        client.batch_execute(sql).await.unwrap();
-        drop(client);
-        let _ = task.await;
-    });
+    common::pg::run_sql(url, sql).unwrap();
 }
 
 /// A server that accepts connections and never answers: a connect must give up.
