@@ -97,6 +97,12 @@ pub(crate) fn revocation_seen_and_verify_not_blocked_while_a_flush_waits(backend
 
 /// One row another client wrote badly must not stop this process from seeing other changes,
 /// and that row's cached key must fail closed with an error naming the row.
+///
+/// The damaged key is first seen failing closed (so this process's feed read the bad row),
+/// and the other key is then verified once more before it is revoked, so that its cache entry
+/// is current and only the feed can tell it of the revocation. (Before, a stale entry of the
+/// revoked key re-read its row and saw the revocation before the feed had reached the bad
+/// row, and the test then wrongly took the still-cached damaged key for a stuck catch-up.)
 pub(crate) fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(backend: &Backend) {
     let db = backend.fresh();
     let cfg = || config().change_check_interval(Duration::from_millis(20));
@@ -109,6 +115,14 @@ pub(crate) fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(backend
     raw.lock();
     raw.execute(&(backend.sql.damage)(&bad.key_id));
     raw.commit();
+    let (_, after, _) = until_refused(&keys, &bad.key, Duration::from_secs(2));
+    match keys.verify(&bad.key) {
+        Err(Error::Storage { message, .. }) => {
+            assert!(message.contains(&bad.key_id), "{message}");
+        }
+        other => panic!("a row that cannot be read must fail closed ({after:?}): {other:?}"),
+    }
+    assert!(keys.verify(&good.key).unwrap().is_valid());
     let other = (backend.open)(db.path(), cfg());
     other.revoke("u", &good.key_id).unwrap();
     let (answer, _, _) = until_refused(&keys, &good.key, Duration::from_secs(2));
@@ -117,7 +131,7 @@ pub(crate) fn unreadable_row_fails_closed_and_does_not_stop_the_catch_up(backend
         Err(Error::Storage { message, .. }) => {
             assert!(message.contains(&bad.key_id), "{message}");
         }
-        other => panic!("a row that cannot be read must fail closed: {other:?}"),
+        other => panic!("a row that cannot be read must stay refused: {other:?}"),
     }
     // Not cached anywhere: the same, with the row named.
     match (backend.open)(db.path(), cfg()).verify(&bad.key) {
