@@ -44,6 +44,17 @@ pub fn bcrypt_verifications(keys: &crate::ApiKeys) -> u64 {
     keys.bcrypt_runs()
 }
 
+/// How many rate-limit lease requests of `keys` wrote to the store (grants, hand-backs):
+/// the fleet rate-limit tests and benchmark count store writes per admitted request.
+pub fn lease_writes(keys: &crate::ApiKeys) -> u64 {
+    keys.lease_writes()
+}
+
+/// How many rate-limit lease requests `keys` made, those that only read included.
+pub fn lease_requests(keys: &crate::ApiKeys) -> u64 {
+    keys.lease_requests()
+}
+
 /// For the cold-start benchmark only: writes the fast-verifier tags of `api_keys` (keys the
 /// caller created, so known to be right) without the bcrypt `verify` runs before writing a
 /// tag; returns how many rows were tagged. Never use it on keys presented by a client.

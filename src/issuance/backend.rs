@@ -29,7 +29,8 @@
 //! [`Backend::changes_since`] reports as a [`Change`] with `deleted` set; tombstones are kept
 //! (a reader may be arbitrarily far behind), and their `seq` counts when the next one is
 //! taken, so a sequence number is never handed out twice. Last use is not a change (see
-//! [`Backend::touch`]), nor is a fast-verifier tag ([`Backend::set_verifier_tags`]). It is only correct if **a row can never
+//! [`Backend::touch`]), nor is a fast-verifier tag ([`Backend::set_verifier_tags`]) or a
+//! rate-limit lease ([`Backend::lease`]). It is only correct if **a row can never
 //! become visible with a `seq` at or below one that a reader has already passed**. `SQLite`
 //! keeps this with `seq = MAX(seq) + 1` inside the write transaction: it has one writer at a
 //! time, so sequence numbers are handed out in commit order. A backend with concurrent
@@ -50,6 +51,7 @@
 //! and then fail with [`Error::Storage`].
 
 use super::format::Environment;
+pub use super::lease::{DecideLease, LeaseContext, LeaseDecision, LeaseRequest, LeaseRow, Leased};
 use super::rate_limit::RateLimit;
 use super::time::Timestamp;
 use crate::Error;
@@ -297,7 +299,8 @@ pub trait Backend: Send + Sync + sealed::Sealed {
         key_id: &str,
         decide: DecideUpdate<'_>,
     ) -> Result<Option<Row>, Error>;
-    /// In one write transaction: deletes the user's key `key_id` and writes its tombstone
+    /// In one write transaction: deletes the user's key `key_id` (and its rate-limit leases)
+    /// and writes its tombstone
     /// (row id, lookup) with the next `seq`. Returns the row as it was (`None` if the user
     /// has no such key; nothing written).
     ///
@@ -399,6 +402,23 @@ pub trait Backend: Send + Sync + sealed::Sealed {
     /// # Errors
     /// [`Error::Storage`] when the store cannot be read or written.
     fn add_legacy_format(&self, prefix: &str, lookup_len: usize) -> Result<(), Error>;
+    /// Rate-limit leases of the key `request.row_id` (see the `lease` module for what they
+    /// mean; the rule is `decide`'s). Reads the key's leases (filtered by row id only) and
+    /// the store's clock (Unix ms; the database server's where it has one, so that every
+    /// process counts in one time) and gives them to `decide`. When `decide` grants nothing
+    /// and there is nothing to hand back, that read may be all (no lock, no write).
+    /// Otherwise, in one write transaction locked against other lease writes of the key:
+    /// subtracts `request.give_back`'s tokens from that lease of the holder (a lease that is
+    /// gone is skipped), reads again and calls `decide` again, deletes the key's leases
+    /// granted before its `forget_before_ms` and those with no tokens left, and inserts the
+    /// grant (holder, now, tokens) if it is above 0. Returns the decision that was acted on,
+    /// the new lease's id, and whether anything was written. Like last use, a lease is not a
+    /// change: no `seq`, no notification. Waits at most about a second for the lock.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store cannot be read or written within that wait
+    /// (nothing is granted).
+    fn lease(&self, request: &LeaseRequest<'_>, decide: DecideLease<'_>) -> Result<Leased, Error>;
     /// For copying a store: every row, in row id order, and the legacy formats, read in one
     /// transaction.
     ///

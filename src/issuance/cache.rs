@@ -14,7 +14,8 @@ use sha2::Sha256;
 
 use super::backend::Change;
 use super::format::Environment;
-use super::rate_limit::{Bucket, RateLimit, SharedBucket};
+use super::fleet_limit::{FleetBucket, SharedBucket};
+use super::rate_limit::RateLimit;
 use super::rules::NEVER;
 use super::time::Timestamp;
 
@@ -131,8 +132,8 @@ pub(crate) struct Cache {
     capacity: usize,
     /// Row id → its entry while any cache key refers to it, for revocation / rotation.
     by_row: Mutex<HashMap<i64, Weak<CachedKey>>>,
-    /// Row id → token bucket: the bucket belongs to the key, not to a cache entry, so an
-    /// eviction or two first verifications at once cannot hand out a fresh one.
+    /// Row id → the key's rate limit in this process (its lease): it belongs to the key, not
+    /// to a cache entry, so an eviction or two first verifications at once share one.
     buckets: Mutex<HashMap<i64, SharedBucket>>,
 }
 
@@ -221,30 +222,32 @@ impl Cache {
             .and_then(Weak::upgrade)
     }
 
-    /// The row's token bucket, made on first use, and made anew when the key's limit
-    /// changed.
+    /// The row's rate limit in this process, made on first use, and made anew when the
+    /// key's limit changed.
     pub(crate) fn bucket(&self, row_id: i64, limit: RateLimit) -> SharedBucket {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() >= self.capacity {
-            // Only full buckets are dropped: a key that comes back gets a full one anyway.
+            // Only idle ones are dropped (no tokens in hand, no refusal to remember): the
+            // shared window is in the store, so a key that comes back loses nothing.
             let now = Instant::now();
-            buckets.retain(|_, b| {
-                !b.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .is_full(now)
-            });
+            buckets.retain(|_, b| !b.is_idle(now));
         }
         let bucket = buckets
             .entry(row_id)
-            .or_insert_with(|| Arc::new(Mutex::new(Bucket::new(limit))));
-        let same = bucket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .limit()
-            == limit;
-        if !same {
-            *bucket = Arc::new(Mutex::new(Bucket::new(limit)));
+            .or_insert_with(|| Arc::new(FleetBucket::new(row_id, limit)));
+        if bucket.limit() != limit {
+            *bucket = Arc::new(FleetBucket::new(row_id, limit));
         }
         bucket.clone()
+    }
+
+    /// Every key's rate limit in this process (to hand back unspent leases).
+    pub(crate) fn buckets(&self) -> Vec<SharedBucket> {
+        self.buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 }

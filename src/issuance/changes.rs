@@ -282,7 +282,7 @@ impl ApiKeys {
                      (stale policy serve-stale)"
                 );
             }
-            return Ok(self.answer(cached, required));
+            return self.answer(cached, required);
         }
         if self.time_to_warn(now) {
             tracing::warn!(

@@ -106,10 +106,12 @@ mod config;
 mod failures;
 mod fast_verifier;
 mod feed_thread;
+mod fleet_limit;
 mod format;
 mod future;
 mod known_ids;
 mod last_use;
+mod lease;
 mod legacy;
 mod lifecycle;
 mod listing;
@@ -214,6 +216,8 @@ pub struct Core {
     bcrypt_runs: AtomicU64,
     /// One last-use flush at a time.
     flush_lock: Mutex<()>,
+    /// This instance's rate-limit leases: its holder id, what they cost.
+    leases: fleet_limit::Leases,
 }
 
 #[doc(hidden)]
@@ -299,6 +303,7 @@ impl ApiKeys {
             pending_tags: Mutex::default(),
             bcrypt_runs: AtomicU64::new(0),
             flush_lock: Mutex::default(),
+            leases: fleet_limit::Leases::new()?,
             backend,
             config,
         };
@@ -554,6 +559,7 @@ impl ApiKeys {
 impl Drop for ApiKeys {
     fn drop(&mut self) {
         self.flush_on_drop();
+        self.give_back_leases();
     }
 }
 

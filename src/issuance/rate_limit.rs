@@ -1,12 +1,21 @@
-//! Per-key rate limits: the public [`RateLimit`] and the token bucket that enforces it.
+//! Per-key rate limits: the public [`RateLimit`]. It is enforced across every process
+//! sharing the store by leases of its budget (`lease`, `fleet_limit`).
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
-/// A per-key rate limit: at most `requests` per `period`, as a token bucket (bursts up to
-/// `requests`, refilled evenly).
+/// A per-key rate limit: at most `requests` in any window of length `period` (a sliding
+/// window, not a bucket that starts full and refills: a key used flat out gets `requests`
+/// in its first period, not twice that), counted over every process that shares the store.
+///
+/// Each process leases a few tokens of the budget from the store and spends them locally,
+/// so the store is written about once per tenth of a process's share, not per request. A
+/// lease counts against the budget for one `period` from its grant; a window may therefore
+/// admit a little more than `requests` (tokens leased just before it and spent inside it,
+/// about a tenth of the budget at most) and a process that stops leaks at most its unspent
+/// lease until that period ends. A refusal's `retry_after` is when the shared window frees
+/// a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RateLimit {
     requests: u32,
@@ -35,7 +44,7 @@ impl RateLimit {
     pub fn per_minute(requests: u32) -> Self {
         Self::new(requests, Duration::from_secs(60))
     }
-    /// The bucket size.
+    /// Requests allowed per period.
     pub fn requests(&self) -> u32 {
         self.requests
     }
@@ -77,10 +86,6 @@ impl RateLimit {
         }
         Ok(Self::new(requests, period))
     }
-    /// Tokens added per second.
-    fn refill_rate(self) -> f64 {
-        f64::from(self.requests) / self.period.as_secs_f64().max(1e-9)
-    }
 }
 
 impl core::fmt::Display for RateLimit {
@@ -92,73 +97,5 @@ impl core::fmt::Display for RateLimit {
             3_600_000 => write!(f, "{}/h", self.requests),
             ms => write!(f, "{}/{ms}ms", self.requests),
         }
-    }
-}
-
-/// Per-key token bucket.
-#[derive(Debug)]
-pub(crate) struct Bucket {
-    tokens: f64,
-    last: Instant,
-    limit: RateLimit,
-}
-
-impl Bucket {
-    pub(crate) fn new(limit: RateLimit) -> Self {
-        Bucket {
-            tokens: f64::from(limit.requests()),
-            last: Instant::now(),
-            limit,
-        }
-    }
-
-    /// Tokens there would be at `now`, at most the bucket size.
-    fn tokens_at(&self, now: Instant) -> f64 {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        (self.tokens + elapsed * self.limit.refill_rate()).min(f64::from(self.limit.requests()))
-    }
-
-    /// Takes a token, or says how long until one is there.
-    pub(crate) fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        self.tokens = self.tokens_at(now);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - self.tokens) / self.limit.refill_rate();
-            Err(Duration::from_secs_f64(wait.clamp(0.001, 1e9)))
-        }
-    }
-
-    /// The limit it enforces.
-    pub(crate) fn limit(&self) -> RateLimit {
-        self.limit
-    }
-
-    /// Whether the bucket is full by `now`: forgetting it then changes nothing.
-    pub(crate) fn is_full(&self, now: Instant) -> bool {
-        self.tokens_at(now) >= f64::from(self.limit.requests())
-    }
-}
-
-/// A key's token bucket, shared by every cache entry of the key.
-pub(crate) type SharedBucket = Arc<Mutex<Bucket>>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_refills() {
-        let mut b = Bucket::new(RateLimit::new(2, Duration::from_secs(1)));
-        let t = Instant::now();
-        assert!(b.take(t).is_ok());
-        assert!(b.take(t).is_ok());
-        let wait = b.take(t).unwrap_err();
-        assert!(wait > Duration::from_millis(400) && wait <= Duration::from_millis(500));
-        assert!(b.take(t + Duration::from_millis(600)).is_ok());
-        assert!(!b.is_full(t + Duration::from_millis(600)));
-        assert!(b.is_full(t + Duration::from_secs(5)));
     }
 }

@@ -2,7 +2,7 @@
 //! one indexed read and one bcrypt (bounded in number), then caching the verified key.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::backend::{Row, Scheme};
@@ -106,7 +106,18 @@ impl ApiKeys {
         if !usable || self.too_old(&cached, now).is_some() {
             return None;
         }
-        Some(Ok(self.answer(&cached, required)))
+        // A limited key: from its lease in hand; once spent, the store is needed.
+        if let Some(bucket) = &cached.bucket {
+            if Self::flag_refusal(&cached, Timestamp::now()).is_none() {
+                return Some(match bucket.take_local(Instant::now())? {
+                    Ok(()) => self.answer_taken(&cached, required, true),
+                    Err(retry_after) => {
+                        Ok(Verification::Refused(Refusal::RateLimited { retry_after }))
+                    }
+                });
+            }
+        }
+        Some(self.answer(&cached, required))
     }
 
     fn verify_legacy(&self, key: &str, required: &Requirement) -> Result<Verification, Error> {
@@ -160,7 +171,7 @@ impl ApiKeys {
             }
             return self.refresh(cache_key, cached, required);
         }
-        Ok(self.answer(cached, required))
+        self.answer(cached, required)
     }
 
     /// A cached key whose row changed: read the row again (the key already passed bcrypt
@@ -202,33 +213,48 @@ impl ApiKeys {
 
     /// The answer for a key that passed bcrypt: its state now, its rate limit, its scopes,
     /// and its last use queued.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] for a rate-limited key whose lease is spent when the store cannot
+    /// be reached for another (fail closed, see `fleet_limit`).
     #[inline]
-    pub(super) fn answer(&self, cached: &CachedKey, required: &Requirement) -> Verification {
+    pub(super) fn answer(
+        &self,
+        cached: &CachedKey,
+        required: &Requirement,
+    ) -> Result<Verification, Error> {
+        self.answer_taken(cached, required, false)
+    }
+
+    /// [`ApiKeys::answer`]; `taken`: a token of the key's lease was taken already.
+    #[inline]
+    fn answer_taken(
+        &self,
+        cached: &CachedKey,
+        required: &Requirement,
+        taken: bool,
+    ) -> Result<Verification, Error> {
         let now = Timestamp::now();
         if let Some(refusal) = Self::flag_refusal(cached, now) {
-            return Verification::Refused(refusal);
+            return Ok(Verification::Refused(refusal));
         }
         let expires = cached.expires_at.load(Ordering::Acquire);
-        if let Some(bucket) = &cached.bucket {
-            let taken = bucket
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(Instant::now());
-            if let Err(retry_after) = taken {
-                return Verification::Refused(Refusal::RateLimited { retry_after });
+        if let (Some(bucket), false) = (&cached.bucket, taken) {
+            if let Err(retry_after) = bucket.take(&*self.backend, &self.leases)? {
+                return Ok(Verification::Refused(Refusal::RateLimited { retry_after }));
             }
         }
         if !required.is_met_by(&cached.scopes) {
-            return Verification::Refused(Refusal::Forbidden);
+            return Ok(Verification::Refused(Refusal::Forbidden));
         }
         self.queue_last_use(cached, now);
-        Verification::Valid(Validated {
+        Ok(Verification::Valid(Validated {
             key_id: cached.key_id.clone(),
             user_id: cached.user_id.clone(),
             scopes: cached.scopes.clone(),
             expires_at: (expires != NEVER).then_some(Timestamp::from_unix_millis(expires)),
             environment: cached.environment,
-        })
+        }))
     }
 
     /// The lookups in `lookups` that the known-id filter has.
@@ -397,10 +423,7 @@ impl ApiKeys {
                             Ordering::SeqCst,
                         );
                         if now.scopes[..] != cached.scopes[..]
-                            || now.rate_limit
-                                != cached.bucket.as_ref().map(|b| {
-                                    b.lock().unwrap_or_else(PoisonError::into_inner).limit()
-                                })
+                            || now.rate_limit != cached.bucket.as_ref().map(|b| b.limit())
                         {
                             cached.stale.store(true, Ordering::SeqCst);
                         }

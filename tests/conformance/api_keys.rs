@@ -100,10 +100,11 @@ pub(crate) fn every_refusal_reason(backend: &Backend) {
     let Some(Refusal::RateLimited { retry_after }) = v.refusal() else {
         panic!("{v:?}")
     };
-    assert!(retry_after > Duration::from_secs(10) && retry_after <= Duration::from_secs(20));
+    // A sliding window: the first of the 3 leaves it a minute after it was admitted.
+    assert!(retry_after > Duration::from_secs(50) && retry_after <= Duration::from_secs(60));
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json["reason"], "rate_limited");
-    assert!(json["retry_after_ms"].as_u64().unwrap() > 10_000);
+    assert!(json["retry_after_ms"].as_u64().unwrap() > 50_000);
     // expired
     let e = keys
         .create(&NewKey::new("u", "short").expires_in(Duration::from_millis(300)))

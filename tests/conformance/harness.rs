@@ -38,6 +38,8 @@ pub(crate) struct Sql {
     pub(crate) damage: fn(&str) -> String,
     /// Repairs what `damage` did.
     pub(crate) repair: fn(&str) -> String,
+    /// Run after [`Raw::lock`]: keeps rate-limit lease writes out too.
+    pub(crate) lock_leases: &'static str,
 }
 
 /// A backend under test: a fresh store, how to open `ApiKeys` on it, another client of it.
@@ -110,6 +112,8 @@ pub(crate) const SQLITE_SQL: Sql = Sql {
              seq = (SELECT MAX(seq) + 1 FROM api_keys) WHERE key_id = '{key_id}'"
         )
     },
+    // The write lock keeps every write out already.
+    lock_leases: "SELECT 1",
 };
 
 /// `valid`, the refusal's reason, or the error.

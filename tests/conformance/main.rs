@@ -27,6 +27,8 @@ mod api_keys_admin;
 #[cfg(feature = "issuance")]
 mod api_keys_async;
 #[cfg(feature = "issuance")]
+mod api_keys_fleet_limits;
+#[cfg(feature = "issuance")]
 mod api_keys_lifecycle;
 #[cfg(feature = "issuance")]
 mod api_keys_storage;
@@ -112,6 +114,13 @@ macro_rules! api_keys_suite {
             api_keys_verifier::imported_legacy_keys_are_tagged_as_bcrypt_reads_them,
             api_keys_verifier::a_verifier_key_derived_from_the_master_key_is_the_same_everywhere,
             api_keys_verifier::tag_writes_stay_out_of_the_change_feed,
+            api_keys_fleet_limits::two_instances_share_one_limit,
+            api_keys_fleet_limits::one_verification_leases_one_token,
+            api_keys_fleet_limits::a_dropped_instance_hands_back_its_lease,
+            api_keys_fleet_limits::a_dead_holders_lease_expires_with_its_period,
+            api_keys_fleet_limits::store_writes_per_admitted_request_are_bounded,
+            api_keys_fleet_limits::an_unreachable_store_fails_closed,
+            api_keys_fleet_limits::lease_writes_stay_out_of_the_change_feed,
         );
     };
 }

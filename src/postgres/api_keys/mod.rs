@@ -22,6 +22,7 @@
 //! so it never waits for a connection a write holds.
 
 mod feed;
+mod leases;
 mod listen;
 mod rows;
 
@@ -36,8 +37,8 @@ use super::pool::{write_tx, Conn, Shared};
 use super::query::{p, Param};
 use super::runtime::block;
 use crate::issuance::backend::{
-    sealed, Backend, Change, DecideInsert, DecideRotation, DecideUpdate, FeedMode, InsertContext,
-    Inserted, Row, Wake,
+    sealed, Backend, Change, DecideInsert, DecideLease, DecideRotation, DecideUpdate, FeedMode,
+    InsertContext, Inserted, LeaseRequest, Leased, Row, Wake,
 };
 use crate::sqlite::api_keys::rows::{parse_format, FORMAT_NAME};
 use crate::{Error, StorageKind, Timestamp};
@@ -307,6 +308,11 @@ impl Backend for PgApiKeys {
                 .await?;
                 conn.execute("DELETE FROM api_keys WHERE row_id = $1", &[p(&row.row_id)])
                     .await?;
+                conn.execute(
+                    "DELETE FROM api_key_leases WHERE row_id = $1",
+                    &[p(&row.row_id)],
+                )
+                .await?;
                 Some(row)
             })
         })?
@@ -378,6 +384,10 @@ impl Backend for PgApiKeys {
                 conn.execute(SET_TAGS, &[p(ids), p(values)]).await?;
             })
         })?
+    }
+
+    fn lease(&self, request: &LeaseRequest<'_>, decide: DecideLease<'_>) -> Result<Leased, Error> {
+        self.lease_in(request, decide)
     }
 
     fn all_lookups(&self) -> Result<(Vec<String>, i64), Error> {

@@ -3,6 +3,7 @@
 //! come from the crate's one `SQLite` module, with the key store's policy: the file is switched
 //! to WAL only once its schema was accepted, so a refused file is left as it was.
 
+mod leases;
 pub(crate) mod rows;
 
 use std::path::Path;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::issuance::backend::{
-    Backend, Change, DecideInsert, DecideRotation, DecideUpdate, InsertContext, Inserted, Row,
+    Backend, Change, DecideInsert, DecideLease, DecideRotation, DecideUpdate, InsertContext,
+    Inserted, LeaseRequest, Leased, Row,
 };
 use crate::sqlite::{
     connect_query_only, enable_wal, open_private, storage_error as storage, with_busy_timeout,
@@ -248,6 +250,7 @@ impl Backend for SqliteBackend {
                 params![row.row_id, row.lookup, seq],
             )?;
             tx.execute("DELETE FROM api_keys WHERE row_id = ?1", [row.row_id])?;
+            tx.execute("DELETE FROM api_key_leases WHERE row_id = ?1", [row.row_id])?;
             Ok(Some(row))
         })
     }
@@ -304,6 +307,10 @@ impl Backend for SqliteBackend {
         with_busy_timeout(&mut conn, wait, self.busy_timeout, |c| {
             tag_in(c, tags, wait)
         })
+    }
+
+    fn lease(&self, request: &LeaseRequest<'_>, decide: DecideLease<'_>) -> Result<Leased, Error> {
+        self.lease_in(request, decide)
     }
 
     fn all_lookups(&self) -> Result<(Vec<String>, i64), Error> {

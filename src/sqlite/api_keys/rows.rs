@@ -89,6 +89,9 @@ pub(super) fn upgrade(tx: &Connection) -> Result<(), TxError> {
          );
          CREATE INDEX IF NOT EXISTS api_key_tombstones_seq ON api_key_tombstones(seq);",
     )?;
+    // Rate-limit leases: a table of its own that older versions never read, so no version
+    // bump (a file opened by an older keyseal keeps working; its limits stay per process).
+    tx.execute_batch(super::leases::LEASES_SCHEMA)?;
     tx.execute(
         "INSERT OR REPLACE INTO api_key_meta (name, value) VALUES ('schema_version', ?1)",
         [SCHEMA_VERSION.to_string()],

@@ -73,6 +73,7 @@ pub(crate) const POSTGRES: Backend = Backend {
         revoke: |key_id| with_seq("revoked_at = 1", key_id),
         damage: |key_id| with_seq("scheme = 'rot13'", key_id),
         repair: |key_id| with_seq("scheme = 'ks1'", key_id),
+        lock_leases: "LOCK TABLE api_key_leases IN EXCLUSIVE MODE",
     },
 };
 
