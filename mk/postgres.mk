@@ -16,7 +16,7 @@ PG_DIR ?= target/pg-test
 test-postgres:
 	@echo "==> PostgreSQL tests on a throwaway server ($(PG_DIR)), directly and through PgBouncer"
 	bash scripts/pgbouncer-run.sh $(PG_DIR) bash -c '$(CARGO) test --all-features --test conformance -- postgres:: && \
-		$(CARGO) test --all-features --test cli_postgres --test cli_rewrap_postgres --test cli_copy --test fleet_processes && \
+		$(CARGO) test --all-features --test cli_postgres --test cli_rewrap_postgres --test cli_copy --test fleet_processes --test fleet_limits && \
 		$(CARGO) test --all-features --test cli_commands --test cli_keys_admin -- postgres && \
 		$(CARGO) test --all-features --test pg_faults && \
 		$(CARGO) build --all-features --bin keyseal && bash scripts/pgbouncer-smoke.sh target/debug/keyseal'

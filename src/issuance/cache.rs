@@ -13,8 +13,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::backend::Change;
-use super::format::Environment;
 use super::fleet_limit::{FleetBucket, SharedBucket};
+use super::format::Environment;
 use super::rate_limit::RateLimit;
 use super::rules::NEVER;
 use super::time::Timestamp;

@@ -105,7 +105,12 @@ pub struct Leased {
 pub type DecideLease<'a> = &'a (dyn Fn(&LeaseContext) -> LeaseDecision + Sync);
 
 /// The grant for `holder`, who wants `want` tokens (0: only handing back) of `limit`.
-pub(crate) fn decide(limit: RateLimit, holder: &str, want: u32, ctx: &LeaseContext) -> LeaseDecision {
+pub(crate) fn decide(
+    limit: RateLimit,
+    holder: &str,
+    want: u32,
+    ctx: &LeaseContext,
+) -> LeaseDecision {
     let period_ms = i64::try_from(limit.period().as_millis()).unwrap_or(i64::MAX);
     let since = ctx.now_ms.saturating_sub(period_ms);
     // Granted within the last period (or "later than now": a clock set back keeps counting).
@@ -168,7 +173,11 @@ mod tests {
         // Four holders: ⌈100 / 40⌉.
         let others = LeaseContext::new(
             1_000_000,
-            vec![lease(1, "b", 999_000, 1), lease(2, "c", 999_000, 1), lease(3, "d", 999_000, 1)],
+            vec![
+                lease(1, "b", 999_000, 1),
+                lease(2, "c", 999_000, 1),
+                lease(3, "d", 999_000, 1),
+            ],
         );
         assert_eq!(decide(limit, "a", 50, &others).grant, 3);
         // Almost spent: what is left.

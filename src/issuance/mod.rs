@@ -58,9 +58,10 @@
 //!   for the rest of that minute; its owner's already verified key keeps working.
 //! - Verified keys are answered from memory (no lock shared across keys, no write), so they
 //!   keep their speed during a flood.
-//! - A key created with [`NewKey::rate_limit`] gets one token bucket in this process (not
-//!   reset when its cache entry is evicted); over the limit the refusal carries
-//!   `retry_after`.
+//! - A key created with [`NewKey::rate_limit`] admits at most its limit in any window of its
+//!   period, across every process sharing the store: each leases a few tokens of the budget
+//!   and spends them in memory (see [`RateLimit`]); over the limit the refusal carries
+//!   `retry_after`, when the shared window frees a request.
 //! - A user holds at most [`ApiKeysConfig::max_active_keys`] valid keys (default 5), keys in a rotation's grace included; a rotation may go one over (see
 //!   [`ApiKeys::rotate`]). Imports do not count.
 //!
@@ -71,7 +72,8 @@
 //! store-wide change sequence `seq`), `api_key_tombstones` (row id, lookup and `seq` of each
 //! deleted key, so other processes drop it) and `api_key_meta` (the legacy key formats that
 //! imports registered, and `schema_version`: files of an older version are upgraded in place
-//! on open, in one transaction; a newer version is refused). Last use is written in batches,
+//! on open, in one transaction; a newer version is refused), and `api_key_leases` (the
+//! rate-limit leases: key row, holder, grant time, tokens). Last use is written in batches,
 //! at most once per [`ApiKeysConfig::last_use_interval`] per key.
 //!
 //! # Example

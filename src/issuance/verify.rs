@@ -442,6 +442,6 @@ impl ApiKeys {
             self.cache.insert(cache_key, cached.clone());
             inserted = true;
         }
-        Ok(self.answer(&cached, required))
+        self.answer(&cached, required)
     }
 }

@@ -12,7 +12,7 @@ use crate::harness::{config, Backend};
 
 fn retry_after(v: &Verification) -> Option<Duration> {
     match v.refusal() {
-        Some(Refusal::RateLimited { retry_after }) => Some(*retry_after),
+        Some(Refusal::RateLimited { retry_after }) => Some(retry_after),
         _ => None,
     }
 }
@@ -42,7 +42,10 @@ pub(crate) fn two_instances_share_one_limit(backend: &Backend) {
     let start = Instant::now();
     let valid = alternate(&[&a, &b], &k.key, 60);
     assert_eq!(valid.iter().sum::<usize>(), 40, "admitted {valid:?}");
-    assert!(valid.iter().all(|&v| v > 0), "one instance got nothing: {valid:?}");
+    assert!(
+        valid.iter().all(|&v| v > 0),
+        "one instance got nothing: {valid:?}"
+    );
     // A third instance, which holds nothing: refused, until the first grant leaves the window.
     let c = (backend.open)(db.path(), config());
     let wait = retry_after(&c.verify(&k.key).unwrap()).expect("rate limited");
@@ -78,7 +81,11 @@ pub(crate) fn a_dropped_instance_hands_back_its_lease(backend: &Backend) {
     assert_eq!(lease_writes(&a), 3);
     drop(a);
     let b = (backend.open)(db.path(), config());
-    assert_eq!(alternate(&[&b], &k.key, 50), [36], "the 3 handed back count for b");
+    assert_eq!(
+        alternate(&[&b], &k.key, 50),
+        [36],
+        "the 3 handed back count for b"
+    );
 }
 
 /// A holder that died without handing back (its lease written here by another client, as
@@ -161,7 +168,10 @@ pub(crate) fn an_unreachable_store_fails_closed(backend: &Backend) {
     let t = Instant::now();
     let again = keys.verify(&k.key);
     assert!(matches!(again, Err(Error::Storage { .. })), "{again:?}");
-    assert!(t.elapsed() < Duration::from_millis(200), "asked the store again at once");
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "asked the store again at once"
+    );
     raw.commit();
     std::thread::sleep(Duration::from_millis(1100));
     assert!(keys.verify(&k.key).unwrap().is_valid());

@@ -67,7 +67,12 @@ impl SqliteBackend {
                         "UPDATE api_key_leases SET tokens = MAX(tokens - ?1, 0) \
                          WHERE lease_id = ?2 AND row_id = ?3 AND holder = ?4",
                     )?
-                    .execute(params![tokens, lease_id, request.row_id, request.holder])?;
+                    .execute(params![
+                        tokens,
+                        lease_id,
+                        request.row_id,
+                        request.holder
+                    ])?;
                 }
                 let ctx = context(tx, request.row_id)?;
                 let decision = decide(&ctx);
