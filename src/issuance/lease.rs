@@ -126,25 +126,45 @@ pub(crate) fn decide(
     let budget = u64::from(limit.requests());
     let cap = budget.div_ceil(n.saturating_mul(10)).max(1);
     let free = budget.saturating_sub(used);
-    let grant = if want == 0 {
-        0
-    } else {
-        u64::from(want).min(cap).min(free)
-    };
-    let retry_after = (grant == 0 && want > 0).then(|| {
-        // The first moment at which `used` falls below the budget: the oldest grants leave
-        // the window one by one.
-        live.sort_by_key(|l| l.granted_at_ms);
-        let excess = used + 1 - budget.min(used + 1);
+    let desired = u64::from(want).min(cap);
+    live.sort_by_key(|l| l.granted_at_ms);
+    // When `need` tokens are free: the oldest grants leave the window one by one.
+    let frees_at = |need: u64| {
+        let excess = (used + need).saturating_sub(budget);
         let mut freed = 0u64;
-        let mut at = ctx.now_ms.saturating_add(period_ms);
         for l in &live {
-            freed += l.tokens.unsigned_abs();
             if freed >= excess {
-                at = l.granted_at_ms.saturating_add(period_ms);
                 break;
             }
+            freed += l.tokens.unsigned_abs();
+            if freed >= excess {
+                return l.granted_at_ms.saturating_add(period_ms);
+            }
         }
+        if excess == 0 {
+            ctx.now_ms
+        } else {
+            ctx.now_ms.saturating_add(period_ms)
+        }
+    };
+    let (grant, wait_until) = if want == 0 {
+        (0, None)
+    } else if free >= desired {
+        (desired, None)
+    } else if free == 0 {
+        (0, Some(frees_at(1)))
+    } else {
+        // Part of a lease is free. When the rest follows within a twentieth of the period
+        // (grants made together leave the window together), a whole lease then costs one
+        // write instead of two; else take the part now.
+        let whole = frees_at(desired);
+        if whole.saturating_sub(ctx.now_ms) <= period_ms / 20 {
+            (0, Some(whole))
+        } else {
+            (free, None)
+        }
+    };
+    let retry_after = wait_until.map(|at| {
         let ms = at.saturating_sub(ctx.now_ms).max(1);
         Duration::from_millis(u64::try_from(ms).unwrap_or(1))
     });
@@ -180,9 +200,16 @@ mod tests {
             ],
         );
         assert_eq!(decide(limit, "a", 50, &others).grant, 3);
-        // Almost spent: what is left.
+        // Almost spent, nothing leaving the window soon: what is left.
         let full = LeaseContext::new(1_000_000, vec![lease(1, "b", 999_000, 98)]);
         assert_eq!(decide(limit, "a", 5, &full).grant, 2);
+        // Almost spent, the rest of a lease free within half a second: wait for a whole one.
+        let soon = LeaseContext::new(1_000_000, vec![lease(1, "b", 940_500, 97)]);
+        let d = decide(limit, "a", 5, &soon);
+        assert_eq!(
+            (d.grant, d.retry_after),
+            (0, Some(Duration::from_millis(500)))
+        );
     }
 
     #[test]
