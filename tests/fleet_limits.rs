@@ -191,8 +191,8 @@ fn four_processes_hold_the_limit(store: &str, limit: RateLimit, run_for: Duratio
          {} lease requests, {} errors",
         run_for.as_secs(),
         run.writes,
-        run.writes as f64 / admitted as f64,
-        1.0 / (n as f64 / 40.0).max(1.0),
+        ratio(run.writes, admitted),
+        1.0 / (f64::from(limit.requests()) / 40.0).max(1.0),
         run.requests,
         run.errors
     );
@@ -214,6 +214,11 @@ fn four_processes_hold_the_limit(store: &str, limit: RateLimit, run_for: Duratio
         "{} store writes for {admitted} admitted requests",
         run.writes
     );
+}
+
+/// `a / b` for counts well below 2^32.
+fn ratio(a: u64, b: u64) -> f64 {
+    f64::from(u32::try_from(a).unwrap()) / f64::from(u32::try_from(b).unwrap().max(1))
 }
 
 fn long() -> bool {

@@ -428,7 +428,7 @@ pub trait Backend: Send + Sync + sealed::Sealed {
     /// granted before its `forget_before_ms` and those with no tokens left, and inserts the
     /// grant (holder, now, tokens) if it is above 0. Returns the decision that was acted on,
     /// the new lease's id, and whether anything was written. Like last use, a lease is not a
-    /// change: no `seq`, no notification. Waits at most about a second for the lock.
+    /// change: no `seq`, no notification. Waits for the lock at most as long as other writes.
     ///
     /// # Errors
     /// [`Error::Storage`] when the store cannot be read or written within that wait

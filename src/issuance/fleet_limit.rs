@@ -42,7 +42,11 @@ impl Leases {
         let mut raw = [0u8; 8];
         getrandom::getrandom(&mut raw).map_err(|_| Error::Randomness)?;
         Ok(Leases {
-            holder: raw.iter().map(|b| format!("{b:02x}")).collect(),
+            holder: raw.iter().fold(String::with_capacity(16), |mut hex, b| {
+                hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+                hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+                hex
+            }),
             writes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
         })
@@ -158,7 +162,7 @@ impl FleetBucket {
             give_back: None,
         };
         leases.requests.fetch_add(1, Ordering::Relaxed);
-        let leased = match backend.lease(&request, &decide) {
+        let outcome = match backend.lease(&request, &decide) {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "keyseal api keys: no rate-limit lease (the store cannot be reached): the key is refused with an error");
@@ -167,12 +171,12 @@ impl FleetBucket {
             }
         };
         local.failed = None;
-        if leased.wrote {
+        if outcome.wrote {
             leases.writes.fetch_add(1, Ordering::Relaxed);
         }
-        match leased.lease_id {
-            Some(lease_id) if leased.decision.grant > 0 => {
-                let granted = leased.decision.grant;
+        match outcome.lease_id {
+            Some(lease_id) if outcome.decision.grant > 0 => {
+                let granted = outcome.decision.grant;
                 local.lease = Some(Held {
                     lease_id,
                     granted,
@@ -184,12 +188,12 @@ impl FleetBucket {
                 Ok(Ok(()))
             }
             _ => {
-                let wait = leased
+                let retry_after = outcome
                     .decision
                     .retry_after
                     .unwrap_or_else(|| self.limit.period());
-                local.refused_until = Some(now + wait);
-                Ok(Err(wait))
+                local.refused_until = Some(now + retry_after);
+                Ok(Err(retry_after))
             }
         }
     }
@@ -215,8 +219,8 @@ impl FleetBucket {
             give_back: Some((held.lease_id, held.left)),
         };
         leases.requests.fetch_add(1, Ordering::Relaxed);
-        let leased = backend.lease(&request, &decide)?;
-        if leased.wrote {
+        let outcome = backend.lease(&request, &decide)?;
+        if outcome.wrote {
             leases.writes.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())

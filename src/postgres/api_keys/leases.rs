@@ -3,8 +3,6 @@
 //! transaction-scoped advisory lock per key, so lease writes of one key run one at a time
 //! (and nothing outlives the transaction: it works behind a pooler in transaction mode).
 
-use std::time::Duration;
-
 use super::PgApiKeys;
 use crate::issuance::backend::{DecideLease, LeaseContext, LeaseRequest, LeaseRow, Leased};
 use crate::postgres::errors::TxError;
@@ -12,9 +10,6 @@ use crate::postgres::pool::{write_tx, Conn};
 use crate::postgres::query::p;
 use crate::postgres::runtime::block;
 use crate::Error;
-
-/// The longest a lease waits for the lock: a verification is waiting for it.
-const LEASE_WAIT: Duration = Duration::from_secs(1);
 
 /// The advisory lock class of leases ("ksle"); the key's row id (folded into 31 bits: two
 /// keys sharing a lock only wait for each other) is the object.
@@ -49,7 +44,8 @@ impl PgApiKeys {
         request: &LeaseRequest<'_>,
         decide: DecideLease<'_>,
     ) -> Result<Leased, Error> {
-        let wait = LEASE_WAIT.min(self.busy_timeout);
+        // As long as any other write: a verification that fails here fails closed.
+        let wait = self.busy_timeout;
         let row_id = request.row_id;
         if request.give_back.is_none() {
             // A full window is answered by a read: refused processes take no lock.

@@ -1,8 +1,6 @@
 //! Rate-limit leases on `SQLite`: table `api_key_leases` (created by `rows::upgrade`), read
 //! on the reader connection first, written under the file's write lock.
 
-use std::time::Duration;
-
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::issuance::backend::{DecideLease, LeaseContext, LeaseRequest, LeaseRow, Leased};
@@ -22,9 +20,6 @@ CREATE TABLE IF NOT EXISTS api_key_leases (
 );
 CREATE INDEX IF NOT EXISTS api_key_leases_row ON api_key_leases(row_id, granted_at);
 ";
-
-/// The longest a lease waits for the write lock: a verification is waiting for it.
-const LEASE_WAIT: Duration = Duration::from_secs(1);
 
 /// The key's leases and the clock. One machine shares a `SQLite` file, so its clock is the
 /// store's.
@@ -58,7 +53,8 @@ impl SqliteBackend {
                 });
             }
         }
-        let wait = LEASE_WAIT.min(self.busy_timeout);
+        // As long as any other write: a verification that fails here fails closed.
+        let wait = self.busy_timeout;
         let mut conn = self.conn();
         with_busy_timeout(&mut conn, wait, self.busy_timeout, |c| {
             write(c, wait, |tx| {
