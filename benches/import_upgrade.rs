@@ -5,8 +5,9 @@
 //!
 //! `cargo bench --bench import_upgrade` (`SQLite`, a temporary file);
 //! `-- postgres` (feature `postgres`, under `scripts/pg-run.sh`) on a fresh database.
-#![allow(missing_docs, clippy::cast_precision_loss)]
+#![allow(missing_docs, clippy::cast_precision_loss, clippy::too_many_lines)]
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -22,8 +23,11 @@ const SAMPLE: usize = 50;
 fn eg_key() -> String {
     let mut bytes = [0u8; 20];
     getrandom::getrandom(&mut bytes).unwrap();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("eg_{hex}")
+    let mut key = String::from("eg_");
+    for b in bytes {
+        let _ = write!(key, "{b:02x}");
+    }
+    key
 }
 
 fn stats(mut v: Vec<Duration>) -> String {

@@ -125,8 +125,12 @@ fn id_from_hash(hash: &str) -> String {
         .chain_update(b"keyseal/import-id/v1\0")
         .chain_update(hash.as_bytes())
         .finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("h:{hex}")
+    let mut text = String::from("h:");
+    for b in &digest[..16] {
+        text.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        text.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
+    }
+    text
 }
 
 /// The pending marker of `tag` (see [`PENDING_MARK`]).
@@ -393,7 +397,7 @@ impl ApiKeys {
             return Ok(()); // deleted meanwhile: the next import creates it again
         };
         if let Some(at) = new.last_used_at {
-            if old.last_used_at.is_none_or(|o| at > o) {
+            if old.last_used_at.map_or(true, |o| at > o) {
                 self.backend
                     .touch(&[(row.row_id, at)], self.config.busy_timeout)?;
             }
