@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use keyseal::{KeyStatus, RateLimit};
 
 /// Keeps API keys and other secrets safe: encrypt secrets with per-user keys, issue and verify
@@ -224,6 +224,9 @@ pub enum KeysCommand {
         user: String,
         key_id: String,
     },
+    /// Import keys from the systems keyseal replaces, without reissuing them: the same keys
+    /// keep working. Re-running it updates what changed upstream; nothing is duplicated.
+    Import(ImportArgs),
     /// Replace a key by a new one; the old one keeps working during --grace.
     Rotate {
         #[arg(long, value_name = "ID")]
@@ -257,6 +260,50 @@ pub struct CreateArgs {
     /// A test key (`_test_` marker) instead of a live one.
     #[arg(long)]
     pub test: bool,
+}
+
+/// `keys import`'s flags: one input, and how to import it.
+#[derive(Args)]
+#[command(group(ArgGroup::new("from").required(true).args(["jsonl", "egregore", "keycloak_users"])))]
+pub struct ImportArgs {
+    /// A file with one key per line, a JSON object with exactly these fields: `user_id`,
+    /// `name`, `scopes` (array of strings), `tag` (what the key starts with before its `_`,
+    /// e.g. "mhu"), `bcrypt_hash` (of the whole key), and optionally `lookup` (the
+    /// characters after the tag that the old store kept in clear), `expires_at` (ISO-8601 or
+    /// null), `enabled` (default true), `created_at`, `last_used_at`, `rate_limit` ("100/min"
+    /// or null), `source_id` (the key's id in the old system).
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// The egregore relay's PostgreSQL database: its whole `api_clients` table is read (`eg_`
+    /// keys). Its password from `KEYSEAL_EGREGORE_URL` (the whole URL), `PGPASSWORD` or a
+    /// password file, never on the command line.
+    #[arg(long, value_name = "URL", env = "KEYSEAL_EGREGORE_URL")]
+    pub egregore: Option<String>,
+    /// With --egregore: who owns each key, the row's `client_id` or its `name`.
+    #[arg(long, value_name = "COLUMN", value_parser = ["client_id", "name"],
+          default_value = "client_id", requires = "egregore")]
+    pub user_from: String,
+    /// The Keycloak system's users as its admin API exports them (a JSON array of user
+    /// representations): keys from their `apiKeys` attributes, owned by `user:{username}`,
+    /// disabled when their user is.
+    #[arg(long, value_name = "FILE")]
+    pub keycloak_users: Option<PathBuf>,
+    /// With --keycloak-users: the kind of every key in the export. That system only issues
+    /// `mcpkey_live_` keys; an export known to hold only `mcpkey_test_` keys says so here.
+    #[arg(long, value_name = "TAG", value_parser = ["mcpkey_live", "mcpkey_test"],
+          default_value = "mcpkey_live", requires = "keycloak_users")]
+    pub keycloak_tag: String,
+    /// The name a re-import recognises the keys by (default: jsonl, egregore or keycloak);
+    /// give each JSONL export of a different system its own.
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// The input holds every key of the source: keys imported from it before and missing now
+    /// are deleted. Always so with --egregore (the whole table is read).
+    #[arg(long)]
+    pub complete: bool,
+    /// Count what would be created, updated, left unchanged and deleted; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `keys update`'s flags.

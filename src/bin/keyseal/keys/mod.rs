@@ -2,6 +2,7 @@
 //! rotate API keys; one module per kind of command.
 
 mod admin;
+mod import;
 mod issue;
 mod list;
 mod verify;
