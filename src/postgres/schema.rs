@@ -125,10 +125,23 @@ CREATE TABLE IF NOT EXISTS keyseal_key_versions (
         min_compatible: 2,
         sql: "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS verifier_tag TEXT;",
     },
+    // Version 5: imported keys' source and id there (unique together), and pending lookups
+    // (`*{tag}`) of keys imported without one. Servers knowing only version 4 select columns
+    // by name and would keep running, but could not verify a pending key: not compatible.
+    Migration {
+        version: 5,
+        min_compatible: 5,
+        sql: "
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS source TEXT;
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS source_id TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS api_keys_source ON api_keys(source, source_id)
+    WHERE source IS NOT NULL;
+",
+    },
 ];
 
 /// The newest schema version this keyseal knows.
-pub(crate) const SCHEMA_VERSION: i32 = 4;
+pub(crate) const SCHEMA_VERSION: i32 = 5;
 
 const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS keyseal_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1),
