@@ -1,11 +1,9 @@
 //! Running `keys import`: read the input and check every key (a bad one refuses the whole
 //! import, named by its place, before anything is written), import, report the counts.
 
-use std::path::Path;
-use std::process::ExitCode;
-
 use keyseal::{ApiKeys, ImportOptions};
 use serde_json::Value;
+use std::path::Path;
 
 use super::egregore::{self, Owner};
 use super::input::{Parsed, Place};
@@ -71,16 +69,16 @@ fn read_input(args: &ImportArgs) -> Result<(&'static str, Parsed, bool), Failure
 }
 
 #[cfg(feature = "postgres")]
-fn read_egregore(url: &str) -> Result<Vec<String>, Failure> {
-    egregore::read(url).map_err(Failure::from)
+fn read_egregore(url: &str) -> Result<Vec<String>, String> {
+    egregore::read(url).map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "postgres"))]
-fn read_egregore(_url: &str) -> Result<Vec<String>, Failure> {
-    Err(Failure(
+fn read_egregore(_url: &str) -> Result<Vec<String>, String> {
+    Err(
         "this keyseal was built without its `postgres` feature (build with --features postgres)"
             .into(),
-    ))
+    )
 }
 
 fn read_file(path: &Path) -> Result<String, Failure> {

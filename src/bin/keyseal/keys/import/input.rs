@@ -56,8 +56,6 @@ impl fmt::Display for Place {
 /// be a hash (or, by mistake, a key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
-    /// The file or database could not be read.
-    Unreadable(String),
     /// Not JSON; the column where the parser stopped.
     NotJson { column: usize },
     /// JSON, but not the expected shape (e.g. not an object).
@@ -102,7 +100,6 @@ impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.at)?;
         match &self.problem {
-            Problem::Unreadable(why) => write!(f, "cannot be read: {why}"),
             Problem::NotJson { column } => write!(f, "not JSON (at column {column})"),
             Problem::Shape(what) => f.write_str(what),
             Problem::UnknownField(name) => write!(f, "unknown field {}", shown(name)),

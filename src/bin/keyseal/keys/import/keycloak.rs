@@ -15,11 +15,6 @@ use serde_json::{Map, Value};
 use super::input::{bcrypt_hash, timestamp, InputError, Parsed, Place, Problem};
 use super::ImportedKey;
 
-/// The tag of the keys that system issues.
-pub const LIVE_TAG: &str = "mcpkey_live";
-/// The tag of its test keys (`TEST_PREFIX`), for an export known to hold only those.
-pub const TEST_TAG: &str = "mcpkey_test";
-
 /// The keys of a Keycloak users export, each tagged `tag`.
 ///
 /// # Errors
@@ -216,7 +211,7 @@ mod tests {
 
     #[test]
     fn keys_come_from_attributes_with_their_times_and_user_state() {
-        let parsed = parse(&export().to_string(), LIVE_TAG).unwrap();
+        let parsed = parse(&export().to_string(), "mcpkey_live").unwrap();
         assert_eq!(parsed.keys.len(), 3);
         let a = &parsed.keys[0];
         assert_eq!(a.user_id, "user:alice");
@@ -255,13 +250,13 @@ mod tests {
         // A realm export holds the same users.
         let realm = json!({ "realm": "mcp", "users": export() });
         assert_eq!(
-            parse(&realm.to_string(), TEST_TAG).unwrap().keys[0].tag,
+            parse(&realm.to_string(), "mcpkey_test").unwrap().keys[0].tag,
             "mcpkey_test"
         );
     }
 
     fn error(value: &Value) -> String {
-        parse(&value.to_string(), LIVE_TAG)
+        parse(&value.to_string(), "mcpkey_live")
             .map(|_| ())
             .unwrap_err()
             .to_string()
@@ -294,7 +289,7 @@ mod tests {
         assert!(error(&v)
             .ends_with("the same source id as user 1 (\"alice\"), key \"0a1b2c3d4e5f6071\""));
         assert!(error(&json!({"users": 3})).starts_with("input: not a JSON array"));
-        assert!(parse("[{", LIVE_TAG)
+        assert!(parse("[{", "mcpkey_live")
             .map(|_| ())
             .unwrap_err()
             .to_string()
