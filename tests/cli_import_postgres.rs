@@ -49,7 +49,10 @@ fn egregore_keys_keep_working_and_reimports_follow_upstream(env: &Env) {
     assert_eq!(code, 0, "{err}");
     assert_eq!(counts(&report), (6, 0, 0, 0), "{report}");
     assert_eq!(report["source"], "egregore");
-    check_keys(env, dir);
+    assert!(
+        check_keys(env, dir),
+        "a valid key, and a wrong one, were tried"
+    );
     let listed = keys_in_store(env);
     let chat = listed.iter().find(|k| k["name"] == "Chat only").unwrap();
     assert_eq!(chat["scopes"], serde_json::json!(["chat"]));

@@ -78,16 +78,28 @@ pub fn verdict(env: &Env, key: &str) -> (String, Option<String>) {
     }
 }
 
-/// Verifies every key in `dir/keys.json` and compares with what the script expects; a valid
-/// key must belong to its owner, and the same key with its last character changed is unknown.
-pub fn check_keys(env: &Env, dir: &Path) {
-    let keys: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("keys.json")).unwrap()).unwrap();
+/// Verifies every key in `dir/keys.json` and compares with its state upstream; a valid key
+/// must belong to its owner, and the same key with its last character changed is unknown
+/// (tried on the first valid key: the answer says whether there was one).
+///
+/// A key imported without a lookup is found at its first verification by a bcrypt scan that
+/// skips expired keys (they cannot pass): one that expired before it was ever verified here is
+/// refused as `unknown`, not `expired`. Keys verified valid are marked `upgraded` in the file,
+/// so later checks (after upstream changes) expect their real state.
+pub fn check_keys(env: &Env, dir: &Path) -> bool {
+    let path = dir.join("keys.json");
+    let mut keys: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let mut wrong_tried = false;
-    for entry in keys.as_array().unwrap() {
-        let key = entry["key"].as_str().unwrap();
+    for entry in keys.as_array_mut().unwrap() {
+        let key = entry["key"].as_str().unwrap().to_owned();
         let expect = entry["expect"].as_str().unwrap();
-        let (got, owner) = verdict(env, key);
+        let found_by_scan = entry["lookup"] == false && entry["upgraded"] != true;
+        let expect = if expect == "expired" && found_by_scan {
+            "unknown"
+        } else {
+            expect
+        };
+        let (got, owner) = verdict(env, &key);
         assert_eq!(got, expect, "key {:?}", entry["name"]);
         if got == "valid" {
             assert_eq!(
@@ -96,6 +108,7 @@ pub fn check_keys(env: &Env, dir: &Path) {
                 "{:?}",
                 entry["name"]
             );
+            entry["upgraded"] = Value::Bool(true);
             if !wrong_tried {
                 let last = key.chars().last().unwrap();
                 let other = if last == 'a' { 'b' } else { 'a' };
@@ -105,7 +118,8 @@ pub fn check_keys(env: &Env, dir: &Path) {
             }
         }
     }
-    assert!(wrong_tried, "some key is valid");
+    std::fs::write(&path, serde_json::to_string(&keys).unwrap()).unwrap();
+    wrong_tried
 }
 
 /// `keys import ARGS --json` with extra environment variables: the exit code and the report

@@ -14,9 +14,9 @@ their default cost 12, and the cost is part of each hash), and its own storage:
   disabled, one key's expiry moved into the past, one key deleted (and, for egregore, one key
   regenerated).
 
-Every command writes DIR/keys.json: each key in clear with what `keys verify` must answer
-after an import (`valid`, `expired`, `disabled` or `unknown`). The keys exist only in these
-test files.
+Every command writes DIR/keys.json: each key in clear with its state upstream, which `keys
+verify` must answer after an import (`valid`, `expired`, `disabled` or `unknown`), and whether
+the system stored a lookup beside its hash. The keys exist only in these test files.
 """
 
 import asyncio
@@ -82,7 +82,8 @@ def make_jsonl(directory: Path) -> None:
             line["source_id"] = str(uuid.uuid4())
         line.update(extra)
         lines.append(line)
-        keys.append({"name": name, "key": raw_key, "expect": expect, "user_id": line["user_id"]})
+        keys.append({"name": name, "key": raw_key, "expect": expect, "user_id": line["user_id"],
+                     "lookup": lookup})
 
     add("Claude Desktop", "valid", expires_at=now() + timedelta(days=30))
     add("CI", "valid", rate_limit="100/min", last_used_at=now().isoformat())
@@ -135,7 +136,7 @@ def make_keycloak(directory: Path) -> None:
             key_id, api_key = keycloak_key(attributes, name, days)
             keys.append(
                 {"name": name, "key": api_key, "expect": expect, "key_id": key_id,
-                 "user_id": f"user:{username}", "username": username}
+                 "user_id": f"user:{username}", "username": username, "lookup": False}
             )
         users.append(
             {
@@ -166,7 +167,7 @@ def change_keycloak(directory: Path) -> None:
     by_name = {u["username"]: u for u in users}
     # An admin disables dave in Keycloak.
     by_name["dave"]["enabled"] = False
-    keys[3]["expect"] = "disabled"
+    keys[4]["expect"] = "disabled"
     # alice's first key's expiry is moved into the past.
     attrs = by_name["alice"]["attributes"]
     attrs[f"apiKey_{keys[0]['key_id']}_expiresAt"] = [(now() - timedelta(hours=1)).isoformat()]
@@ -241,7 +242,8 @@ async def make_egregore(url: str, directory: Path) -> None:
         ]
         for name, scopes, rate_limit, expires_at, expect in specs:
             client_id, api_key = await create_client(conn, name, scopes, rate_limit, expires_at)
-            keys.append({"name": name, "key": api_key, "expect": expect, "user_id": client_id})
+            keys.append({"name": name, "key": api_key, "expect": expect, "user_id": client_id,
+                         "lookup": False})
         # `disable_client` (update_client with enabled=False).
         await conn.execute(
             "UPDATE api_clients SET enabled = $1 WHERE client_id = $2", False, keys[3]["user_id"]
@@ -252,7 +254,8 @@ async def make_egregore(url: str, directory: Path) -> None:
         )
         # A client made before the relay set names (the column allows NULL).
         client_id, api_key = await create_client(conn, None)
-        keys.append({"name": client_id, "key": api_key, "expect": "valid", "user_id": client_id})
+        keys.append({"name": client_id, "key": api_key, "expect": "valid", "user_id": client_id,
+                     "lookup": False})
         save(directory, "keys.json", keys)
     finally:
         await conn.close()
@@ -286,7 +289,7 @@ async def change_egregore(url: str, directory: Path) -> None:
         )
         keys[5]["expect"] = "unknown"
         keys.append({"name": keys[5]["name"], "key": new_key, "expect": "valid",
-                     "user_id": keys[5]["user_id"]})
+                     "user_id": keys[5]["user_id"], "lookup": False})
         save(directory, "keys.json", keys)
     finally:
         await conn.close()

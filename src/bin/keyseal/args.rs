@@ -279,20 +279,22 @@ pub struct ImportArgs {
     /// password file, never on the command line.
     #[arg(long, value_name = "URL", env = "KEYSEAL_EGREGORE_URL")]
     pub egregore: Option<String>,
-    /// With --egregore: who owns each key, the row's `client_id` or its `name`.
+    /// With --egregore: who owns each key, the row's `client_id` (the default) or its
+    /// `name`.
     #[arg(long, value_name = "COLUMN", value_parser = ["client_id", "name"],
-          default_value = "client_id", requires = "egregore")]
-    pub user_from: String,
+          conflicts_with_all = ["jsonl", "keycloak_users"])]
+    pub user_from: Option<String>,
     /// The Keycloak system's users as its admin API exports them (a JSON array of user
     /// representations): keys from their `apiKeys` attributes, owned by `user:{username}`,
     /// disabled when their user is.
     #[arg(long, value_name = "FILE")]
     pub keycloak_users: Option<PathBuf>,
-    /// With --keycloak-users: the kind of every key in the export. That system only issues
-    /// `mcpkey_live_` keys; an export known to hold only `mcpkey_test_` keys says so here.
+    /// With --keycloak-users: the kind of every key in the export, `mcpkey_live` (the
+    /// default: that system only issues `mcpkey_live_` keys) or `mcpkey_test` (an export known
+    /// to hold only `mcpkey_test_` keys).
     #[arg(long, value_name = "TAG", value_parser = ["mcpkey_live", "mcpkey_test"],
-          default_value = "mcpkey_live", requires = "keycloak_users")]
-    pub keycloak_tag: String,
+          conflicts_with_all = ["jsonl", "egregore"])]
+    pub keycloak_tag: Option<String>,
     /// The name a re-import recognises the keys by (default: jsonl, egregore or keycloak);
     /// give each JSONL export of a different system its own.
     #[arg(long, value_name = "NAME")]

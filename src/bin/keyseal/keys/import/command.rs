@@ -48,12 +48,15 @@ fn read_input(args: &ImportArgs) -> Result<(&'static str, Parsed, bool), Failure
         return Ok(("jsonl", parsed, args.complete));
     }
     if let Some(path) = &args.keycloak_users {
-        let parsed = keycloak::parse(&read_file(path)?, &args.keycloak_tag)
-            .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+        let parsed = keycloak::parse(
+            &read_file(path)?,
+            args.keycloak_tag.as_deref().unwrap_or("mcpkey_live"),
+        )
+        .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
         return Ok(("keycloak", parsed, args.complete));
     }
     if let Some(url) = &args.egregore {
-        let owner = if args.user_from == "name" {
+        let owner = if args.user_from.as_deref() == Some("name") {
             Owner::Name
         } else {
             Owner::ClientId
