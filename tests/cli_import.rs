@@ -1,6 +1,6 @@
 //! `keyseal keys import --jsonl` and `--keycloak-users` as an operator runs them during a
 //! cutover, on both backends, with test data made by the old systems' own code
-//! (tests/python/make_import_data.py: their key generators and `bcrypt.hashpw`): every key
+//! (`tests/python/make_import_data.py`: their key generators and `bcrypt.hashpw`): every key
 //! keeps working with its state, a re-run changes nothing, upstream changes (a key disabled,
 //! an expiry moved, a key deleted) arrive on the next run, `--dry-run` writes nothing, and bad
 //! input refuses the whole import, naming the line, without showing a hash.

@@ -1,6 +1,6 @@
 //! `keyseal keys import --egregore URL`: the egregore relay's `api_clients` table, created by
 //! its exact DDL on a throwaway PostgreSQL and filled by its own statements (through asyncpg,
-//! with its key generator and `bcrypt.hashpw`; tests/python/make_import_data.py), imported into
+//! with its key generator and `bcrypt.hashpw`; `tests/python/make_import_data.py`), imported into
 //! a SQLite store and into a PostgreSQL one. Every key keeps working with its state; a re-run
 //! changes nothing; a key disabled, an expiry moved, a row deleted and a key regenerated
 //! upstream arrive on the next run; the URL's password never goes in argv.

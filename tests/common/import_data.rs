@@ -1,5 +1,5 @@
 //! The import tests' shared steps: making test data with the old systems' own code
-//! (tests/python/make_import_data.py), and checking every key of it with `keys verify`.
+//! (`tests/python/make_import_data.py`), and checking every key of it with `keys verify`.
 #![allow(dead_code)]
 
 use std::path::Path;
