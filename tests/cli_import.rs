@@ -13,7 +13,7 @@ mod import_data;
 
 use serde_json::Value;
 
-use common::cli_env::{stderr, Env};
+use common::cli_env::{stderr, stdout, Env};
 use import_data::{check_keys, counts, keys_in_store, make, python_ready};
 
 const HASH: &str = "$2b$04$veJQMyqjjdomJgmcHmJoIOenKdyYRvxHOQsT0IZRcS8e1vRvtUpLC";
@@ -59,6 +59,11 @@ fn jsonl_keys_keep_working_and_reimports_follow_upstream(env: &Env) {
     assert_eq!(code, 0, "{report}");
     assert_eq!(counts(&report), (0, 0, 6, 0), "{report}");
     assert_eq!(keys_in_store(env).len(), 6);
+    let out = env.run(&["keys", "import", "--jsonl", file], "");
+    assert_eq!(
+        stdout(&out),
+        "import from jsonl: 0 created, 0 updated, 6 unchanged, 0 deleted"
+    );
 
     // Upstream: one key disabled, one expired, one deleted.
     make(&["change", "jsonl", dir.to_str().unwrap()]);

@@ -59,7 +59,7 @@ pub enum Command {
     Decrypt(Target),
     /// The lookup hash (hex SHA-256) of standard input (one trailing newline is dropped).
     Hash,
-    /// API keys: create, verify, list, update, disable, enable, delete, revoke, rotate.
+    /// API keys: create, verify, list, update, disable, enable, delete, revoke, rotate, import.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// The store at a glance: backend, schema version, API keys by state, the change feed
@@ -225,7 +225,9 @@ pub enum KeysCommand {
         key_id: String,
     },
     /// Import keys from the systems keyseal replaces, without reissuing them: the same keys
-    /// keep working. Re-running it updates what changed upstream; nothing is duplicated.
+    /// keep working. Re-running it updates what changed upstream; nothing is duplicated. Bad
+    /// input refuses the whole import before anything is written, naming the line (the
+    /// Keycloak user and key, the egregore row id) and the field, never a hash.
     Import(ImportArgs),
     /// Replace a key by a new one; the old one keeps working during --grace.
     Rotate {

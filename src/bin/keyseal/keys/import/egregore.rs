@@ -15,7 +15,8 @@ use super::ImportedKey;
 /// The key tag of that system (`eg_` keys).
 pub const TAG: &str = "eg";
 /// Its table.
-pub const TABLE: &str = "api_clients";
+#[cfg(feature = "postgres")]
+const TABLE: &str = "api_clients";
 
 /// Who owns an imported key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
