@@ -292,17 +292,37 @@ impl ApiKeys {
                 },
             ));
         }
+        if !options.dry_run {
+            // Each format once, before its keys (a key stored before its format would not be
+            // recognised by other processes until the format arrives).
+            let mut formats: Vec<(String, usize)> = plans
+                .iter()
+                .filter(|(_, p)| matches!(p, Plan::Create(_) | Plan::Replace(..)))
+                .map(|(k, _)| {
+                    (
+                        format!("{}_", k.tag),
+                        k.lookup.as_ref().map_or(0, String::len),
+                    )
+                })
+                .collect();
+            formats.sort();
+            formats.dedup();
+            for (prefix, lookup_len) in &formats {
+                self.backend.add_legacy_format(prefix, *lookup_len)?;
+            }
+            self.legacy.merge(formats);
+        }
         let gone: Vec<Row> = if options.complete {
             stored.into_values().collect()
         } else {
             Vec::new()
         };
-        for (key, plan) in plans {
+        for (_, plan) in plans {
             match plan {
                 Plan::Unchanged => report.unchanged += 1,
                 Plan::Create(row) => {
                     if !options.dry_run {
-                        self.import_row(key, row)?;
+                        self.import_row(row)?;
                     }
                     report.created += 1;
                 }
@@ -315,7 +335,7 @@ impl ApiKeys {
                 Plan::Replace(old, new) => {
                     if !options.dry_run {
                         self.delete(&old.user_id, &old.key_id)?;
-                        self.import_row(key, new)?;
+                        self.import_row(new)?;
                     }
                     report.updated += 1;
                 }
@@ -330,14 +350,8 @@ impl ApiKeys {
         Ok(report)
     }
 
-    /// Stores one new imported row, drawing its key id, and registers its format.
-    fn import_row(&self, key: &ImportedKey, mut row: Row) -> Result<(), Error> {
-        let prefix = format!("{}_", key.tag);
-        // Length 0: keys of this tag have no stored lookup (they are found by their derived
-        // one, or by the pending scan).
-        let lookup_len = key.lookup.as_ref().map_or(0, String::len);
-        self.backend.add_legacy_format(&prefix, lookup_len)?;
-        self.legacy.merge([(prefix, lookup_len)]);
+    /// Stores one new imported row (its format is registered already), drawing its key id.
+    fn import_row(&self, mut row: Row) -> Result<(), Error> {
         let now = Timestamp::now();
         loop {
             row.key_id = super::random_base62(super::KEY_ID_LEN)?;

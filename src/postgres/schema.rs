@@ -125,12 +125,13 @@ CREATE TABLE IF NOT EXISTS keyseal_key_versions (
         min_compatible: 2,
         sql: "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS verifier_tag TEXT;",
     },
-    // Version 5: imported keys' source and id there (unique together), and pending lookups
-    // (`*{tag}`) of keys imported without one. Servers knowing only version 4 select columns
-    // by name and would keep running, but could not verify a pending key: not compatible.
+    // Version 5 (adds only): imported keys' source and id there (unique together), and
+    // pending lookups (`*{tag}_`) of keys imported without one. Servers knowing only version 2
+    // to 4 select columns by name and keep running; they refuse keys imported without a
+    // lookup as unknown (fail closed) until they are upgraded, so a rolling upgrade is safe.
     Migration {
         version: 5,
-        min_compatible: 5,
+        min_compatible: 2,
         sql: "
 ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS source TEXT;
 ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS source_id TEXT;
