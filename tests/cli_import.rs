@@ -50,6 +50,7 @@ fn jsonl_keys_keep_working_and_reimports_follow_upstream(env: &Env) {
     assert_eq!(ci["scopes"], serde_json::json!(["read", "write"]));
     assert_eq!(ci["rate_limit"]["requests"], 100);
     assert_eq!(ci["rate_limit"]["period_ms"], 60_000);
+    assert_eq!(ci["imported"]["source"], "jsonl", "{ci}");
     // Listings never show a hash.
     let text = serde_json::to_string(&listed).unwrap();
     assert!(!text.contains("$2b$"), "{text}");
@@ -119,6 +120,36 @@ fn keycloak_keys_keep_working_and_reimports_follow_upstream(env: &Env) {
     assert_eq!(code, 0, "{report}");
     assert_eq!(counts(&report), (0, 2, 2, 1), "{report}");
     check_keys(env, dir);
+}
+
+crate::on_both_backends!(keycloak_tag_and_source_name_the_keys);
+fn keycloak_tag_and_source_name_the_keys(env: &Env) {
+    if !python_ready(&["bcrypt"]) {
+        return;
+    }
+    let dir = env.dir.path();
+    make(&["keycloak", dir.to_str().unwrap()]);
+    let file = dir.join("users.json");
+    let file = file.to_str().unwrap();
+    let keys: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("keys.json")).unwrap()).unwrap();
+    let live_key = keys[0]["key"].as_str().unwrap();
+    // Imported as test keys: a live key is of no format this store knows.
+    let args = ["keys", "import", "--keycloak-users", file];
+    let test = [
+        &args[..],
+        &["--keycloak-tag", "mcpkey_test", "--source", "kc-test"],
+    ]
+    .concat();
+    let (code, report) = env.json(&test, "");
+    assert_eq!((code, counts(&report)), (0, (5, 0, 0, 0)), "{report}");
+    assert_eq!(report["source"], "kc-test");
+    assert_eq!(import_data::verdict(env, live_key).0, "malformed");
+    // The same export under its own source is another set of keys: created, not updated.
+    let (code, report) = env.json(&args, "");
+    assert_eq!((code, counts(&report)), (0, (5, 0, 0, 0)), "{report}");
+    assert_eq!(import_data::verdict(env, live_key).0, "valid");
+    assert_eq!(keys_in_store(env).len(), 10);
 }
 
 /// Good lines around one bad line, and what the import must say about it.
