@@ -288,7 +288,8 @@ pub struct ImportArgs {
     pub user_from: Option<String>,
     /// The Keycloak system's users as its admin API exports them (a JSON array of user
     /// representations): keys from their `apiKeys` attributes, owned by `user:{username}`,
-    /// disabled when their user is.
+    /// disabled when their user is. The file must hold every user: keys imported before and
+    /// missing from it are deleted.
     #[arg(long, value_name = "FILE")]
     pub keycloak_users: Option<PathBuf>,
     /// With --keycloak-users: the kind of every key in the export, `mcpkey_live` (the
@@ -301,9 +302,10 @@ pub struct ImportArgs {
     /// give each JSONL export of a different system its own.
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
-    /// The input holds every key of the source: keys imported from it before and missing now
-    /// are deleted. Always so with --egregore (the whole table is read).
-    #[arg(long)]
+    /// With --jsonl: the file holds every key of its source, so keys imported from it before
+    /// and missing now are deleted. --egregore and --keycloak-users are always complete: keys
+    /// gone upstream are deleted.
+    #[arg(long, conflicts_with_all = ["egregore", "keycloak_users"])]
     pub complete: bool,
     /// Count what would be created, updated, left unchanged and deleted; change nothing.
     #[arg(long)]

@@ -53,7 +53,9 @@ fn read_input(args: &ImportArgs) -> Result<(&'static str, Parsed, bool), Failure
             args.keycloak_tag.as_deref().unwrap_or("mcpkey_live"),
         )
         .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
-        return Ok(("keycloak", parsed, args.complete));
+        // The export is the system's user list: a key gone from it was revoked there, and
+        // must stop working here too.
+        return Ok(("keycloak", parsed, true));
     }
     if let Some(url) = &args.egregore {
         let owner = if args.user_from.as_deref() == Some("name") {
