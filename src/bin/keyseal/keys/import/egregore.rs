@@ -58,9 +58,9 @@ pub fn parse(rows: &[String], owner: Owner) -> Result<Parsed, InputError> {
                 Problem::Shape("not a JSON object"),
             ));
         };
-        let at = match row.get("id") {
-            Some(Value::Number(n)) => Place::Row(n.to_string()),
-            Some(Value::String(s)) => Place::Row(s.clone()),
+        let id = match row.get("id") {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) => s.clone(),
             _ => {
                 return Err(InputError::new(
                     Place::Row(format!("? (row {})", i + 1)),
@@ -68,7 +68,8 @@ pub fn parse(rows: &[String], owner: Owner) -> Result<Parsed, InputError> {
                 ))
             }
         };
-        let key = parse_row(&at, &row, owner)?;
+        let at = Place::Row(id.clone());
+        let key = parse_row(&at, id, &row, owner)?;
         parsed.push(at, key);
     }
     parsed.check_unique_source_ids()?;
@@ -77,12 +78,10 @@ pub fn parse(rows: &[String], owner: Owner) -> Result<Parsed, InputError> {
 
 fn parse_row(
     at: &Place,
+    id: String,
     row: &Map<String, Value>,
     owner: Owner,
 ) -> Result<ImportedKey, InputError> {
-    let Place::Row(id) = at else {
-        unreachable!("egregore rows are named by id")
-    };
     let text = |name: &'static str| -> Result<Option<String>, InputError> {
         match row.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -145,7 +144,7 @@ fn parse_row(
         Some(_) => return Err(InputError::invalid(at, "enabled", "a boolean")),
     };
     Ok(ImportedKey {
-        source_id: Some(id.clone()),
+        source_id: Some(id),
         user_id,
         name,
         scopes,

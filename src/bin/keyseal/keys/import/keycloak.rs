@@ -77,7 +77,7 @@ fn parse_user(
         username: Some(username.clone()),
         key_id: None,
     };
-    // Keycloak leaves `enabled` out of nothing it exports; absent means the default, enabled.
+    // Keycloak always exports `enabled`; a hand-made file without it gets the default.
     let enabled = match user.get("enabled") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
