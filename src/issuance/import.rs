@@ -125,8 +125,12 @@ fn id_from_hash(hash: &str) -> String {
         .chain_update(b"keyseal/import-id/v1\0")
         .chain_update(hash.as_bytes())
         .finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("h:{hex}")
+    let mut text = String::from("h:");
+    for b in &digest[..16] {
+        text.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        text.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
+    }
+    text
 }
 
 /// The pending marker of `tag` (see [`PENDING_MARK`]).
@@ -292,17 +296,37 @@ impl ApiKeys {
                 },
             ));
         }
+        if !options.dry_run {
+            // Each format once, before its keys (a key stored before its format would not be
+            // recognised by other processes until the format arrives).
+            let mut formats: Vec<(String, usize)> = plans
+                .iter()
+                .filter(|(_, p)| matches!(p, Plan::Create(_) | Plan::Replace(..)))
+                .map(|(k, _)| {
+                    (
+                        format!("{}_", k.tag),
+                        k.lookup.as_ref().map_or(0, String::len),
+                    )
+                })
+                .collect();
+            formats.sort();
+            formats.dedup();
+            for (prefix, lookup_len) in &formats {
+                self.backend.add_legacy_format(prefix, *lookup_len)?;
+            }
+            self.legacy.merge(formats);
+        }
         let gone: Vec<Row> = if options.complete {
             stored.into_values().collect()
         } else {
             Vec::new()
         };
-        for (key, plan) in plans {
+        for (_, plan) in plans {
             match plan {
                 Plan::Unchanged => report.unchanged += 1,
                 Plan::Create(row) => {
                     if !options.dry_run {
-                        self.import_row(key, row)?;
+                        self.import_row(row)?;
                     }
                     report.created += 1;
                 }
@@ -315,7 +339,7 @@ impl ApiKeys {
                 Plan::Replace(old, new) => {
                     if !options.dry_run {
                         self.delete(&old.user_id, &old.key_id)?;
-                        self.import_row(key, new)?;
+                        self.import_row(new)?;
                     }
                     report.updated += 1;
                 }
@@ -330,14 +354,8 @@ impl ApiKeys {
         Ok(report)
     }
 
-    /// Stores one new imported row, drawing its key id, and registers its format.
-    fn import_row(&self, key: &ImportedKey, mut row: Row) -> Result<(), Error> {
-        let prefix = format!("{}_", key.tag);
-        // Length 0: keys of this tag have no stored lookup (they are found by their derived
-        // one, or by the pending scan).
-        let lookup_len = key.lookup.as_ref().map_or(0, String::len);
-        self.backend.add_legacy_format(&prefix, lookup_len)?;
-        self.legacy.merge([(prefix, lookup_len)]);
+    /// Stores one new imported row (its format is registered already), drawing its key id.
+    fn import_row(&self, mut row: Row) -> Result<(), Error> {
         let now = Timestamp::now();
         loop {
             row.key_id = super::random_base62(super::KEY_ID_LEN)?;
@@ -379,7 +397,7 @@ impl ApiKeys {
             return Ok(()); // deleted meanwhile: the next import creates it again
         };
         if let Some(at) = new.last_used_at {
-            if old.last_used_at.is_none_or(|o| at > o) {
+            if old.last_used_at.map_or(true, |o| at > o) {
                 self.backend
                     .touch(&[(row.row_id, at)], self.config.busy_timeout)?;
             }

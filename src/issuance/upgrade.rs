@@ -98,7 +98,7 @@ impl ApiKeys {
             let marker = marker_of(prefix);
             let rows = self.backend.pending(&marker, limit)?;
             if rows.len() >= limit {
-                self.warn_scan_bound(prefix, limit);
+                warn_scan_bound(prefix, limit);
             }
             for mut row in rows {
                 // Expired, revoked: no bcrypt for keys that cannot pass (such a key is
@@ -142,22 +142,22 @@ impl ApiKeys {
         }
         Ok(UNKNOWN)
     }
+}
 
-    fn warn_scan_bound(&self, prefix: &str, limit: usize) {
-        let now = u64::try_from(Timestamp::now().unix_millis()).unwrap_or(0);
-        let last = WARNED_AT.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 60_000
-            && WARNED_AT
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::warn!(
-                prefix,
-                limit,
-                "keyseal api keys: more imported keys of this prefix wait for their first use \
-                 than max_upgrade_scan; the least recently used are not checked until others \
-                 are upgraded"
-            );
-        }
+fn warn_scan_bound(prefix: &str, limit: usize) {
+    let now = u64::try_from(Timestamp::now().unix_millis()).unwrap_or(0);
+    let last = WARNED_AT.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 60_000
+        && WARNED_AT
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            prefix,
+            limit,
+            "keyseal api keys: more imported keys of this prefix wait for their first use \
+             than max_upgrade_scan; the least recently used are not checked until others \
+             are upgraded"
+        );
     }
 }

@@ -131,14 +131,15 @@ impl ApiKeys {
         // alone would give a lookup) must count. Within the check interval this only reads
         // the clock, so malformed keys cost no read.
         let now = self.check_for_changes(self.check_interval_ms());
+        // Only verified keys are cached: a hit needs no look at the formats.
+        let cache_key = self.keyer.cache_key(key);
+        if let Some(cached) = self.cache.get(&cache_key) {
+            return self.answer_cached(cache_key, &cached, now, required);
+        }
         let lookups = self.legacy.lookups(key);
         let imported = self.legacy.lookupless(key);
         if lookups.is_empty() && imported.is_empty() {
             return Ok(Verification::Refused(Refusal::Malformed));
-        }
-        let cache_key = self.keyer.cache_key(key);
-        if let Some(cached) = self.cache.get(&cache_key) {
-            return self.answer_cached(cache_key, &cached, now, required);
         }
         if !imported.is_empty() {
             return self.verify_imported(key, cache_key, &lookups, &imported, required);

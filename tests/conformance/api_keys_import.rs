@@ -1,6 +1,7 @@
 //! Keys imported without reissuing: idempotent imports that follow upstream changes, and
 //! keys without a stored lookup upgraded at their first verification.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use keyseal::testing::bcrypt_verifications;
@@ -19,7 +20,7 @@ fn eg_key(seed: u32) -> String {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        hex.push_str(&format!("{x:016x}"));
+        let _ = write!(hex, "{x:016x}");
     }
     hex.truncate(40);
     format!("eg_{hex}")
