@@ -190,7 +190,8 @@ impl ApiKeysConfig {
     }
     /// How long a write waits for other connections or processes holding the database
     /// before failing with [`Error::Storage`] (busy writes are retried within this bound);
-    /// default 5 s; longer than one day counts as one day.
+    /// default 5 s; longer than one day counts as one day. A rate-limited key's lease is such
+    /// a write: a verification that needs a new lease waits at most this long.
     #[must_use]
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;

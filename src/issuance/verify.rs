@@ -31,7 +31,9 @@ impl ApiKeys {
     /// the key's row cannot be re-read either, and the
     /// [`StalePolicy`](super::StalePolicy) does not serve it stale (so a cached key never
     /// outlives a revocation made elsewhere by more than that bound); or for a key whose
-    /// stored row cannot be read (the message names the row).
+    /// stored row cannot be read (the message names the row); or for a rate-limited key
+    /// whose lease is spent when the store cannot be reached for another within the busy
+    /// timeout (fail closed; the same error for a second, then the store is tried again).
     /// Every refusal is an `Ok(Verification::Refused(..))`.
     pub fn verify(&self, key: &str) -> Result<Verification, Error> {
         self.verify_with(key, &Requirement::none())
