@@ -1,12 +1,15 @@
 //! Keys imported from older stores ("legacy" keys): their public description
-//! [`LegacyKey`], the formats that imports register, and the checks an import passes.
+//! [`LegacyKey`] and [`ApiKeys::import_legacy`], the formats that imports register, and the
+//! checks an import passes.
 
 use std::sync::{PoisonError, RwLock};
 
+use super::backend::{Inserted, Scheme};
+use super::format::{random_base62, Environment, KEY_ID_LEN};
 use super::prehash::{bcrypt_cost, valid_bcrypt_hash, MAX_IMPORTED_COST};
-use super::rules::check_text;
+use super::rules::{self, check_text};
 use super::time::Timestamp;
-#[cfg(doc)]
+use super::types::KeyInfo;
 use super::ApiKeys;
 use crate::Error;
 
@@ -159,5 +162,48 @@ impl LegacyKey {
             check_text("key id", id, 128, false)?;
         }
         Ok(())
+    }
+}
+
+impl ApiKeys {
+    /// Imports a key from an older store; it keeps validating unchanged (plain bcrypt of the
+    /// key, as the old store made it). Not counted against the quota. One prefix may have
+    /// several lookup lengths.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for the same user id, name and scope limits as
+    /// [`ApiKeys::create`]; a hash that is not `$2a$`/`$2b$`/`$2y$` bcrypt or has a cost above
+    /// 16, an unusable prefix or lookup, a lookup that 16 imported keys already share (a
+    /// wrong key costs one bcrypt per key under its lookup), or a key id already in use;
+    /// [`Error::Storage`].
+    pub fn import_legacy(&self, key: &LegacyKey) -> Result<KeyInfo, Error> {
+        rules::check_key_fields(&key.user_id, &key.name, &key.scopes)?;
+        key.check()?;
+        let key_id = match &key.key_id {
+            Some(id) => id.clone(),
+            None => random_base62(KEY_ID_LEN)?,
+        };
+        let mut row = Self::new_row(&key.user_id, &key.name, &key.scopes, Environment::Live);
+        row.key_id = key_id;
+        row.lookup.clone_from(&key.lookup);
+        row.scheme = Scheme::Plain;
+        row.hash.clone_from(&key.bcrypt_hash);
+        row.created_at = key.created_at.unwrap_or(row.created_at);
+        row.expires_at = key.expires_at;
+        self.backend
+            .add_legacy_format(&key.prefix, key.lookup.len())?;
+        self.legacy.merge([(key.prefix.clone(), key.lookup.len())]);
+        let now = Timestamp::now();
+        let decide = |ctx: &_| rules::may_insert(&row, ctx, None, now);
+        match self.backend.insert(&row, &decide)? {
+            Inserted::Ok(id) => {
+                row.row_id = id;
+                self.known_ids.extend([row.lookup.as_str()]);
+                Ok(KeyInfo::from_row(row, Timestamp::now()))
+            }
+            Inserted::IdTaken => Err(Error::InvalidArgument {
+                what: format!("key id {} is already in use", row.key_id),
+            }),
+        }
     }
 }
