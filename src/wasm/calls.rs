@@ -43,7 +43,7 @@ pub(super) fn encrypt_call(
 ) -> Result<String, JsValue> {
     guarded(|| {
         // First, so that no other call can find it (see `take_staged`).
-        let staged = v3.and_then(|_| take_staged());
+        let staged = v3.map_or(0, |_| take_staged());
         let key = key.get()?;
         let (overhead, v3) = match v3 {
             None => (OVERHEAD, None),
@@ -84,7 +84,7 @@ pub(super) fn decrypt_call(
 ) -> Result<JsValue, JsValue> {
     guarded(|| {
         // First, so that no other call can find it (see `take_staged`).
-        let staged = v3_context.and_then(|_| take_staged());
+        let staged = v3_context.map_or(0, |_| take_staged());
         let key = key.get()?;
         let ctx = v3_context.map(|c| context_in(staged, c)).transpose()?;
         let t = token_in(token)?;

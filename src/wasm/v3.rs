@@ -48,85 +48,87 @@ extern "C" {
 /// little-endian `u32` length and its bytes. The mark is 0 when nothing is staged, else the
 /// parts' byte length + 1; the JavaScript writes it last, after every part, so a write that
 /// fails half-way stages nothing. Contexts are identifiers, not secrets: the buffer is kept.
-struct Staging {
-    buf: Vec<u8>,
+std::thread_local! {
+    static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-std::thread_local! {
-    static STAGING: RefCell<Staging> = const { RefCell::new(Staging { buf: Vec::new() }) };
+/// Runs `f` on the staging buffer; `None` if it cannot be reached (`try_with` rather than
+/// `with`, whose panic path costs the `.wasm` hundreds of bytes).
+fn with_staging<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> Option<T> {
+    STAGING
+        .try_with(|s| s.try_borrow_mut().ok().map(|mut b| f(&mut b)))
+        .ok()
+        .flatten()
 }
 
 /// For the package's JavaScript only (not part of the API; bindings/npm/entries.mjs keeps it
-/// out): the address of a zeroed staging area of at least `4 + len` bytes for the next v3
-/// call's context, or 0 when memory for it cannot be reserved (the JavaScript then passes the
-/// array itself). Calling it again, or a v3 call taking the context, unstages what was there.
+/// out): the address of a staging area (see [`STAGING`]) of at least `4 + len` bytes for the
+/// next v3 call's context, with nothing staged, or 0 when memory for it cannot be reserved
+/// (the JavaScript then passes the array itself).
 #[wasm_bindgen(js_name = keysealStageContext)]
 pub fn stage_context(len: usize) -> usize {
-    STAGING.with(|s| {
-        let Ok(mut s) = s.try_borrow_mut() else {
-            return 0;
-        };
-        let Some(need) = len.checked_add(4) else {
-            return 0;
-        };
-        if s.buf.len() < need {
-            let more = need - s.buf.len();
-            if s.buf.try_reserve_exact(more).is_err() {
-                return 0;
+    with_staging(|buf| {
+        let need = len.saturating_add(4);
+        if need > buf.len() {
+            buf.try_reserve_exact(need - buf.len()).ok()?;
+            buf.resize(need, 0);
+        }
+        buf[..4].fill(0);
+        Some(buf.as_mut_ptr() as usize)
+    })
+    .flatten()
+    .unwrap_or(0)
+}
+
+/// Takes the mark of the context the JavaScript staged for this call (0: none), leaving
+/// nothing staged. Each v3 call takes it first, before reading any argument, so that a staged
+/// context can only be its own: no JavaScript runs between the staging and the call, and none
+/// that could stage again before [`context_in`] reads it.
+#[inline(never)]
+pub(super) fn take_staged() -> u32 {
+    with_staging(|buf| {
+        let mark = u32::from_le_bytes(*buf.first_chunk::<4>()?);
+        buf[..4].fill(0);
+        Some(mark)
+    })
+    .flatten()
+    .unwrap_or(0)
+}
+
+/// Decodes the staged parts (see [`STAGING`]); a cut encoding is `malformed`, as a context of
+/// the wrong type is (only a fault in the package's JavaScript could make one).
+fn staged_context(mark: u32) -> Result<Context, Error> {
+    with_staging(|buf| {
+        let mut rest = buf
+            .get(4..(mark as usize).saturating_add(3))
+            .ok_or(CONTEXT_TYPE)?;
+        let mut ctx = Context::none();
+        let mut parts = 0u32;
+        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let part = tail
+                .get(..u32::from_le_bytes(*len) as usize)
+                .ok_or(CONTEXT_TYPE)?;
+            parts += 1;
+            if parts > MAX_PARTS {
+                return Err(CONTEXT_TOO_LONG);
             }
-            s.buf.resize(need, 0);
+            ctx.try_push(part)?;
+            rest = &tail[part.len()..];
         }
-        s.buf[..4].fill(0);
-        s.buf.as_mut_ptr() as usize
+        if rest.is_empty() {
+            Ok(ctx)
+        } else {
+            Err(CONTEXT_TYPE)
+        }
     })
+    .unwrap_or(Err(CONTEXT_TYPE))
 }
 
-/// Takes the context the JavaScript staged for this call, if any, leaving nothing staged. Each
-/// v3 call takes it first, before reading any argument, so that a staged context can only be
-/// the one its own call staged: no JavaScript runs between the staging and the call.
-pub(super) fn take_staged() -> Option<Result<Context, Error>> {
-    STAGING.with(|s| {
-        let mut s = s.try_borrow_mut().ok()?;
-        let mark = u32::from_le_bytes(*s.buf.first_chunk::<4>()?);
-        if mark == 0 {
-            return None;
-        }
-        s.buf[..4].fill(0);
-        let end = usize::try_from(mark).ok()?.checked_add(3)?;
-        Some(s.buf.get(4..end).map_or(Err(CONTEXT_TYPE), staged_parts))
-    })
-}
-
-/// Decodes staged parts (see [`Staging`]); a cut encoding is `malformed`, as a context of the
-/// wrong type is (only a fault in the package's JavaScript could make one).
-fn staged_parts(mut rest: &[u8]) -> Result<Context, Error> {
-    let mut ctx = Context::none();
-    let mut parts = 0u32;
-    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
-        let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|_| CONTEXT_TYPE)?;
-        let part = tail.get(..len).ok_or(CONTEXT_TYPE)?;
-        parts += 1;
-        if parts > MAX_PARTS {
-            return Err(CONTEXT_TOO_LONG);
-        }
-        ctx.try_push(part)?;
-        rest = &tail[len..];
-    }
-    if rest.is_empty() {
-        Ok(ctx)
-    } else {
-        Err(CONTEXT_TYPE)
-    }
-}
-
-/// Reads an optional context: the one staged for this call (see [`take_staged`]), else the
-/// argument: `undefined`/`null`, or an array of parts.
-pub(super) fn context_in(
-    staged: Option<Result<Context, Error>>,
-    v: &JsValue,
-) -> Result<Context, Error> {
-    if let Some(ctx) = staged {
-        return ctx;
+/// Reads an optional context: the one staged for this call (`staged`, from [`take_staged`]),
+/// else the argument: `undefined`/`null`, or an array of parts.
+pub(super) fn context_in(staged: u32, v: &JsValue) -> Result<Context, Error> {
+    if staged != 0 {
+        return staged_context(staged);
     }
     let mut ctx = Context::none();
     if v.is_undefined() || v.is_null() {
