@@ -12,11 +12,14 @@
 PG_DIR ?= target/pg-test
 
 .PHONY: test-postgres pg-start pg-stop demo-postgres
+# The import tests make their data with the old systems' Python code (setup-python).
 ## test-postgres: the conformance suites and the backend's own tests against a throwaway PostgreSQL
-test-postgres:
+test-postgres: setup-python
 	@echo "==> PostgreSQL tests on a throwaway server ($(PG_DIR)), directly and through PgBouncer"
 	bash scripts/pgbouncer-run.sh $(PG_DIR) bash -c '$(CARGO) test --all-features --test conformance -- postgres:: && \
 		$(CARGO) test --all-features --test cli_postgres --test cli_rewrap_postgres --test cli_copy --test fleet_processes && \
+		$(CARGO) test --all-features --test cli_import_postgres && \
+		$(CARGO) test --all-features --test cli_import -- postgres && \
 		$(CARGO) test --all-features --test cli_commands --test cli_keys_admin -- postgres && \
 		$(CARGO) test --all-features --test pg_faults && \
 		$(CARGO) build --all-features --bin keyseal && bash scripts/pgbouncer-smoke.sh target/debug/keyseal'

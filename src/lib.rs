@@ -88,10 +88,10 @@ mod issuance;
 pub use issuance::backend as api_keys_backend;
 #[cfg(all(feature = "issuance", not(target_arch = "wasm32")))]
 pub use issuance::{
-    ApiKeys, ApiKeysConfig, ApiKeysFuture, ApiKeysStatus, CreatedKey, Environment, KeyCounts,
-    KeyFormat, KeyInfo, KeyPage, KeyStatus, KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey,
-    RateLimit, Refusal, Requirement, StalePolicy, Timestamp, Validated, Verification, VerifierKey,
-    MAX_METADATA_BYTES,
+    ApiKeys, ApiKeysConfig, ApiKeysFuture, ApiKeysStatus, CreatedKey, Environment, ImportOptions,
+    ImportReport, ImportedFrom, ImportedKey, KeyCounts, KeyFormat, KeyInfo, KeyPage, KeyStatus,
+    KeyUpdate, LegacyKey, ListCursor, ListFilter, NewKey, RateLimit, Refusal, Requirement,
+    StalePolicy, Timestamp, Validated, Verification, VerifierKey, MAX_METADATA_BYTES,
 };
 
 #[cfg(all(feature = "keystore", not(target_arch = "wasm32")))]

@@ -100,10 +100,16 @@ fn a_version_1_file_is_upgraded_once_and_its_keys_keep_working() {
     let (db, made) = v1_file();
     assert!(!columns(&db).contains(&"enabled".to_string()));
     let keys = ApiKeys::open_with(db.path(), config()).unwrap();
-    assert_eq!(version(&db).as_deref(), Some("3"));
+    assert_eq!(version(&db).as_deref(), Some("4"));
     let cols = columns(&db);
     assert!(
-        cols.ends_with(&["enabled".into(), "metadata".into(), "verifier_tag".into()]),
+        cols.ends_with(&[
+            "enabled".into(),
+            "metadata".into(),
+            "verifier_tag".into(),
+            "source".into(),
+            "source_id".into()
+        ]),
         "{cols:?}"
     );
     for k in &made {
@@ -141,7 +147,7 @@ fn a_file_from_a_newer_keyseal_is_refused_and_left_as_it_was() {
     let (db, made) = v1_file();
     Connection::open(db.path())
         .unwrap()
-        .execute_batch("INSERT INTO api_key_meta (name, value) VALUES ('schema_version', '4')")
+        .execute_batch("INSERT INTO api_key_meta (name, value) VALUES ('schema_version', '5')")
         .unwrap();
     let before = std::fs::read(db.path()).unwrap();
     match ApiKeys::open_with(db.path(), config()) {
@@ -171,7 +177,7 @@ fn a_version_2_file_gains_the_verifier_tag_column_and_its_keys_get_tags() {
     assert!(!columns(&db).contains(&"verifier_tag".to_string()));
     let vk = || VerifierKey::from_bytes(&[5; 32]).unwrap();
     let keys = ApiKeys::open_with(db.path(), config().verifier_key(vk())).unwrap();
-    assert_eq!(version(&db).as_deref(), Some("3"));
+    assert_eq!(version(&db).as_deref(), Some("4"));
     assert!(columns(&db).contains(&"verifier_tag".to_string()));
     assert!(keys.verify(&made.key).unwrap().is_valid());
     assert_eq!(keyseal::testing::bcrypt_verifications(&keys), 1);

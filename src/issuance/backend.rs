@@ -129,6 +129,21 @@ pub struct Row {
     /// that key, which is never stored. Written at creation or by
     /// [`Backend::set_verifier_tags`]; not a change others need to see.
     pub verifier_tag: Option<String>,
+    /// Where an imported key came from (e.g. `egregore`), with `source_id`; `None` for keys
+    /// made here. (`source`, `source_id`) is unique in the store.
+    pub source: Option<String>,
+    /// The key's id in its source (with `source`).
+    pub source_id: Option<String>,
+}
+
+/// The first character of a lookup that no presented key can have: an imported key with no
+/// stored lookup waits under `*{tag}` until its first verification records a lookup derived
+/// from the key (see [`Backend::set_lookup`]).
+pub const PENDING_MARK: char = '*';
+
+/// Whether `lookup` is a pending import's marker (see [`PENDING_MARK`]).
+pub(crate) fn is_pending(lookup: &str) -> bool {
+    lookup.starts_with(PENDING_MARK)
 }
 
 impl Row {
@@ -414,6 +429,24 @@ pub trait Backend: Send + Sync + sealed::Sealed {
     /// # Errors
     /// [`Error::Storage`] (a key id given twice included); nothing is changed.
     fn import(&self, rows: &[Row], legacy: &[(String, usize)]) -> Result<bool, Error>;
+    /// Every row imported from `source`, in row id order.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn imported(&self, source: &str) -> Result<Vec<Row>, Error>;
+    /// Up to `limit` rows whose lookup is `lookup` (a pending import's marker), most recently
+    /// used first (never used last), then by row id. Never waits for a write.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn pending(&self, lookup: &str, limit: usize) -> Result<Vec<Row>, Error>;
+    /// Replaces row `row_id`'s lookup `from` by `to`, with the next `seq` (a change: other
+    /// processes learn the new lookup from the feed). `false`, nothing written, when the row
+    /// is gone or its lookup is no longer `from` (another process got there first).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn set_lookup(&self, row_id: i64, from: &str, to: &str) -> Result<bool, Error>;
 }
 
 /// A wake-up callback given to [`Backend::watch`].

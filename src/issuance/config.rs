@@ -28,6 +28,7 @@ pub struct ApiKeysConfig {
     pub(crate) max_staleness: Duration,
     pub(crate) stale_policy: StalePolicy,
     pub(crate) listen_url: Option<ListenUrl>,
+    pub(crate) max_upgrade_scan: usize,
 }
 
 /// What a cached verdict is worth once the change feed could not be read for longer than
@@ -78,6 +79,7 @@ impl Default for ApiKeysConfig {
             max_staleness: Duration::from_secs(30),
             stale_policy: StalePolicy::Refuse,
             listen_url: None,
+            max_upgrade_scan: 1_000,
         }
     }
 }
@@ -165,6 +167,19 @@ impl ApiKeysConfig {
     #[must_use]
     pub fn listen_url(mut self, url: impl Into<String>) -> Self {
         self.listen_url = Some(ListenUrl(zeroize::Zeroizing::new(url.into())));
+        self
+    }
+    /// Most imported keys one first verification runs bcrypt over, for keys imported without
+    /// a lookup; default 1 000. Such a key's first verification checks the pending keys of
+    /// its tag (most recently used in the old system first), as the old system checked every
+    /// key on every request, then records a lookup derived from the key, so later
+    /// verifications cost one indexed read. Each bcrypt takes a slot of
+    /// [`ApiKeysConfig::bcrypt_concurrency`]. Keys past the bound are found once enough of
+    /// the others have been used (each use removes one from the scan); a tag with more pending
+    /// keys than this logs a warning. Zero: pending keys are never scanned.
+    #[must_use]
+    pub fn max_upgrade_scan(mut self, n: usize) -> Self {
+        self.max_upgrade_scan = n;
         self
     }
     /// Least time between two writes of a key's last use; default 60 s.

@@ -61,14 +61,24 @@ pub(crate) struct LegacyFormat {
 }
 
 impl LegacyFormat {
-    /// The lookup prefix of `key` if it has this format's shape.
+    /// The lookup prefix of `key` if it has this format's shape (never for a format of keys
+    /// imported without a lookup, whose length is 0).
     pub(crate) fn lookup<'a>(&self, key: &'a str) -> Option<&'a str> {
-        let rest = key.strip_prefix(self.prefix.as_str())?;
-        let ok = (self.lookup_len.max(16)..=128).contains(&rest.len())
-            && rest
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
-        ok.then(|| &rest[..self.lookup_len])
+        if self.lookup_len == 0 || !self.fits(key) {
+            return None;
+        }
+        Some(&key[self.prefix.len()..self.prefix.len() + self.lookup_len])
+    }
+
+    /// Whether `key` has this format's shape: the prefix, then 16 to 128 url-safe base64
+    /// characters (at least the lookup's length).
+    fn fits(&self, key: &str) -> bool {
+        key.strip_prefix(self.prefix.as_str()).is_some_and(|rest| {
+            (self.lookup_len.max(16)..=128).contains(&rest.len())
+                && rest
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
     }
 }
 
@@ -103,6 +113,19 @@ impl LegacyFormats {
             }
         }
         out
+    }
+}
+
+impl LegacyFormats {
+    /// The prefixes of formats without a lookup (keys imported without one) that `key` has
+    /// the shape of.
+    pub(crate) fn lookupless(&self, key: &str) -> Vec<String> {
+        let known = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        known
+            .iter()
+            .filter(|f| f.lookup_len == 0 && f.fits(key))
+            .map(|f| f.prefix.clone())
+            .collect()
     }
 }
 

@@ -108,6 +108,7 @@ mod fast_verifier;
 mod feed_thread;
 mod format;
 mod future;
+mod import;
 mod known_ids;
 mod last_use;
 mod legacy;
@@ -121,6 +122,7 @@ mod status;
 mod time;
 mod types;
 mod update;
+mod upgrade;
 mod verify;
 
 use std::path::Path;
@@ -147,6 +149,7 @@ pub use fast_verifier::VerifierKey;
 pub use format::with_checksum;
 pub use format::{Environment, KeyFormat};
 pub use future::ApiKeysFuture;
+pub use import::{ImportOptions, ImportReport, ImportedKey};
 pub use legacy::LegacyKey;
 pub use listing::{KeyPage, ListCursor, ListFilter};
 pub use rate_limit::RateLimit;
@@ -154,7 +157,9 @@ pub use rules::MAX_METADATA_BYTES;
 pub use scopes::Requirement;
 pub use status::{ApiKeysStatus, KeyCounts};
 pub use time::Timestamp;
-pub use types::{CreatedKey, KeyInfo, KeyStatus, NewKey, Refusal, Validated, Verification};
+pub use types::{
+    CreatedKey, ImportedFrom, KeyInfo, KeyStatus, NewKey, Refusal, Validated, Verification,
+};
 pub use update::KeyUpdate;
 
 use crate::{Error, StorageKind};
@@ -334,6 +339,8 @@ impl ApiKeys {
             enabled: true,
             metadata: serde_json::Map::new(),
             verifier_tag: None,
+            source: None,
+            source_id: None,
         }
     }
 

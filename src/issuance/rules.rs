@@ -318,6 +318,8 @@ mod tests {
             enabled: true,
             metadata: serde_json::Map::new(),
             verifier_tag: None,
+            source: None,
+            source_id: None,
         }
     }
 

@@ -67,6 +67,11 @@ pub struct KeyCounts {
     pub revoked: u64,
     /// Disabled.
     pub disabled: u64,
+    /// Imported from another system (in any state).
+    pub imported: u64,
+    /// Of those, the ones with a lookup: stored with one, or upgraded at their first
+    /// verification (the others still wait for it).
+    pub upgraded: u64,
 }
 
 impl ApiKeys {
@@ -126,6 +131,10 @@ impl ApiKeys {
                     KeyStatus::Expired => counts.expired += 1,
                     KeyStatus::Revoked => counts.revoked += 1,
                     KeyStatus::Disabled => counts.disabled += 1,
+                }
+                if let Some(from) = &k.imported {
+                    counts.imported += 1;
+                    counts.upgraded += u64::from(from.upgraded);
                 }
             }
             match page.next {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::backend::{Row, Scheme};
+use super::backend::{is_pending, Row, Scheme};
 use super::format::Environment;
 use super::rate_limit::RateLimit;
 use super::time::Timestamp;
@@ -230,6 +230,21 @@ pub struct KeyInfo {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Its state now.
     pub status: KeyStatus,
+    /// Where it was imported from, if it was (see [`ApiKeys::import_keys`]).
+    pub imported: Option<ImportedFrom>,
+}
+
+/// Where an imported key came from, in [`KeyInfo`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ImportedFrom {
+    /// The system (e.g. `egregore`).
+    pub source: String,
+    /// The key's id there.
+    pub source_id: String,
+    /// `false` while the key, imported without a lookup, waits for its first verification
+    /// (which checks it against every such key of its tag); `true` once it has a lookup.
+    pub upgraded: bool,
 }
 
 impl KeyInfo {
@@ -249,6 +264,14 @@ impl KeyInfo {
             last_used_at: r.last_used_at,
             rate_limit: r.rate_limit,
             enabled: r.enabled,
+            imported: match (r.source, r.source_id) {
+                (Some(source), Some(source_id)) => Some(ImportedFrom {
+                    source,
+                    source_id,
+                    upgraded: !is_pending(&r.lookup),
+                }),
+                _ => None,
+            },
             metadata: r.metadata,
         }
     }

@@ -120,13 +120,18 @@ impl ApiKeys {
         // alone would give a lookup) must count. Within the check interval this only reads
         // the clock, so malformed keys cost no read.
         let now = self.check_for_changes(self.check_interval_ms());
-        let lookups = self.legacy.lookups(key);
-        if lookups.is_empty() {
-            return Ok(Verification::Refused(Refusal::Malformed));
-        }
+        // Only verified keys are cached: a hit needs no look at the formats.
         let cache_key = self.keyer.cache_key(key);
         if let Some(cached) = self.cache.get(&cache_key) {
             return self.answer_cached(cache_key, &cached, now, required);
+        }
+        let lookups = self.legacy.lookups(key);
+        let imported = self.legacy.lookupless(key);
+        if lookups.is_empty() && imported.is_empty() {
+            return Ok(Verification::Refused(Refusal::Malformed));
+        }
+        if !imported.is_empty() {
+            return self.verify_imported(key, cache_key, &lookups, &imported, required);
         }
         self.verify_uncached(key, cache_key, &lookups, (Scheme::Plain, None), required)
     }
@@ -243,7 +248,7 @@ impl ApiKeys {
     /// Not in the cache: read the rows under `lookups` and bcrypt. A keyseal key has one
     /// lookup and one row; a legacy key may have one lookup per registered format and up to
     /// `rules::MAX_LEGACY_PER_LOOKUP` rows under each.
-    fn verify_uncached(
+    pub(super) fn verify_uncached(
         &self,
         key: &str,
         cache_key: CacheKey,
@@ -357,7 +362,7 @@ impl ApiKeys {
     /// [`Error::Storage`] when a change raced the verification and the row cannot be read
     /// again to see what it was: this call fails closed, and the entry is re-read at its next
     /// use (it is never taken for revoked on that account).
-    fn cache_verified(
+    pub(super) fn cache_verified(
         &self,
         cache_key: CacheKey,
         row: Row,

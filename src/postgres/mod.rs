@@ -71,3 +71,57 @@ pub const SCHEMA_VERSION: i32 = schema::SCHEMA_VERSION;
 pub fn redact_url(url: &str) -> String {
     url::redact(url)
 }
+
+/// Every row of `table` in the database at `url`, each as one JSON object as PostgreSQL's
+/// `row_to_json` writes it (column names as keys, times in ISO 8601 with their offset, arrays
+/// as arrays, NULL as null), read by one statement, so from one snapshot. For reading another
+/// system's table, such as the source of an import; keyseal's own tables are read through its
+/// types.
+///
+/// # Errors
+/// - [`Error::InvalidArgument`]: `url` is not a PostgreSQL URL keyseal can read, or `table`
+///   is not a plain name (`name` or `schema.name`: ASCII letters, digits and `_`, not starting
+///   with a digit; matched as PostgreSQL matches unquoted names, ignoring case);
+/// - [`Error::Storage`] (`unavailable`): the server cannot be reached or refuses the login, or
+///   the table does not exist or may not be read.
+///
+/// # Security
+/// The URL's password is never shown: messages give `user@host:port/database`.
+pub fn read_table_json(url: &str, table: &str) -> Result<Vec<String>, Error> {
+    if !is_postgres(std::path::Path::new(url)) {
+        return Err(Error::InvalidArgument {
+            what: "not a PostgreSQL URL (postgres://… or postgresql://…)".into(),
+        });
+    }
+    let plain = |part: &str| {
+        part.bytes().next().is_some_and(|c| !c.is_ascii_digit())
+            && part.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    };
+    let parts: Vec<&str> = table.split('.').collect();
+    if parts.len() > 2 || !parts.iter().all(|p| plain(p)) {
+        return Err(Error::InvalidArgument {
+            what: format!("table {table:?}: expected a plain name or schema.name"),
+        });
+    }
+    // Quoted as PostgreSQL stores an unquoted name: folded to lower case.
+    let quoted: Vec<String> = parts
+        .iter()
+        .map(|p| format!("\"{}\"", p.to_ascii_lowercase()))
+        .collect();
+    let sql = format!("SELECT row_to_json(t)::text FROM {} t", quoted.join("."));
+    let shared = pool::shared(url)?;
+    runtime::block(async {
+        shared
+            .read(Duration::from_secs(30), true, |mut conn| {
+                let sql = &sql;
+                async move {
+                    conn.set_limit(pool::BULK_ROUND_TRIP);
+                    let rows = conn.query(sql, &[]).await?;
+                    rows.iter()
+                        .map(|row| row.try_get::<_, String>(0).map_err(Into::into))
+                        .collect()
+                }
+            })
+            .await
+    })?
+}

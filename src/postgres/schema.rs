@@ -125,10 +125,24 @@ CREATE TABLE IF NOT EXISTS keyseal_key_versions (
         min_compatible: 2,
         sql: "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS verifier_tag TEXT;",
     },
+    // Version 5 (adds only): imported keys' source and id there (unique together), and
+    // pending lookups (`*{tag}_`) of keys imported without one. Servers knowing only version 2
+    // to 4 select columns by name and keep running; they refuse keys imported without a
+    // lookup as unknown (fail closed) until they are upgraded, so a rolling upgrade is safe.
+    Migration {
+        version: 5,
+        min_compatible: 2,
+        sql: "
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS source TEXT;
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS source_id TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS api_keys_source ON api_keys(source, source_id)
+    WHERE source IS NOT NULL;
+",
+    },
 ];
 
 /// The newest schema version this keyseal knows.
-pub(crate) const SCHEMA_VERSION: i32 = 4;
+pub(crate) const SCHEMA_VERSION: i32 = 5;
 
 const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS keyseal_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1),

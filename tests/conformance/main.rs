@@ -27,6 +27,8 @@ mod api_keys_admin;
 #[cfg(feature = "issuance")]
 mod api_keys_async;
 #[cfg(feature = "issuance")]
+mod api_keys_import;
+#[cfg(feature = "issuance")]
 mod api_keys_lifecycle;
 #[cfg(feature = "issuance")]
 mod api_keys_storage;
@@ -112,6 +114,12 @@ macro_rules! api_keys_suite {
             api_keys_verifier::imported_legacy_keys_are_tagged_as_bcrypt_reads_them,
             api_keys_verifier::a_verifier_key_derived_from_the_master_key_is_the_same_everywhere,
             api_keys_verifier::tag_writes_stay_out_of_the_change_feed,
+            api_keys_import::keys_without_a_lookup_are_upgraded_at_first_use,
+            api_keys_import::imported_keys_keep_their_fields,
+            api_keys_import::reimports_are_idempotent_and_follow_upstream,
+            api_keys_import::bad_import_input_changes_nothing,
+            api_keys_import::keys_with_a_stored_lookup_need_no_upgrade,
+            api_keys_import::the_upgrade_scan_is_bounded,
         );
     };
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use keyseal::{KeyStatus, RateLimit};
 
 /// Keeps API keys and other secrets safe: encrypt secrets with per-user keys, issue and verify
@@ -59,7 +59,7 @@ pub enum Command {
     Decrypt(Target),
     /// The lookup hash (hex SHA-256) of standard input (one trailing newline is dropped).
     Hash,
-    /// API keys: create, verify, list, update, disable, enable, delete, revoke, rotate.
+    /// API keys: create, verify, list, update, disable, enable, delete, revoke, rotate, import.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// The store at a glance: backend, schema version, API keys by state, the change feed
@@ -224,6 +224,11 @@ pub enum KeysCommand {
         user: String,
         key_id: String,
     },
+    /// Import keys from the systems keyseal replaces, without reissuing them: the same keys
+    /// keep working. Re-running it updates what changed upstream; nothing is duplicated. Bad
+    /// input refuses the whole import before anything is written, naming the line (the
+    /// Keycloak user and key, the egregore row id) and the field, never a hash.
+    Import(ImportArgs),
     /// Replace a key by a new one; the old one keeps working during --grace.
     Rotate {
         #[arg(long, value_name = "ID")]
@@ -257,6 +262,54 @@ pub struct CreateArgs {
     /// A test key (`_test_` marker) instead of a live one.
     #[arg(long)]
     pub test: bool,
+}
+
+/// `keys import`'s flags: one input, and how to import it.
+#[derive(Args)]
+#[command(group(ArgGroup::new("from").required(true).args(["jsonl", "egregore", "keycloak_users"])))]
+pub struct ImportArgs {
+    /// A file with one key per line, a JSON object with exactly these fields: `user_id`,
+    /// `name`, `scopes` (array of strings), `tag` (what the key starts with before its `_`,
+    /// e.g. "mhu"), `bcrypt_hash` (of the whole key), and optionally `lookup` (the
+    /// characters after the tag that the old store kept in clear), `expires_at` (ISO-8601 or
+    /// null), `enabled` (default true), `created_at`, `last_used_at`, `rate_limit` ("100/min"
+    /// or null), `source_id` (the key's id in the old system).
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// The egregore relay's PostgreSQL database: its whole `api_clients` table is read (`eg_`
+    /// keys). Its password from `KEYSEAL_EGREGORE_URL` (the whole URL), `PGPASSWORD` or a
+    /// password file, never on the command line.
+    #[arg(long, value_name = "URL", env = "KEYSEAL_EGREGORE_URL")]
+    pub egregore: Option<String>,
+    /// With --egregore: who owns each key, the row's `client_id` (the default) or its
+    /// `name`.
+    #[arg(long, value_name = "COLUMN", value_parser = ["client_id", "name"],
+          conflicts_with_all = ["jsonl", "keycloak_users"])]
+    pub user_from: Option<String>,
+    /// The Keycloak system's users as its admin API exports them (a JSON array of user
+    /// representations): keys from their `apiKeys` attributes, owned by `user:{username}`,
+    /// disabled when their user is. The file must hold every user: keys imported before and
+    /// missing from it are deleted.
+    #[arg(long, value_name = "FILE")]
+    pub keycloak_users: Option<PathBuf>,
+    /// With --keycloak-users: the kind of every key in the export, `mcpkey_live` (the
+    /// default: that system only issues `mcpkey_live_` keys) or `mcpkey_test` (an export known
+    /// to hold only `mcpkey_test_` keys).
+    #[arg(long, value_name = "TAG", value_parser = ["mcpkey_live", "mcpkey_test"],
+          conflicts_with_all = ["jsonl", "egregore"])]
+    pub keycloak_tag: Option<String>,
+    /// The name a re-import recognises the keys by (default: jsonl, egregore or keycloak);
+    /// give each JSONL export of a different system its own.
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// With --jsonl: the file holds every key of its source, so keys imported from it before
+    /// and missing now are deleted. --egregore and --keycloak-users are always complete: keys
+    /// gone upstream are deleted.
+    #[arg(long, conflicts_with_all = ["egregore", "keycloak_users"])]
+    pub complete: bool,
+    /// Count what would be created, updated, left unchanged and deleted; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `keys update`'s flags.

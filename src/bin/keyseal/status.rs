@@ -30,6 +30,8 @@ pub fn run(cli: &Cli) -> Outcome {
             "expired": counts.expired,
             "revoked": counts.revoked,
             "disabled": counts.disabled,
+            "imported": counts.imported,
+            "upgraded": counts.upgraded,
         },
         "feed": {
             "mode": status.feed_mode,
@@ -110,6 +112,15 @@ fn human(v: &Value) -> String {
         f["lag_ms"],
         f["max_staleness_s"],
     );
+    if k["imported"].as_u64().unwrap_or(0) > 0 {
+        let _ = write!(
+            out,
+            "\nimported keys: {} ({} upgraded, {} waiting for their first use)",
+            k["imported"],
+            k["upgraded"],
+            k["imported"].as_u64().unwrap_or(0) - k["upgraded"].as_u64().unwrap_or(0)
+        );
+    }
     let ks = &v["key_store"];
     if let Some(err) = ks["error"].as_str() {
         let _ = write!(out, "\nkey store: {err}");

@@ -22,6 +22,7 @@
 //! so it never waits for a connection a write holds.
 
 mod feed;
+mod imports;
 mod listen;
 mod rows;
 
@@ -36,8 +37,8 @@ use super::pool::{write_tx, Conn, Shared};
 use super::query::{p, Param};
 use super::runtime::block;
 use crate::issuance::backend::{
-    sealed, Backend, Change, DecideInsert, DecideRotation, DecideUpdate, FeedMode, InsertContext,
-    Inserted, Row, Wake,
+    is_pending, sealed, Backend, Change, DecideInsert, DecideRotation, DecideUpdate, FeedMode,
+    InsertContext, Inserted, Row, Wake,
 };
 use crate::sqlite::api_keys::rows::{parse_format, FORMAT_NAME};
 use crate::{Error, StorageKind, Timestamp};
@@ -142,7 +143,12 @@ impl Backend for PgApiKeys {
                 let seq = next_seq(conn).await?;
                 let ctx = InsertContext {
                     user_rows: rows_where(conn, "user_id", &row.user_id).await?,
-                    same_lookup: rows_where(conn, "lookup", &row.lookup).await?,
+                    // A pending import's marker is shared by every such key; no rule needs them.
+                    same_lookup: if is_pending(&row.lookup) {
+                        Vec::new()
+                    } else {
+                        rows_where(conn, "lookup", &row.lookup).await?
+                    },
                 };
                 decide(&ctx)?;
                 match params.insert(conn, row, seq).await? {
@@ -533,5 +539,17 @@ impl Backend for PgApiKeys {
                 }
             )
         })?
+    }
+
+    fn imported(&self, source: &str) -> Result<Vec<Row>, Error> {
+        self.imported_rows(source)
+    }
+
+    fn pending(&self, lookup: &str, limit: usize) -> Result<Vec<Row>, Error> {
+        self.pending_rows(lookup, limit)
+    }
+
+    fn set_lookup(&self, row_id: i64, from: &str, to: &str) -> Result<bool, Error> {
+        self.set_row_lookup(row_id, from, to)
     }
 }

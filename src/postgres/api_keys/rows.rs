@@ -14,10 +14,10 @@ use crate::{Environment, RateLimit, Timestamp};
 pub(super) const COLUMNS: &str =
     "row_id, key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
      created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at, \
-     enabled, metadata, verifier_tag";
+     enabled, metadata, verifier_tag, source, source_id";
 
 /// The column after [`COLUMNS`] in `SELECT {COLUMNS}, seq`.
-const SEQ_AT: usize = 19;
+const SEQ_AT: usize = 21;
 
 /// Takes the next change sequence number from the single-row counter. Every feed-writing
 /// transaction runs this first: the row lock it takes is held until commit, so writers are
@@ -27,8 +27,9 @@ pub(super) const NEXT_SEQ: &str = "UPDATE keyseal_feed SET seq = seq + 1 WHERE i
 
 pub(super) const INSERT: &str = "INSERT INTO api_keys (key_id, lookup, scheme, hash, user_id, \
      name, scopes, environment, created_at, expires_at, revoked_at, rotated_to, rate_requests, \
-     rate_period_ms, last_used_at, seq, enabled, metadata, verifier_tag) VALUES ($1, $2, $3, $4, \
-     $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+     rate_period_ms, last_used_at, seq, enabled, metadata, verifier_tag, source, source_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20, $21) \
      ON CONFLICT (key_id) DO NOTHING RETURNING row_id";
 
 /// The fast verifier's tags, written outside the change feed (no `seq`), as last uses are.
@@ -94,6 +95,8 @@ fn read_fields(r: &PgRow) -> Result<Row, String> {
         metadata: Row::metadata_from_text(r.try_get::<_, Option<&str>>(17).map_err(text)?)?,
         // Absent (an older schema) or unreadable: no tag, bcrypt decides.
         verifier_tag: r.try_get::<_, Option<String>>(18).unwrap_or(None),
+        source: r.try_get(19).map_err(text)?,
+        source_id: r.try_get(20).map_err(text)?,
     })
 }
 
@@ -186,6 +189,8 @@ impl InsertParams {
                     p(&row.enabled),
                     p(&self.metadata),
                     p(&row.verifier_tag),
+                    p(&row.source),
+                    p(&row.source_id),
                 ],
             )
             .await?;

@@ -3,6 +3,7 @@
 //! come from the crate's one `SQLite` module, with the key store's policy: the file is switched
 //! to WAL only once its schema was accepted, so a refused file is left as it was.
 
+mod imports;
 pub(crate) mod rows;
 
 use std::path::Path;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::issuance::backend::{
-    Backend, Change, DecideInsert, DecideRotation, DecideUpdate, InsertContext, Inserted, Row,
+    is_pending, Backend, Change, DecideInsert, DecideRotation, DecideUpdate, InsertContext,
+    Inserted, Row,
 };
 use crate::sqlite::{
     connect_query_only, enable_wal, open_private, storage_error as storage, with_busy_timeout,
@@ -109,7 +111,12 @@ impl Backend for SqliteBackend {
         write(&mut self.conn(), self.busy_timeout, |tx| {
             let ctx = InsertContext {
                 user_rows: rows_where(tx, "user_id", &row.user_id)?,
-                same_lookup: rows_where(tx, "lookup", &row.lookup)?,
+                // A pending import's marker is shared by every such key, and no rule needs them.
+                same_lookup: if is_pending(&row.lookup) {
+                    Vec::new()
+                } else {
+                    rows_where(tx, "lookup", &row.lookup)?
+                },
             };
             decide(&ctx)?;
             let seq = next_seq(tx)?;
@@ -478,6 +485,21 @@ impl Backend for SqliteBackend {
                 )?;
             }
             Ok(true)
+        })
+    }
+
+    fn imported(&self, source: &str) -> Result<Vec<Row>, Error> {
+        imports::imported(&self.conn(), source).map_err(|e| storage(&e))
+    }
+
+    fn pending(&self, lookup: &str, limit: usize) -> Result<Vec<Row>, Error> {
+        imports::pending(&self.reader(), lookup, limit).map_err(|e| storage(&e))
+    }
+
+    fn set_lookup(&self, row_id: i64, from: &str, to: &str) -> Result<bool, Error> {
+        write(&mut self.conn(), self.busy_timeout, |tx| {
+            let seq = next_seq(tx)?;
+            Ok(imports::set_lookup(tx, row_id, from, to, seq)?)
         })
     }
 }

@@ -43,8 +43,10 @@ CREATE TABLE IF NOT EXISTS api_key_meta (
 /// The schema version this code writes, kept in `api_key_meta` as `schema_version`. 1: the
 /// first tables (no version row); 2: `enabled`, `metadata`, and `api_key_tombstones`; 3:
 /// `verifier_tag` (the fast verifier's tag; nullable, so older keyseal versions that open a
-/// version-3 file are refused by the version check, not by the column).
-pub(super) const SCHEMA_VERSION: i64 = 3;
+/// version-3 file are refused by the version check, not by the column); 4: `source` and
+/// `source_id` (imported keys; unique together), and pending lookups (`*{tag}`) of keys
+/// imported without one.
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// Brings tables of an older version up to [`SCHEMA_VERSION`], inside the opening write
 /// transaction (all or nothing). Idempotent: each step looks before it adds.
@@ -81,6 +83,16 @@ pub(super) fn upgrade(tx: &Connection) -> Result<(), TxError> {
     if !has("verifier_tag")? {
         tx.execute_batch("ALTER TABLE api_keys ADD COLUMN verifier_tag TEXT")?;
     }
+    if !has("source")? {
+        tx.execute_batch(
+            "ALTER TABLE api_keys ADD COLUMN source TEXT;
+             ALTER TABLE api_keys ADD COLUMN source_id TEXT;",
+        )?;
+    }
+    tx.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS api_keys_source ON api_keys(source, source_id) \
+         WHERE source IS NOT NULL",
+    )?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS api_key_tombstones (
              row_id INTEGER PRIMARY KEY,
@@ -103,7 +115,7 @@ fn bad_schema(what: &str) -> TxError {
 pub(super) const COLUMNS: &str =
     "row_id, key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
      created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, last_used_at, \
-     enabled, metadata, verifier_tag";
+     enabled, metadata, verifier_tag, source, source_id";
 
 pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
@@ -171,6 +183,8 @@ pub(super) fn read_row_fields(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
             .map_err(|_| bad("metadata"))?,
         // A tag that is not text is no tag: bcrypt decides, and a new tag replaces it.
         verifier_tag: r.get::<_, Option<String>>(18).unwrap_or(None),
+        source: r.get(19)?,
+        source_id: r.get(20)?,
     })
 }
 
@@ -192,8 +206,8 @@ pub(super) fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Resu
     tx.prepare_cached(
         "INSERT INTO api_keys (key_id, lookup, scheme, hash, user_id, name, scopes, environment, \
          created_at, expires_at, revoked_at, rotated_to, rate_requests, rate_period_ms, \
-         last_used_at, seq, enabled, metadata, verifier_tag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-         ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+         last_used_at, seq, enabled, metadata, verifier_tag, source, source_id) VALUES (?1, ?2, \
+         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
     )?
     .execute(params![
         row.key_id,
@@ -215,6 +229,8 @@ pub(super) fn insert_row(tx: &Connection, row: &Row, seq: i64) -> rusqlite::Resu
         i64::from(row.enabled),
         row.metadata_text(),
         row.verifier_tag,
+        row.source,
+        row.source_id,
     ])?;
     Ok(tx.last_insert_rowid())
 }

@@ -1,7 +1,8 @@
-//! `keyseal keys ...`: issue, verify, list, change, disable / enable, delete, revoke and
-//! rotate API keys; one module per kind of command.
+//! `keyseal keys ...`: issue, verify, list, change, disable / enable, delete, revoke,
+//! rotate and import API keys; one module per kind of command.
 
 mod admin;
+mod import;
 mod issue;
 mod list;
 mod verify;
@@ -19,6 +20,7 @@ pub fn run(cli: &Cli, command: &KeysCommand) -> Outcome {
             key_id,
             grace,
         } => issue::rotate(cli, &api_keys, user, key_id, *grace),
+        KeysCommand::Import(args) => import::run(cli, &api_keys, args),
         KeysCommand::Verify { require_scopes } => verify::verify(cli, &api_keys, require_scopes),
         KeysCommand::List { whose, status } => list::list(cli, &api_keys, whose, *status),
         KeysCommand::Update(args) => admin::update(cli, &api_keys, args),
