@@ -27,16 +27,19 @@ const fail = (msg) => {
 // Glue exports that are not API: the web loaders, and the prefix getter (the entries turn it
 // into the ENCRYPTED_PREFIX constant).
 const LOADERS = new Set(['default', 'initSync']);
+// The staging call keysealCtx (below) makes before a v3 call: internal, not API.
+const INTERNAL = new Set(['keysealStageContext']);
 const PREFIX_GETTER = 'encryptedPrefix';
 
 const webGlue = await import(pathToFileURL(path.join(work, 'web', 'keyseal.js')).href);
-const webNames = Object.keys(webGlue).filter((n) => !LOADERS.has(n)).sort();
+const webNames = Object.keys(webGlue).filter((n) => !LOADERS.has(n) && !INTERNAL.has(n)).sort();
 if (!webNames.includes(PREFIX_GETTER)) fail(`the web glue has no ${PREFIX_GETTER}()`);
 const API = webNames.filter((n) => n !== PREFIX_GETTER);
 
 // The nodejs glue must export the same names, and load its bytes the way we replace.
 let nodeGlue = fs.readFileSync(path.join(work, 'node', 'keyseal.js'), 'utf8');
-const nodeNames = [...nodeGlue.matchAll(/^exports\.(\w+) = /gm)].map((m) => m[1]).sort();
+const nodeNames = [...nodeGlue.matchAll(/^exports\.(\w+) = /gm)].map((m) => m[1])
+  .filter((n) => !INTERNAL.has(n)).sort();
 if (nodeNames.join() !== webNames.join()) {
   fail(`nodejs glue exports ${nodeNames} but web glue exports ${webNames}`);
 }
@@ -84,26 +87,28 @@ function brandKeysealKey(glue, which) {
   }
   return glue;
 }
-// A v3 context read part by part through wasm costs several crossings per part (about 1 µs
-// each); encoded here into one Uint8Array it costs one. Only plain cases are encoded: an array
-// of well-formed strings and Uint8Arrays, read once. Anything else (not an array, a getter or
-// Proxy trap that throws, a part of another type, a lone surrogate, too many parts) is passed
-// on as given, and wasm reads it as before, so every error and its code stay wasm's. The
-// intrinsics are captured at load, as wasm's own reads use captured ones.
-const CONTEXT = `// Added by bindings/npm/entries.mjs: v3 contexts cross into wasm in one piece.
+// A v3 context read part by part through wasm costs several crossings per part, and even a
+// context in one Uint8Array cost about 1 µs of hardened reading; written here straight into
+// wasm memory (keysealStageContext, src/wasm/v3.rs) it costs no crossing into JavaScript. Only
+// plain cases are staged: an array of well-formed strings and Uint8Arrays, each read once.
+// Anything else (not an array, a getter or Proxy trap that throws, a part of another type, a
+// lone surrogate, too many parts, a buffer detached meanwhile) is passed on as given, and
+// wasm reads it as before, so every error and its code stay wasm's. The intrinsics are
+// captured at load, as wasm's own reads use captured ones.
+const CONTEXT = `// Added by bindings/npm/entries.mjs: v3 contexts written straight into wasm memory.
 const keysealCtx = (() => {
-    const apply = Reflect.apply;
     const isArray = Array.isArray;
-    const U8 = Uint8Array;
-    // The typed-array intrinsics: a Uint8Array of any realm, its real length (an own
-    // \`length\` property cannot lie to them).
-    const typed = Object.getPrototypeOf(U8.prototype);
-    const tagOf = Object.getOwnPropertyDescriptor(typed, Symbol.toStringTag).get;
-    const lengthOf = Object.getOwnPropertyDescriptor(typed, 'length').get;
-    const set = U8.prototype.set;
-    // A bound intrinsic: later changes to String.prototype do not reach it.
-    const code = Function.prototype.call.bind(String.prototype.charCodeAt);
+    // The typed-array intrinsics, bound: a Uint8Array of any realm, its real length (an own
+    // \`length\` property cannot lie to them); later changes to the prototypes do not reach them.
+    const call = Function.prototype.call;
+    const typed = Object.getPrototypeOf(Uint8Array.prototype);
+    const tagOf = call.bind(Object.getOwnPropertyDescriptor(typed, Symbol.toStringTag).get);
+    const lengthOf = call.bind(Object.getOwnPropertyDescriptor(typed, 'length').get);
+    const set = call.bind(Uint8Array.prototype.set);
+    const code = call.bind(String.prototype.charCodeAt);
     const MAX_PARTS = 65536;
+    // Beyond this the staging area is not worth it (wasm reads the array, or refuses it).
+    const MAX_STAGED = 1 << 30;
     // UTF-8 length of a string, or -1 with a lone surrogate (wasm then says so).
     const utf8Length = (s) => {
         let n = 0;
@@ -140,23 +145,31 @@ const keysealCtx = (() => {
             }
         }
     };
+    const u32 = (out, at, v) => {
+        out[at] = v & 0xff; out[at + 1] = (v >>> 8) & 0xff;
+        out[at + 2] = (v >>> 16) & 0xff; out[at + 3] = v >>> 24;
+    };
+    // The context to pass to wasm: undefined once staged (wasm then takes the staged one
+    // first), else the context as given.
     return (context) => {
+        if (context === undefined || context === null) return context;
         try {
-            if (!apply(isArray, Array, [context])) return context;
+            if (!isArray(context)) return context;
             const n = context.length;
             if (!(n >= 0 && n <= MAX_PARTS)) return context;
-            // Each part read once; its UTF-8 (or byte) length kept beside it.
-            const parts = [];
-            const lengths = [];
-            let size = 4;
+            // Each part read once, before anything is staged (a getter may re-enter wasm and
+            // stage its own call's context); its UTF-8 (or byte) length kept beside it.
+            const parts = new Array(n);
+            const lengths = new Array(n);
+            let size = 0;
             for (let i = 0; i < n; i++) {
                 const part = context[i];
                 let len;
                 if (typeof part === 'string') {
                     len = utf8Length(part);
                     if (len < 0) return context;
-                } else if (apply(tagOf, part, []) === 'Uint8Array') {
-                    len = apply(lengthOf, part, []);
+                } else if (tagOf(part) === 'Uint8Array') {
+                    len = lengthOf(part);
                 } else {
                     return context;
                 }
@@ -164,19 +177,28 @@ const keysealCtx = (() => {
                 lengths[i] = len;
                 size += 4 + len;
             }
-            const out = new U8(size);
-            out[0] = 0x6b; out[1] = 0x73; out[2] = 0x63; out[3] = 1; // "ksc", format 1
-            let at = 4;
+            // A later part's getter may have detached an earlier part's buffer: then wasm
+            // reads the array and says so.
+            for (let i = 0; i < n; i++) {
+                if (typeof parts[i] !== 'string' && lengthOf(parts[i]) !== lengths[i]) return context;
+            }
+            if (size > MAX_STAGED) return context;
+            const base = wasm.keysealStageContext(size) >>> 0;
+            if (base === 0) return context;
+            // After the call: it may have grown the memory, which replaces the buffer.
+            const mem = getUint8ArrayMemory0();
+            let at = base + 4;
             for (let i = 0; i < n; i++) {
                 const part = parts[i];
                 const len = lengths[i];
-                out[at] = len & 0xff; out[at + 1] = (len >>> 8) & 0xff;
-                out[at + 2] = (len >>> 16) & 0xff; out[at + 3] = len >>> 24;
-                if (typeof part === 'string') utf8Write(part, out, at + 4);
-                else apply(set, out, [part, at + 4]);
+                u32(mem, at, len);
+                if (typeof part === 'string') utf8Write(part, mem, at + 4);
+                else set(mem, part, at + 4);
                 at += 4 + len;
             }
-            return out;
+            // Last: only a completely written context is staged.
+            u32(mem, base, size + 1);
+            return undefined;
         } catch (_) {
             return context;
         }

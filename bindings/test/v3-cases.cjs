@@ -197,7 +197,7 @@ function run(k, label) {
     assert.equal(k.decryptV3(k.encryptV3('still', key, 1, ['r']), key, ['r']), 'still');
   });
 
-  t('contexts cross into wasm in one piece: the same binding as part by part, every string', () => {
+  t('contexts staged in wasm memory bind as part by part; a Uint8Array context is malformed, not read as glue-encoded parts', () => {
     const key = key32(8);
     // Strings of every UTF-8 width (the glue encodes them itself), bytes of every shape the
     // glue takes, and parts it leaves to wasm (lone surrogate, a getter that throws later).
@@ -207,7 +207,8 @@ function run(k, label) {
     assert.equal(nodeDecryptV3(token, key, mixed).version, 1, 'node:crypto reads the same AAD');
     assert.equal(k.decryptV3(token, key, mixed.map((p) => (typeof p === 'string'
       ? new Uint8Array(Buffer.from(p, 'utf8')) : new Uint8Array(p)))), 'ok');
-    // The wire format between the glue and wasm: "ksc", 1, then u32 LE length + bytes.
+    // Only arrays are contexts: a Uint8Array, whatever its bytes (even the encoding the glue
+    // used to hand wasm, "ksc", 1, then u32 LE length + bytes), is malformed.
     const wire = (...parts) => {
       const chunks = [Buffer.from([0x6b, 0x73, 0x63, 1])];
       for (const p of parts) {
@@ -219,19 +220,51 @@ function run(k, label) {
       return new Uint8Array(Buffer.concat(chunks));
     };
     const row = k.encryptV3('row', key, 1, ['users', '42']);
-    assert.equal(k.decryptV3(row, key, wire('users', '42')), 'row');
-    // Cut, overlong or foreign encodings are malformed, as any Uint8Array context was.
-    const good = wire('users', '42');
-    for (const bad of [new Uint8Array([1, 2, 3]), good.subarray(0, good.length - 1),
-      new Uint8Array([...good, 0]), new Uint8Array([0x6b, 0x73, 0x63, 2]),
-      new Uint8Array([0x6b, 0x73, 0x63, 1, 9, 0, 0, 0, 1])]) {
+    assert.equal(k.decryptV3(row, key, ['users', '42']), 'row');
+    for (const bad of [wire('users', '42'), wire(), new Uint8Array(0), new Uint8Array([1, 2, 3])]) {
       throwsCode(() => k.decryptV3(row, key, bad), 'malformed');
+      throwsCode(() => k.encryptV3('x', key, 1, bad), 'malformed');
+      const h = new k.KeysealKey(key);
+      throwsCode(() => h.decryptV3(row, bad), 'malformed');
+      h.free();
     }
     // A lying own length cannot change what is bound.
     const liar = new Uint8Array([1, 2, 3]);
     Object.defineProperty(liar, 'length', { get: () => 1 });
     const t3 = k.encryptV3('l', key, 1, [liar]);
     assert.equal(k.decryptV3(t3, key, [new Uint8Array([1, 2, 3])]), 'l');
+  });
+
+  t('a staged context is only ever read by its own call', () => {
+    const key = key32(9);
+    const a = k.encryptV3('a', key, 1, ['users', '1']);
+    // A call refused before it reads its context (bad key, freed handle, bad version) leaves
+    // nothing staged for the next call, which passes its context the slow way (a Proxy).
+    const freed = new k.KeysealKey(key);
+    freed.free();
+    for (const refused of [() => k.decryptV3(a, 'no key', ['users', '1']),
+      () => freed.decryptV3(a, ['users', '1']), () => k.encryptV3('x', key, 0, ['users', '1']),
+      () => k.encryptBytesV3('not bytes', key, 1, ['users', '1'])]) {
+      assert.throws(refused, (e) => e.name === 'KeysealError');
+      throwsCode(() => k.decryptV3(a, key, new Proxy(['users', '2'], {})), 'authentication');
+      throwsCode(() => k.decryptV3(a, key), 'authentication');
+      assert.equal(k.decryptV3(a, key, new Proxy(['users', '1'], {})), 'a');
+    }
+    // A later part's getter that detaches an earlier part's buffer: wasm reads the array and
+    // refuses the detached part, rather than binding what the glue had measured.
+    const early = new Uint8Array([1, 2, 3]);
+    const ctx = [early];
+    Object.defineProperty(ctx, 1, {
+      get() { structuredClone(early.buffer, { transfer: [early.buffer] }); return 'later'; },
+      enumerable: true,
+    });
+    throwsCode(() => k.encryptV3('x', key, 1, ctx), 'malformed');
+    // Contexts large enough to grow wasm memory while staging, then small ones again.
+    const big = ['x'.repeat(1 << 20), new Uint8Array(1 << 20).fill(7)];
+    const t = k.encryptV3('big', key, 1, big);
+    assert.equal(nodeDecryptV3(t, key, big).version, 1);
+    assert.equal(k.decryptV3(t, key, big), 'big');
+    assert.equal(k.decryptV3(a, key, ['users', '1']), 'a');
   });
 
   t('KeysealKey v3 methods; a freed handle is bad_key', () => {

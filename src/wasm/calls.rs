@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use zeroize::Zeroize;
 
 use super::handle::KeysealKey;
-use super::v3::{context_in, version_in};
+use super::v3::{context_in, take_staged, version_in};
 use super::{
     check_encrypt_size, data_key, guarded, input, secret_bytes_out, secret_string_out, token_in,
     token_len, MAX_JS_STRING, OVERHEAD, OVERHEAD_V3, TOKEN_TOO_LARGE,
@@ -42,12 +42,14 @@ pub(super) fn encrypt_call(
     text: bool,
 ) -> Result<String, JsValue> {
     guarded(|| {
+        // First, so that no other call can find it (see `take_staged`).
+        let staged = v3.map_or(0, |_| take_staged());
         let key = key.get()?;
         let (overhead, v3) = match v3 {
             None => (OVERHEAD, None),
             Some((version, context)) => (
                 OVERHEAD_V3,
-                Some((version_in(version)?, context_in(context)?)),
+                Some((version_in(version)?, context_in(staged, context)?)),
             ),
         };
         let data = if text {
@@ -81,8 +83,10 @@ pub(super) fn decrypt_call(
     text: bool,
 ) -> Result<JsValue, JsValue> {
     guarded(|| {
+        // First, so that no other call can find it (see `take_staged`).
+        let staged = v3_context.map_or(0, |_| take_staged());
         let key = key.get()?;
-        let ctx = v3_context.map(context_in).transpose()?;
+        let ctx = v3_context.map(|c| context_in(staged, c)).transpose()?;
         let t = token_in(token)?;
         let bytes = match &ctx {
             None => crate::decrypt_bytes(&t, &key)?,

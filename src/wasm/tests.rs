@@ -182,3 +182,61 @@ fn v3_tokens_through_js_values() {
     assert_eq!(String::from(handle.decrypt_v3(&t, &row).unwrap()), "héllo");
     handle.free();
 }
+
+/// Writes `bytes` into wasm memory at `at`, as the package's JavaScript does when it stages a
+/// context.
+fn write_memory(at: usize, bytes: &[u8]) {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    let view = Uint8Array::new_with_byte_offset_and_length(
+        &memory.buffer(),
+        u32::try_from(at).unwrap(),
+        u32::try_from(bytes.len()).unwrap(),
+    );
+    view.copy_from(bytes);
+}
+
+#[test]
+fn a_staged_context_binds_once_and_a_cut_one_is_malformed() {
+    let k = key(7);
+    let row: JsValue = js_sys::Array::of2(&"users".into(), &"42".into()).into();
+    let token = JsValue::from_str(
+        &v3::encrypt_v3(&"staged".into(), &k, &JsValue::from_f64(1.0), &row).unwrap(),
+    );
+    // "users", "42" as the JavaScript stages them: u32 LE length + bytes, the mark last.
+    let parts = [
+        &5u32.to_le_bytes()[..],
+        b"users",
+        &2u32.to_le_bytes(),
+        b"42",
+    ]
+    .concat();
+    let stage = |parts: &[u8], mark: u32| {
+        let at = v3::stage_context(parts.len());
+        assert_ne!(at, 0);
+        write_memory(at + 4, parts);
+        write_memory(at, &mark.to_le_bytes());
+    };
+    stage(&parts, u32::try_from(parts.len()).unwrap() + 1);
+    let got = v3::decrypt_v3(&token, &k, &JsValue::UNDEFINED).unwrap();
+    assert_eq!(String::from(got), "staged");
+    // Taken by that call: the next one without staging has no context.
+    let err = v3::decrypt_v3(&token, &k, &JsValue::UNDEFINED).unwrap_err();
+    assert_eq!(code_of(&err).1, "authentication");
+    // A mark past the buffer, or parts cut short: malformed, and nothing left staged.
+    let huge = u32::try_from(parts.len()).unwrap() + 1000;
+    for (parts, mark) in [(&parts[..], huge), (&parts[..parts.len() - 1], 12)] {
+        stage(parts, mark);
+        let err = v3::decrypt_v3(&token, &k, &row).unwrap_err();
+        assert_eq!(code_of(&err).1, "malformed");
+        assert_eq!(
+            String::from(v3::decrypt_v3(&token, &k, &row).unwrap()),
+            "staged"
+        );
+    }
+    // A call refused before its context is read (bad key) still takes what was staged.
+    stage(&parts, u32::try_from(parts.len()).unwrap() + 1);
+    let err = v3::decrypt_v3(&token, &JsValue::from_str("no key"), &row).unwrap_err();
+    assert_eq!(code_of(&err).1, "bad_key");
+    let err = v3::decrypt_v3(&token, &k, &JsValue::UNDEFINED).unwrap_err();
+    assert_eq!(code_of(&err).1, "authentication");
+}

@@ -2,10 +2,15 @@
 //! `decryptBytesV3`, `tokenFormat`, and the same methods on `KeysealKey`.
 //!
 //! A context is an array of parts, each a string (its UTF-8 bytes) or a `Uint8Array`;
-//! `undefined` or `null` is no context. The array is read through catching imports as every
-//! other argument is (a revoked `Proxy`, a throwing getter or a part of another type is
-//! `malformed`, never a JS exception through wasm), and copied part by part, so a getter that
-//! changes the array cannot make the context read differently from what was copied.
+//! `undefined` or `null` is no context. The package's JavaScript writes a plain context
+//! straight into wasm memory before the call ([`stage_context`]): reading it through imports
+//! cost about 1 µs a call. Anything else it passes on, and wasm reads it through catching
+//! imports as every other argument is (a revoked `Proxy`, a throwing getter or a part of
+//! another type is `malformed`, never a JS exception through wasm), copied part by part, so a
+//! getter that changes the array cannot make the context read differently from what was
+//! copied.
+
+use core::cell::RefCell;
 
 use js_sys::{JsString, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -37,23 +42,97 @@ extern "C" {
     fn is_array(v: &JsValue) -> Result<bool, JsValue>;
 }
 
-/// The first bytes of a context the package's JavaScript encoded in one piece: `ksc` and
-/// format 1, then each part as a little-endian `u32` length and its bytes.
-const ENCODED_CONTEXT: [u8; 4] = *b"ksc\x01";
+/// Where the package's JavaScript writes a plain context (an array of well-formed strings and
+/// `Uint8Array`s) straight into wasm memory for the call it is about to make, so that the
+/// context costs no crossing into JavaScript at all: `[u32 LE mark][parts]`, each part a
+/// little-endian `u32` length and its bytes. The mark is 0 when nothing is staged, else the
+/// parts' byte length + 1; the JavaScript writes it last, after every part, so a write that
+/// fails half-way stages nothing. Contexts are identifiers, not secrets: the buffer is kept.
+std::thread_local! {
+    static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
-/// Reads an optional context argument: `undefined`/`null`, an array of parts, or the same
-/// parts encoded by the package's JavaScript into one `Uint8Array` (one crossing instead of
-/// several per part; the JavaScript falls back to the array for anything it does not encode
-/// itself, so every error still comes from here).
-pub(super) fn context_in(v: &JsValue) -> Result<Context, Error> {
+/// Runs `f` on the staging buffer; `None` if it cannot be reached (`try_with` rather than
+/// `with`, whose panic path costs the `.wasm` hundreds of bytes).
+fn with_staging<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> Option<T> {
+    STAGING
+        .try_with(|s| s.try_borrow_mut().ok().map(|mut b| f(&mut b)))
+        .ok()
+        .flatten()
+}
+
+/// For the package's JavaScript only (not part of the API; bindings/npm/entries.mjs keeps it
+/// out): the address of a staging area (see [`STAGING`]) of at least `4 + len` bytes for the
+/// next v3 call's context, with nothing staged, or 0 when memory for it cannot be reserved
+/// (the JavaScript then passes the array itself).
+#[wasm_bindgen(js_name = keysealStageContext)]
+pub fn stage_context(len: usize) -> usize {
+    with_staging(|buf| {
+        let need = len.saturating_add(4);
+        if need > buf.len() {
+            buf.try_reserve_exact(need - buf.len()).ok()?;
+            buf.resize(need, 0);
+        }
+        buf[..4].fill(0);
+        Some(buf.as_mut_ptr() as usize)
+    })
+    .flatten()
+    .unwrap_or(0)
+}
+
+/// Takes the mark of the context the JavaScript staged for this call (0: none), leaving
+/// nothing staged. Each v3 call takes it first, before reading any argument, so that a staged
+/// context can only be its own: no JavaScript runs between the staging and the call, and none
+/// that could stage again before [`context_in`] reads it.
+#[inline(never)]
+pub(super) fn take_staged() -> u32 {
+    with_staging(|buf| {
+        let mark = u32::from_le_bytes(*buf.first_chunk::<4>()?);
+        buf[..4].fill(0);
+        Some(mark)
+    })
+    .flatten()
+    .unwrap_or(0)
+}
+
+/// Decodes the staged parts (see [`STAGING`]); a cut encoding is `malformed`, as a context of
+/// the wrong type is (only a fault in the package's JavaScript could make one).
+fn staged_context(mark: u32) -> Result<Context, Error> {
+    with_staging(|buf| {
+        let mut rest = buf
+            .get(4..(mark as usize).saturating_add(3))
+            .ok_or(CONTEXT_TYPE)?;
+        let mut ctx = Context::none();
+        let mut parts = 0u32;
+        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let part = tail
+                .get(..u32::from_le_bytes(*len) as usize)
+                .ok_or(CONTEXT_TYPE)?;
+            parts += 1;
+            if parts > MAX_PARTS {
+                return Err(CONTEXT_TOO_LONG);
+            }
+            ctx.try_push(part)?;
+            rest = &tail[part.len()..];
+        }
+        if rest.is_empty() {
+            Ok(ctx)
+        } else {
+            Err(CONTEXT_TYPE)
+        }
+    })
+    .unwrap_or(Err(CONTEXT_TYPE))
+}
+
+/// Reads an optional context: the one staged for this call (`staged`, from [`take_staged`]),
+/// else the argument: `undefined`/`null`, or an array of parts.
+pub(super) fn context_in(staged: u32, v: &JsValue) -> Result<Context, Error> {
+    if staged != 0 {
+        return staged_context(staged);
+    }
     let mut ctx = Context::none();
     if v.is_undefined() || v.is_null() {
         return Ok(ctx);
-    }
-    match input::bytes_in(v) {
-        Ok(encoded) => return encoded_context(&encoded),
-        Err(e) if e == super::NOT_BYTES => {}
-        Err(e) => return Err(e),
     }
     if !is_array(v).map_err(|_| CONTEXT_UNREADABLE)? {
         return Err(CONTEXT_TYPE);
@@ -84,29 +163,6 @@ pub(super) fn context_in(v: &JsValue) -> Result<Context, Error> {
         ctx.try_push(&bytes)?;
     }
     Ok(ctx)
-}
-
-/// Decodes a context encoded in one piece (see [`ENCODED_CONTEXT`]); anything else, or a cut
-/// or overlong encoding, is `malformed` as a context of the wrong type is.
-fn encoded_context(bytes: &[u8]) -> Result<Context, Error> {
-    let mut rest = bytes.strip_prefix(&ENCODED_CONTEXT).ok_or(CONTEXT_TYPE)?;
-    let mut ctx = Context::none();
-    let mut parts = 0u32;
-    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
-        let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|_| CONTEXT_TYPE)?;
-        let part = tail.get(..len).ok_or(CONTEXT_TYPE)?;
-        parts += 1;
-        if parts > MAX_PARTS {
-            return Err(CONTEXT_TOO_LONG);
-        }
-        ctx.try_push(part)?;
-        rest = &tail[len..];
-    }
-    if rest.is_empty() {
-        Ok(ctx)
-    } else {
-        Err(CONTEXT_TYPE)
-    }
 }
 
 /// A key version from JS: a whole number from 1 to 2^32 - 1.
