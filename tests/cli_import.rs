@@ -280,3 +280,75 @@ fn usage_errors_exit_2() {
     assert!(err.contains("KEYSEAL_EGREGORE_URL"), "{err}");
     assert!(!err.contains("secret"), "{err}");
 }
+
+// 1 000 keys of the Keycloak system (its key generator, `bcrypt.hashpw` at cost 4), imported
+// with no lookup: a first verification costs one bcrypt per key still waiting, tried most
+// recently used first (the most recent key: one), then records a lookup, so another process
+// pays one bcrypt; a wrong key costs the scan once and nothing when repeated; the listing
+// says which keys are upgraded.
+crate::on_both_backends!(a_thousand_keys_without_a_lookup_upgrade_at_first_use);
+fn a_thousand_keys_without_a_lookup_upgrade_at_first_use(env: &Env) {
+    use keyseal::testing::bcrypt_verifications;
+    use keyseal::{ApiKeys, ApiKeysConfig};
+
+    if !python_ready(&["bcrypt"]) {
+        return;
+    }
+    let dir = env.dir.path();
+    make(&["keycloak-many", dir.to_str().unwrap(), "1000"]);
+    let file = dir.join("users.json");
+    let (code, report) = env.json(
+        &["keys", "import", "--keycloak-users", file.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(counts(&report), (1000, 0, 0, 0), "{report}");
+    let keys: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("keys.json")).unwrap()).unwrap();
+    let key = |i: usize| keys[i]["key"].as_str().unwrap().to_owned();
+    let location = match &env.pg {
+        Some(pg) => std::path::PathBuf::from(pg.app_url()),
+        None => env.db(),
+    };
+    let open = || ApiKeys::open_with(&location, ApiKeysConfig::default()).unwrap();
+    let server = open();
+    let spent = |f: &dyn Fn()| {
+        let before = bcrypt_verifications(&server);
+        f();
+        bcrypt_verifications(&server) - before
+    };
+    // The most recently used key is the first tried; the least recently used, the last.
+    assert_eq!(
+        spent(&|| assert!(server.verify(&key(999)).unwrap().is_valid())),
+        1
+    );
+    assert_eq!(
+        spent(&|| assert!(server.verify(&key(0)).unwrap().is_valid())),
+        999
+    );
+    assert_eq!(
+        spent(&|| assert!(server.verify(&key(0)).unwrap().is_valid())),
+        0
+    );
+    // Another server: the recorded lookup, one bcrypt.
+    let other = open();
+    let before = bcrypt_verifications(&other);
+    assert!(other.verify(&key(0)).unwrap().is_valid());
+    assert_eq!(bcrypt_verifications(&other) - before, 1);
+    // A wrong key of the same shape: the 998 still waiting once, then nothing.
+    let wrong = format!("mcpkey_live_{}", "A".repeat(43));
+    assert_eq!(
+        spent(&|| assert!(!server.verify(&wrong).unwrap().is_valid())),
+        998
+    );
+    assert_eq!(
+        spent(&|| assert!(!server.verify(&wrong).unwrap().is_valid())),
+        0
+    );
+    let listed = keys_in_store(env);
+    let upgraded = listed
+        .iter()
+        .filter(|k| k["imported"]["upgraded"] == true)
+        .count();
+    assert_eq!((listed.len(), upgraded), (1000, 2));
+}

@@ -10,6 +10,7 @@ their default cost 12, and the cost is part of each hash), and its own storage:
 - `egregore URL DIR`: the egregore relay's `api_clients` table, created with its exact DDL
   on the PostgreSQL database at URL and filled by its own statements (through asyncpg, its
   driver) with `eg_` + `secrets.token_hex(20)` keys;
+- `keycloak-many DIR N`: N Keycloak users of one key each, used one second apart;
 - `change KIND DIR [URL]`: the upstream changes a cutover sees, made the system's way: one key
   disabled, one key's expiry moved into the past, one key deleted (and, for egregore, one key
   regenerated).
@@ -161,6 +162,23 @@ def make_keycloak(directory: Path) -> None:
     save(directory, "keys.json", keys)
 
 
+def make_keycloak_many(directory: Path, count: int) -> None:
+    """`count` users of one key each, used one second apart (the last one most recently), for
+    the upgrade at first use at scale: keys.json lists the keys in that order."""
+    users, keys = [], []
+    start = now() - timedelta(days=1)
+    for i in range(count):
+        attributes = {}
+        key_id, api_key = keycloak_key(attributes, f"key {i}")
+        attributes[f"apiKey_{key_id}_lastUsed"] = [(start + timedelta(seconds=i)).isoformat()]
+        username = f"user{i:05d}"
+        users.append({"id": str(uuid.uuid4()), "username": username, "enabled": True,
+                      "attributes": attributes})
+        keys.append({"key": api_key, "key_id": key_id, "user_id": f"user:{username}"})
+    save(directory, "users.json", users)
+    save(directory, "keys.json", keys)
+
+
 def change_keycloak(directory: Path) -> None:
     users = load(directory, "users.json")
     keys = load(directory, "keys.json")
@@ -296,7 +314,8 @@ async def change_egregore(url: str, directory: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    usage = "usage: make_import_data.py (jsonl DIR | keycloak DIR | egregore URL DIR | change KIND DIR [URL])"
+    usage = ("usage: make_import_data.py (jsonl DIR | keycloak DIR | keycloak-many DIR N | "
+             "egregore URL DIR | change KIND DIR [URL])")
     if len(argv) < 3:
         sys.exit(usage)
     command = argv[1]
@@ -304,6 +323,8 @@ def main(argv: list[str]) -> None:
         make_jsonl(Path(argv[2]))
     elif command == "keycloak":
         make_keycloak(Path(argv[2]))
+    elif command == "keycloak-many" and len(argv) == 4:
+        make_keycloak_many(Path(argv[2]), int(argv[3]))
     elif command == "egregore" and len(argv) == 4:
         asyncio.run(make_egregore(argv[2], Path(argv[3])))
     elif command == "change" and argv[2] == "jsonl":
