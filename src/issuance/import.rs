@@ -247,6 +247,36 @@ impl ApiKeys {
     /// an import stopped half-way (a crash, a lost connection) is finished by running it
     /// again.
     ///
+    /// ```
+    /// use keyseal::{ApiKeys, ApiKeysConfig, ImportOptions, ImportedKey};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let keys = ApiKeys::open_with(dir.path().join("keys.db"), ApiKeysConfig::default())?;
+    /// // A client's key from the old system, and the bcrypt hash that system stored.
+    /// let old_key = "eg_3f2a9c1d0b8e7f6a5c4d3e2f1a0b9c8d7e6f5a4b";
+    /// # let bcrypt_hash = bcrypt::hash(old_key, 4).unwrap();
+    /// let imported = ImportedKey {
+    ///     source_id: Some("17".into()),
+    ///     user_id: "acme-relay".into(),
+    ///     name: "relay".into(),
+    ///     scopes: vec!["chat".into()],
+    ///     tag: "eg".into(),
+    ///     lookup: None, // that system ran bcrypt over every row
+    ///     bcrypt_hash,
+    ///     expires_at: None,
+    ///     enabled: true,
+    ///     created_at: None,
+    ///     last_used_at: None,
+    ///     rate_limit: None,
+    /// };
+    /// let report = keys.import_keys(&[imported.clone()], &ImportOptions::new("egregore"))?;
+    /// assert_eq!(report.created, 1);
+    /// assert!(keys.verify(old_key)?.is_valid()); // the client keeps its key
+    /// // Run again (a cutover re-runs it): nothing duplicated.
+    /// let again = keys.import_keys(&[imported], &ImportOptions::new("egregore"))?;
+    /// assert_eq!((again.created, again.unchanged), (0, 1));
+    /// # Ok::<(), keyseal::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] (naming the key's position and source id; nothing written)
     /// for an empty or whitespace-containing source, a user id, name or scopes that
