@@ -351,4 +351,8 @@ fn a_thousand_keys_without_a_lookup_upgrade_at_first_use(env: &Env) {
         .filter(|k| k["imported"]["upgraded"] == true)
         .count();
     assert_eq!((listed.len(), upgraded), (1000, 2));
+    let (code, status) = env.json(&["status"], "");
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status["api_keys"]["imported"], 1000, "{status}");
+    assert_eq!(status["api_keys"]["upgraded"], 2, "{status}");
 }
