@@ -8,6 +8,8 @@
 //!   about once per lease, ⌈120 / (10 · 4)⌉ = 3 admitted requests.
 //! - Long (`KEYSEAL_LONG=1`, in `make test-long` and `make bench-fleet-limits`): 100 per
 //!   minute for two calendar minutes (the run starts on a minute), each minute 90 to 110.
+//! - A holder killed with SIGKILL (`kill_child` below) while holding unspent tokens: its
+//!   lease keeps counting until one period after its grant, never longer, and no more than it.
 #![cfg(all(
     feature = "issuance",
     feature = "postgres",
@@ -20,7 +22,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use keyseal::{ApiKeys, ApiKeysConfig, NewKey, RateLimit, Verification};
+use keyseal::{ApiKeys, ApiKeysConfig, NewKey, RateLimit, Refusal, Verification};
 
 const CHILD_STORE: &str = "KEYSEAL_LIMIT_CHILD_STORE";
 
@@ -283,4 +285,208 @@ fn long_four_postgres_processes_hold_100_per_minute_for_two_minutes() {
         Duration::from_secs(120),
         true,
     );
+}
+
+const KILL_CHILD_STORE: &str = "KEYSEAL_KILL_CHILD_STORE";
+
+/// The child killed mid-lease: opens the store named in the environment, reads `KEY N` on
+/// stdin, verifies the key until it admitted `N` requests, prints `holding N LEASE_WRITES`,
+/// then waits on stdin (for the SIGKILL; the parent's end closing only if the parent dies).
+/// Does nothing in a normal test run.
+#[test]
+fn kill_child() {
+    let Ok(store) = std::env::var(KILL_CHILD_STORE) else {
+        return;
+    };
+    let keys = ApiKeys::open_with(&store, config()).unwrap();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    let mut parts = line.split_whitespace();
+    let key = parts.next().unwrap().to_owned();
+    let n: u32 = parts.next().unwrap().parse().unwrap();
+    for _ in 0..n {
+        let v = keys.verify(&key).unwrap();
+        assert!(v.is_valid(), "the child was refused: {v:?}");
+    }
+    println!("holding {n} {}", keyseal::testing::lease_writes(&keys));
+    std::io::stdout().flush().unwrap();
+    line.clear();
+    let _ = std::io::stdin().read_line(&mut line);
+    // The parent is gone without killing this: leave as a killed process would, without
+    // handing the lease back.
+    std::process::exit(3);
+}
+
+/// One stored lease: holder, grant time (Unix ms, store clock), tokens.
+type LeaseRow = (String, u64, u64);
+
+fn sleep_until(unix: u64) {
+    let now = unix_ms();
+    if unix > now {
+        std::thread::sleep(Duration::from_millis(unix - now));
+    }
+}
+
+/// Verifies `key` until the first refusal: the requests admitted, and the refusal's
+/// `retry_after` with the Unix ms just before and after the refused verification.
+fn admit_until_refused(keys: &ApiKeys, key: &str, most: u32) -> (u32, Duration, u64, u64) {
+    let mut admitted = 0;
+    loop {
+        let before = unix_ms();
+        let v = keys.verify(key).unwrap();
+        let after = unix_ms();
+        match v.refusal() {
+            None => admitted += 1,
+            Some(Refusal::RateLimited { retry_after }) => {
+                return (admitted, retry_after, before, after)
+            }
+            Some(other) => panic!("refused as {other}"),
+        }
+        assert!(admitted <= most, "{admitted} admitted, never refused");
+    }
+}
+
+/// A process holding a lease with unspent tokens is killed with SIGKILL. Right after (a
+/// second after its last grant, well inside the lease's period), another process admits at
+/// least `L` less everything the dead one was granted (its admitted requests and its unspent
+/// lease) and at most `L` less what it admitted, and is told to retry when the dead lease's
+/// period ends. Once one period has passed since the dead one's last grant, its tokens are
+/// back: the survivor then admits the rest of `L` within one period of its own first grant.
+fn a_killed_holder_leaks_at_most_its_lease(store: &str, leases: &dyn Fn() -> Vec<LeaseRow>) {
+    let (l, period_ms) = (40_u32, 3000_u64);
+    let limit = RateLimit::new(l, Duration::from_millis(period_ms));
+    let keys = ApiKeys::open_with(store, config()).unwrap();
+    let k = keys
+        .create(&NewKey::new("u", "killed").rate_limit(limit))
+        .unwrap();
+    // Leases of 1, 2 then 4 (the cap, ⌈40 / 10⌉): after 4 requests, 3 tokens unspent.
+    let child_admitted = 4_u32;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "kill_child", "--nocapture", "--test-threads=1"])
+        .env(KILL_CHILD_STORE, store)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut child_in = child.stdin.take().unwrap();
+    writeln!(child_in, "{} {child_admitted}", k.key).unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let holding = read_until(&mut out, "holding ");
+    child.kill().unwrap(); // SIGKILL: no destructor, no hand-back
+    let status = child.wait().unwrap();
+    drop(child_in);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "the child was not killed: {status}"
+        );
+    }
+    assert!(!status.success());
+    // Every lease so far is the dead child's.
+    let dead = leases();
+    assert!(!dead.is_empty(), "the child left no lease");
+    let dead_holder = dead[0].0.clone();
+    assert!(dead.iter().all(|r| r.0 == dead_holder));
+    let granted = u32::try_from(dead.iter().map(|r| r.2).sum::<u64>()).unwrap();
+    let first_grant = dead.iter().map(|r| r.1).min().unwrap();
+    let last_grant = dead.iter().map(|r| r.1).max().unwrap();
+    assert!(
+        granted > child_admitted,
+        "the child held no unspent token: granted {granted}, admitted {child_admitted}"
+    );
+    let expires = first_grant + period_ms;
+
+    // A second after the dead one's last grant: its whole lease still counts.
+    sleep_until(last_grant + 1000);
+    let (early, retry, before, after) = admit_until_refused(&keys, &k.key, 2 * l);
+    assert!(
+        after < expires,
+        "too slow to measure: refused {} ms after the dead lease's period ended",
+        after - expires
+    );
+    assert!(
+        early >= l - granted && early <= l - child_admitted,
+        "admitted {early} while the dead lease counted; the limit is {l}, the dead one \
+         admitted {child_admitted} and was granted {granted}"
+    );
+    // The refusal names the end of the dead lease's period (the store's clock is between
+    // `before` and `after`; whole ms).
+    let retry = u64::try_from(retry.as_millis()).unwrap();
+    assert!(
+        before + retry <= expires + 2 && expires <= after + retry + 2,
+        "retry after {retry} ms, refused between {before} and {after}, the dead lease's \
+         period ends at {expires}"
+    );
+
+    // One period after the dead one's last grant, its tokens are back; ours still count.
+    let own_first = leases()
+        .iter()
+        .filter(|r| r.0 != dead_holder)
+        .map(|r| r.1)
+        .min()
+        .unwrap();
+    sleep_until(last_grant + period_ms + 50);
+    let (late, _, _, after) = admit_until_refused(&keys, &k.key, 2 * l);
+    // Before our first grant's period nears its end (grants within a twentieth of the
+    // period of a free token wait for it), every request of ours counts in one window.
+    assert!(
+        after + period_ms / 20 < own_first + period_ms,
+        "too slow to measure: refused at {after}, our first grant's period ends at {}",
+        own_first + period_ms
+    );
+    eprintln!(
+        "killed holder on {store:.40}: it admitted {child_admitted} ({holding}: admitted, \
+         lease writes), was granted {granted}; the survivor admitted {early} while the dead \
+         lease counted (bounds {}..={}), retry after {retry} ms, then {late} once it expired",
+        l - granted,
+        l - child_admitted
+    );
+    assert_eq!(
+        early + late,
+        l,
+        "the survivor's own window admitted {early} + {late}, the limit is {l}"
+    );
+}
+
+#[test]
+fn a_killed_holder_leaks_at_most_its_lease_for_at_most_one_period_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let leases = || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT holder, granted_at, tokens FROM api_key_leases")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        rows.collect::<Result<Vec<LeaseRow>, _>>().unwrap()
+    };
+    a_killed_holder_leaks_at_most_its_lease(path.to_str().unwrap(), &leases);
+}
+
+#[test]
+fn a_killed_holder_leaks_at_most_its_lease_for_at_most_one_period_postgres() {
+    let Some(db) = common::pg::PgDb::empty() else {
+        return;
+    };
+    keyseal::postgres::migrate(&db.admin_url()).unwrap();
+    common::pg::run_sql(&db.admin_url(), common::pg::APP_GRANTS).unwrap();
+    let leases = || {
+        common::pg::query(
+            &db.admin_url(),
+            "SELECT holder, granted_at, tokens FROM api_key_leases",
+        )
+        .into_iter()
+        .map(|r| {
+            let col = |i: usize| r[i].clone().unwrap();
+            (col(0), col(1).parse().unwrap(), col(2).parse().unwrap())
+        })
+        .collect()
+    };
+    a_killed_holder_leaks_at_most_its_lease(&db.app_url(), &leases);
 }
