@@ -187,11 +187,12 @@ fn four_processes_hold_the_limit(store: &str, limit: RateLimit, run_for: Duratio
     let per_lease = n.div_ceil(40).max(1);
     let admitted = u64::try_from(run.admitted.len()).unwrap();
     eprintln!(
-        "4 processes, {limit}, {} s on {store:.40}: admitted per whole window {windows:?}, \
+        "4 processes, {limit}, {} s on {}: admitted per whole window {windows:?}, \
          {admitted} in all; {} lease writes ({:.3} per admitted request; one per \
          max(1, L / (10·N)) is {:.3}), \
          {} lease requests, {} errors",
         run_for.as_secs(),
+        backend_name(store),
         run.writes,
         ratio(run.writes, admitted),
         1.0 / (f64::from(limit.requests()) / 40.0).max(1.0),
@@ -216,6 +217,15 @@ fn four_processes_hold_the_limit(store: &str, limit: RateLimit, run_for: Duratio
         "{} store writes for {admitted} admitted requests",
         run.writes
     );
+}
+
+/// The store's kind, for the output (a PostgreSQL URL holds a password: never printed).
+fn backend_name(store: &str) -> &'static str {
+    if store.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
 }
 
 /// `a / b` for counts well below 2^32.
@@ -373,6 +383,7 @@ fn a_killed_holder_leaks_at_most_its_lease(store: &str, leases: &dyn Fn() -> Vec
     writeln!(child_in, "{} {child_admitted}", k.key).unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let holding = read_until(&mut out, "holding ");
+    let child_writes = holding.split(' ').nth(1).unwrap().to_owned();
     child.kill().unwrap(); // SIGKILL: no destructor, no hand-back
     let status = child.wait().unwrap();
     drop(child_in);
@@ -439,9 +450,10 @@ fn a_killed_holder_leaks_at_most_its_lease(store: &str, leases: &dyn Fn() -> Vec
         own_first + period_ms
     );
     eprintln!(
-        "killed holder on {store:.40}: it admitted {child_admitted} ({holding}: admitted, \
-         lease writes), was granted {granted}; the survivor admitted {early} while the dead \
+        "killed holder on {}: it admitted {child_admitted} with \
+         {child_writes} lease writes, was granted {granted}; the survivor admitted {early} while the dead \
          lease counted (bounds {}..={}), retry after {retry} ms, then {late} once it expired",
+        backend_name(store),
         l - granted,
         l - child_admitted
     );
