@@ -330,6 +330,7 @@ fn kill_child() {
 /// One stored lease: holder, grant time (Unix ms, store clock), tokens.
 type LeaseRow = (String, u64, u64);
 
+/// Sleeps until `unix` (Unix ms), if it is still ahead.
 fn sleep_until(unix: u64) {
     let now = unix_ms();
     if unix > now {
@@ -411,7 +412,9 @@ fn a_killed_holder_leaks_at_most_its_lease(store: &str, leases: &dyn Fn() -> Vec
     );
     let expires = first_grant + period_ms;
 
-    // A second after the dead one's last grant: its whole lease still counts.
+    // A second after the dead one's last grant: its whole lease still counts. (Not at once:
+    // our own grants, made from then on, must still count in the second measure below, once
+    // the dead lease's period ended.)
     sleep_until(last_grant + 1000);
     let (early, retry, before, after) = admit_until_refused(&keys, &k.key, 2 * l);
     assert!(
