@@ -55,8 +55,10 @@ pub enum Expect {
 pub struct Model {
     pub keys: Vec<MKey>,
     pub quota: u32,
-    /// Successful verifications per (instance, key index) since that instance opened.
-    pub used: [HashMap<usize, u32>; 2],
+    /// Successful verifications per key index, by every instance since the run began: a rate
+    /// limit holds across every process sharing the store, and its window (an hour here)
+    /// outlives a reopened instance.
+    pub used: HashMap<usize, u32>,
     /// Legacy formats (prefix, lookup length) each instance has loaded or imported itself.
     pub formats_seen: [Vec<(String, usize)>; 2],
     /// All registered legacy formats, in order of registration.
@@ -66,7 +68,7 @@ pub struct Model {
 impl Model {
     /// What verifying key `i` on instance `inst` must give now (`None`: not to be verified,
     /// its hash is too slow).
-    pub fn expect(&self, i: usize, inst: Inst) -> Option<Expect> {
+    pub fn expect(&self, i: usize, _inst: Inst) -> Option<Expect> {
         let k = &self.keys[i];
         if self.slow_lookup(i) {
             return None;
@@ -79,7 +81,7 @@ impl Model {
             Expect::Unknown
         } else if k
             .rate
-            .is_some_and(|n| self.used[inst].get(&i).copied().unwrap_or(0) >= n)
+            .is_some_and(|n| self.used.get(&i).copied().unwrap_or(0) >= n)
         {
             Expect::RateLimited
         } else {
