@@ -410,3 +410,29 @@ pub(crate) fn a_reimport_does_not_extend_a_rotated_keys_grace(backend: &Backend)
     keys.import_keys(&sooner, &complete("egregore")).unwrap();
     assert_eq!(keys.info("client-0", &old_id).unwrap().expires_at, Some(soon));
 }
+
+/// Defect: two processes running the same import at once (a cutover re-run started twice)
+/// must both finish, with each key stored once; on PostgreSQL the second insert of a
+/// source id failed with a storage error (a unique violation) instead of finding the key
+/// imported already.
+pub(crate) fn concurrent_imports_of_the_same_keys_both_finish(backend: &Backend) {
+    let db = backend.fresh();
+    let (plain, imports) = batch(60);
+    let a = (backend.open)(db.path(), config());
+    let b = (backend.open)(db.path(), config());
+    let start = std::sync::Barrier::new(2);
+    let (ra, rb) = std::thread::scope(|s| {
+        let run = |keys: &ApiKeys| {
+            start.wait();
+            keys.import_keys(&imports, &ImportOptions::new("egregore"))
+        };
+        let ta = s.spawn(|| run(&a));
+        let tb = s.spawn(|| run(&b));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.created + ra.unchanged, 60);
+    assert_eq!(rb.created + rb.unchanged, 60);
+    assert_eq!(all_keys(&a).len(), 60);
+    assert!(b.verify(&plain[7]).unwrap().is_valid());
+}
