@@ -421,11 +421,11 @@ pub(crate) fn concurrent_imports_of_the_same_keys_both_finish(backend: &Backend)
     let a = (backend.open)(db.path(), config());
     let b = (backend.open)(db.path(), config());
     let start = std::sync::Barrier::new(2);
+    let run = |keys: &ApiKeys| {
+        start.wait();
+        keys.import_keys(&imports, &ImportOptions::new("egregore"))
+    };
     let (ra, rb) = std::thread::scope(|s| {
-        let run = |keys: &ApiKeys| {
-            start.wait();
-            keys.import_keys(&imports, &ImportOptions::new("egregore"))
-        };
         let ta = s.spawn(|| run(&a));
         let tb = s.spawn(|| run(&b));
         (ta.join().unwrap(), tb.join().unwrap())
