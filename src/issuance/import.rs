@@ -11,11 +11,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::backend::{Inserted, Row, Scheme, PENDING_MARK};
+use super::backend::{is_pending, Inserted, Row, Scheme, PENDING_MARK};
 use super::format::Environment;
 use super::legacy::LegacyKey;
 use super::rate_limit::RateLimit;
@@ -393,6 +394,9 @@ impl ApiKeys {
             match self.backend.insert(&row, &decide)? {
                 Inserted::Ok(_) => {
                     self.known_ids.extend([row.lookup.as_str()]);
+                    if is_pending(&row.lookup) {
+                        self.failures.pending_changed(Instant::now());
+                    }
                     return Ok(());
                 }
                 Inserted::IdTaken => {
@@ -433,6 +437,10 @@ impl ApiKeys {
             }
         }
         self.generation.fetch_add(1, Ordering::SeqCst);
+        if is_pending(&row.lookup) {
+            // E.g. an expiry lifted upstream: a key the scan skipped may pass now.
+            self.failures.pending_changed(Instant::now());
+        }
         if let Some(cached) = self.cache.by_row(row.row_id) {
             cached.apply_row_state(
                 row.revoked_at.is_some(),

@@ -408,7 +408,10 @@ pub(crate) fn a_reimport_does_not_extend_a_rotated_keys_grace(backend: &Backend)
     let soon = Timestamp::from_unix_millis(Timestamp::now().unix_millis() + 60_000);
     sooner[0].expires_at = Some(soon);
     keys.import_keys(&sooner, &complete("egregore")).unwrap();
-    assert_eq!(keys.info("client-0", &old_id).unwrap().expires_at, Some(soon));
+    assert_eq!(
+        keys.info("client-0", &old_id).unwrap().expires_at,
+        Some(soon)
+    );
 }
 
 /// Defect: two processes running the same import at once (a cutover re-run started twice)
