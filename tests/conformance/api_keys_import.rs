@@ -439,3 +439,20 @@ pub(crate) fn concurrent_imports_of_the_same_keys_both_finish(backend: &Backend)
     assert_eq!(all_keys(&a).len(), 60);
     assert!(b.verify(&plain[7]).unwrap().is_valid());
 }
+
+/// Defect: an expired key waiting for its first use is skipped by the pending scan; once
+/// its expiry was lifted here (`update`), the scan miss remembered before still refused it.
+pub(crate) fn a_pending_key_whose_expiry_is_lifted_here_is_valid(backend: &Backend) {
+    let db = backend.fresh();
+    let keys = (backend.open)(db.path(), config());
+    let (plain, mut imports) = batch(2);
+    imports[0].expires_at = Some(Timestamp::from_unix_millis(1_700_000_000_000));
+    keys.import_keys(&imports, &ImportOptions::new("egregore"))
+        .unwrap();
+    assert_eq!(reason(&keys.verify(&plain[0]).unwrap()), "unknown");
+    let id = keys.list("client-0").unwrap()[0].key_id.clone();
+    keys.update("client-0", &id, &keyseal::KeyUpdate::new().expires_at(None))
+        .unwrap();
+    let v = keys.verify(&plain[0]).unwrap();
+    assert!(v.is_valid(), "{v:?}");
+}

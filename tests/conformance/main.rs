@@ -125,6 +125,7 @@ macro_rules! api_keys_suite {
             api_keys_import::a_key_refused_before_its_import_is_valid_once_imported,
             api_keys_import::a_reimport_does_not_extend_a_rotated_keys_grace,
             api_keys_import::concurrent_imports_of_the_same_keys_both_finish,
+            api_keys_import::a_pending_key_whose_expiry_is_lifted_here_is_valid,
             api_keys_fleet_limits::two_instances_share_one_limit,
             api_keys_fleet_limits::one_verification_leases_one_token,
             api_keys_fleet_limits::a_dropped_instance_hands_back_its_lease,
