@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 use std::time::Duration;
 
+use super::backend::is_pending;
 use super::cache::{CacheKey, CachedKey};
 use super::config::StalePolicy;
 use super::scopes::Requirement;
@@ -200,6 +201,13 @@ impl Core {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.known_ids
             .extend(changes.iter().filter_map(|c| c.lookup.as_deref()));
+        if changes
+            .iter()
+            .any(|c| !c.deleted && c.lookup.as_deref().is_some_and(is_pending))
+        {
+            // A key imported (or updated) elsewhere: recent scan misses are stale.
+            self.failures.pending_changed(std::time::Instant::now());
+        }
         for c in &changes {
             let cached = self.cache.by_row(c.row_id);
             if let Some(why) = &c.unreadable {

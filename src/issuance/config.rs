@@ -175,7 +175,8 @@ impl ApiKeysConfig {
     /// key on every request, then records a lookup derived from the key, so later
     /// verifications cost one indexed read. Each bcrypt takes a slot of
     /// [`ApiKeysConfig::bcrypt_concurrency`]. Keys past the bound are found once enough of
-    /// the others have been used (each use removes one from the scan); a tag with more pending
+    /// the others have been used (each use removes one from the scan; a process that refused
+    /// such a key remembers that for ten minutes, as it does a wrong key); a tag with more pending
     /// keys than this logs a warning. Zero: pending keys are never scanned.
     #[must_use]
     pub fn max_upgrade_scan(mut self, n: usize) -> Self {

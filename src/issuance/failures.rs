@@ -18,6 +18,9 @@ pub(crate) struct FailureCache {
     per_row: Mutex<HashMap<i64, (Instant, u32)>>,
     capacity: usize,
     max_per_row: u32,
+    /// When the keys waiting for their first use last changed (one imported, one updated):
+    /// a pending scan that found nothing before then says nothing about the key now.
+    pending_changed: Mutex<Option<Instant>>,
 }
 
 impl FailureCache {
@@ -27,7 +30,29 @@ impl FailureCache {
             per_row: Mutex::default(),
             capacity: capacity.max(1),
             max_per_row,
+            pending_changed: Mutex::default(),
         }
+    }
+
+    /// The keys waiting for their first use changed at `now`.
+    pub(crate) fn pending_changed(&self, now: Instant) {
+        *self
+            .pending_changed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(now);
+    }
+
+    /// Whether this key failed recently, after the pending keys last changed (a failure is
+    /// recorded with the time its scan started).
+    pub(crate) fn known_bad_for_scan(&self, key: &CacheKey, now: Instant) -> bool {
+        let since = *self
+            .pending_changed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.get(key).is_some_and(|&at| {
+            now.saturating_duration_since(at) < REMEMBER_FOR && since.map_or(true, |s| at > s)
+        })
     }
 
     /// Whether this key failed bcrypt recently.

@@ -11,11 +11,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::backend::{Inserted, Row, Scheme, PENDING_MARK};
+use super::backend::{is_pending, Inserted, Row, Scheme, PENDING_MARK};
 use super::format::Environment;
 use super::legacy::LegacyKey;
 use super::rate_limit::RateLimit;
@@ -211,13 +212,26 @@ impl ImportedKey {
     }
 }
 
+/// The expiry a re-import gives `stored`: upstream's, but never past the end of the grace
+/// period of a key rotated here (the earlier of the two).
+fn merged_expiry(stored: &Row, upstream: Option<Timestamp>) -> Option<Timestamp> {
+    if stored.rotated_to.is_none() {
+        return upstream;
+    }
+    match (stored.expires_at, upstream) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// What a re-import changes in a stored row: `None` when nothing.
-fn plan_for(old: &Row, new: Row) -> Plan {
+fn plan_for(old: &Row, mut new: Row) -> Plan {
     // A new hash is a new key (regenerated upstream); a new owner is another user's key:
     // both replace the row, so nothing of the old key's cache or lookup survives.
     if old.hash != new.hash || old.user_id != new.user_id {
         return Plan::Replace(old.clone(), new);
     }
+    new.expires_at = merged_expiry(old, new.expires_at);
     let newer_use = match (old.last_used_at, new.last_used_at) {
         (Some(a), Some(b)) => b > a,
         (None, Some(_)) => true,
@@ -240,7 +254,8 @@ impl ApiKeys {
     /// Imports keys from a system keyseal replaces; they keep validating unchanged (see
     /// [`ImportedKey`]). Idempotent: a key already imported from the same source with the
     /// same source id is updated in place (owner, name, scopes, expiry, enabled state, rate
-    /// limit, a newer last use) or, when its hash changed upstream (a regenerated key),
+    /// limit, a newer last use; a key rotated here keeps the end of its grace period unless
+    /// upstream's expiry is earlier) or, when its hash changed upstream (a regenerated key),
     /// replaced; never duplicated. With [`ImportOptions::complete`], keys imported from the
     /// source earlier and missing now are deleted. Imported keys do not count against the
     /// quota. Every key is checked before anything is written. Keys are written one by one:
@@ -393,6 +408,9 @@ impl ApiKeys {
             match self.backend.insert(&row, &decide)? {
                 Inserted::Ok(_) => {
                     self.known_ids.extend([row.lookup.as_str()]);
+                    if is_pending(&row.lookup) {
+                        self.failures.pending_changed(Instant::now());
+                    }
                     return Ok(());
                 }
                 Inserted::IdTaken => {
@@ -418,7 +436,7 @@ impl ApiKeys {
             let mut r = stored.clone();
             r.name.clone_from(&new.name);
             r.scopes.clone_from(&new.scopes);
-            r.expires_at = new.expires_at;
+            r.expires_at = merged_expiry(stored, new.expires_at);
             r.enabled = new.enabled;
             r.rate_limit = new.rate_limit;
             Ok(r)
@@ -433,6 +451,10 @@ impl ApiKeys {
             }
         }
         self.generation.fetch_add(1, Ordering::SeqCst);
+        if is_pending(&row.lookup) {
+            // E.g. an expiry lifted upstream: a key the scan skipped may pass now.
+            self.failures.pending_changed(Instant::now());
+        }
         if let Some(cached) = self.cache.by_row(row.row_id) {
             cached.apply_row_state(
                 row.revoked_at.is_some(),

@@ -88,7 +88,7 @@ impl ApiKeys {
     ) -> Result<Verification, Error> {
         let start = Instant::now();
         let limit = self.config.max_upgrade_scan;
-        if limit == 0 || self.failures.known_bad(&cache_key, start) {
+        if limit == 0 || self.failures.known_bad_for_scan(&cache_key, start) {
             return Ok(UNKNOWN);
         }
         let generation = self.generation.load(Ordering::SeqCst);
@@ -138,7 +138,8 @@ impl ApiKeys {
             }
         }
         if tried {
-            self.failures.record(cache_key, None, Instant::now());
+            // At the scan's start: a key imported since may be the one, and must be seen.
+            self.failures.record(cache_key, None, start);
         }
         Ok(UNKNOWN)
     }

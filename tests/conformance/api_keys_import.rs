@@ -347,3 +347,112 @@ pub(crate) fn the_upgrade_scan_is_bounded(backend: &Backend) {
     assert_eq!(reason(&off.verify(&plain[1]).unwrap()), "unknown");
     assert_eq!(bcrypt_verifications(&off), before);
 }
+
+/// Defect: a key presented before its import (a cutover: the new servers answer while the
+/// import is re-run) was remembered as wrong by the pending scan, and that memory outlived
+/// the import: the key, now imported, was refused as `unknown` for ten minutes, whether the
+/// import ran in this process or in another one.
+pub(crate) fn a_key_refused_before_its_import_is_valid_once_imported(backend: &Backend) {
+    let db = backend.fresh();
+    let cfg = || config().change_check_interval(Duration::ZERO);
+    let keys = (backend.open)(db.path(), cfg());
+    let (_, imports) = batch(3);
+    keys.import_keys(&imports, &ImportOptions::new("egregore"))
+        .unwrap();
+    let (late, elsewhere) = (eg_key(50), eg_key(51));
+    for k in [&late, &elsewhere] {
+        assert_eq!(reason(&keys.verify(k).unwrap()), "unknown");
+    }
+    // Imported here.
+    keys.import_keys(&[imported(50, &late)], &ImportOptions::new("egregore"))
+        .unwrap();
+    let v = keys.verify(&late).unwrap();
+    assert!(v.is_valid(), "imported here: {v:?}");
+    // Imported by another process: learnt from the change feed.
+    let other = (backend.open)(db.path(), cfg());
+    other
+        .import_keys(&[imported(51, &elsewhere)], &ImportOptions::new("egregore"))
+        .unwrap();
+    let v = keys.verify(&elsewhere).unwrap();
+    assert!(v.is_valid(), "imported elsewhere: {v:?}");
+    // A wrong key repeated still costs nothing once the pending keys stay as they are.
+    let wrong = eg_key(999);
+    assert_eq!(reason(&keys.verify(&wrong).unwrap()), "unknown");
+    let before = bcrypt_verifications(&keys);
+    for _ in 0..3 {
+        assert_eq!(reason(&keys.verify(&wrong).unwrap()), "unknown");
+    }
+    assert_eq!(bcrypt_verifications(&keys), before);
+}
+
+/// Defect: re-running an import gave a key rotated here its upstream expiry back (none),
+/// so the old key, meant to end with its grace period, stayed valid for ever.
+pub(crate) fn a_reimport_does_not_extend_a_rotated_keys_grace(backend: &Backend) {
+    let db = backend.fresh();
+    let keys = (backend.open)(db.path(), config().change_check_interval(Duration::ZERO));
+    let (plain, imports) = batch(2);
+    keys.import_keys(&imports, &complete("egregore")).unwrap();
+    assert!(keys.verify(&plain[0]).unwrap().is_valid());
+    let old_id = keys.list("client-0").unwrap()[0].key_id.clone();
+    keys.rotate("client-0", &old_id, Duration::from_secs(3600))
+        .unwrap();
+    let grace_end = keys.info("client-0", &old_id).unwrap().expires_at;
+    assert!(grace_end.is_some());
+    let again = keys.import_keys(&imports, &complete("egregore")).unwrap();
+    assert_eq!((again.created, again.deleted), (0, 0));
+    let info = keys.info("client-0", &old_id).unwrap();
+    assert_eq!(info.expires_at, grace_end, "the grace period was lifted");
+    assert_eq!(info.status, KeyStatus::Rotated);
+    // An earlier expiry upstream still counts.
+    let mut sooner = imports.clone();
+    let soon = Timestamp::from_unix_millis(Timestamp::now().unix_millis() + 60_000);
+    sooner[0].expires_at = Some(soon);
+    keys.import_keys(&sooner, &complete("egregore")).unwrap();
+    assert_eq!(
+        keys.info("client-0", &old_id).unwrap().expires_at,
+        Some(soon)
+    );
+}
+
+/// Defect: two processes running the same import at once (a cutover re-run started twice)
+/// must both finish, with each key stored once; on PostgreSQL the second insert of a
+/// source id failed with a storage error (a unique violation) instead of finding the key
+/// imported already.
+pub(crate) fn concurrent_imports_of_the_same_keys_both_finish(backend: &Backend) {
+    let db = backend.fresh();
+    let (plain, imports) = batch(60);
+    let a = (backend.open)(db.path(), config());
+    let b = (backend.open)(db.path(), config());
+    let start = std::sync::Barrier::new(2);
+    let run = |keys: &ApiKeys| {
+        start.wait();
+        keys.import_keys(&imports, &ImportOptions::new("egregore"))
+    };
+    let (ra, rb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| run(&a));
+        let tb = s.spawn(|| run(&b));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.created + ra.unchanged, 60);
+    assert_eq!(rb.created + rb.unchanged, 60);
+    assert_eq!(all_keys(&a).len(), 60);
+    assert!(b.verify(&plain[7]).unwrap().is_valid());
+}
+
+/// Defect: an expired key waiting for its first use is skipped by the pending scan; once
+/// its expiry was lifted here (`update`), the scan miss remembered before still refused it.
+pub(crate) fn a_pending_key_whose_expiry_is_lifted_here_is_valid(backend: &Backend) {
+    let db = backend.fresh();
+    let keys = (backend.open)(db.path(), config());
+    let (plain, mut imports) = batch(2);
+    imports[0].expires_at = Some(Timestamp::from_unix_millis(1_700_000_000_000));
+    keys.import_keys(&imports, &ImportOptions::new("egregore"))
+        .unwrap();
+    assert_eq!(reason(&keys.verify(&plain[0]).unwrap()), "unknown");
+    let id = keys.list("client-0").unwrap()[0].key_id.clone();
+    keys.update("client-0", &id, &keyseal::KeyUpdate::new().expires_at(None))
+        .unwrap();
+    let v = keys.verify(&plain[0]).unwrap();
+    assert!(v.is_valid(), "{v:?}");
+}

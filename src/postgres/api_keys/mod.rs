@@ -526,7 +526,7 @@ impl Backend for PgApiKeys {
                                 return Err(TxError::App(Error::storage(
                                     StorageKind::Corrupt,
                                     format!(
-                                        "key id {} appears twice in the copied rows",
+                                        "key id {} (or its source id) appears twice in the copied rows",
                                         row.key_id
                                     ),
                                 )));

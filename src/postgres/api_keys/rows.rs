@@ -25,12 +25,14 @@ const SEQ_AT: usize = 21;
 pub(super) const NEXT_SEQ: &str = "UPDATE keyseal_feed SET seq = seq + 1 WHERE id = 1 \
      RETURNING seq, pg_notify('keyseal_feed', '')";
 
+/// Any unique column taken (key id; source and source id) gives no row, read as `IdTaken`
+/// as in `SQLite`: an import racing another one of the same key finds it stored.
 pub(super) const INSERT: &str = "INSERT INTO api_keys (key_id, lookup, scheme, hash, user_id, \
      name, scopes, environment, created_at, expires_at, revoked_at, rotated_to, rate_requests, \
      rate_period_ms, last_used_at, seq, enabled, metadata, verifier_tag, source, source_id) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
      $19, $20, $21) \
-     ON CONFLICT (key_id) DO NOTHING RETURNING row_id";
+     ON CONFLICT DO NOTHING RETURNING row_id";
 
 /// The fast verifier's tags, written outside the change feed (no `seq`), as last uses are.
 pub(super) const SET_TAGS: &str = "UPDATE api_keys AS k SET verifier_tag = v.tag \
