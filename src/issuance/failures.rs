@@ -49,18 +49,20 @@ impl FailureCache {
             .pending_changed
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        recent.get(key).is_some_and(|&at| {
-            now.saturating_duration_since(at) < REMEMBER_FOR && since.map_or(true, |s| at > s)
-        })
+        self.failed_since(key, now, since)
     }
 
     /// Whether this key failed bcrypt recently.
     pub(crate) fn known_bad(&self, key: &CacheKey, now: Instant) -> bool {
+        self.failed_since(key, now, None)
+    }
+
+    /// Whether this key failed within [`REMEMBER_FOR`] of `now`, and after `since` if given.
+    fn failed_since(&self, key: &CacheKey, now: Instant, since: Option<Instant>) -> bool {
         let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        recent
-            .get(key)
-            .is_some_and(|&at| now.saturating_duration_since(at) < REMEMBER_FOR)
+        recent.get(key).is_some_and(|&at| {
+            now.saturating_duration_since(at) < REMEMBER_FOR && since.map_or(true, |s| at > s)
+        })
     }
 
     /// `Err(retry_after)` when this key id has failed too often in the current window.

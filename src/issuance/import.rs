@@ -16,12 +16,13 @@ use std::time::Instant;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::backend::{is_pending, Inserted, Row, Scheme, PENDING_MARK};
+use super::backend::{is_pending, Inserted, Row, Scheme};
 use super::format::Environment;
 use super::legacy::LegacyKey;
 use super::rate_limit::RateLimit;
 use super::rules::{self, check_text, NEVER};
 use super::time::Timestamp;
+use super::upgrade::marker_of;
 use super::ApiKeys;
 use crate::Error;
 
@@ -134,11 +135,6 @@ fn id_from_hash(hash: &str) -> String {
     text
 }
 
-/// The pending marker of `tag` (see [`PENDING_MARK`]).
-pub(crate) fn pending_marker(tag: &str) -> String {
-    format!("{PENDING_MARK}{tag}_")
-}
-
 enum Plan {
     Create(Row),
     Update(Row, Row),
@@ -198,7 +194,7 @@ impl ImportedKey {
         row.lookup = self
             .lookup
             .clone()
-            .unwrap_or_else(|| pending_marker(&self.tag));
+            .unwrap_or_else(|| marker_of(&format!("{}_", self.tag)));
         row.scheme = Scheme::Plain;
         row.hash.clone_from(&self.bcrypt_hash);
         row.created_at = self.created_at.unwrap_or(row.created_at);
